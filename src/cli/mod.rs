@@ -1,0 +1,108 @@
+//! Command-line types (clap) and one thin `run` per subcommand. Parsing
+//! only: values are resolved into [`crate::settings::Settings`] before any
+//! work starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod generate;
+pub mod rustup;
+pub mod serve;
+
+/// Carry Rust toolchains, rustup, crates, Hex and Arch Linux repositories
+/// across an air gap.
+#[derive(Debug, Parser)]
+#[command(name = "mirror", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every subcommand accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted after any subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Mirror root: the directory holding rustup/, dist/, crates/ …
+    /// [default: the working directory]
+    #[arg(long, global = true, env = "MIRROR_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Parallel download jobs [default: 8]
+    #[arg(
+        short = 'j',
+        long = "num-jobs",
+        global = true,
+        env = "MIRROR_JOBS",
+        value_name = "N"
+    )]
+    pub jobs: Option<usize>,
+
+    /// Keep going after a failed download; the run still exits non-zero
+    /// and lists every failure
+    #[arg(long, global = true)]
+    pub keep_going: bool,
+
+    /// Trust files already present (size check only) instead of re-hashing
+    #[arg(long, global = true)]
+    pub assume_ok: bool,
+
+    /// Seconds to wait for a connection or for the next bytes [default: 30]
+    #[arg(long, global = true, env = "MIRROR_TIMEOUT", value_name = "SECS")]
+    pub timeout: Option<u64>,
+
+    /// Retries of a failed request (network errors, 5xx, 429) [default: 4]
+    #[arg(long, global = true, env = "MIRROR_RETRIES", value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Base delay of the retry backoff, in milliseconds [default: 500]
+    #[arg(
+        long,
+        global = true,
+        env = "MIRROR_RETRY_DELAY_MS",
+        value_name = "MS",
+        hide = true
+    )]
+    pub retry_delay_ms: Option<u64>,
+
+    /// More output: one line per file
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No progress or status output; errors only
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mirror rustup-init for chosen versions and targets
+    Rustup(rustup::RustupArgs),
+    /// Serve mirrored trees over HTTP
+    Serve(serve::ServeArgs),
+    /// Generate the man page or shell completions
+    Generate(generate::GenerateArgs),
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Rustup(args) => rustup::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Generate(args) => generate::run(args),
+    }
+}
+
+/// Split repeated option values at commas and whitespace (`-s a,b -s c`).
+pub fn split_values(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,654 @@
+//! rustup itself: `rustup-init` binaries for chosen versions and targets.
+//!
+//! Upstream (`--url`, default `https://static.rust-lang.org/rustup`) and
+//! the mirror tree share one layout (romt's):
+//!
+//! ```text
+//! rustup/
+//!   release-stable.toml                       schema-version = '1', version = 'X.Y.Z'
+//!   archive/<X.Y.Z>/<triple>/rustup-init[.exe]
+//!   archive/<X.Y.Z>/<triple>/rustup-init[.exe].sha256
+//!   dist/<triple>/rustup-init[.exe](.sha256)  copy of archive/<newest>/ (fixup)
+//! ```
+//!
+//! Clients: `RUSTUP_UPDATE_ROOT=http://host:port/rustup` makes
+//! `rustup self update` read `release-stable.toml`, then
+//! `archive/<ver>/<triple>/rustup-init`; `rustup-init.sh` fetches
+//! `dist/<triple>/rustup-init`.
+//!
+//! Publication order: binaries and their `.sha256` first (each verified
+//! before it is renamed into place), then `dist/`, and `release-stable.toml`
+//! last, so a client never sees a version whose files are missing.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::bundle;
+use crate::eco::{expand_target_alias, is_valid_target, sort_versions_desc, Version};
+use crate::fetch::{Engine, FetchItem};
+use crate::report::Reporter;
+use crate::store;
+use crate::verify::digest::{format_sidecar, hash_file, parse_sidecar, Sha256Digest};
+
+/// The official upstream.
+pub const DEFAULT_URL: &str = "https://static.rust-lang.org/rustup";
+
+/// The default archive name for `pack`/`unpack`.
+pub const DEFAULT_ARCHIVE: &str = "rustup.tar.gz";
+
+/// The ecosystem name in bundles and state.
+pub const ECOSYSTEM: &str = "rustup";
+
+/// Targets rustup-init is published for (others are allowed with a warning).
+pub const ALL_KNOWN_TARGETS: &[&str] = &[
+    "aarch64-apple-darwin",
+    "aarch64-linux-android",
+    "aarch64-pc-windows-msvc",
+    "aarch64-unknown-linux-gnu",
+    "aarch64-unknown-linux-musl",
+    "arm-linux-androideabi",
+    "arm-unknown-linux-gnueabi",
+    "arm-unknown-linux-gnueabihf",
+    "armv7-linux-androideabi",
+    "armv7-unknown-linux-gnueabihf",
+    "i686-apple-darwin",
+    "i686-linux-android",
+    "i686-pc-windows-gnu",
+    "i686-pc-windows-msvc",
+    "i686-unknown-linux-gnu",
+    "loongarch64-unknown-linux-gnu",
+    "mips-unknown-linux-gnu",
+    "mips64-unknown-linux-gnuabi64",
+    "mips64el-unknown-linux-gnuabi64",
+    "mipsel-unknown-linux-gnu",
+    "powerpc-unknown-linux-gnu",
+    "powerpc64-unknown-linux-gnu",
+    "powerpc64le-unknown-linux-gnu",
+    "riscv64gc-unknown-linux-gnu",
+    "s390x-unknown-linux-gnu",
+    "x86_64-apple-darwin",
+    "x86_64-linux-android",
+    "x86_64-pc-windows-gnu",
+    "x86_64-pc-windows-msvc",
+    "x86_64-unknown-freebsd",
+    "x86_64-unknown-illumos",
+    "x86_64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "x86_64-unknown-netbsd",
+];
+
+/// What `-s/--select` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// The version named by upstream's (or, locally, our)
+    /// `release-stable.toml`.
+    Stable,
+    /// The newest version present locally.
+    Latest,
+    /// Every version present locally.
+    All,
+    /// One version.
+    Version(Version),
+}
+
+impl Spec {
+    /// Parse a SPEC: `stable`, `latest`, `*` or `X.Y.Z`.
+    pub fn parse(s: &str) -> Result<Spec> {
+        Ok(match s {
+            "stable" => Spec::Stable,
+            "latest" => Spec::Latest,
+            "*" => Spec::All,
+            v => Spec::Version(Version::parse(v).with_context(|| {
+                format!("invalid SPEC {v:?}: expected stable, latest, * or a version X.Y.Z")
+            })?),
+        })
+    }
+}
+
+/// The rustup part of a mirror tree.
+pub struct Rustup {
+    root: PathBuf,
+    url: String,
+}
+
+impl Rustup {
+    /// `root` is the mirror root (holding `rustup/`); `url` the upstream.
+    pub fn new(root: &Path, url: &str) -> Rustup {
+        Rustup {
+            root: root.to_path_buf(),
+            url: url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join("rustup")
+    }
+
+    fn release_stable_path(&self) -> PathBuf {
+        self.dir().join("release-stable.toml")
+    }
+
+    /// `archive/<version>/<target>/rustup-init[.exe]`, relative to `rustup/`.
+    pub fn init_rel_path(version: Version, target: &str) -> String {
+        format!("archive/{version}/{target}/{}", init_name(target))
+    }
+
+    /// The version in the local `release-stable.toml`, if any.
+    pub fn local_stable(&self) -> Result<Option<Version>> {
+        let path = self.release_stable_path();
+        match fs::read(&path) {
+            Ok(bytes) => parse_release_stable(&bytes, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Versions present under `archive/`, newest first.
+    pub fn local_versions(&self) -> Result<Vec<Version>> {
+        let mut names = list_dirs(&self.dir().join("archive"))?;
+        sort_versions_desc(&mut names);
+        Ok(names.iter().filter_map(|n| Version::parse(n)).collect())
+    }
+
+    /// Targets present for a version.
+    pub fn local_targets(&self, version: Version) -> Result<Vec<String>> {
+        let mut t = list_dirs(&self.dir().join("archive").join(version.to_string()))?;
+        t.sort();
+        Ok(t)
+    }
+
+    /// Resolve SPECs for a download: `stable` asks upstream; wildcards are
+    /// refused (they only make sense for what is already here).
+    pub fn resolve_download_specs(&self, engine: &Engine, specs: &[Spec]) -> Result<Vec<Version>> {
+        if specs.is_empty() {
+            bail!("no SPEC given; use -s stable or -s X.Y.Z");
+        }
+        let mut out = BTreeSet::new();
+        for spec in specs {
+            match spec {
+                Spec::Stable => {
+                    let url = format!("{}/release-stable.toml", self.url);
+                    let bytes = engine.fetch_bytes(&url)?;
+                    out.insert(parse_release_stable(&bytes, &url)?);
+                }
+                Spec::Version(v) => {
+                    out.insert(*v);
+                }
+                Spec::Latest | Spec::All => {
+                    bail!("SPEC `latest` and `*` select local versions; download needs stable or X.Y.Z")
+                }
+            }
+        }
+        Ok(out.into_iter().rev().collect())
+    }
+
+    /// Resolve SPECs against the local tree (verify, list, pack, fixup).
+    /// No SPEC means `*`.
+    pub fn resolve_local_specs(&self, specs: &[Spec]) -> Result<Vec<Version>> {
+        let all = [Spec::All];
+        let specs = if specs.is_empty() { &all[..] } else { specs };
+        let mut out = BTreeSet::new();
+        for spec in specs {
+            let found: Vec<Version> = match spec {
+                Spec::Stable => self.local_stable()?.into_iter().collect(),
+                Spec::Latest => self.local_versions()?.into_iter().take(1).collect(),
+                Spec::All => self.local_versions()?,
+                Spec::Version(v) => vec![*v],
+            };
+            if found.is_empty() {
+                bail!(
+                    "no local rustup versions match SPEC {} under {}",
+                    spec_name(spec),
+                    self.dir().display()
+                );
+            }
+            out.extend(found);
+        }
+        Ok(out.into_iter().rev().collect())
+    }
+
+    /// Expand TARGETs for a version: aliases, `all` (every known target),
+    /// `*` (every target present locally). Unknown triples are kept with a
+    /// warning from `warn`.
+    pub fn resolve_targets(
+        &self,
+        version: Version,
+        targets: &[String],
+        warn: &dyn Fn(&str),
+    ) -> Result<Vec<String>> {
+        let mut out = BTreeSet::new();
+        for t in targets {
+            match t.as_str() {
+                "all" => out.extend(ALL_KNOWN_TARGETS.iter().map(|s| s.to_string())),
+                "*" => out.extend(self.local_targets(version)?),
+                t => {
+                    let t = expand_target_alias(t);
+                    if !is_valid_target(t) {
+                        bail!("invalid TARGET {t:?}");
+                    }
+                    if !ALL_KNOWN_TARGETS.contains(&t) {
+                        warn(&format!("unknown target {t:?}"));
+                    }
+                    out.insert(t.to_string());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Download `rustup-init` (and its `.sha256`) for each version and
+    /// target, then run [`Rustup::fixup`]. A second run with everything in
+    /// place sends no request for the binaries.
+    pub fn download(
+        &self,
+        engine: &Engine,
+        versions: &[Version],
+        targets: &[String],
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        if targets.is_empty() {
+            bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
+        }
+        struct Want {
+            rel: String,
+            dest: PathBuf,
+            sidecar: PathBuf,
+            local: Option<Sha256Digest>,
+        }
+        let mut wants = Vec::new();
+        for &version in versions {
+            for target in self.resolve_targets(version, targets, &|w| {
+                reporter.info(&format!("warning: {w}"))
+            })? {
+                let rel = Self::init_rel_path(version, &target);
+                let dest = self.dir().join(&rel);
+                let sidecar = sidecar_path(&dest);
+                // The archive of a version never changes upstream: a local
+                // `.sha256` is the digest to meet, and saves a request.
+                let local = fs::read(&sidecar)
+                    .ok()
+                    .and_then(|b| parse_sidecar(&b, &sidecar.display().to_string()).ok());
+                wants.push(Want {
+                    rel,
+                    dest,
+                    sidecar,
+                    local,
+                });
+            }
+        }
+
+        let sums_needed: Vec<String> = wants
+            .iter()
+            .filter(|w| w.local.is_none())
+            .map(|w| format!("{}/{}.sha256", self.url, w.rel))
+            .collect();
+        let mut fetched = engine
+            .fetch_bytes_many(&sums_needed)
+            .into_iter()
+            .zip(&sums_needed);
+
+        let mut items = Vec::new();
+        let mut sum_failures = Vec::new();
+        for w in wants {
+            let url = format!("{}/{}", self.url, w.rel);
+            let name = w
+                .dest
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let digest = match w.local {
+                Some(digest) => digest,
+                None => {
+                    let Some((bytes, sum_url)) = fetched.next() else {
+                        bail!("internal error: missing checksum result for {url}");
+                    };
+                    match bytes
+                        .map_err(anyhow::Error::from)
+                        .and_then(|b| Ok(parse_sidecar(&b, sum_url)?))
+                    {
+                        Ok(digest) => {
+                            items.push(
+                                FetchItem::new(url, &w.dest)
+                                    .sha256(digest)
+                                    .sidecar(&w.sidecar, format_sidecar(&digest, &name)),
+                            );
+                        }
+                        Err(e) => sum_failures.push(format!("{e:#}")),
+                    }
+                    continue;
+                }
+            };
+            items.push(FetchItem::new(url, &w.dest).sha256(digest));
+        }
+        if !sum_failures.is_empty() && !engine.options().keep_going {
+            bail!(
+                "cannot fetch checksums:\n  - {}",
+                sum_failures.join("\n  - ")
+            );
+        }
+        let summary = engine.fetch_all(items, reporter)?;
+        if !sum_failures.is_empty() {
+            bail!(
+                "{} checksum downloads failed (the rest was downloaded):\n  - {}",
+                sum_failures.len(),
+                sum_failures.join("\n  - ")
+            );
+        }
+        reporter.info(&format!(
+            "rustup: {} downloaded ({} bytes), {} already present",
+            summary.fetched, summary.bytes, summary.skipped
+        ));
+        self.fixup(versions, reporter)?;
+        Ok(())
+    }
+
+    /// Check every selected `rustup-init` against its `.sha256`.
+    pub fn verify(
+        &self,
+        versions: &[Version],
+        targets: &[String],
+        reporter: &dyn Reporter,
+    ) -> Result<usize> {
+        let mut files = Vec::new();
+        for &version in versions {
+            for target in self.resolve_targets(version, targets, &|_| {})? {
+                files.push(self.dir().join(Self::init_rel_path(version, &target)));
+            }
+        }
+        let failures: Vec<String> = files
+            .par_iter()
+            .filter_map(|f| verify_with_sidecar(f).err().map(|e| format!("{e:#}")))
+            .collect();
+        for f in &files {
+            reporter.verbose(&format!("[verified] {}", f.display()));
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{} of {} rustup files failed verification:\n  - {}",
+                failures.len(),
+                files.len(),
+                failures.join("\n  - ")
+            );
+        }
+        reporter.info(&format!("rustup: {} files verified", files.len()));
+        Ok(files.len())
+    }
+
+    /// Publish the newest of `versions` (and of the current
+    /// `release-stable.toml`): copy its `archive/<ver>/` to `dist/`, then
+    /// write `release-stable.toml`.
+    pub fn fixup(&self, versions: &[Version], reporter: &dyn Reporter) -> Result<Version> {
+        let mut newest = None;
+        for &v in versions {
+            let dir = self.dir().join("archive").join(v.to_string());
+            if list_dirs(&dir)?.is_empty() {
+                bail!("rustup version {v} is not present under {}", dir.display());
+            }
+            newest = newest.max(Some(v));
+        }
+        let current = self.local_stable()?;
+        let stable = newest
+            .max(current)
+            .context("no rustup version to publish")?;
+        let archive = self.dir().join("archive").join(stable.to_string());
+        if !archive.is_dir() {
+            bail!(
+                "release-stable.toml names {stable}, but {} is missing",
+                archive.display()
+            );
+        }
+        replace_dir_with_copy(&archive, &self.dir().join("dist"))?;
+        if current != Some(stable) {
+            let path = self.release_stable_path();
+            store::write_atomic(&path, release_stable_toml(stable).as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        reporter.info(&format!("rustup: stable is {stable}"));
+        Ok(stable)
+    }
+
+    /// The archive members for versions and targets (relative to the root).
+    pub fn members(&self, versions: &[Version], targets: &[String]) -> Result<Vec<String>> {
+        let mut members = Vec::new();
+        for &version in versions {
+            for target in self.resolve_targets(version, targets, &|_| {})? {
+                let rel = Self::init_rel_path(version, &target);
+                for rel in [rel.clone(), format!("{rel}.sha256")] {
+                    let path = self.dir().join(&rel);
+                    if !path.is_file() {
+                        bail!("cannot pack {}: file is missing", path.display());
+                    }
+                    members.push(format!("rustup/{rel}"));
+                }
+            }
+        }
+        Ok(members)
+    }
+
+    /// Pack versions and targets into `archive`.
+    pub fn pack(
+        &self,
+        versions: &[Version],
+        targets: &[String],
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<usize> {
+        let members = self.members(versions, targets)?;
+        let opts = bundle::PackOptions {
+            ecosystem: ECOSYSTEM.to_string(),
+            range: None,
+        };
+        bundle::pack(&self.root, &members, archive, &opts, reporter)
+            .with_context(|| format!("cannot pack {}", archive.display()))?;
+        reporter.info(&format!(
+            "rustup: packed {} files into {}",
+            members.len(),
+            archive.display()
+        ));
+        Ok(members.len())
+    }
+
+    /// Unpack `archive` (ours or romt's) into the tree; returns the versions
+    /// and targets it held, for the verify and fixup that follow.
+    pub fn unpack(
+        &self,
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(Vec<Version>, Vec<String>)> {
+        let opts = bundle::UnpackOptions {
+            allowed_prefixes: vec!["rustup/archive/".to_string()],
+            expect_ecosystem: Some(ECOSYSTEM.to_string()),
+            publish_last: Vec::new(),
+        };
+        let summary = bundle::unpack(archive, &self.root, &opts, reporter)
+            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let mut versions = BTreeSet::new();
+        let mut targets = BTreeSet::new();
+        for f in &summary.files {
+            let parts: Vec<&str> = f.split('/').collect();
+            // rustup/archive/<version>/<target>/<file>
+            if let [_, _, v, t, _] = parts[..] {
+                if let Some(v) = Version::parse(v) {
+                    versions.insert(v);
+                    targets.insert(t.to_string());
+                }
+            }
+        }
+        if versions.is_empty() {
+            bail!("{} holds no rustup-init files", archive.display());
+        }
+        reporter.info(&format!(
+            "rustup: unpacked {} files ({} versions, {} targets)",
+            summary.files.len(),
+            versions.len(),
+            targets.len()
+        ));
+        Ok((
+            versions.into_iter().rev().collect(),
+            targets.into_iter().collect(),
+        ))
+    }
+}
+
+fn spec_name(spec: &Spec) -> String {
+    match spec {
+        Spec::Stable => "stable".into(),
+        Spec::Latest => "latest".into(),
+        Spec::All => "*".into(),
+        Spec::Version(v) => v.to_string(),
+    }
+}
+
+/// `rustup-init`, or `rustup-init.exe` for Windows targets.
+pub fn init_name(target: &str) -> &'static str {
+    if target.contains("windows") {
+        "rustup-init.exe"
+    } else {
+        "rustup-init"
+    }
+}
+
+fn sidecar_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    file.with_file_name(name)
+}
+
+/// Check a file against the `.sha256` beside it.
+pub fn verify_with_sidecar(file: &Path) -> Result<Sha256Digest> {
+    let sidecar = sidecar_path(file);
+    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let expected = parse_sidecar(&text, &sidecar.display().to_string())?;
+    let (actual, _) =
+        hash_file(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    if actual != expected {
+        return Err(crate::verify::digest::DigestMismatch {
+            what: file.display().to_string(),
+            expected,
+            actual,
+        }
+        .into());
+    }
+    Ok(actual)
+}
+
+/// Parse `release-stable.toml`; `origin` names it in errors.
+pub fn parse_release_stable(bytes: &[u8], origin: &str) -> Result<Version> {
+    #[derive(serde::Deserialize)]
+    struct ReleaseStable {
+        version: String,
+    }
+    let text = std::str::from_utf8(bytes).with_context(|| format!("{origin}: not UTF-8"))?;
+    let parsed: ReleaseStable = toml::from_str(text)
+        .with_context(|| format!("{origin}: expected TOML with `version = 'X.Y.Z'`"))?;
+    Version::parse(&parsed.version).with_context(|| {
+        format!(
+            "{origin}: expected version X.Y.Z, found {:?}",
+            parsed.version
+        )
+    })
+}
+
+/// The text of `release-stable.toml`, as upstream writes it.
+pub fn release_stable_toml(version: Version) -> String {
+    format!("schema-version = '1'\nversion = '{version}'\n")
+}
+
+fn list_dirs(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_dir() && !name.starts_with('.') {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Replace `dest` with a copy of `src`: build the copy beside it, then
+/// swap with two renames so `dest` is never half-written.
+fn replace_dir_with_copy(src: &Path, dest: &Path) -> Result<()> {
+    let parent = dest.parent().context("dist has no parent")?;
+    let pid = std::process::id();
+    let fresh = parent.join(format!(".dist.new.{pid}"));
+    let old = parent.join(format!(".dist.old.{pid}"));
+    let _ = fs::remove_dir_all(&fresh);
+    copy_tree(src, &fresh)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), fresh.display()))?;
+    let had_old = dest.exists();
+    if had_old {
+        fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
+    }
+    fs::rename(&fresh, dest).with_context(|| format!("cannot publish {}", dest.display()))?;
+    if had_old {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dest)?;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || name.to_string_lossy().ends_with(".partial") {
+            continue;
+        }
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &dest.join(&name))?;
+        } else if ty.is_file() {
+            fs::copy(entry.path(), dest.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(Spec::parse("stable").unwrap(), Spec::Stable);
+        assert_eq!(Spec::parse("*").unwrap(), Spec::All);
+        assert_eq!(
+            Spec::parse("1.28.2").unwrap(),
+            Spec::Version(Version(1, 28, 2))
+        );
+        let e = Spec::parse("nightly").unwrap_err().to_string();
+        assert!(e.contains("nightly") && e.contains("X.Y.Z"), "{e}");
+    }
+
+    #[test]
+    fn release_stable_round_trips() {
+        let text = release_stable_toml(Version(1, 28, 2));
+        assert_eq!(
+            parse_release_stable(text.as_bytes(), "x").unwrap(),
+            Version(1, 28, 2)
+        );
+        let e =
+            parse_release_stable(b"version = 'one'", "http://u/release-stable.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("http://u/release-stable.toml"));
+    }
+
+    #[test]
+    fn windows_targets_get_exe() {
+        assert_eq!(
+            Rustup::init_rel_path(Version(1, 2, 3), "x86_64-pc-windows-msvc"),
+            "archive/1.2.3/x86_64-pc-windows-msvc/rustup-init.exe"
+        );
+        assert_eq!(init_name("x86_64-unknown-linux-gnu"), "rustup-init");
+    }
+}

@@ -1,0 +1,645 @@
+//! The download engine: every ecosystem hands it a list of [`FetchItem`]s;
+//! it alone fetches, verifies and publishes.
+//!
+//! For each item:
+//! 1. **Skip check** (in parallel, no request): if `dest` exists and is
+//!    correct (its size, and its SHA-256 unless `--assume-ok`) and its
+//!    signature file exists, the item is skipped.
+//! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
+//!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
+//!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
+//!    server ignores the range (200) the file starts over.
+//! 3. **Retry** transient failures (see [`crate::http`]) with backoff; the
+//!    retry resumes from the partial file. A 404 or a digest mismatch is not
+//!    retried — except that a mismatch after a *resumed* transfer restarts
+//!    once from zero, since the old partial may have come from other bytes.
+//! 4. **Verify**: size and SHA-256 when known, then the detached signature
+//!    (fetched into memory) when one is given.
+//! 5. **Publish**: rename `<dest>.partial` to `dest`, then write the
+//!    signature file and any sidecars (e.g. `.sha256`) atomically.
+//!
+//! A failure is never silent: [`Engine::fetch_all`] returns
+//! [`FetchFailed`] listing every failed item. Without `keep_going` no new
+//! item starts after the first failure; with it, all items are attempted.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+use rayon::prelude::*;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+
+use crate::http::{self, HttpOptions};
+use crate::report::{Outcome, Reporter};
+use crate::store;
+use crate::verify::digest::{hash_file, DigestMismatch, Hasher, Sha256Digest};
+
+/// Checks a detached signature over a file (OpenPGP for toolchains and
+/// Arch packages). Kept as a trait so the engine does not care which kind.
+pub trait SignatureCheck: Send + Sync {
+    /// Verify `signature` over the bytes of `file`; `what` names the
+    /// resource (URL) for error messages.
+    fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()>;
+}
+
+/// A detached signature to fetch and check for an item.
+#[derive(Clone)]
+pub struct SignatureSpec {
+    /// Where the signature is.
+    pub url: String,
+    /// Where to store it once the item verified.
+    pub dest: PathBuf,
+    /// How to check it.
+    pub check: Arc<dyn SignatureCheck>,
+}
+
+/// One file to download.
+#[derive(Clone)]
+pub struct FetchItem {
+    /// Source URL.
+    pub url: String,
+    /// Final path.
+    pub dest: PathBuf,
+    /// Expected size, when the plan knows it.
+    pub size: Option<u64>,
+    /// Expected SHA-256, when the plan knows it.
+    pub sha256: Option<Sha256Digest>,
+    /// A detached signature to check before publishing.
+    pub signature: Option<SignatureSpec>,
+    /// Small files written atomically after `dest` is published
+    /// (e.g. the `.sha256` beside it).
+    pub sidecars: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl FetchItem {
+    /// An item with only a URL and a destination.
+    pub fn new(url: impl Into<String>, dest: impl Into<PathBuf>) -> Self {
+        FetchItem {
+            url: url.into(),
+            dest: dest.into(),
+            size: None,
+            sha256: None,
+            signature: None,
+            sidecars: Vec::new(),
+        }
+    }
+
+    /// Require this SHA-256.
+    pub fn sha256(mut self, digest: Sha256Digest) -> Self {
+        self.sha256 = Some(digest);
+        self
+    }
+
+    /// Require this size.
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// Write `data` to `path` once the item is published.
+    pub fn sidecar(mut self, path: impl Into<PathBuf>, data: impl Into<Vec<u8>>) -> Self {
+        self.sidecars.push((path.into(), data.into()));
+        self
+    }
+
+    /// Check a detached signature before publishing.
+    pub fn signature(mut self, spec: SignatureSpec) -> Self {
+        self.signature = Some(spec);
+        self
+    }
+}
+
+/// Why one item failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status it answered.
+        status: StatusCode,
+    },
+    /// The transfer failed (after retries, when retryable).
+    #[error("{url}: {message}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// What went wrong, with its causes.
+        message: String,
+    },
+    /// The bytes did not hash to what the plan required.
+    #[error(transparent)]
+    Digest(#[from] DigestMismatch),
+    /// The transfer had another size than the plan required.
+    #[error("size mismatch for {url}\n  expected size: {expected}\n  actual size:   {actual}")]
+    Size {
+        /// The URL.
+        url: String,
+        /// Required size.
+        expected: u64,
+        /// Size received.
+        actual: u64,
+    },
+    /// The detached signature did not verify.
+    #[error("{url}: signature check failed: {message}")]
+    Signature {
+        /// The URL of the signed file.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => http::status_is_retryable(*status),
+            FetchError::Network { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn io(path: &Path, source: io::Error) -> Self {
+        FetchError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn network(url: &str, err: &reqwest::Error) -> FetchError {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    FetchError::Network {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Parallel jobs.
+    pub jobs: usize,
+    /// Attempt every item even after failures.
+    pub keep_going: bool,
+    /// Trust files already present (size only), without re-hashing.
+    pub assume_ok: bool,
+    /// Client and retry settings.
+    pub http: HttpOptions,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            jobs: 8,
+            keep_going: false,
+            assume_ok: false,
+            http: HttpOptions::default(),
+        }
+    }
+}
+
+/// What a successful [`Engine::fetch_all`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FetchSummary {
+    /// Items downloaded and published.
+    pub fetched: usize,
+    /// Items already present and correct.
+    pub skipped: usize,
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+/// Some items failed; the others were published.
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {} downloads failed:\n{}", failures.len(), total, list_failures(failures))]
+pub struct FetchFailed {
+    /// Each failed item's URL and error.
+    pub failures: Vec<(String, FetchError)>,
+    /// How many items were planned.
+    pub total: usize,
+    /// What did succeed.
+    pub summary: FetchSummary,
+}
+
+fn list_failures(failures: &[(String, FetchError)]) -> String {
+    failures
+        .iter()
+        .map(|(_, e)| format!("  - {}", e.to_string().replace('\n', "\n    ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The engine: one runtime and one client for a whole run.
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    opts: FetchOptions,
+}
+
+impl Engine {
+    /// Build an engine.
+    pub fn new(opts: FetchOptions) -> anyhow::Result<Engine> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.jobs.clamp(1, 4))
+            .enable_all()
+            .build()?;
+        let client = {
+            let _guard = rt.enter();
+            http::client(&opts.http)?
+        };
+        Ok(Engine { rt, client, opts })
+    }
+
+    /// The engine's settings.
+    pub fn options(&self) -> &FetchOptions {
+        &self.opts
+    }
+
+    /// Fetch a small resource into memory (manifests, `.sha256` files),
+    /// with the same retries as file downloads.
+    pub fn fetch_bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.rt
+            .block_on(get_bytes(&self.client, &self.opts.http, url))
+    }
+
+    /// Fetch many small resources into memory with `jobs` in parallel; the
+    /// results are in the order of `urls`.
+    pub fn fetch_bytes_many(&self, urls: &[String]) -> Vec<Result<Vec<u8>, FetchError>> {
+        let client = &self.client;
+        let http = &self.opts.http;
+        self.rt.block_on(
+            stream::iter(urls.iter().map(|u| get_bytes(client, http, u)))
+                .buffered(self.opts.jobs.max(1))
+                .collect(),
+        )
+    }
+
+    /// Download, verify and publish every item.
+    pub fn fetch_all(
+        &self,
+        items: Vec<FetchItem>,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchSummary, FetchFailed> {
+        let total = items.len();
+        let mut summary = FetchSummary::default();
+
+        // Skip check: hashing what is present is CPU and disk work, done in
+        // parallel before any request.
+        let assume_ok = self.opts.assume_ok;
+        let present: Vec<bool> = items
+            .par_iter()
+            .map(|item| is_present(item, assume_ok))
+            .collect();
+        let mut todo = Vec::new();
+        for (item, present) in items.into_iter().zip(present) {
+            if present {
+                summary.skipped += 1;
+                reporter.item(&item.url, Outcome::Skipped);
+            } else {
+                todo.push(item);
+            }
+        }
+        let known_bytes: Option<u64> = todo.iter().map(|i| i.size).sum();
+        reporter.begin("download", todo.len() as u64, known_bytes);
+
+        let stop = AtomicBool::new(false);
+        let keep_going = self.opts.keep_going;
+        let results: Vec<(String, Result<u64, FetchError>)> = self.rt.block_on(
+            stream::iter(todo.iter().map(|item| {
+                let stop = &stop;
+                async move {
+                    if stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let r = fetch_one(&self.client, &self.opts.http, item, reporter).await;
+                    match &r {
+                        Ok(_) => reporter.item(&item.url, Outcome::Done),
+                        Err(e) => {
+                            reporter.item(&item.url, Outcome::Failed);
+                            reporter.verbose(&format!("failed: {e}"));
+                            if !keep_going {
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Some((item.url.clone(), r))
+                }
+            }))
+            .buffer_unordered(self.opts.jobs.max(1))
+            .filter_map(|r| async move { r })
+            .collect(),
+        );
+        reporter.end();
+
+        let mut failures = Vec::new();
+        for (url, r) in results {
+            match r {
+                Ok(bytes) => {
+                    summary.fetched += 1;
+                    summary.bytes += bytes;
+                }
+                Err(e) => failures.push((url, e)),
+            }
+        }
+        if failures.is_empty() {
+            Ok(summary)
+        } else {
+            failures.sort_by(|a, b| a.0.cmp(&b.0));
+            Err(FetchFailed {
+                failures,
+                total,
+                summary,
+            })
+        }
+    }
+}
+
+/// Whether an item's file is already in place and correct.
+fn is_present(item: &FetchItem, assume_ok: bool) -> bool {
+    let Ok(meta) = fs::metadata(&item.dest) else {
+        return false;
+    };
+    if !meta.is_file() || item.size.is_some_and(|s| s != meta.len()) {
+        return false;
+    }
+    if item.signature.as_ref().is_some_and(|s| !s.dest.is_file()) {
+        return false;
+    }
+    if item.sidecars.iter().any(|(p, _)| !p.is_file()) {
+        return false;
+    }
+    match (&item.sha256, assume_ok) {
+        (Some(expected), false) => hash_file(&item.dest).is_ok_and(|(d, _)| d == *expected),
+        _ => true,
+    }
+}
+
+/// `<dest>.partial`.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+async fn get_bytes(
+    client: &reqwest::Client,
+    opts: &HttpOptions,
+    url: &str,
+) -> Result<Vec<u8>, FetchError> {
+    let mut attempt = 0;
+    loop {
+        let result = async {
+            let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status,
+                });
+            }
+            resp.bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| network(url, &e))
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retryable() && attempt < opts.retries => {
+                attempt += 1;
+                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn fetch_one(
+    client: &reqwest::Client,
+    opts: &HttpOptions,
+    item: &FetchItem,
+    reporter: &dyn Reporter,
+) -> Result<u64, FetchError> {
+    let partial = partial_path(&item.dest);
+    if let Some(parent) = item.dest.parent() {
+        fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e))?;
+    }
+    let mut attempt = 0;
+    let mut restarted = false;
+    let received = loop {
+        match transfer(client, item, &partial, reporter).await {
+            Ok(t) => break t,
+            Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
+                attempt += 1;
+                reporter.verbose(&format!("retry {attempt}/{}: {e}", opts.retries));
+                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+            }
+            Err((FetchError::Digest(_), resumed)) if resumed && !restarted => {
+                restarted = true;
+                reporter.verbose(&format!(
+                    "{}: resumed bytes did not verify; starting over",
+                    item.url
+                ));
+                let _ = fs::remove_file(&partial);
+            }
+            Err((e, _)) => {
+                if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
+                    let _ = fs::remove_file(&partial);
+                }
+                return Err(e);
+            }
+        }
+    };
+
+    if let Some(sig) = &item.signature {
+        let sig_bytes = get_bytes(client, opts, &sig.url).await?;
+        if let Err(e) = sig.check.check(&partial, &sig_bytes, &item.url) {
+            let _ = fs::remove_file(&partial);
+            return Err(FetchError::Signature {
+                url: item.url.clone(),
+                message: format!("{e:#}"),
+            });
+        }
+        fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
+        store::write_atomic(&sig.dest, &sig_bytes).map_err(|e| FetchError::io(&sig.dest, e))?;
+    } else {
+        fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
+    }
+    for (path, data) in &item.sidecars {
+        store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
+    }
+    Ok(received)
+}
+
+/// One attempt. On error, also says whether it had resumed a partial file.
+async fn transfer(
+    client: &reqwest::Client,
+    item: &FetchItem,
+    partial: &Path,
+    reporter: &dyn Reporter,
+) -> Result<u64, (FetchError, bool)> {
+    let url = item.url.as_str();
+    let mut offset = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    if item.size.is_some_and(|s| offset > s) {
+        offset = 0;
+    }
+    let resumed = offset > 0;
+    let err = |e: FetchError| (e, resumed);
+
+    let mut request = client.get(url);
+    if offset > 0 {
+        request = request.header(RANGE, format!("bytes={offset}-"));
+    }
+    let mut resp = request.send().await.map_err(|e| err(network(url, &e)))?;
+    let status = resp.status();
+    if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // The partial file is as long as (or longer than) the resource;
+        // start over rather than trust it.
+        let _ = fs::remove_file(partial);
+        return Err(err(FetchError::Network {
+            url: url.to_string(),
+            message: "range not satisfiable; restarting from zero".into(),
+        }));
+    }
+    if !status.is_success() {
+        return Err(err(FetchError::Status {
+            url: url.to_string(),
+            status,
+        }));
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let start = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_content_range_start);
+        if offset == 0 || start != Some(offset) {
+            let _ = fs::remove_file(partial);
+            return Err(err(FetchError::Network {
+                url: url.to_string(),
+                message: format!("unexpected Content-Range for a request from byte {offset}"),
+            }));
+        }
+    } else {
+        offset = 0;
+    }
+    if let (Some(expected), Some(len)) = (item.size, resp.content_length()) {
+        if offset + len != expected {
+            return Err(err(FetchError::Size {
+                url: url.to_string(),
+                expected,
+                actual: offset + len,
+            }));
+        }
+    }
+
+    let io_err = |e| err(FetchError::io(partial, e));
+    let mut hasher = Hasher::new();
+    let mut file = if offset > 0 {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(partial)
+            .map_err(io_err)?;
+        f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut seen = 0u64;
+        while seen < offset {
+            let n = f.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            seen += n as u64;
+        }
+        f
+    } else {
+        File::create(partial).map_err(io_err)?
+    };
+
+    let mut received = 0u64;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                hasher.update(&chunk);
+                file.write_all(&chunk).map_err(io_err)?;
+                received += chunk.len() as u64;
+                reporter.bytes(chunk.len() as u64);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = file.flush();
+                return Err((network(url, &e), true));
+            }
+        }
+    }
+    file.flush().map_err(io_err)?;
+    drop(file);
+
+    let total = offset + received;
+    if let Some(expected) = item.size {
+        if total != expected {
+            return Err(err(FetchError::Size {
+                url: url.to_string(),
+                expected,
+                actual: total,
+            }));
+        }
+    }
+    if let Some(expected) = item.sha256 {
+        let actual = hasher.finish();
+        if actual != expected {
+            return Err(err(FetchError::Digest(DigestMismatch {
+                what: url.to_string(),
+                expected,
+                actual,
+            })));
+        }
+    }
+    Ok(received)
+}
+
+/// The first byte position of `Content-Range: bytes a-b/len`.
+fn parse_content_range_start(value: &str) -> Option<u64> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    rest.split('-').next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_start() {
+        assert_eq!(parse_content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(parse_content_range_start("bytes */200"), None);
+        assert_eq!(parse_content_range_start("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn partial_is_beside_dest() {
+        assert_eq!(
+            partial_path(Path::new("/a/b/rustup-init")),
+            PathBuf::from("/a/b/rustup-init.partial")
+        );
+    }
+}

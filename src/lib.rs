@@ -1,0 +1,18 @@
+//! `mirror`: carry package ecosystems across an air gap.
+//!
+//! Each ecosystem under [`eco`] *plans* what to fetch; the shared engine in
+//! [`fetch`] *executes* (parallel jobs, streaming SHA-256, resume, retries,
+//! atomic publish); [`bundle`] *carries* increments as tar.gz bundles;
+//! [`serve`] *serves* every tree over HTTP.
+
+pub mod bundle;
+pub mod cli;
+pub mod eco;
+pub mod fetch;
+pub mod http;
+pub mod output;
+pub mod report;
+pub mod serve;
+pub mod settings;
+pub mod store;
+pub mod verify;

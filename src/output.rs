@@ -1,0 +1,224 @@
+//! Terminal output: the verbosity level, the indicatif [`Reporter`], and
+//! error printing. Status and progress go to stderr; data (lists) to stdout.
+//! Progress bars appear only when stderr is a terminal and `-q` was not
+//! given; `NO_COLOR` is respected by indicatif's styling.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{Outcome, Reporter};
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Progress and summaries.
+    Normal,
+    /// Also one line per file.
+    Verbose,
+}
+
+impl Verbosity {
+    /// From `-q` and the count of `-v`.
+    pub fn from_flags(quiet: bool, verbose: u8) -> Self {
+        if quiet {
+            Verbosity::Quiet
+        } else if verbose > 0 {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+}
+
+/// Prints status lines at the chosen verbosity.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    /// The level.
+    pub verbosity: Verbosity,
+}
+
+impl Printer {
+    /// A status line (not with `-q`).
+    pub fn info(&self, line: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A detail line (only with `-v`).
+    pub fn verbose(&self, line: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A warning (always).
+    pub fn warn(&self, line: &str) {
+        eprintln!("warning: {line}");
+    }
+
+    /// The reporter for a long operation.
+    pub fn reporter(&self) -> ProgressReporter {
+        ProgressReporter::new(self.verbosity)
+    }
+}
+
+/// A [`Reporter`] drawing one indicatif bar: items done of total, bytes
+/// and rate.
+pub struct ProgressReporter {
+    verbosity: Verbosity,
+    bar: Mutex<Option<ProgressBar>>,
+    bytes: AtomicU64,
+    started: Mutex<Instant>,
+    last_draw: Mutex<Instant>,
+    show_bar: bool,
+}
+
+impl ProgressReporter {
+    /// A reporter for this verbosity; bars only on a terminal.
+    pub fn new(verbosity: Verbosity) -> Self {
+        ProgressReporter {
+            verbosity,
+            bar: Mutex::new(None),
+            bytes: AtomicU64::new(0),
+            started: Mutex::new(Instant::now()),
+            last_draw: Mutex::new(Instant::now()),
+            show_bar: verbosity != Verbosity::Quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn bytes_message(&self) -> String {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let secs = self
+            .started
+            .lock()
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0)
+            .max(0.001);
+        format!(
+            "{} ({}/s)",
+            HumanBytes(bytes),
+            HumanBytes((bytes as f64 / secs) as u64)
+        )
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn begin(&self, phase: &str, total_items: u64, _total_bytes: Option<u64>) {
+        self.bytes.store(0, Ordering::Relaxed);
+        if let Ok(mut s) = self.started.lock() {
+            *s = Instant::now();
+        }
+        if !self.show_bar || total_items == 0 {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total_items), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>10} [{bar:30}] {pos}/{len} files  {msg}  ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(phase.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        if !self.show_bar {
+            return;
+        }
+        let mut last = self.last_draw.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_millis(100) {
+            *last = Instant::now();
+            if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+                bar.set_message(self.bytes_message());
+            }
+        }
+    }
+
+    fn unbytes(&self, n: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(n))
+            });
+    }
+
+    fn item(&self, name: &str, outcome: Outcome) {
+        if self.verbosity == Verbosity::Verbose {
+            let tag = match outcome {
+                Outcome::Done => "[done]",
+                Outcome::Skipped => "[skip]",
+                Outcome::Failed => "[fail]",
+            };
+            self.println(&format!("{tag} {name}"));
+        }
+        if outcome != Outcome::Skipped {
+            if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+                bar.inc(1);
+            }
+        }
+    }
+
+    fn verbose(&self, line: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            self.println(line);
+        }
+    }
+
+    fn info(&self, line: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.println(line);
+        }
+    }
+
+    fn end(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Print an error with its cause chain, and a hint where one is known.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    let mut causes = err.chain().skip(1).peekable();
+    if causes.peek().is_some() {
+        eprintln!("\nCaused by:");
+        for cause in causes {
+            eprintln!("    {}", cause.to_string().replace('\n', "\n    "));
+        }
+    }
+    if let Some(hint) = hint_for(err) {
+        eprintln!("\nhint: {hint}");
+    }
+}
+
+fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
+    let text = format!("{err:#}");
+    if text.contains("downloads failed") {
+        Some("run again to resume; files already verified are not fetched twice")
+    } else if text.contains("another mirror run") {
+        Some("wait for the other run to finish; the lock is released when it exits")
+    } else if text.contains("address already in use") || text.contains("Address already in use") {
+        Some("choose another port with --port, or stop the server using it")
+    } else {
+        None
+    }
+}

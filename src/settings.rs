@@ -1,0 +1,181 @@
+//! Settings, resolved once from (in order of precedence) command-line flags,
+//! `MIRROR_*` environment variables (clap reads those for each flag), an
+//! optional `mirror.toml` in the mirror root, and built-in defaults.
+//!
+//! `mirror.toml`:
+//! ```toml
+//! jobs = 8            # -j/--num-jobs, MIRROR_JOBS
+//! timeout = 30        # --timeout, MIRROR_TIMEOUT (seconds)
+//! retries = 4         # --retries, MIRROR_RETRIES
+//!
+//! [rustup]
+//! url = "https://static.rust-lang.org/rustup"   # --url, MIRROR_RUSTUP_URL
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+use crate::fetch::FetchOptions;
+use crate::http::HttpOptions;
+use crate::output::Verbosity;
+
+/// The config file's name, looked up in the mirror root.
+pub const CONFIG_FILE: &str = "mirror.toml";
+
+/// `mirror.toml` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ConfigFile {
+    /// Parallel jobs.
+    pub jobs: Option<usize>,
+    /// Timeout in seconds.
+    pub timeout: Option<u64>,
+    /// Retries.
+    pub retries: Option<u32>,
+    /// Per-ecosystem sections (`[rustup]`, `[toolchain]` …).
+    #[serde(flatten)]
+    pub ecosystems: BTreeMap<String, EcosystemConfig>,
+}
+
+/// One ecosystem's section of `mirror.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcosystemConfig {
+    /// Upstream base URL.
+    pub url: Option<String>,
+    /// Keyring file for signature checks.
+    pub keyring: Option<PathBuf>,
+}
+
+/// Validated settings for a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The mirror root.
+    pub root: PathBuf,
+    /// Engine settings.
+    pub fetch: FetchOptions,
+    /// Output level.
+    pub verbosity: Verbosity,
+    /// The config file (empty when absent).
+    pub config: ConfigFile,
+}
+
+impl Settings {
+    /// Resolve global flags against the environment and `mirror.toml`.
+    pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
+        let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
+        let config = load_config(&root)?;
+        let jobs = global.jobs.or(config.jobs).unwrap_or(8);
+        if jobs == 0 || jobs > 256 {
+            bail!("--num-jobs must be between 1 and 256, found {jobs}");
+        }
+        let timeout = global.timeout.or(config.timeout).unwrap_or(30);
+        if timeout == 0 {
+            bail!("--timeout must be at least 1 second");
+        }
+        let retries = global.retries.or(config.retries).unwrap_or(4);
+        let retry_delay = Duration::from_millis(global.retry_delay_ms.unwrap_or(500));
+        Ok(Settings {
+            root,
+            fetch: FetchOptions {
+                jobs,
+                keep_going: global.keep_going,
+                assume_ok: global.assume_ok,
+                http: HttpOptions {
+                    timeout: Duration::from_secs(timeout),
+                    retries,
+                    retry_delay,
+                },
+            },
+            verbosity: Verbosity::from_flags(global.quiet, global.verbose),
+            config,
+        })
+    }
+
+    /// An ecosystem's upstream URL: the flag (or its environment variable),
+    /// else `[<ecosystem>] url` in `mirror.toml`, else `default`. Trailing
+    /// slashes are dropped.
+    pub fn upstream_url(
+        &self,
+        ecosystem: &str,
+        flag: Option<&str>,
+        default: &str,
+    ) -> Result<String> {
+        let from_config = self
+            .config
+            .ecosystems
+            .get(ecosystem)
+            .and_then(|c| c.url.as_deref());
+        let url = flag.or(from_config).unwrap_or(default);
+        let parsed = url::Url::parse(url)
+            .with_context(|| format!("invalid {ecosystem} upstream URL {url:?}"))?;
+        if !matches!(parsed.scheme(), "http" | "https" | "file") {
+            bail!("invalid {ecosystem} upstream URL {url:?}: expected http:// or https://");
+        }
+        Ok(url.trim_end_matches('/').to_string())
+    }
+}
+
+fn load_config(root: &Path) -> Result<ConfigFile> {
+    let path = root.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn global(args: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["mirror"];
+        argv.extend_from_slice(args);
+        argv.push("generate");
+        argv.push("man");
+        crate::cli::Cli::parse_from(argv).global
+    }
+
+    #[test]
+    fn flags_beat_config_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "jobs = 3\nretries = 1\n[rustup]\nurl = \"http://example.test/rustup/\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&global(&["--root", root])).unwrap();
+        assert_eq!(s.fetch.jobs, 3);
+        assert_eq!(s.fetch.http.retries, 1);
+        assert_eq!(s.fetch.http.timeout, Duration::from_secs(30));
+        assert_eq!(
+            s.upstream_url("rustup", None, "https://x").unwrap(),
+            "http://example.test/rustup"
+        );
+        assert_eq!(
+            s.upstream_url("rustup", Some("http://flag"), "https://x")
+                .unwrap(),
+            "http://flag"
+        );
+        let s = Settings::resolve(&global(&["--root", root, "-j", "5"])).unwrap();
+        assert_eq!(s.fetch.jobs, 5);
+    }
+
+    #[test]
+    fn bad_config_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "jobz = 3\n").unwrap();
+        let err =
+            Settings::resolve(&global(&["--root", dir.path().to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("mirror.toml"), "{err:#}");
+    }
+}

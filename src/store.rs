@@ -1,0 +1,237 @@
+//! The on-disk tree: atomic writes, the run lock and the state file.
+//!
+//! ```text
+//! <root>/
+//!   rustup/ dist/ crates/ git/ hex/ archlinux/   served trees (see DESIGN.md)
+//!   .mirror/
+//!     lock          held (flock) for the whole of a run that writes
+//!     state.json    {"version": 1, "marks": {"<ecosystem>": {...}}}
+//!     staging/      unpack stages bundles here before publishing
+//! ```
+//!
+//! Nothing is written in place: every file goes to a temporary sibling and
+//! is renamed over its destination, so readers (and `mirror serve`) see the
+//! old bytes or the new, never a mix.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The directory under the root that holds our own bookkeeping.
+pub const META_DIR: &str = ".mirror";
+
+/// Write `data` to `path` atomically: a temporary sibling, fsync, rename.
+/// Parent directories are created.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = temp_sibling(path);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copy `from` to `to` atomically (temporary sibling, rename).
+pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
+    let tmp = temp_sibling(to);
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let result = fs::copy(from, &tmp).and_then(|_| fs::rename(&tmp, to));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A temporary name beside `path`: `.<name>.tmp.<pid>` (a dot-file, so
+/// `mirror serve` never hands it out).
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// The path of `<root>/.mirror/<name>`.
+pub fn meta_path(root: &Path, name: &str) -> PathBuf {
+    root.join(META_DIR).join(name)
+}
+
+/// An exclusive lock on a tree, held until dropped. Two runs that write the
+/// same tree cannot interleave; the second fails at once with a message.
+#[derive(Debug)]
+pub struct TreeLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl TreeLock {
+    /// Take the lock on `root`, failing (not waiting) if another run has it.
+    pub fn acquire(root: &Path) -> Result<TreeLock> {
+        let dir = root.join(META_DIR);
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("lock");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                bail!(
+                    "another mirror run is using {} (lock {} held{})",
+                    root.display(),
+                    path.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by pid {holder}")
+                    }
+                );
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        file.set_len(0)?;
+        let _ = writeln!(file, "{}", std::process::id());
+        Ok(TreeLock { _file: file, path })
+    }
+
+    /// Where the lock file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The state file's current format version.
+pub const STATE_VERSION: u32 = 1;
+
+/// `.mirror/state.json`: marks per ecosystem (what the last `pack` or
+/// `mark` covered), versioned so a newer layout is refused, not misread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Format version; see [`STATE_VERSION`].
+    pub version: u32,
+    /// Per ecosystem: mark name -> value (a commit, a date, a version).
+    #[serde(default)]
+    pub marks: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl State {
+    /// Read the state of `root`; an absent file is an empty state.
+    pub fn load(root: &Path) -> Result<State> {
+        let path = meta_path(root, "state.json");
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(State {
+                    version: STATE_VERSION,
+                    ..State::default()
+                })
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let state: State = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a valid state file", path.display()))?;
+        if state.version > STATE_VERSION {
+            bail!(
+                "{}: state format version {} is newer than this mirror understands ({}); upgrade mirror",
+                path.display(),
+                state.version,
+                STATE_VERSION
+            );
+        }
+        Ok(state)
+    }
+
+    /// Write the state of `root` atomically.
+    pub fn save(&self, root: &Path) -> Result<()> {
+        let path = meta_path(root, "state.json");
+        let mut state = self.clone();
+        state.version = STATE_VERSION;
+        let mut text = serde_json::to_vec_pretty(&state)?;
+        text.push(b'\n');
+        write_atomic(&path, &text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// A mark of an ecosystem.
+    pub fn mark(&self, ecosystem: &str, name: &str) -> Option<&str> {
+        self.marks.get(ecosystem)?.get(name).map(String::as_str)
+    }
+
+    /// Set a mark of an ecosystem.
+    pub fn set_mark(&mut self, ecosystem: &str, name: &str, value: &str) {
+        self.marks
+            .entry(ecosystem.to_string())
+            .or_default()
+            .insert(name.to_string(), value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/c.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn second_lock_on_a_tree_fails_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TreeLock::acquire(dir.path()).unwrap();
+        let err = TreeLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("another mirror run"), "{err}");
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(first);
+        TreeLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn state_round_trips_and_refuses_newer_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::load(dir.path()).unwrap();
+        assert_eq!(s.version, STATE_VERSION);
+        s.set_mark("crates", "mark", "abc123");
+        s.save(dir.path()).unwrap();
+        assert_eq!(
+            State::load(dir.path()).unwrap().mark("crates", "mark"),
+            Some("abc123")
+        );
+        write_atomic(
+            &meta_path(dir.path(), "state.json"),
+            br#"{"version": 99, "marks": {}}"#,
+        )
+        .unwrap();
+        let err = State::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration-test binary. `support/` holds the fake upstream and
+//! fixture builders; each module here tests one area end to end.
+
+mod support;

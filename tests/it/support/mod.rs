@@ -1,0 +1,2 @@
+//! Test support: fake upstreams, fixture builders, test keys.
+#![allow(dead_code)]
