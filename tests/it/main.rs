@@ -2,3 +2,4 @@
 //! fixture builders; each module here tests one area end to end.
 
 mod support;
+mod cli;

@@ -1,0 +1,114 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mirror_global_optspecs
+    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= retry-delay-ms= v/verbose q/quiet h/help V/version
+end
+
+function __fish_mirror_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mirror_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mirror_using_subcommand
+    set -l cmd (__fish_mirror_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mirror -n "__fish_mirror_needs_command" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_needs_command" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_needs_command" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_needs_command" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_needs_command" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_needs_command" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_needs_command" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s s -l select -d 'Versions: stable, X.Y.Z, latest, * (repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s t -l target -d 'Targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l url -d 'Upstream base URL [default: https://static.rust-lang.org/rustup]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l archive -d 'Archive for pack and unpack' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l bind -d 'Address to listen on' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to listen on' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "completions" -d 'Shell completions, to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'
