@@ -3,3 +3,5 @@
 
 mod support;
 mod cli;
+mod engine;
+mod upstream_selftest;

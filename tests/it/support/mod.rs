@@ -1,2 +1,4 @@
 //! Test support: fake upstreams, fixture builders, test keys.
 #![allow(dead_code)]
+pub mod rustup;
+pub mod upstream;

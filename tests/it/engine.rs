@@ -1,0 +1,266 @@
+//! The download engine against the fake upstream: retries, resume, digest
+//! failures, `--keep-going`, skipping what is present.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirror::fetch::{partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSpec};
+use mirror::http::HttpOptions;
+use mirror::report::NullReporter;
+use mirror::verify::Sha256Digest;
+
+use crate::support::upstream::{Fault, Upstream};
+
+fn engine(jobs: usize, keep_going: bool) -> Engine {
+    Engine::new(FetchOptions {
+        jobs,
+        keep_going,
+        assume_ok: false,
+        http: HttpOptions {
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            retry_delay: Duration::ZERO,
+        },
+    })
+    .unwrap()
+}
+
+fn body(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+fn item(up: &Upstream, path: &str, data: &[u8], dir: &Path) -> FetchItem {
+    FetchItem::new(up.url(path), dir.join(path)).sha256(Sha256Digest::of(data))
+}
+
+#[test]
+fn server_errors_are_retried_then_succeed() {
+    let up = Upstream::start();
+    let data = body(5000, 1);
+    up.put("a.bin", data.clone());
+    up.fault("a.bin", Fault::Status(500), 1);
+    up.fault("a.bin", Fault::Status(429), 1);
+    up.fault("a.bin", Fault::Reset, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let summary = engine(2, false)
+        .fetch_all(vec![item(&up, "a.bin", &data, dir.path())], &NullReporter)
+        .unwrap();
+    assert_eq!(summary.fetched, 1);
+    assert_eq!(up.gets("a.bin"), 4);
+    assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), data);
+}
+
+#[test]
+fn not_found_is_not_retried() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let err = engine(2, false)
+        .fetch_all(vec![FetchItem::new(up.url("missing"), dir.path().join("missing"))], &NullReporter)
+        .unwrap_err();
+    assert_eq!(up.gets("missing"), 1);
+    let msg = err.to_string();
+    assert!(msg.contains(&up.url("missing")) && msg.contains("404"), "{msg}");
+}
+
+#[test]
+fn a_cut_body_resumes_with_range() {
+    let up = Upstream::start();
+    let data = body(100_000, 2);
+    up.put("big.bin", data.clone());
+    up.fault("big.bin", Fault::CutBody { after: 40_000 }, 1);
+    let dir = tempfile::tempdir().unwrap();
+    engine(1, false)
+        .fetch_all(vec![item(&up, "big.bin", &data, dir.path())], &NullReporter)
+        .unwrap();
+    let reqs = up.requests_for("big.bin");
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].header("range"), None);
+    assert_eq!(reqs[1].header("range"), Some("bytes=40000-"));
+    assert_eq!(std::fs::read(dir.path().join("big.bin")).unwrap(), data);
+    assert!(!partial_path(&dir.path().join("big.bin")).exists());
+}
+
+#[test]
+fn a_partial_file_from_an_interrupted_run_is_resumed() {
+    let up = Upstream::start();
+    let data = body(50_000, 3);
+    up.put("f.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    std::fs::write(partial_path(&dest), &data[..12_345]).unwrap();
+    engine(1, false)
+        .fetch_all(vec![item(&up, "f.bin", &data, dir.path())], &NullReporter)
+        .unwrap();
+    let reqs = up.requests_for("f.bin");
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].header("range"), Some("bytes=12345-"));
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+#[test]
+fn a_stale_partial_that_does_not_verify_restarts_from_zero() {
+    let up = Upstream::start();
+    let data = body(50_000, 4);
+    up.put("f.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    std::fs::write(partial_path(&dest), vec![0xAA; 1000]).unwrap();
+    engine(1, false)
+        .fetch_all(vec![item(&up, "f.bin", &data, dir.path())], &NullReporter)
+        .unwrap();
+    let reqs = up.requests_for("f.bin");
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].header("range"), Some("bytes=1000-"));
+    assert_eq!(reqs[1].header("range"), None);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+#[test]
+fn wrong_bytes_name_the_url_and_both_digests_and_publish_nothing() {
+    let up = Upstream::start();
+    let data = body(3000, 5);
+    up.put("w.bin", data.clone());
+    up.fault("w.bin", Fault::WrongBytes, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let err = engine(1, false)
+        .fetch_all(vec![item(&up, "w.bin", &data, dir.path())], &NullReporter)
+        .unwrap_err();
+    assert_eq!(up.gets("w.bin"), 1, "a digest mismatch is not retried");
+    let (url, e) = &err.failures[0];
+    assert_eq!(url, &up.url("w.bin"));
+    let FetchError::Digest(m) = e else { panic!("expected a digest error, got {e:?}") };
+    assert_eq!(m.expected, Sha256Digest::of(&data));
+    let msg = err.to_string();
+    assert!(msg.contains(&up.url("w.bin")), "{msg}");
+    assert!(msg.contains(&m.expected.to_hex()) && msg.contains(&m.actual.to_hex()), "{msg}");
+    let dest = dir.path().join("w.bin");
+    assert!(!dest.exists() && !partial_path(&dest).exists());
+}
+
+#[test]
+fn without_keep_going_no_new_item_starts_after_a_failure() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, c) = (body(100, 6), body(100, 7));
+    up.put("a", a.clone());
+    up.put("c", c.clone());
+    let items = vec![
+        item(&up, "a", &a, dir.path()),
+        FetchItem::new(up.url("b"), dir.path().join("b")),
+        item(&up, "c", &c, dir.path()),
+    ];
+    let err = engine(1, false).fetch_all(items, &NullReporter).unwrap_err();
+    assert_eq!(err.failures.len(), 1);
+    assert!(dir.path().join("a").exists());
+    assert_eq!(up.gets("c"), 0);
+    assert!(!dir.path().join("c").exists());
+}
+
+#[test]
+fn keep_going_finishes_the_rest_and_lists_failures() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, c) = (body(100, 6), body(100, 7));
+    up.put("a", a.clone());
+    up.put("c", c.clone());
+    up.put("d", body(100, 8));
+    let items = vec![
+        item(&up, "a", &a, dir.path()),
+        FetchItem::new(up.url("b"), dir.path().join("b")),
+        item(&up, "c", &c, dir.path()),
+        item(&up, "d", &body(100, 9), dir.path()),
+    ];
+    let err = engine(1, true).fetch_all(items, &NullReporter).unwrap_err();
+    assert_eq!(err.summary.fetched, 2);
+    let urls: Vec<_> = err.failures.iter().map(|(u, _)| u.clone()).collect();
+    assert_eq!(urls, [up.url("b"), up.url("d")]);
+    let msg = err.to_string();
+    assert!(msg.starts_with("2 of 4 downloads failed"), "{msg}");
+    assert!(dir.path().join("a").exists() && dir.path().join("c").exists());
+}
+
+#[test]
+fn a_second_run_makes_no_requests() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..20u8 {
+        let data = body(1000 + usize::from(i), i);
+        let path = format!("d/{i}.bin");
+        up.put(&path, data.clone());
+        items.push(item(&up, &path, &data, dir.path()).sidecar(dir.path().join(format!("d/{i}.bin.sha256")), "x"));
+    }
+    let e = engine(4, false);
+    let first = e.fetch_all(items.clone(), &NullReporter).unwrap();
+    assert_eq!((first.fetched, first.skipped), (20, 0));
+    up.clear_requests();
+    let second = e.fetch_all(items.clone(), &NullReporter).unwrap();
+    assert_eq!((second.fetched, second.skipped), (0, 20));
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+
+    // A corrupted file is noticed (re-hashed) and fetched again...
+    std::fs::write(dir.path().join("d/3.bin"), b"corrupt").unwrap();
+    let third = e.fetch_all(items.clone(), &NullReporter).unwrap();
+    assert_eq!((third.fetched, third.skipped), (1, 19));
+    // ...but with --assume-ok only the size is checked.
+    let same_size = vec![0u8; 1003];
+    std::fs::write(dir.path().join("d/3.bin"), &same_size).unwrap();
+    let trusting = Engine::new(FetchOptions {
+        assume_ok: true,
+        ..FetchOptions::default()
+    })
+    .unwrap();
+    up.clear_requests();
+    let items: Vec<_> = items.into_iter().map(|i| i.size(1003)).take(4).skip(3).collect();
+    assert_eq!(trusting.fetch_all(items, &NullReporter).unwrap().skipped, 1);
+    assert!(up.requests().is_empty());
+}
+
+#[test]
+fn a_slow_server_times_out_with_an_error_naming_the_url() {
+    let up = Upstream::start();
+    up.put("slow", body(10, 1));
+    up.set_delay(Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(FetchOptions {
+        http: HttpOptions {
+            timeout: Duration::from_millis(500),
+            retries: 0,
+            retry_delay: Duration::ZERO,
+        },
+        ..FetchOptions::default()
+    })
+    .unwrap();
+    let err = e
+        .fetch_all(vec![FetchItem::new(up.url("slow"), dir.path().join("slow"))], &NullReporter)
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&up.url("slow")) && msg.contains("timed out"), "{msg}");
+}
+
+struct RejectAll;
+impl SignatureCheck for RejectAll {
+    fn check(&self, _file: &Path, sig: &[u8], what: &str) -> anyhow::Result<()> {
+        anyhow::bail!("bad signature over {what} ({} bytes)", sig.len())
+    }
+}
+
+#[test]
+fn a_bad_signature_publishes_nothing() {
+    let up = Upstream::start();
+    let data = body(100, 1);
+    up.put("s.bin", data.clone());
+    up.put("s.bin.asc", "sig");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SignatureSpec {
+        url: up.url("s.bin.asc"),
+        dest: dir.path().join("s.bin.asc"),
+        check: Arc::new(RejectAll),
+    };
+    let err = engine(1, false)
+        .fetch_all(vec![item(&up, "s.bin", &data, dir.path()).signature(spec)], &NullReporter)
+        .unwrap_err();
+    assert!(err.to_string().contains("bad signature over"), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing published");
+}
