@@ -1,0 +1,169 @@
+//! `mirror rustup` end to end through the binary: download from the fake
+//! upstream, pack, unpack into a second tree, serve it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::rustup::{init_bytes, init_path, publish};
+use crate::support::upstream::{Fault, Upstream};
+
+const LINUX: &str = "x86_64-unknown-linux-gnu";
+const WINDOWS: &str = "x86_64-pc-windows-msvc";
+
+/// Run the `mirror` binary with `--root root`; no retry delays.
+pub fn mirror(root: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("MIRROR_RETRY_DELAY_MS", "0")
+        .env_remove("MIRROR_JOBS")
+        .output()
+        .expect("run mirror");
+    eprintln!(
+        "mirror {args:?}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "mirror failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fake_upstream() -> Upstream {
+    let up = Upstream::start();
+    publish(&up, &["1.28.2"], &[LINUX, WINDOWS]);
+    publish(&up, &["1.27.1"], &[LINUX, WINDOWS]);
+    // release-stable.toml names the first version of the last call; fix it.
+    up.put("rustup/release-stable.toml", "schema-version = '1'\nversion = '1.28.2'\n");
+    up
+}
+
+#[test]
+fn download_writes_romt_layout_and_publishes_stable() {
+    let up = fake_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("rustup");
+    ok(&mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux,windows", "--url", &url]));
+    let r = root.path().join("rustup");
+    for (t, name) in [(LINUX, "rustup-init"), (WINDOWS, "rustup-init.exe")] {
+        let bin = std::fs::read(r.join(format!("archive/1.28.2/{t}/{name}"))).unwrap();
+        assert_eq!(bin, init_bytes("1.28.2", t));
+        let sum = std::fs::read_to_string(r.join(format!("archive/1.28.2/{t}/{name}.sha256"))).unwrap();
+        assert!(sum.ends_with(&format!("  {name}\n")), "{sum:?}");
+        assert_eq!(std::fs::read(r.join(format!("dist/{t}/{name}"))).unwrap(), bin);
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.join("release-stable.toml")).unwrap(),
+        "schema-version = '1'\nversion = '1.28.2'\n"
+    );
+
+    // An older version does not move stable back.
+    ok(&mirror(root.path(), &["rustup", "download", "-s", "1.27.1", "-t", "linux", "--url", &url]));
+    assert!(std::fs::read_to_string(r.join("release-stable.toml")).unwrap().contains("1.28.2"));
+    let listed = ok(&mirror(root.path(), &["rustup", "list"]));
+    assert_eq!(listed, "1.28.2\n1.27.1\n");
+    let latest = ok(&mirror(root.path(), &["rustup", "list", "-s", "latest"]));
+    assert_eq!(latest, "1.28.2\n");
+}
+
+#[test]
+fn a_second_download_requests_only_release_stable() {
+    let up = fake_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("rustup");
+    let args = ["rustup", "download", "-s", "stable", "-t", "linux", "--url", &url];
+    ok(&mirror(root.path(), &args));
+    up.clear_requests();
+    ok(&mirror(root.path(), &args));
+    let paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/rustup/release-stable.toml"]);
+    // With an explicit version there is nothing to ask at all.
+    up.clear_requests();
+    ok(&mirror(root.path(), &["rustup", "download", "-s", "1.28.2", "-t", "linux", "--url", &url]));
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+}
+
+#[test]
+fn a_corrupt_download_fails_and_publishes_nothing() {
+    let up = fake_upstream();
+    up.fault(&init_path("1.28.2", LINUX), Fault::WrongBytes, 10);
+    let root = tempfile::tempdir().unwrap();
+    let out = mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&up.url(&init_path("1.28.2", LINUX))), "{err}");
+    assert!(err.contains("expected sha256") && err.contains("actual sha256"), "{err}");
+    let r = root.path().join("rustup");
+    assert!(!r.join(format!("archive/1.28.2/{LINUX}/rustup-init")).exists());
+    assert!(!r.join("release-stable.toml").exists());
+    assert!(!r.join("dist").exists());
+}
+
+#[test]
+fn transient_faults_are_survived() {
+    let up = fake_upstream();
+    let path = init_path("1.28.2", LINUX);
+    up.fault(&path, Fault::Status(503), 2);
+    up.fault(&path, Fault::CutBody { after: 1000 }, 1);
+    up.fault("rustup/release-stable.toml", Fault::Reset, 1);
+    let root = tempfile::tempdir().unwrap();
+    ok(&mirror(root.path(), &["rustup", "-q", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]));
+    let reqs = up.requests_for(&path);
+    assert_eq!(reqs.last().unwrap().header("range"), Some("bytes=1000-"));
+}
+
+#[test]
+fn verify_names_a_corrupted_file() {
+    let up = fake_upstream();
+    let root = tempfile::tempdir().unwrap();
+    ok(&mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]));
+    ok(&mirror(root.path(), &["rustup", "verify"]));
+    let bin = root.path().join(format!("rustup/archive/1.28.2/{LINUX}/rustup-init"));
+    std::fs::write(&bin, b"tampered").unwrap();
+    let out = mirror(root.path(), &["rustup", "verify"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&bin.display().to_string()) && err.contains("expected sha256"), "{err}");
+}
+
+#[test]
+fn download_refuses_wildcards_and_needs_targets() {
+    let root = tempfile::tempdir().unwrap();
+    let out = mirror(root.path(), &["rustup", "download", "-s", "*", "-t", "linux", "--url", "http://127.0.0.1:9"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("download needs stable or X.Y.Z"));
+    let out = mirror(root.path(), &["rustup", "download", "-s", "1.2.3", "--url", "http://127.0.0.1:9"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no TARGET given"));
+}
+
+#[test]
+fn round_trip_download_pack_unpack() {
+    let up = fake_upstream();
+    let online = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let archive = online.path().join("rustup.tar.gz");
+    let archive_s = archive.to_str().unwrap();
+    ok(&mirror(
+        online.path(),
+        &["rustup", "download", "pack", "-s", "stable", "-t", "linux", "--url", &up.url("rustup"), "--archive", archive_s],
+    ));
+    ok(&mirror(offline.path(), &["rustup", "unpack", "list", "--archive", archive_s]));
+    for rel in [
+        format!("rustup/archive/1.28.2/{LINUX}/rustup-init"),
+        format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"),
+        format!("rustup/dist/{LINUX}/rustup-init"),
+        format!("rustup/dist/{LINUX}/rustup-init.sha256"),
+        "rustup/release-stable.toml".to_string(),
+    ] {
+        assert_eq!(
+            std::fs::read(online.path().join(&rel)).unwrap(),
+            std::fs::read(offline.path().join(&rel)).unwrap(),
+            "{rel}"
+        );
+    }
+}
