@@ -1,0 +1,590 @@
+//! A hermetic fake upstream: an HTTP/1.1 server on `127.0.0.1:0`, std only.
+//!
+//! Tests of every ecosystem's download engine point their upstream URL here,
+//! `put` the files the upstream would hold, inject faults, and read back the
+//! request log. The benchmark includes this file with `#[path]`, so it uses
+//! nothing but `std`.
+//!
+//! What it serves, per path (the query string is ignored when matching):
+//! - `GET`/`HEAD` of a known path: `200` with `Content-Length`, `ETag`
+//!   (FNV-1a of the body), `Accept-Ranges: bytes`;
+//! - `Range: bytes=a-b`, `bytes=a-`, `bytes=-n` (one range): `206` with
+//!   `Content-Range`; `416` with `Content-Range: bytes */LEN` when
+//!   unsatisfiable; `If-Range` with another ETag gets the whole body;
+//! - `If-None-Match` matching the ETag (or `*`): `304`;
+//! - unknown paths: `404`; other methods: `405`.
+//!
+//! Connections are kept alive (HTTP/1.1 default) unless the client sends
+//! `Connection: close` or speaks HTTP/1.0 without `keep-alive`.
+//!
+//! Faults queued with [`Upstream::fault`] hit the next GETs of a path, one
+//! fault per request, in the order queued; HEAD requests are never faulted.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// A fault to inject in place of normal service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and a short text body (e.g. 500, 503, 429, 404).
+    Status(u16),
+    /// Read the request, then close the connection without any response.
+    Reset,
+    /// Send the real headers (with the real `Content-Length`), then only the
+    /// first `after` bytes of the body, then close.
+    CutBody { after: usize },
+    /// Send the real headers and a body of the same length but other bytes.
+    WrongBytes,
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `HEAD`, …
+    pub method: String,
+    /// The path without the query string, e.g. `/dist/channel-rust-stable.toml`.
+    pub path: String,
+    /// The query string without `?`, if any.
+    pub query: Option<String>,
+    /// Header names lower-cased, values trimmed, in order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<String, Arc<Vec<u8>>>,
+    faults: HashMap<String, VecDeque<(Fault, usize)>>,
+    delay: Duration,
+    requests: Vec<Request>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    stop: AtomicBool,
+    next_conn: AtomicU64,
+    /// Live connections, so that dropping the server closes them.
+    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not take the server down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The fake upstream. Dropping it stops the server and closes connections.
+pub struct Upstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Start a server on `127.0.0.1` with a free port.
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            stop: AtomicBool::new(false),
+            next_conn: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("upstream-{}", addr.port()))
+                .spawn(move || accept_loop(listener, shared))
+                .expect("spawn acceptor")
+        };
+        Upstream {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of `path` (leading slashes optional).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url(), path.trim_start_matches('/'))
+    }
+
+    /// Serve `body` at `path` from now on (replacing what was there).
+    pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
+        self.shared
+            .state()
+            .files
+            .insert(normalize(path), Arc::new(body.into()));
+    }
+
+    /// Stop serving `path` (it answers 404).
+    pub fn remove(&self, path: &str) {
+        self.shared.state().files.remove(&normalize(path));
+    }
+
+    /// The next `times` GETs of `path` get `fault`, after any faults already
+    /// queued for it; then normal service resumes.
+    pub fn fault(&self, path: &str, fault: Fault, times: usize) {
+        if times == 0 {
+            return;
+        }
+        self.shared
+            .state()
+            .faults
+            .entry(normalize(path))
+            .or_default()
+            .push_back((fault, times));
+    }
+
+    /// Wait `d` before every response (zero by default).
+    pub fn set_delay(&self, d: Duration) {
+        self.shared.state().delay = d;
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.state().requests.clone()
+    }
+
+    /// The requests for `path` (query string ignored), in order.
+    pub fn requests_for(&self, path: &str) -> Vec<Request> {
+        let path = normalize(path);
+        self.shared
+            .state()
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// How many GET requests `path` received.
+    pub fn gets(&self, path: &str) -> usize {
+        self.requests_for(path)
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count()
+    }
+
+    /// Forget the request log.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor blocked in accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(handle) = self.acceptor.take() {
+            let _ = handle.join();
+        }
+        for (_, conn) in self.shared.conns().drain() {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// `/a/b` for `a/b`, `/a/b`, `/a/b?x=1`.
+fn normalize(path: &str) -> String {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    format!("/{}", path.trim_start_matches('/'))
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(conn) = conn else { continue };
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let Ok(clone) = conn.try_clone() {
+            shared.conns().insert(id, clone);
+        }
+        let shared = Arc::clone(&shared);
+        let spawned = thread::Builder::new()
+            .name("upstream-conn".into())
+            .spawn(move || {
+                let _ = serve_connection(&conn, &shared);
+                let _ = conn.shutdown(Shutdown::Both);
+                shared.conns().remove(&id);
+            });
+        if spawned.is_err() {
+            // Out of threads: the connection is dropped, which the client
+            // sees as a reset.
+            continue;
+        }
+    }
+}
+
+/// Whether to keep the connection open after a response.
+enum After {
+    KeepAlive,
+    Close,
+}
+
+fn serve_connection(conn: &TcpStream, shared: &Shared) -> io::Result<()> {
+    let _ = conn.set_nodelay(true);
+    let mut reader = BufReader::new(conn);
+    let mut writer = conn;
+    loop {
+        let Some(head) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let Some((request, version)) = parse_head(&head) else {
+            let reply = Reply {
+                keep_alive: false,
+                head_only: false,
+            };
+            write_simple(&mut writer, 400, "bad request\n", reply, &[])?;
+            return Ok(());
+        };
+        // Discard a request body, if any (only Content-Length bodies).
+        if let Some(len) = request
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            io::copy(&mut (&mut reader).take(len), &mut io::sink())?;
+        }
+        let connection = request
+            .header("connection")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let keep_alive = if version == "HTTP/1.0" {
+            connection.contains("keep-alive")
+        } else {
+            !connection.contains("close")
+        };
+        match respond(&request, keep_alive, shared, &mut writer)? {
+            After::KeepAlive if keep_alive => {}
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Read up to and including the blank line; `None` on a clean EOF.
+fn read_head(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" || line == "\n" {
+            if head.is_empty() {
+                // Tolerate stray blank lines between requests.
+                continue;
+            }
+            return Ok(Some(head));
+        }
+        head.push_str(&line);
+        if head.len() > 64 * 1024 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "head too long"));
+        }
+    }
+}
+
+fn parse_head(head: &str) -> Option<(Request, String)> {
+    let mut lines = head.lines();
+    let mut parts = lines.next()?.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?;
+    let version = parts.next().unwrap_or("HTTP/1.1").to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let request = Request {
+        method,
+        path: normalize(path),
+        query,
+        headers,
+    };
+    Some((request, version))
+}
+
+fn respond(
+    request: &Request,
+    keep_alive: bool,
+    shared: &Shared,
+    w: &mut impl Write,
+) -> io::Result<After> {
+    let (body, fault, delay) = {
+        let mut state = shared.state();
+        state.requests.push(request.clone());
+        let fault = if request.method == "GET" {
+            take_fault(&mut state, &request.path)
+        } else {
+            None
+        };
+        (state.files.get(&request.path).cloned(), fault, state.delay)
+    };
+    if !delay.is_zero() {
+        thread::sleep(delay);
+    }
+    let head_only = request.method == "HEAD";
+    let reply = Reply {
+        keep_alive,
+        head_only,
+    };
+
+    match fault {
+        Some(Fault::Status(code)) => {
+            write_simple(w, code, "injected fault\n", reply, &[])?;
+            return Ok(After::KeepAlive);
+        }
+        Some(Fault::Reset) => return Ok(After::Close),
+        _ => {}
+    }
+
+    if request.method != "GET" && request.method != "HEAD" {
+        write_simple(
+            w,
+            405,
+            "method not allowed\n",
+            reply,
+            &[("Allow", "GET, HEAD")],
+        )?;
+        return Ok(After::KeepAlive);
+    }
+    let Some(body) = body else {
+        write_simple(w, 404, "not found\n", reply, &[])?;
+        return Ok(After::KeepAlive);
+    };
+
+    let etag = etag(&body);
+    if let Some(inm) = request.header("if-none-match") {
+        if etag_matches(inm, &etag) {
+            write_head(w, 304, None, keep_alive, &[("ETag", &etag)])?;
+            return Ok(After::KeepAlive);
+        }
+    }
+
+    let len = body.len() as u64;
+    let if_range_ok = request.header("if-range").is_none_or(|v| v.trim() == etag);
+    let range = match request.header("range") {
+        Some(r) if if_range_ok => parse_range(r, len),
+        _ => RangeSpec::Whole,
+    };
+    let (status, start, end, content_range) = match range {
+        RangeSpec::Whole => (200, 0, len, None),
+        RangeSpec::Part(a, b) => (206, a, b + 1, Some(format!("bytes {a}-{b}/{len}"))),
+        RangeSpec::Unsatisfiable => {
+            let cr = format!("bytes */{len}");
+            write_simple(
+                w,
+                416,
+                "range not satisfiable\n",
+                reply,
+                &[("Content-Range", &cr), ("ETag", &etag)],
+            )?;
+            return Ok(After::KeepAlive);
+        }
+    };
+    let slice = &body[start as usize..end as usize];
+    let mut extra: Vec<(&str, &str)> = vec![("ETag", &etag), ("Accept-Ranges", "bytes")];
+    if let Some(cr) = &content_range {
+        extra.push(("Content-Range", cr));
+    }
+    write_head(w, status, Some(slice.len() as u64), keep_alive, &extra)?;
+    if head_only {
+        w.flush()?;
+        return Ok(After::KeepAlive);
+    }
+    match fault {
+        Some(Fault::CutBody { after }) => {
+            w.write_all(&slice[..after.min(slice.len())])?;
+            w.flush()?;
+            Ok(After::Close)
+        }
+        Some(Fault::WrongBytes) => {
+            let wrong: Vec<u8> = slice.iter().map(|b| b ^ 0x5a).collect();
+            w.write_all(&wrong)?;
+            w.flush()?;
+            Ok(After::KeepAlive)
+        }
+        _ => {
+            w.write_all(slice)?;
+            w.flush()?;
+            Ok(After::KeepAlive)
+        }
+    }
+}
+
+fn take_fault(state: &mut State, path: &str) -> Option<Fault> {
+    let queue = state.faults.get_mut(path)?;
+    let (fault, left) = queue.front_mut()?;
+    let fault = *fault;
+    *left -= 1;
+    if *left == 0 {
+        queue.pop_front();
+    }
+    if queue.is_empty() {
+        state.faults.remove(path);
+    }
+    Some(fault)
+}
+
+enum RangeSpec {
+    Whole,
+    /// Inclusive first and last byte.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range; anything we do not understand (several ranges, other
+/// units, syntax errors) means the whole body, as RFC 9110 allows.
+fn parse_range(value: &str, len: u64) -> RangeSpec {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Whole;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        // Suffix: the last n bytes.
+        return match b.parse::<u64>() {
+            Ok(0) => RangeSpec::Unsatisfiable,
+            Ok(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Ok(n) => RangeSpec::Part(len.saturating_sub(n), len - 1),
+            Err(_) => RangeSpec::Whole,
+        };
+    }
+    let Ok(first) = a.parse::<u64>() else {
+        return RangeSpec::Whole;
+    };
+    let last = if b.is_empty() {
+        None
+    } else {
+        match b.parse::<u64>() {
+            Ok(last) if last >= first => Some(last),
+            _ => return RangeSpec::Whole,
+        }
+    };
+    if first >= len {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Part(first, last.map_or(len - 1, |l| l.min(len - 1)))
+}
+
+/// A strong ETag: FNV-1a (64 bit) of the body and its length, in hex.
+fn etag(body: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in body {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{h:016x}-{:x}\"", body.len())
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn write_head(
+    w: &mut impl Write,
+    code: u16,
+    content_length: Option<u64>,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {code} {}\r\n", reason(code));
+    if let Some(len) = content_length {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes())
+}
+
+/// A response with a short text body (left out for HEAD requests).
+fn write_simple(
+    w: &mut impl Write,
+    code: u16,
+    body: &str,
+    reply: Reply,
+    extra: &[(&str, &str)],
+) -> io::Result<()> {
+    // 1xx, 204 and 304 carry no body.
+    let body = if code < 200 || code == 204 || code == 304 {
+        ""
+    } else {
+        body
+    };
+    let mut extra = extra.to_vec();
+    extra.push(("Content-Type", "text/plain"));
+    write_head(w, code, Some(body.len() as u64), reply.keep_alive, &extra)?;
+    if !reply.head_only {
+        w.write_all(body.as_bytes())?;
+    }
+    w.flush()
+}
+
+/// How to answer: keep the connection, send bodies.
+#[derive(Clone, Copy)]
+struct Reply {
+    keep_alive: bool,
+    head_only: bool,
+}
