@@ -6,3 +6,4 @@ mod cli;
 mod engine;
 mod upstream_selftest;
 mod rustup;
+mod openpgp;

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 pub mod rustup;
 pub mod upstream;
+pub mod keys;
