@@ -7,3 +7,4 @@ mod engine;
 mod upstream_selftest;
 mod rustup;
 mod openpgp;
+mod bundle;

@@ -1,0 +1,479 @@
+//! Reading bundles safely; see the module docs of [`crate::bundle`].
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flate2::read::MultiGzDecoder;
+use tar::EntryType;
+
+use super::manifest::{Manifest, ManifestError, MANIFEST_NAME};
+use super::{check_member_path, join_member, BundleError, MemberProblem};
+use crate::report::{Outcome, Reporter};
+use crate::store::{copy_atomic, meta_path, META_DIR};
+use crate::verify::digest::{DigestMismatch, Hasher};
+use crate::verify::Sha256Digest;
+
+/// The largest manifest read (a crates bundle of 100k files is ~20 MB).
+const MAX_MANIFEST: u64 = 256 << 20;
+
+/// What [`unpack`] accepts and how it publishes.
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// Path prefixes members must start with, e.g. `["rustup/archive/"]`;
+    /// a member outside all of them is an error naming it. Empty: any
+    /// plain relative path outside `.mirror/` is accepted.
+    pub allowed_prefixes: Vec<String>,
+    /// When set, a manifest naming another ecosystem is refused (archives
+    /// without a manifest are accepted).
+    pub expect_ecosystem: Option<String>,
+    /// Members published after all others, in the order of these rules
+    /// (then archive order). A rule ending in `/` matches the paths under
+    /// it; a rule with no `/` matches a file name in any directory; any
+    /// other rule matches one path exactly.
+    pub publish_last: Vec<String>,
+}
+
+/// What [`unpack`] published.
+#[derive(Debug, Clone)]
+pub struct UnpackSummary {
+    /// The manifest, if the archive had one (romt archives do not).
+    pub manifest: Option<Manifest>,
+    /// Every file published, relative to the root, in archive order.
+    pub files: Vec<String>,
+    /// Total size of the files published.
+    pub bytes: u64,
+}
+
+/// Stream `archive`, stage every member under
+/// `<root>/.mirror/staging/<unique>/`, check it (see the module docs),
+/// then publish into `root`. On error nothing is published; the staging
+/// directory is removed in every case.
+pub fn unpack(
+    archive: &Path,
+    root: &Path,
+    opts: &UnpackOptions,
+    reporter: &dyn Reporter,
+) -> Result<UnpackSummary, BundleError> {
+    let staging = Staging::create(root)?;
+    let staged = {
+        let file = File::open(archive)
+            .map_err(|e| BundleError::io(format!("cannot open {}", archive.display()), e))?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        reporter.begin("unpack", 0, len);
+        let r = stage(archive, file, &staging.dir, opts, reporter);
+        reporter.end();
+        r?
+    };
+    publish(archive, root, &staging.dir, &staged, opts, reporter)?;
+    let bytes = staged.files.iter().map(|f| f.size).sum();
+    Ok(UnpackSummary {
+        manifest: staged.manifest,
+        files: staged.files.into_iter().map(|f| f.path).collect(),
+        bytes,
+    })
+}
+
+/// A fresh directory under `<root>/.mirror/staging/`, removed when dropped.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    fn create(root: &Path) -> Result<Staging, BundleError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let parent = meta_path(root, "staging");
+        fs::create_dir_all(&parent)
+            .map_err(|e| BundleError::io(format!("cannot create {}", parent.display()), e))?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = parent.join(format!("{}-{nanos}-{n}", std::process::id()));
+            match fs::create_dir(&dir) {
+                Ok(()) => return Ok(Staging { dir }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(BundleError::io(
+                        format!("cannot create {}", dir.display()),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct StagedFile {
+    path: String,
+    size: u64,
+}
+
+struct Staged {
+    manifest: Option<Manifest>,
+    files: Vec<StagedFile>,
+}
+
+/// Read the whole archive into `dir`, checking every entry.
+fn stage(
+    archive: &Path,
+    file: File,
+    dir: &Path,
+    opts: &UnpackOptions,
+    reporter: &dyn Reporter,
+) -> Result<Staged, BundleError> {
+    let read_err = |e: io::Error| BundleError::io(format!("cannot read {}", archive.display()), e);
+    let member_err = |member: &[u8], problem: MemberProblem| BundleError::Member {
+        archive: archive.to_path_buf(),
+        member: String::from_utf8_lossy(member).into_owned(),
+        problem,
+    };
+
+    let input = BufReader::with_capacity(
+        1 << 20,
+        Progress {
+            inner: file,
+            reporter,
+        },
+    );
+    let mut tar = tar::Archive::new(MultiGzDecoder::new(input));
+    let mut manifest: Option<Manifest> = None;
+    let mut expected: HashMap<String, (u64, Sha256Digest)> = HashMap::new();
+    let mut files: Vec<StagedFile> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    // Every directory some member needs, with the first member needing it.
+    let mut dirs: HashMap<String, String> = HashMap::new();
+    let mut first = true;
+
+    for entry in tar.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let etype = entry.header().entry_type();
+        if etype.is_pax_global_extensions() {
+            continue;
+        }
+        let raw = entry.path_bytes().into_owned();
+        let is_first = std::mem::replace(&mut first, false);
+
+        if etype.is_dir() {
+            let trimmed = raw.strip_suffix(b"/").unwrap_or(&raw);
+            check_member_path(trimmed).map_err(|p| member_err(&raw, MemberProblem::Path(p)))?;
+            continue;
+        }
+        if etype != EntryType::Regular {
+            return Err(member_err(&raw, MemberProblem::EntryType(describe(etype))));
+        }
+        let path = check_member_path(&raw)
+            .map_err(|p| member_err(&raw, MemberProblem::Path(p)))?
+            .to_string();
+
+        if path == MANIFEST_NAME {
+            if !is_first {
+                return Err(member_err(&raw, MemberProblem::ManifestNotFirst));
+            }
+            let m = read_manifest(archive, &mut entry)?;
+            if let Some(want) = &opts.expect_ecosystem {
+                if &m.ecosystem != want {
+                    return Err(BundleError::WrongEcosystem {
+                        archive: archive.to_path_buf(),
+                        expected: want.clone(),
+                        found: m.ecosystem.clone(),
+                    });
+                }
+            }
+            expected = m
+                .members
+                .iter()
+                .map(|mm| (mm.path.clone(), (mm.size, mm.sha256)))
+                .collect();
+            reporter.verbose(&format!(
+                "{}: bundle of {} files for {} by {}, created {}",
+                archive.display(),
+                m.members.len(),
+                m.ecosystem,
+                m.tool,
+                m.created
+            ));
+            manifest = Some(m);
+            continue;
+        }
+
+        if path == META_DIR || path.starts_with(&format!("{META_DIR}/")) {
+            return Err(member_err(&raw, MemberProblem::Reserved));
+        }
+        if !opts.allowed_prefixes.is_empty()
+            && !opts
+                .allowed_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
+        {
+            return Err(member_err(
+                &raw,
+                MemberProblem::NotAllowed(opts.allowed_prefixes.clone()),
+            ));
+        }
+        if seen.contains(&path) {
+            return Err(member_err(&raw, MemberProblem::Duplicate));
+        }
+        if let Some(other) = dirs.get(&path) {
+            return Err(member_err(&raw, MemberProblem::Conflict(other.clone())));
+        }
+        for (i, _) in path.match_indices('/') {
+            let ancestor = &path[..i];
+            if seen.contains(ancestor) {
+                return Err(member_err(
+                    &raw,
+                    MemberProblem::Conflict(ancestor.to_string()),
+                ));
+            }
+            dirs.entry(ancestor.to_string())
+                .or_insert_with(|| path.clone());
+        }
+        seen.insert(path.clone());
+
+        let size = entry.size();
+        let want = if manifest.is_some() {
+            let &(want_size, digest) = expected
+                .get(&path)
+                .ok_or_else(|| member_err(&raw, MemberProblem::NotInManifest))?;
+            if want_size != size {
+                return Err(member_err(
+                    &raw,
+                    MemberProblem::SizeMismatch {
+                        expected: want_size,
+                        actual: size,
+                    },
+                ));
+            }
+            Some(digest)
+        } else {
+            None
+        };
+
+        let dest = join_member(dir, &path);
+        let wctx = || format!("cannot write {}", dest.display());
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| BundleError::io(wctx(), e))?;
+        }
+        let mut out = File::create_new(&dest).map_err(|e| BundleError::io(wctx(), e))?;
+        let mut hasher = want.map(|_| Hasher::new());
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| BundleError::io(wctx(), e))?;
+            got += n as u64;
+        }
+        if got != size {
+            return Err(read_err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("member {path:?} is truncated"),
+            )));
+        }
+        if let (Some(h), Some(expected)) = (hasher, want) {
+            let actual = h.finish();
+            if actual != expected {
+                return Err(DigestMismatch {
+                    what: format!("{} in {}", path, archive.display()),
+                    expected,
+                    actual,
+                }
+                .into());
+            }
+        }
+        if let Ok(mtime) = entry.header().mtime() {
+            let _ = out.set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+        }
+        out.sync_data().map_err(|e| BundleError::io(wctx(), e))?;
+        reporter.item(&path, Outcome::Done);
+        reporter.verbose(&format!("unpack {path} ({size} bytes)"));
+        files.push(StagedFile { path, size });
+    }
+
+    // Read to the end so the gzip trailer (CRC, length) of the last member
+    // is checked too.
+    io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(read_err)?;
+
+    if let Some(m) = &manifest {
+        let missing: Vec<&str> = m
+            .members
+            .iter()
+            .map(|mm| mm.path.as_str())
+            .filter(|p| !seen.contains(*p))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(member_err(
+                first.as_bytes(),
+                MemberProblem::MissingFromArchive {
+                    others: missing.len() - 1,
+                },
+            ));
+        }
+    }
+    Ok(Staged { manifest, files })
+}
+
+fn read_manifest(archive: &Path, entry: &mut impl Read) -> Result<Manifest, BundleError> {
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_MANIFEST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| BundleError::io(format!("cannot read {}", archive.display()), e))?;
+    if bytes.len() as u64 > MAX_MANIFEST {
+        return Err(BundleError::Manifest {
+            archive: archive.to_path_buf(),
+            problem: ManifestError::Parse(format!("larger than {MAX_MANIFEST} bytes")),
+        });
+    }
+    Manifest::from_json(&bytes).map_err(|problem| BundleError::Manifest {
+        archive: archive.to_path_buf(),
+        problem,
+    })
+}
+
+/// A human name for a tar entry type.
+fn describe(t: EntryType) -> String {
+    match t {
+        EntryType::Symlink => "symbolic link".into(),
+        EntryType::Link => "hard link".into(),
+        EntryType::Char => "character device".into(),
+        EntryType::Block => "block device".into(),
+        EntryType::Fifo => "FIFO".into(),
+        EntryType::Continuous => "contiguous file".into(),
+        EntryType::GNUSparse => "sparse file".into(),
+        other => format!("tar entry of type {:?}", other.as_byte() as char),
+    }
+}
+
+/// Rename every staged file over its destination, `publish_last` ones last.
+fn publish(
+    archive: &Path,
+    root: &Path,
+    dir: &Path,
+    staged: &Staged,
+    opts: &UnpackOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), BundleError> {
+    // Order: everything else first (archive order), then by rule, then
+    // archive order.
+    let mut order: Vec<(usize, usize)> = staged
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let rank = opts
+                .publish_last
+                .iter()
+                .position(|rule| rule_matches(rule, &f.path))
+                .map_or(0, |r| r + 1);
+            (rank, i)
+        })
+        .collect();
+    order.sort();
+
+    // Check every destination before the first rename, so a conflict
+    // with the existing tree publishes nothing.
+    let mut checked_dirs: HashSet<PathBuf> = HashSet::new();
+    for f in &staged.files {
+        let dest = join_member(root, &f.path);
+        let conflict = |why: String| BundleError::Member {
+            archive: archive.to_path_buf(),
+            member: f.path.clone(),
+            problem: MemberProblem::Destination(why),
+        };
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            return Err(conflict(format!("{} is a directory", dest.display())));
+        }
+        let mut parent = dest.parent();
+        while let Some(p) = parent {
+            if p == root || !checked_dirs.insert(p.to_path_buf()) {
+                break;
+            }
+            if fs::metadata(p).is_ok_and(|m| !m.is_dir()) {
+                return Err(conflict(format!("{} is not a directory", p.display())));
+            }
+            parent = p.parent();
+        }
+    }
+
+    reporter.begin("publish", staged.files.len() as u64, None);
+    for &(_, i) in &order {
+        let f = &staged.files[i];
+        let from = join_member(dir, &f.path);
+        let to = join_member(root, &f.path);
+        let ctx = || format!("cannot publish {}", to.display());
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| BundleError::io(ctx(), e))?;
+        }
+        if fs::rename(&from, &to).is_err() {
+            // Another file system under the root (a mount point): copy.
+            copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
+        }
+        reporter.item(&f.path, Outcome::Done);
+        reporter.verbose(&format!("publish {}", f.path));
+    }
+    reporter.end();
+    Ok(())
+}
+
+fn rule_matches(rule: &str, path: &str) -> bool {
+    if rule.ends_with('/') {
+        path.starts_with(rule)
+    } else if !rule.contains('/') {
+        path.rsplit('/').next() == Some(rule)
+    } else {
+        path == rule
+    }
+}
+
+/// Reports the compressed bytes read from the archive.
+struct Progress<'a> {
+    inner: File,
+    reporter: &'a dyn Reporter,
+}
+
+impl Read for Progress<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.reporter.bytes(n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_last_rules() {
+        assert!(rule_matches("rustup/dist/", "rustup/dist/x/rustup-init"));
+        assert!(!rule_matches("rustup/dist/", "rustup/distx"));
+        assert!(rule_matches(
+            "release-stable.toml",
+            "rustup/release-stable.toml"
+        ));
+        assert!(rule_matches("release-stable.toml", "release-stable.toml"));
+        assert!(rule_matches("hex/names", "hex/names"));
+        assert!(!rule_matches("hex/names", "hex/names2"));
+        assert!(!rule_matches("hex/names", "x/hex/names"));
+    }
+}
