@@ -532,3 +532,13 @@ mod tests {
         assert_eq!(err.what(), "f.asc");
     }
 }
+
+/// The download engine checks OpenPGP detached signatures with a keyring.
+impl crate::fetch::SignatureCheck for Keyring {
+    fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()> {
+        let data = std::fs::File::open(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        verify_detached(self, data, signature, what)?;
+        Ok(())
+    }
+}

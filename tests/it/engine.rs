@@ -264,3 +264,34 @@ fn a_bad_signature_publishes_nothing() {
     assert!(err.to_string().contains("bad signature over"), "{err}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing published");
 }
+
+#[test]
+fn openpgp_signatures_are_checked_before_publishing() {
+    use crate::support::keys::{sign_detached, test_keyring, TestKey};
+    let up = Upstream::start();
+    let good = body(2000, 1);
+    let other = body(2000, 2);
+    up.put("good.tar.xz", good.clone());
+    up.put("good.tar.xz.asc", sign_detached(TestKey::Signing, &good, true));
+    up.put("other.tar.xz", other.clone());
+    up.put("other.tar.xz.sig", sign_detached(TestKey::Other, &other, false));
+    let keyring: Arc<dyn SignatureCheck> = Arc::new(test_keyring());
+    let dir = tempfile::tempdir().unwrap();
+    let signed = |name: &str, sig: &str, data: &[u8]| {
+        item(&up, name, data, dir.path()).signature(SignatureSpec {
+            url: up.url(sig),
+            dest: dir.path().join(sig),
+            check: keyring.clone(),
+        })
+    };
+    let items = vec![
+        signed("good.tar.xz", "good.tar.xz.asc", &good),
+        signed("other.tar.xz", "other.tar.xz.sig", &other),
+    ];
+    let err = engine(2, true).fetch_all(items, &NullReporter).unwrap_err();
+    assert_eq!(err.summary.fetched, 1);
+    assert!(dir.path().join("good.tar.xz").exists() && dir.path().join("good.tar.xz.asc").exists());
+    assert!(!dir.path().join("other.tar.xz").exists() && !dir.path().join("other.tar.xz.sig").exists());
+    let msg = err.to_string();
+    assert!(msg.contains(&up.url("other.tar.xz")), "{msg}");
+}
