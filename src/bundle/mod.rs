@@ -62,6 +62,22 @@
 //! rest), so a server reading the tree never sees metadata before the files
 //! it names. On any error nothing is published, and the staging directory is
 //! removed in every case.
+//!
+//! Details that follow from this:
+//!
+//! - The manifest must be the very first entry (a directory entry before it
+//!   counts; pax global headers do not). Paths set by pax or GNU long-name
+//!   headers are checked like any other.
+//! - Staged files keep the archive's mtime and are fsynced before publish,
+//!   so a crash leaves the old or the new bytes, never a torn file.
+//! - Publishing is a series of renames, checked beforehand against the
+//!   existing tree (a directory where a file goes, a file where a
+//!   directory goes); an I/O error midway can leave some files published,
+//!   but never metadata ahead of the files it names. A symlinked directory
+//!   the administrator placed inside the root is followed; a symlink at a
+//!   file's own path is replaced, not followed.
+//! - Without a manifest nothing is hashed: the caller checks the files
+//!   with the ecosystem's rules, which it must do for romt archives anyway.
 
 mod gz;
 pub mod manifest;

@@ -776,3 +776,59 @@ fn staging_is_removed_after_success_and_failure() {
     );
     assert_eq!(fs::read(dest.join(GOOD)).unwrap(), b"good", "old file kept");
 }
+
+/// A pax extended header (`x` local, `g` global) carrying `records`.
+fn pax(kind: u8, records: &[(&str, &[u8])]) -> Raw {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        // "<len> <key>=<value>\n", where len counts itself.
+        let body = 1 + k.len() + 1 + v.len() + 1;
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        data.extend_from_slice(format!("{len} {k}=").as_bytes());
+        data.extend_from_slice(v);
+        data.push(b'\n');
+    }
+    Raw {
+        name: b"PaxHeader".to_vec(),
+        kind,
+        data,
+        link: b"",
+    }
+}
+
+#[test]
+fn pax_path_override_is_checked_like_any_path() {
+    let bad = tar_gz(&[
+        file(GOOD, b"good"),
+        pax(b'x', &[("path", b"rustup/archive/../../../evil")]),
+        file("rustup/archive/innocent", b"x"),
+    ]);
+    assert_rejected(
+        &bad,
+        &rustup_opts(),
+        &["rustup/archive/../../../evil", "\"..\" component"],
+    );
+}
+
+#[test]
+fn pax_headers_are_honoured_and_global_ones_ignored() {
+    let long = format!("{LONG_DIR}/{LONG_DIR}/rustup-init");
+    let bytes = tar_gz(&[
+        pax(b'g', &[("comment", b"made by hand")]),
+        pax(
+            b'x',
+            &[("path", long.as_bytes()), ("mtime", b"1700000000.5")],
+        ),
+        file("rustup/archive/truncated-name", b"init"),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("pax.tar.gz");
+    fs::write(&archive, bytes).unwrap();
+    let dest = tmp.path().join("dest");
+    let got = bundle::unpack(&archive, &dest, &rustup_opts(), &NullReporter).unwrap();
+    assert_eq!(got.files, vec![long.clone()]);
+    assert_eq!(fs::read(dest.join(&long)).unwrap(), b"init");
+}
