@@ -1,18 +1,561 @@
-//! (in progress — placeholder API so the crate compiles; replaced by the serve module)
-#![allow(missing_docs, unused_variables)]
+//! `mirror serve`: one read-only HTTP server for every mirrored tree under a
+//! root.
+//!
+//! # What it answers
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET/HEAD /health` | `200 ok` |
+//! | `GET/HEAD /<path>` | the file `<root>/<path>` (after [`Rewrite`]s), see below |
+//! | any other method | `405` with `Allow: GET, HEAD` |
+//!
+//! Static files honour `Range` (one range → `206` + `Content-Range`; several
+//! → `200` whole file; unsatisfiable → `416` + `Content-Range: bytes */LEN`),
+//! `If-Range`, `HEAD`, a strong `ETag` from (size, mtime) with
+//! `If-None-Match` → `304`, and `Last-Modified` with `If-Modified-Since` →
+//! `304` (pacman revalidates databases that way; rebar3 insists on ETags).
+//! Bodies are streamed from disk. Details in [`files`].
+//!
+//! # Path safety
+//!
+//! The raw request path is split on `/` and each segment is percent-decoded
+//! exactly once ([`path::parse_request_path`]). Traversal (`..`, `%2e%2e`),
+//! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
+//! characters, and empty segments are `400`. Dot-files and dot-directories
+//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID` temporaries) and
+//! `NAME.partial` downloads are `404`, as are directories (no listings).
+//! Then the final path is canonicalized and must lie under the canonicalized
+//! root with no hidden component below it, so a symlink in the tree cannot
+//! leak a file from outside it (symlinks *within* the tree, such as Arch's
+//! `core.db` → `core.db.tar.gz`, are served).
+//!
+//! # Rewrites
+//!
+//! Ecosystems whose public URLs differ from the on-disk layout plug a
+//! [`Rewrite`] into [`ServeOptions::rewrites`]. Each gets the decoded,
+//! validated segments; the first to return `Some` decides the on-disk
+//! segments, which are validated again. Without a match the request path is
+//! the on-disk path. Closures `Fn(&[&str]) -> Option<Vec<String>>` are
+//! rewrites, and [`PrefixRewrite`] maps one path prefix onto another.
+//!
+//! # API
+//!
+//! - [`router`] builds the axum [`Router`]; later routes (sparse index, git
+//!   smart HTTP) can be `merge`d or `route`d onto it.
+//! - [`bind`] opens the listener ([`ServeError::AddrInUse`] names the address
+//!   and suggests `--port`); [`serve`] runs a router on it until a shutdown
+//!   future resolves (graceful: in-flight requests finish).
+//! - [`run_blocking`] is the CLI's entry: own runtime, bind, report the
+//!   address through a callback, serve until Ctrl-C (a second Ctrl-C, or
+//!   [`SHUTDOWN_GRACE`] after the first, drops unfinished transfers).
+//! - [`spawn`] is for tests: a server on its own thread and runtime;
+//!   dropping the [`RunningServer`] stops it.
+
+pub mod files;
+pub mod path;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use self::path::{check_segment, parse_request_path, Refusal};
+
+/// How long a shutdown waits for in-flight transfers before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Maps request segments onto on-disk segments for one ecosystem
+/// (crates: `/crates/serde/serde-1.0.0.crate` →
+/// `crates/se/rd/serde/serde-1.0.0.crate`).
 pub trait Rewrite: Send + Sync {
+    /// `segments` are decoded and validated. Return the on-disk segments
+    /// (relative to the root) if this rewrite handles the path, else `None`.
     fn rewrite(&self, segments: &[&str]) -> Option<Vec<String>>;
 }
-pub struct ServeOptions {
-    pub root: PathBuf,
-    pub bind: std::net::IpAddr,
-    pub port: u16,
-    pub rewrites: Vec<std::sync::Arc<dyn Rewrite>>,
+
+impl<F> Rewrite for F
+where
+    F: Fn(&[&str]) -> Option<Vec<String>> + Send + Sync,
+{
+    fn rewrite(&self, segments: &[&str]) -> Option<Vec<String>> {
+        self(segments)
+    }
 }
-pub fn run_blocking(
-    opts: ServeOptions,
-    on_ready: impl FnOnce(std::net::SocketAddr),
-) -> anyhow::Result<()> {
-    anyhow::bail!("serve: in progress")
+
+/// Serves `from/...` as `to/...` (`from` may be empty: the whole tree).
+#[derive(Debug, Clone)]
+pub struct PrefixRewrite {
+    /// Request prefix segments.
+    pub from: Vec<String>,
+    /// On-disk prefix segments.
+    pub to: Vec<String>,
+}
+
+impl PrefixRewrite {
+    /// From slash-separated prefixes, e.g. `("hex", "hex/repo")`.
+    pub fn new(from: &str, to: &str) -> Self {
+        let split = |s: &str| {
+            s.split('/')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        PrefixRewrite {
+            from: split(from),
+            to: split(to),
+        }
+    }
+}
+
+impl Rewrite for PrefixRewrite {
+    fn rewrite(&self, segments: &[&str]) -> Option<Vec<String>> {
+        if segments.len() <= self.from.len() || !self.from.iter().zip(segments).all(|(a, b)| a == b)
+        {
+            return None;
+        }
+        let rest = segments[self.from.len()..].iter().map(|s| s.to_string());
+        Some(self.to.iter().cloned().chain(rest).collect())
+    }
+}
+
+/// What `mirror serve` needs.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// The mirror root; every served file is under it.
+    pub root: PathBuf,
+    /// Address to listen on.
+    pub bind: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Consulted in order before mapping a path onto the tree.
+    pub rewrites: Vec<Arc<dyn Rewrite>>,
+}
+
+impl ServeOptions {
+    /// Options serving `root` on `127.0.0.1:0` with no rewrites.
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        ServeOptions {
+            root: root.into(),
+            bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: 0,
+            rewrites: Vec::new(),
+        }
+    }
+
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("root", &self.root)
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("rewrites", &self.rewrites.len())
+            .finish()
+    }
+}
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The port is taken.
+    #[error(
+        "cannot listen on {addr}: address already in use \
+         (is another server running there? choose another port with --port)"
+    )]
+    AddrInUse {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other failure to listen (permission, address not local, ...).
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The root is missing or not a directory.
+    #[error("cannot serve {}: not a directory", path.display())]
+    Root {
+        /// The root given.
+        path: PathBuf,
+        /// Why it is unusable.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the server runtime")]
+    Runtime(#[source] std::io::Error),
+    /// Serving failed after the listener was open.
+    #[error("serving on {addr} failed")]
+    Serve {
+        /// The bound address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Check that the root is an existing directory.
+pub fn check_root(opts: &ServeOptions) -> Result<(), ServeError> {
+    let err = |source| ServeError::Root {
+        path: opts.root.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(&opts.root).map_err(err)?;
+    if !meta.is_dir() {
+        return Err(err(std::io::Error::other("not a directory")));
+    }
+    Ok(())
+}
+
+/// Bind the listener on `opts.bind:opts.port`.
+pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
+    let addr = opts.addr();
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::AddrInUse { addr, source }
+        } else {
+            ServeError::Bind { addr, source }
+        }
+    })
+}
+
+/// The router: `/health` plus static files from `opts.root` (after
+/// `opts.rewrites`). Other routes may be added to it.
+pub fn router(opts: &ServeOptions) -> Router {
+    let tree = Arc::new(Tree {
+        root: opts.root.clone(),
+        rewrites: opts.rewrites.clone(),
+    });
+    Router::new()
+        .route("/health", get(health))
+        .fallback(static_file)
+        .with_state(tree)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves; then stop
+/// accepting and wait for in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The CLI entry point: start a runtime, check the root, bind, call
+/// `on_ready` with the bound address, serve until Ctrl-C. Prints nothing.
+pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    check_root(&opts)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(async move {
+        let listener = bind(&opts).await?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
+            addr: opts.addr(),
+            source,
+        })?;
+        on_ready(addr);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop_tx.send(());
+        };
+        // After the first Ctrl-C, give transfers a grace period; a second
+        // Ctrl-C ends them at once.
+        let deadline = async move {
+            if stop_rx.await.is_ok() {
+                tokio::select! {
+                    _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = serve(listener, router(&opts), shutdown) => {
+                r.map_err(|source| ServeError::Serve { addr, source })?;
+            }
+            _ = deadline => {}
+        }
+        Ok(())
+    })
+}
+
+/// A server on its own thread; dropping it shuts it down.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// `http://ADDR` + `path` (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stop and wait for the thread; returns how serving ended.
+    pub fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Start a server on its own thread and runtime (for tests; callable from
+/// inside another runtime). Binding happens before this returns, so errors
+/// such as a port in use come back here. Dropping the [`RunningServer`]
+/// stops it, waiting at most [`SHUTDOWN_GRACE`] for open transfers.
+pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
+    check_root(&opts)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!("mirror-serve-{}", opts.port))
+        .spawn(move || -> std::io::Result<()> {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("mirror-serve")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(ServeError::Runtime(e)));
+                    return Ok(());
+                }
+            };
+            rt.block_on(async move {
+                let bound = bind(&opts).await.and_then(|l| {
+                    let addr = l.local_addr().map_err(|source| ServeError::Serve {
+                        addr: opts.addr(),
+                        source,
+                    })?;
+                    Ok((l, addr))
+                });
+                let listener = match bound {
+                    Ok((l, addr)) => {
+                        let _ = ready_tx.send(Ok(addr));
+                        l
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let (grace_tx, grace_rx) = oneshot::channel::<()>();
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                    let _ = grace_tx.send(());
+                };
+                tokio::select! {
+                    r = serve(listener, router(&opts), shutdown) => r,
+                    _ = async move {
+                        let _ = grace_rx.await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    } => Ok(()),
+                }
+            })
+        })
+        .map_err(ServeError::Runtime)?;
+    let addr = match ready_rx.recv() {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e.into());
+        }
+        Err(_) => {
+            let _ = thread.join();
+            anyhow::bail!("the server thread ended before binding");
+        }
+    };
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// What the static-file fallback needs.
+struct Tree {
+    root: PathBuf,
+    rewrites: Vec<Arc<dyn Rewrite>>,
+}
+
+impl Tree {
+    /// Request segments → on-disk segments.
+    fn map(&self, segments: &[String]) -> Result<Vec<String>, Refusal> {
+        let borrowed: Vec<&str> = segments.iter().map(String::as_str).collect();
+        for rewrite in &self.rewrites {
+            if let Some(mapped) = rewrite.rewrite(&borrowed) {
+                if mapped.is_empty() {
+                    return Err(Refusal::NotFound);
+                }
+                for seg in &mapped {
+                    check_segment(seg)?;
+                }
+                return Ok(mapped);
+            }
+        }
+        Ok(segments.to_vec())
+    }
+}
+
+async fn health() -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        "ok\n",
+    )
+        .into_response()
+}
+
+async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        let mut res = status_response(StatusCode::METHOD_NOT_ALLOWED);
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    let segments = match parse_request_path(req.uri().path()).and_then(|s| tree.map(&s)) {
+        Ok(s) => s,
+        Err(refusal) => return status_response(refusal.status()),
+    };
+    let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
+        return status_response(StatusCode::NOT_FOUND);
+    };
+    let name = segments.last().map(String::as_str).unwrap_or("");
+    files::respond(method, req.headers(), name, file).await
+}
+
+/// A short plain-text answer for an error status.
+pub(crate) fn status_response(status: StatusCode) -> Response {
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    (
+        status,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rewrite_maps_only_below_its_prefix() {
+        let r = PrefixRewrite::new("/hex/", "hex/repo");
+        assert_eq!(
+            r.rewrite(&["hex", "packages", "jason"]),
+            Some(vec![
+                "hex".into(),
+                "repo".into(),
+                "packages".into(),
+                "jason".into()
+            ])
+        );
+        assert_eq!(r.rewrite(&["hex"]), None);
+        assert_eq!(r.rewrite(&["hexx", "a"]), None);
+        assert_eq!(r.rewrite(&["dist", "a"]), None);
+    }
+
+    #[test]
+    fn rewrite_output_is_validated() {
+        let bad: Arc<dyn Rewrite> =
+            Arc::new(|_: &[&str]| Some(vec!["..".to_string(), "etc".to_string()]));
+        let hidden: Arc<dyn Rewrite> = Arc::new(|_: &[&str]| Some(vec![".mirror".to_string()]));
+        let tree = |r: Arc<dyn Rewrite>| Tree {
+            root: PathBuf::from("/nonexistent"),
+            rewrites: vec![r],
+        };
+        assert!(matches!(
+            tree(bad).map(&["a".into()]),
+            Err(Refusal::Malformed(_))
+        ));
+        assert_eq!(tree(hidden).map(&["a".into()]), Err(Refusal::Hidden));
+    }
+
+    #[test]
+    fn first_matching_rewrite_wins() {
+        let tree = Tree {
+            root: PathBuf::from("/nonexistent"),
+            rewrites: vec![
+                Arc::new(PrefixRewrite::new("a", "x")),
+                Arc::new(PrefixRewrite::new("a", "y")),
+            ],
+        };
+        assert_eq!(tree.map(&["a".into(), "f".into()]).unwrap(), ["x", "f"]);
+        assert_eq!(tree.map(&["b".into(), "f".into()]).unwrap(), ["b", "f"]);
+    }
+
+    #[test]
+    fn addr_in_use_names_address_and_port_flag() {
+        let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let e = ServeError::AddrInUse {
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("127.0.0.1:8000") && text.contains("--port"),
+            "{text}"
+        );
+    }
 }

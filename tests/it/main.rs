@@ -8,3 +8,4 @@ mod upstream_selftest;
 mod rustup;
 mod openpgp;
 mod bundle;
+mod serve;

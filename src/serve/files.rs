@@ -1,0 +1,438 @@
+//! Static files: resolving segments under the root, validators (ETag,
+//! Last-Modified), conditional requests, single byte ranges, content types,
+//! and a streamed body.
+//!
+//! Order of evaluation for GET and HEAD (RFC 9110 §13.2.2):
+//! 1. `If-None-Match` (weak comparison); when present, `If-Modified-Since`
+//!    is ignored. A match is `304 Not Modified`.
+//! 2. `If-Modified-Since`: `304` when the file's mtime (whole seconds) is not
+//!    newer than the date.
+//! 3. `Range`, only if `If-Range` is absent or matches (strong ETag
+//!    comparison, or a date equal to Last-Modified). One range gives `206`
+//!    with `Content-Range`; several ranges or a syntactically invalid header
+//!    give the whole file (`200`); a range starting past the end, or a zero
+//!    suffix, gives `416` with `Content-Range: bytes */LEN`.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::path::is_hidden_name;
+
+/// Read size for streamed bodies.
+const CHUNK: usize = 64 * 1024;
+
+/// The validators and size of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, when the filesystem reports one.
+    pub mtime: Option<SystemTime>,
+}
+
+impl Validators {
+    /// A strong ETag from (size, mtime in nanoseconds): `"LEN-SECS.NANOS"`
+    /// in hex. Any rewrite of a published file changes one of them.
+    pub fn etag(&self) -> String {
+        match self.mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()) {
+            Some(d) => format!(
+                "\"{:x}-{:x}.{:x}\"",
+                self.len,
+                d.as_secs(),
+                d.subsec_nanos()
+            ),
+            None => format!("\"{:x}\"", self.len),
+        }
+    }
+
+    /// `Last-Modified` as an HTTP date (whole seconds).
+    pub fn last_modified(&self) -> Option<String> {
+        self.mtime.map(httpdate::fmt_http_date)
+    }
+
+    /// The mtime truncated to whole seconds, as HTTP dates carry.
+    fn mtime_secs(&self) -> Option<u64> {
+        self.mtime
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+    }
+}
+
+/// What the `Range` header asks for, against a file of known length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No usable range: send the whole file.
+    Full,
+    /// Bytes `start..=end` (inclusive, `end < len`).
+    Partial {
+        /// First byte.
+        start: u64,
+        /// Last byte (inclusive).
+        end: u64,
+    },
+    /// A well-formed range no byte of the file satisfies.
+    Unsatisfiable,
+}
+
+/// Parse a `Range` header value for a file of `len` bytes. Only
+/// `bytes=a-b`, `bytes=a-` and `bytes=-n` are honoured; a list of ranges or
+/// anything malformed means the whole file.
+pub fn parse_range(value: &str, len: u64) -> RangeRequest {
+    let value = value.trim();
+    let Some((unit, spec)) = value.split_once('=') else {
+        return RangeRequest::Full;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match (first.is_empty(), last.is_empty()) {
+        // `-n`: the last n bytes.
+        (true, false) => {
+            let Some(n) = digits(last).then(|| last.parse::<u64>().ok()).flatten() else {
+                return RangeRequest::Full;
+            };
+            if n == 0 || len == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Partial {
+                    start: len.saturating_sub(n),
+                    end: len - 1,
+                }
+            }
+        }
+        // `a-` or `a-b`.
+        (false, _) => {
+            let Some(start) = digits(first).then(|| first.parse::<u64>().ok()).flatten() else {
+                return RangeRequest::Full;
+            };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                match digits(last).then(|| last.parse::<u64>().ok()).flatten() {
+                    Some(end) if end >= start => end,
+                    _ => return RangeRequest::Full,
+                }
+            };
+            if start >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Partial {
+                    start,
+                    end: end.min(len - 1),
+                }
+            }
+        }
+        (true, true) => RangeRequest::Full,
+    }
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison).
+pub fn none_match(value: &str, etag: &str) -> bool {
+    let ours = etag.trim_start_matches("W/");
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours)
+}
+
+/// Whether the file is unmodified according to the request's conditional
+/// headers (`If-None-Match` first, else `If-Modified-Since`).
+pub fn is_not_modified(headers: &HeaderMap, v: &Validators) -> bool {
+    if let Some(inm) = headers.get(IF_NONE_MATCH) {
+        return inm.to_str().is_ok_and(|s| none_match(s, &v.etag()));
+    }
+    if let (Some(ims), Some(mtime)) = (headers.get(IF_MODIFIED_SINCE), v.mtime_secs()) {
+        if let Some(since) = ims
+            .to_str()
+            .ok()
+            .and_then(|s| httpdate::parse_http_date(s.trim()).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        {
+            return mtime <= since.as_secs();
+        }
+    }
+    false
+}
+
+/// Whether `If-Range` (if any) allows honouring `Range`: a strong ETag equal
+/// to ours, or an HTTP date equal to our Last-Modified.
+pub fn if_range_allows(headers: &HeaderMap, v: &Validators) -> bool {
+    let Some(value) = headers.get(IF_RANGE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let value = value.trim();
+    if value.starts_with('"') {
+        return value == v.etag();
+    }
+    if value.starts_with("W/") {
+        return false;
+    }
+    match (httpdate::parse_http_date(value), v.mtime_secs()) {
+        (Ok(date), Some(mtime)) => date
+            .duration_since(UNIX_EPOCH)
+            .is_ok_and(|d| d.as_secs() == mtime),
+        _ => false,
+    }
+}
+
+/// The Content-Type for a file name, by extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "toml" => "application/toml",
+        "json" => "application/json",
+        "gz" | "tgz" | "crate" => "application/gzip",
+        "xz" => "application/x-xz",
+        "zst" => "application/zstd",
+        "tar" => "application/x-tar",
+        "sha256" | "asc" | "txt" => "text/plain; charset=utf-8",
+        "sig" => "application/pgp-signature",
+        "csv" => "text/csv; charset=utf-8",
+        "html" => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Resolve on-disk segments under `root` to a regular file that may be
+/// served. The final path is canonicalized and must stay under the
+/// canonicalized root, and no component of it below the root may be a
+/// hidden name (so a symlink cannot lead out of the tree or into
+/// `.mirror/`). Any failure is "not found".
+pub async fn resolve(root: &Path, segments: &[String]) -> Option<(PathBuf, tokio::fs::File)> {
+    let canon_root = tokio::fs::canonicalize(root).await.ok()?;
+    let mut joined = canon_root.clone();
+    joined.extend(segments);
+    let canon = tokio::fs::canonicalize(&joined).await.ok()?;
+    let below = canon.strip_prefix(&canon_root).ok()?;
+    let mut any = false;
+    for component in below.components() {
+        let std::path::Component::Normal(name) = component else {
+            return None;
+        };
+        if is_hidden_name(&name.to_string_lossy()) {
+            return None;
+        }
+        any = true;
+    }
+    if !any {
+        return None;
+    }
+    let file = tokio::fs::File::open(&canon).await.ok()?;
+    Some((canon, file))
+}
+
+/// Answer GET or HEAD for an opened file. `name` (the requested file name)
+/// picks the Content-Type.
+pub async fn respond(
+    method: &Method,
+    headers: &HeaderMap,
+    name: &str,
+    mut file: tokio::fs::File,
+) -> Response {
+    let meta = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
+        _ => return super::status_response(StatusCode::NOT_FOUND),
+    };
+    let v = Validators {
+        len: meta.len(),
+        mtime: meta.modified().ok(),
+    };
+    let etag = v.etag();
+    let mut out = HeaderMap::new();
+    insert(&mut out, ETAG, &etag);
+    if let Some(lm) = v.last_modified() {
+        insert(&mut out, LAST_MODIFIED, &lm);
+    }
+    out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    if is_not_modified(headers, &v) {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+
+    let range = match headers.get(RANGE).and_then(|r| r.to_str().ok()) {
+        Some(r) if if_range_allows(headers, &v) => parse_range(r, v.len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, count) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0, v.len),
+        RangeRequest::Partial { start, end } => {
+            insert(
+                &mut out,
+                CONTENT_RANGE,
+                &format!("bytes {start}-{end}/{}", v.len),
+            );
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            insert(&mut out, CONTENT_RANGE, &format!("bytes */{}", v.len));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, out).into_response();
+        }
+    };
+    out.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
+    insert(&mut out, CONTENT_LENGTH, &count.to_string());
+
+    if method == Method::HEAD {
+        return (status, out, Body::empty()).into_response();
+    }
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return super::status_response(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), CHUNK));
+    (status, out, body).into_response()
+}
+
+fn insert(headers: &mut HeaderMap, name: axum::http::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-3", 10), Partial { start: 0, end: 3 });
+        assert_eq!(parse_range("bytes=2-", 10), Partial { start: 2, end: 9 });
+        assert_eq!(parse_range("bytes=-3", 10), Partial { start: 7, end: 9 });
+        assert_eq!(parse_range("bytes=-30", 10), Partial { start: 0, end: 9 });
+        assert_eq!(parse_range("bytes=5-100", 10), Partial { start: 5, end: 9 });
+        assert_eq!(parse_range("BYTES = 1-1", 10), Partial { start: 1, end: 1 });
+        assert_eq!(parse_range("bytes=10-", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=10-20", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
+        // Malformed, multiple or foreign units: the whole file.
+        for bad in [
+            "bytes=3-1",
+            "bytes=a-b",
+            "bytes=-",
+            "bytes=1",
+            "bytes=+1-2",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "0-1",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(parse_range(bad, 10), Full, "{bad}");
+        }
+    }
+
+    fn validators() -> Validators {
+        Validators {
+            len: 10,
+            mtime: Some(UNIX_EPOCH + Duration::new(1_700_000_000, 123)),
+        }
+    }
+
+    fn headers(pairs: &[(axum::http::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn etag_is_strong_and_changes_with_size_and_mtime() {
+        let v = validators();
+        let tag = v.etag();
+        assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+        let mut other = v.clone();
+        other.len = 11;
+        assert_ne!(other.etag(), tag);
+        let mut other = v.clone();
+        other.mtime = Some(UNIX_EPOCH + Duration::new(1_700_000_000, 124));
+        assert_ne!(other.etag(), tag);
+    }
+
+    #[test]
+    fn conditional_requests() {
+        let v = validators();
+        let tag = v.etag();
+        assert!(is_not_modified(&headers(&[(IF_NONE_MATCH, &tag)]), &v));
+        assert!(is_not_modified(
+            &headers(&[(IF_NONE_MATCH, &format!("\"x\", W/{tag}"))]),
+            &v
+        ));
+        assert!(is_not_modified(&headers(&[(IF_NONE_MATCH, "*")]), &v));
+        assert!(!is_not_modified(&headers(&[(IF_NONE_MATCH, "\"x\"")]), &v));
+        let lm = v.last_modified().unwrap();
+        assert!(is_not_modified(&headers(&[(IF_MODIFIED_SINCE, &lm)]), &v));
+        let earlier = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        assert!(!is_not_modified(
+            &headers(&[(IF_MODIFIED_SINCE, &earlier)]),
+            &v
+        ));
+        // If-None-Match wins over If-Modified-Since.
+        assert!(!is_not_modified(
+            &headers(&[(IF_NONE_MATCH, "\"x\""), (IF_MODIFIED_SINCE, &lm)]),
+            &v
+        ));
+        assert!(!is_not_modified(
+            &headers(&[(IF_MODIFIED_SINCE, "garbage")]),
+            &v
+        ));
+        assert!(!is_not_modified(&HeaderMap::new(), &v));
+    }
+
+    #[test]
+    fn if_range() {
+        let v = validators();
+        let tag = v.etag();
+        assert!(if_range_allows(&HeaderMap::new(), &v));
+        assert!(if_range_allows(&headers(&[(IF_RANGE, &tag)]), &v));
+        assert!(!if_range_allows(
+            &headers(&[(IF_RANGE, &format!("W/{tag}"))]),
+            &v
+        ));
+        assert!(!if_range_allows(&headers(&[(IF_RANGE, "\"other\"")]), &v));
+        let lm = v.last_modified().unwrap();
+        assert!(if_range_allows(&headers(&[(IF_RANGE, &lm)]), &v));
+        let earlier = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        assert!(!if_range_allows(&headers(&[(IF_RANGE, &earlier)]), &v));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type("channel-rust-stable.toml"), "application/toml");
+        assert_eq!(content_type("config.json"), "application/json");
+        assert_eq!(content_type("a.tar.gz"), "application/gzip");
+        assert_eq!(content_type("a.tgz"), "application/gzip");
+        assert_eq!(content_type("serde-1.0.0.crate"), "application/gzip");
+        assert_eq!(content_type("rust-1.0.tar.xz"), "application/x-xz");
+        assert_eq!(content_type("p-1-1-x86_64.pkg.tar.zst"), "application/zstd");
+        assert_eq!(content_type("hex-1.0.tar"), "application/x-tar");
+        assert_eq!(content_type("x.toml.sha256"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("x.asc"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("x.txt"), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type("p.pkg.tar.zst.sig"),
+            "application/pgp-signature"
+        );
+        assert_eq!(content_type("core.db"), "application/octet-stream");
+        assert_eq!(content_type("names"), "application/octet-stream");
+    }
+}
