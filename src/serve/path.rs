@@ -91,6 +91,8 @@ pub fn check_segment(seg: &str) -> Result<(), Refusal> {
             '\\' => return Err(Refusal::Malformed("backslash")),
             '\0' => return Err(Refusal::Malformed("NUL byte")),
             c if c.is_control() => return Err(Refusal::Malformed("control character")),
+            // A drive or stream prefix would make the joined path absolute.
+            ':' if cfg!(windows) => return Err(Refusal::Malformed("colon")),
             _ => {}
         }
     }

@@ -188,6 +188,29 @@ async fn range_gives_206_with_the_right_bytes() {
 }
 
 #[tokio::test]
+async fn large_files_stream_whole_and_in_ranges_across_read_chunks() {
+    let f = fixture();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    write(&f.root.join("dist/big.tar.gz"), &big);
+    let res = get(&f, "/dist/big.tar.gz", &[]).await;
+    assert_eq!(header(&res, "content-length"), "300000");
+    assert_eq!(header(&res, "content-type"), "application/gzip");
+    assert_eq!(res.bytes().await.unwrap(), big);
+    let res = get(&f, "/dist/big.tar.gz", &[("range", "bytes=65000-200000")]).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&res, "content-range"), "bytes 65000-200000/300000");
+    assert_eq!(res.bytes().await.unwrap(), &big[65000..=200000]);
+}
+
+#[tokio::test]
+async fn query_strings_are_ignored() {
+    let f = fixture();
+    let res = get(&f, "/dist/rust-1.0.tar.xz?x=1&y=..%2f", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap(), data());
+}
+
+#[tokio::test]
 async fn suffix_range_gives_the_last_bytes() {
     let f = fixture();
     let res = get(&f, "/dist/rust-1.0.tar.xz", &[("range", "bytes=-10")]).await;
