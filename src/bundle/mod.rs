@@ -90,7 +90,7 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, Member, Range, MANIFEST_NAME};
 pub use pack::{pack, PackOptions, PackSummary};
-pub use unpack::{unpack, UnpackOptions, UnpackSummary};
+pub use unpack::{unpack, StagedCheck, UnpackOptions, UnpackSummary};
 
 use crate::store::META_DIR;
 use crate::verify::digest::DigestMismatch;
@@ -136,6 +136,15 @@ pub enum BundleError {
         member: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// The ecosystem's own check of the staged files failed (e.g. a
+    /// romt archive whose file does not match its `.sha256`).
+    #[error("{}: contents failed verification; nothing was published:\n  {}", archive.display(), message.replace('\n', "\n  "))]
+    Rejected {
+        /// The archive.
+        archive: PathBuf,
+        /// What the check found.
+        message: String,
     },
     /// Reading or writing failed.
     #[error("{context}: {source}")]

@@ -35,7 +35,15 @@ pub struct UnpackOptions {
     /// it; a rule with no `/` matches a file name in any directory; any
     /// other rule matches one path exactly.
     pub publish_last: Vec<String>,
+    /// The ecosystem's own check, run on the staged files (staging
+    /// directory, member paths) after every entry passed the archive
+    /// rules and before anything is published. This is what verifies
+    /// archives without a manifest (romt's).
+    pub check_staged: Option<StagedCheck>,
 }
+
+/// See [`UnpackOptions::check_staged`]: `Err` carries the message shown.
+pub type StagedCheck = fn(staging_dir: &Path, files: &[String]) -> Result<(), String>;
 
 /// What [`unpack`] published.
 #[derive(Debug, Clone)]
@@ -68,6 +76,13 @@ pub fn unpack(
         reporter.end();
         r?
     };
+    if let Some(check) = opts.check_staged {
+        let files: Vec<String> = staged.files.iter().map(|f| f.path.clone()).collect();
+        check(&staging.dir, &files).map_err(|message| BundleError::Rejected {
+            archive: archive.to_path_buf(),
+            message,
+        })?;
+    }
     publish(archive, root, &staging.dir, &staged, opts, reporter)?;
     let bytes = staged.files.iter().map(|f| f.size).sum();
     Ok(UnpackSummary {

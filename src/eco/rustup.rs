@@ -464,6 +464,7 @@ impl Rustup {
             allowed_prefixes: vec!["rustup/archive/".to_string()],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: Vec::new(),
+            check_staged: Some(check_staged),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
@@ -492,6 +493,32 @@ impl Rustup {
             versions.into_iter().rev().collect(),
             targets.into_iter().collect(),
         ))
+    }
+}
+
+/// Before an unpack publishes: every `rustup-init` must come with its
+/// `.sha256` and match it (romt's archives carry no manifest, so this is
+/// their only check; ours get it on top of the manifest's digests).
+fn check_staged(dir: &Path, files: &[String]) -> std::result::Result<(), String> {
+    let names: BTreeSet<&str> = files.iter().map(String::as_str).collect();
+    let failures: Vec<String> = files
+        .par_iter()
+        .filter_map(|f| {
+            if let Some(bin) = f.strip_suffix(".sha256") {
+                return (!names.contains(bin)).then(|| format!("{f}: no {bin} beside it"));
+            }
+            if !names.contains(format!("{f}.sha256").as_str()) {
+                return Some(format!("{f}: no {f}.sha256 beside it"));
+            }
+            verify_with_sidecar(&dir.join(f))
+                .err()
+                .map(|e| format!("{f}: {:#}", e).replace(&format!("{}/", dir.display()), ""))
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
     }
 }
 

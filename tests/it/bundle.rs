@@ -59,6 +59,7 @@ fn rustup_opts() -> UnpackOptions {
         allowed_prefixes: vec!["rustup/archive/".into()],
         expect_ecosystem: Some("rustup".into()),
         publish_last: Vec::new(),
+        check_staged: None,
     }
 }
 
@@ -441,6 +442,7 @@ fn publish_last_paths_are_renamed_after_everything_else() {
             "hex/names".into(),
             "hex/packages/".into(),
         ],
+        check_staged: None,
     };
     let rec = Recorder::default();
     bundle::unpack(&archive, &tmp.path().join("dst"), &opts, &rec).unwrap();

@@ -167,3 +167,52 @@ fn round_trip_download_pack_unpack() {
         );
     }
 }
+
+/// A romt-style archive: plain tar.gz of `rustup/archive/...`, no manifest.
+fn romt_archive(path: &Path, members: &[(String, Vec<u8>)]) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+fn romt_members(tamper: bool) -> Vec<(String, Vec<u8>)> {
+    let bin = init_bytes("1.28.2", LINUX);
+    let sum = format!("{}  rustup-init\n", mirror::verify::Sha256Digest::of(&bin));
+    let mut shipped = bin.clone();
+    if tamper {
+        shipped[100] ^= 1;
+    }
+    vec![
+        (format!("rustup/archive/1.28.2/{LINUX}/rustup-init"), shipped),
+        (format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"), sum.into_bytes()),
+    ]
+}
+
+#[test]
+fn romt_archives_unpack_and_are_verified_before_publishing() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.tar.gz");
+    romt_archive(&good, &romt_members(false));
+    let root = tempfile::tempdir().unwrap();
+    ok(&mirror(root.path(), &["rustup", "unpack", "--archive", good.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(root.path().join(format!("rustup/dist/{LINUX}/rustup-init"))).unwrap(),
+        init_bytes("1.28.2", LINUX)
+    );
+
+    let bad = dir.path().join("bad.tar.gz");
+    romt_archive(&bad, &romt_members(true));
+    let root = tempfile::tempdir().unwrap();
+    let out = mirror(root.path(), &["rustup", "unpack", "--archive", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.tar.gz") && err.contains("expected sha256"), "{err}");
+    assert!(!root.path().join("rustup/archive").exists(), "nothing published");
+}
