@@ -216,8 +216,6 @@ fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
         Some("run again to resume; files already verified are not fetched twice")
     } else if text.contains("another mirror run") {
         Some("wait for the other run to finish; the lock is released when it exits")
-    } else if text.contains("address already in use") || text.contains("Address already in use") {
-        Some("choose another port with --port, or stop the server using it")
     } else {
         None
     }

@@ -177,7 +177,7 @@ mod tests {
         let d: Sha256Digest = EMPTY.parse().unwrap();
         for text in [
             format!("{EMPTY}\n"),
-            format!("{EMPTY}"),
+            EMPTY.to_string(),
             format!("{EMPTY}  rustup-init\n"),
             format!("{EMPTY} *rustup-init\n"),
             EMPTY.to_uppercase(),

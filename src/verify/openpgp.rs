@@ -498,6 +498,16 @@ fn error_chain(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// The download engine checks OpenPGP detached signatures with a keyring.
+impl crate::fetch::SignatureCheck for Keyring {
+    fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()> {
+        let data = std::fs::File::open(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        verify_detached(self, data, signature, what)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,15 +540,5 @@ mod tests {
             verify_detached(&Keyring::rust_release(), &b"data"[..], b"junk", "f.asc").unwrap_err();
         assert!(matches!(err, SignatureError::Unparseable { .. }), "{err}");
         assert_eq!(err.what(), "f.asc");
-    }
-}
-
-/// The download engine checks OpenPGP detached signatures with a keyring.
-impl crate::fetch::SignatureCheck for Keyring {
-    fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()> {
-        let data = std::fs::File::open(file)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-        verify_detached(self, data, signature, what)?;
-        Ok(())
     }
 }

@@ -15,7 +15,17 @@ fn cli_definition_is_consistent() {
 #[test]
 fn global_options_are_accepted_after_the_subcommand() {
     let cli = Cli::try_parse_from([
-        "mirror", "rustup", "-q", "download", "-j", "3", "--keep-going", "--assume-ok", "-s", "stable", "-t",
+        "mirror",
+        "rustup",
+        "-q",
+        "download",
+        "-j",
+        "3",
+        "--keep-going",
+        "--assume-ok",
+        "-s",
+        "stable",
+        "-t",
         "linux",
     ])
     .unwrap();
@@ -43,7 +53,13 @@ fn check_generated(rel: &str, generated: &[u8]) {
 #[test]
 fn generated_files_are_up_to_date() {
     check_generated("man/mirror.1", &generate::man_page().unwrap());
-    check_generated("completions/mirror.bash", &generate::completions(Shell::Bash));
+    check_generated(
+        "completions/mirror.bash",
+        &generate::completions(Shell::Bash),
+    );
     check_generated("completions/_mirror", &generate::completions(Shell::Zsh));
-    check_generated("completions/mirror.fish", &generate::completions(Shell::Fish));
+    check_generated(
+        "completions/mirror.fish",
+        &generate::completions(Shell::Fish),
+    );
 }

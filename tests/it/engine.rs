@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mirror::fetch::{partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSpec};
+use mirror::fetch::{
+    partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSpec,
+};
 use mirror::http::HttpOptions;
 use mirror::report::NullReporter;
 use mirror::verify::Sha256Digest;
@@ -27,7 +29,9 @@ fn engine(jobs: usize, keep_going: bool) -> Engine {
 }
 
 fn body(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn item(up: &Upstream, path: &str, data: &[u8], dir: &Path) -> FetchItem {
@@ -56,11 +60,20 @@ fn not_found_is_not_retried() {
     let up = Upstream::start();
     let dir = tempfile::tempdir().unwrap();
     let err = engine(2, false)
-        .fetch_all(vec![FetchItem::new(up.url("missing"), dir.path().join("missing"))], &NullReporter)
+        .fetch_all(
+            vec![FetchItem::new(
+                up.url("missing"),
+                dir.path().join("missing"),
+            )],
+            &NullReporter,
+        )
         .unwrap_err();
     assert_eq!(up.gets("missing"), 1);
     let msg = err.to_string();
-    assert!(msg.contains(&up.url("missing")) && msg.contains("404"), "{msg}");
+    assert!(
+        msg.contains(&up.url("missing")) && msg.contains("404"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -129,11 +142,16 @@ fn wrong_bytes_name_the_url_and_both_digests_and_publish_nothing() {
     assert_eq!(up.gets("w.bin"), 1, "a digest mismatch is not retried");
     let (url, e) = &err.failures[0];
     assert_eq!(url, &up.url("w.bin"));
-    let FetchError::Digest(m) = e else { panic!("expected a digest error, got {e:?}") };
+    let FetchError::Digest(m) = e else {
+        panic!("expected a digest error, got {e:?}")
+    };
     assert_eq!(m.expected, Sha256Digest::of(&data));
     let msg = err.to_string();
     assert!(msg.contains(&up.url("w.bin")), "{msg}");
-    assert!(msg.contains(&m.expected.to_hex()) && msg.contains(&m.actual.to_hex()), "{msg}");
+    assert!(
+        msg.contains(&m.expected.to_hex()) && msg.contains(&m.actual.to_hex()),
+        "{msg}"
+    );
     let dest = dir.path().join("w.bin");
     assert!(!dest.exists() && !partial_path(&dest).exists());
 }
@@ -150,7 +168,9 @@ fn without_keep_going_no_new_item_starts_after_a_failure() {
         FetchItem::new(up.url("b"), dir.path().join("b")),
         item(&up, "c", &c, dir.path()),
     ];
-    let err = engine(1, false).fetch_all(items, &NullReporter).unwrap_err();
+    let err = engine(1, false)
+        .fetch_all(items, &NullReporter)
+        .unwrap_err();
     assert_eq!(err.failures.len(), 1);
     assert!(dir.path().join("a").exists());
     assert_eq!(up.gets("c"), 0);
@@ -189,7 +209,10 @@ fn a_second_run_makes_no_requests() {
         let data = body(1000 + usize::from(i), i);
         let path = format!("d/{i}.bin");
         up.put(&path, data.clone());
-        items.push(item(&up, &path, &data, dir.path()).sidecar(dir.path().join(format!("d/{i}.bin.sha256")), "x"));
+        items.push(
+            item(&up, &path, &data, dir.path())
+                .sidecar(dir.path().join(format!("d/{i}.bin.sha256")), "x"),
+        );
     }
     let e = engine(4, false);
     let first = e.fetch_all(items.clone(), &NullReporter).unwrap();
@@ -212,7 +235,12 @@ fn a_second_run_makes_no_requests() {
     })
     .unwrap();
     up.clear_requests();
-    let items: Vec<_> = items.into_iter().map(|i| i.size(1003)).take(4).skip(3).collect();
+    let items: Vec<_> = items
+        .into_iter()
+        .map(|i| i.size(1003))
+        .take(4)
+        .skip(3)
+        .collect();
     assert_eq!(trusting.fetch_all(items, &NullReporter).unwrap().skipped, 1);
     assert!(up.requests().is_empty());
 }
@@ -233,10 +261,16 @@ fn a_slow_server_times_out_with_an_error_naming_the_url() {
     })
     .unwrap();
     let err = e
-        .fetch_all(vec![FetchItem::new(up.url("slow"), dir.path().join("slow"))], &NullReporter)
+        .fetch_all(
+            vec![FetchItem::new(up.url("slow"), dir.path().join("slow"))],
+            &NullReporter,
+        )
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&up.url("slow")) && msg.contains("timed out"), "{msg}");
+    assert!(
+        msg.contains(&up.url("slow")) && msg.contains("timed out"),
+        "{msg}"
+    );
 }
 
 struct RejectAll;
@@ -259,10 +293,16 @@ fn a_bad_signature_publishes_nothing() {
         check: Arc::new(RejectAll),
     };
     let err = engine(1, false)
-        .fetch_all(vec![item(&up, "s.bin", &data, dir.path()).signature(spec)], &NullReporter)
+        .fetch_all(
+            vec![item(&up, "s.bin", &data, dir.path()).signature(spec)],
+            &NullReporter,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("bad signature over"), "{err}");
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing published");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing published"
+    );
 }
 
 #[test]
@@ -272,9 +312,15 @@ fn openpgp_signatures_are_checked_before_publishing() {
     let good = body(2000, 1);
     let other = body(2000, 2);
     up.put("good.tar.xz", good.clone());
-    up.put("good.tar.xz.asc", sign_detached(TestKey::Signing, &good, true));
+    up.put(
+        "good.tar.xz.asc",
+        sign_detached(TestKey::Signing, &good, true),
+    );
     up.put("other.tar.xz", other.clone());
-    up.put("other.tar.xz.sig", sign_detached(TestKey::Other, &other, false));
+    up.put(
+        "other.tar.xz.sig",
+        sign_detached(TestKey::Other, &other, false),
+    );
     let keyring: Arc<dyn SignatureCheck> = Arc::new(test_keyring());
     let dir = tempfile::tempdir().unwrap();
     let signed = |name: &str, sig: &str, data: &[u8]| {
@@ -291,7 +337,9 @@ fn openpgp_signatures_are_checked_before_publishing() {
     let err = engine(2, true).fetch_all(items, &NullReporter).unwrap_err();
     assert_eq!(err.summary.fetched, 1);
     assert!(dir.path().join("good.tar.xz").exists() && dir.path().join("good.tar.xz.asc").exists());
-    assert!(!dir.path().join("other.tar.xz").exists() && !dir.path().join("other.tar.xz.sig").exists());
+    assert!(
+        !dir.path().join("other.tar.xz").exists() && !dir.path().join("other.tar.xz.sig").exists()
+    );
     let msg = err.to_string();
     assert!(msg.contains(&up.url("other.tar.xz")), "{msg}");
 }

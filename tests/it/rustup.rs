@@ -30,7 +30,11 @@ pub fn mirror(root: &Path, args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "mirror failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mirror failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -39,7 +43,10 @@ fn fake_upstream() -> Upstream {
     publish(&up, &["1.28.2"], &[LINUX, WINDOWS]);
     publish(&up, &["1.27.1"], &[LINUX, WINDOWS]);
     // release-stable.toml names the first version of the last call; fix it.
-    up.put("rustup/release-stable.toml", "schema-version = '1'\nversion = '1.28.2'\n");
+    up.put(
+        "rustup/release-stable.toml",
+        "schema-version = '1'\nversion = '1.28.2'\n",
+    );
     up
 }
 
@@ -48,14 +55,30 @@ fn download_writes_romt_layout_and_publishes_stable() {
     let up = fake_upstream();
     let root = tempfile::tempdir().unwrap();
     let url = up.url("rustup");
-    ok(&mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux,windows", "--url", &url]));
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux,windows",
+            "--url",
+            &url,
+        ],
+    ));
     let r = root.path().join("rustup");
     for (t, name) in [(LINUX, "rustup-init"), (WINDOWS, "rustup-init.exe")] {
         let bin = std::fs::read(r.join(format!("archive/1.28.2/{t}/{name}"))).unwrap();
         assert_eq!(bin, init_bytes("1.28.2", t));
-        let sum = std::fs::read_to_string(r.join(format!("archive/1.28.2/{t}/{name}.sha256"))).unwrap();
+        let sum =
+            std::fs::read_to_string(r.join(format!("archive/1.28.2/{t}/{name}.sha256"))).unwrap();
         assert!(sum.ends_with(&format!("  {name}\n")), "{sum:?}");
-        assert_eq!(std::fs::read(r.join(format!("dist/{t}/{name}"))).unwrap(), bin);
+        assert_eq!(
+            std::fs::read(r.join(format!("dist/{t}/{name}"))).unwrap(),
+            bin
+        );
     }
     assert_eq!(
         std::fs::read_to_string(r.join("release-stable.toml")).unwrap(),
@@ -63,8 +86,15 @@ fn download_writes_romt_layout_and_publishes_stable() {
     );
 
     // An older version does not move stable back.
-    ok(&mirror(root.path(), &["rustup", "download", "-s", "1.27.1", "-t", "linux", "--url", &url]));
-    assert!(std::fs::read_to_string(r.join("release-stable.toml")).unwrap().contains("1.28.2"));
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup", "download", "-s", "1.27.1", "-t", "linux", "--url", &url,
+        ],
+    ));
+    assert!(std::fs::read_to_string(r.join("release-stable.toml"))
+        .unwrap()
+        .contains("1.28.2"));
     let listed = ok(&mirror(root.path(), &["rustup", "list"]));
     assert_eq!(listed, "1.28.2\n1.27.1\n");
     let latest = ok(&mirror(root.path(), &["rustup", "list", "-s", "latest"]));
@@ -76,7 +106,9 @@ fn a_second_download_requests_only_release_stable() {
     let up = fake_upstream();
     let root = tempfile::tempdir().unwrap();
     let url = up.url("rustup");
-    let args = ["rustup", "download", "-s", "stable", "-t", "linux", "--url", &url];
+    let args = [
+        "rustup", "download", "-s", "stable", "-t", "linux", "--url", &url,
+    ];
     ok(&mirror(root.path(), &args));
     up.clear_requests();
     ok(&mirror(root.path(), &args));
@@ -84,7 +116,12 @@ fn a_second_download_requests_only_release_stable() {
     assert_eq!(paths, ["/rustup/release-stable.toml"]);
     // With an explicit version there is nothing to ask at all.
     up.clear_requests();
-    ok(&mirror(root.path(), &["rustup", "download", "-s", "1.28.2", "-t", "linux", "--url", &url]));
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup", "download", "-s", "1.28.2", "-t", "linux", "--url", &url,
+        ],
+    ));
     assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
 
@@ -93,13 +130,30 @@ fn a_corrupt_download_fails_and_publishes_nothing() {
     let up = fake_upstream();
     up.fault(&init_path("1.28.2", LINUX), Fault::WrongBytes, 10);
     let root = tempfile::tempdir().unwrap();
-    let out = mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]);
+    let out = mirror(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--url",
+            &up.url("rustup"),
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&up.url(&init_path("1.28.2", LINUX))), "{err}");
-    assert!(err.contains("expected sha256") && err.contains("actual sha256"), "{err}");
+    assert!(
+        err.contains("expected sha256") && err.contains("actual sha256"),
+        "{err}"
+    );
     let r = root.path().join("rustup");
-    assert!(!r.join(format!("archive/1.28.2/{LINUX}/rustup-init")).exists());
+    assert!(!r
+        .join(format!("archive/1.28.2/{LINUX}/rustup-init"))
+        .exists());
     assert!(!r.join("release-stable.toml").exists());
     assert!(!r.join("dist").exists());
 }
@@ -112,7 +166,20 @@ fn transient_faults_are_survived() {
     up.fault(&path, Fault::CutBody { after: 1000 }, 1);
     up.fault("rustup/release-stable.toml", Fault::Reset, 1);
     let root = tempfile::tempdir().unwrap();
-    ok(&mirror(root.path(), &["rustup", "-q", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]));
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup",
+            "-q",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--url",
+            &up.url("rustup"),
+        ],
+    ));
     let reqs = up.requests_for(&path);
     assert_eq!(reqs.last().unwrap().header("range"), Some("bytes=1000-"));
 }
@@ -121,23 +188,62 @@ fn transient_faults_are_survived() {
 fn verify_names_a_corrupted_file() {
     let up = fake_upstream();
     let root = tempfile::tempdir().unwrap();
-    ok(&mirror(root.path(), &["rustup", "download", "-s", "stable", "-t", "linux", "--url", &up.url("rustup")]));
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--url",
+            &up.url("rustup"),
+        ],
+    ));
     ok(&mirror(root.path(), &["rustup", "verify"]));
-    let bin = root.path().join(format!("rustup/archive/1.28.2/{LINUX}/rustup-init"));
+    let bin = root
+        .path()
+        .join(format!("rustup/archive/1.28.2/{LINUX}/rustup-init"));
     std::fs::write(&bin, b"tampered").unwrap();
     let out = mirror(root.path(), &["rustup", "verify"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&bin.display().to_string()) && err.contains("expected sha256"), "{err}");
+    assert!(
+        err.contains(&bin.display().to_string()) && err.contains("expected sha256"),
+        "{err}"
+    );
 }
 
 #[test]
 fn download_refuses_wildcards_and_needs_targets() {
     let root = tempfile::tempdir().unwrap();
-    let out = mirror(root.path(), &["rustup", "download", "-s", "*", "-t", "linux", "--url", "http://127.0.0.1:9"]);
+    let out = mirror(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "*",
+            "-t",
+            "linux",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("download needs stable or X.Y.Z"));
-    let out = mirror(root.path(), &["rustup", "download", "-s", "1.2.3", "--url", "http://127.0.0.1:9"]);
+    let out = mirror(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "1.2.3",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("no TARGET given"));
 }
 
@@ -150,9 +256,24 @@ fn round_trip_download_pack_unpack() {
     let archive_s = archive.to_str().unwrap();
     ok(&mirror(
         online.path(),
-        &["rustup", "download", "pack", "-s", "stable", "-t", "linux", "--url", &up.url("rustup"), "--archive", archive_s],
+        &[
+            "rustup",
+            "download",
+            "pack",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--url",
+            &up.url("rustup"),
+            "--archive",
+            archive_s,
+        ],
     ));
-    ok(&mirror(offline.path(), &["rustup", "unpack", "list", "--archive", archive_s]));
+    ok(&mirror(
+        offline.path(),
+        &["rustup", "unpack", "list", "--archive", archive_s],
+    ));
     for rel in [
         format!("rustup/archive/1.28.2/{LINUX}/rustup-init"),
         format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"),
@@ -166,11 +287,142 @@ fn round_trip_download_pack_unpack() {
             "{rel}"
         );
     }
+
+    // Serve the offline tree and fetch what rustup-init.sh would.
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
+    let client = mirror::fetch::Engine::new(mirror::fetch::FetchOptions::default()).unwrap();
+    let bin = client
+        .fetch_bytes(&server.url(&format!("/rustup/dist/{LINUX}/rustup-init")))
+        .unwrap();
+    assert_eq!(bin, init_bytes("1.28.2", LINUX));
+    let sum = client
+        .fetch_bytes(&server.url(&format!("/rustup/dist/{LINUX}/rustup-init.sha256")))
+        .unwrap();
+    let expected = std::fs::read(
+        online
+            .path()
+            .join(format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256")),
+    )
+    .unwrap();
+    assert_eq!(sum, expected);
+    assert_eq!(
+        mirror::verify::digest::parse_sidecar(&sum, "served").unwrap(),
+        mirror::verify::Sha256Digest::of(&bin)
+    );
+    let stable = client
+        .fetch_bytes(&server.url("/rustup/release-stable.toml"))
+        .unwrap();
+    assert_eq!(stable, b"schema-version = '1'\nversion = '1.28.2'\n");
+}
+
+/// Find a client program; in CI (`CI=true`) a missing one fails the test,
+/// elsewhere the test is skipped with a loud message.
+pub fn require_client(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is required in CI but was not found on PATH"
+        );
+        eprintln!("\n!!! SKIPPED: {name} not found on PATH; install it to run this test !!!\n");
+    }
+    found
+}
+
+fn host_triple() -> String {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("host triple")
+}
+
+/// The real `rustup` updates itself from `mirror serve`: upstream publishes
+/// a newer version (the machine's own rustup binary, relabelled), mirror
+/// downloads, packs and unpacks it into a second tree, serves that, and
+/// `rustup self update` with `RUSTUP_UPDATE_ROOT` installs it.
+#[test]
+fn real_rustup_self_updates_from_the_served_mirror() {
+    let Some(rustup) = require_client("rustup") else {
+        return;
+    };
+    let host = host_triple();
+    let real = std::fs::read(&rustup).unwrap();
+    let up = Upstream::start();
+    let path = format!("rustup/archive/99.0.0/{host}/rustup-init");
+    up.put(
+        &format!("{path}.sha256"),
+        format!("{}  rustup-init\n", mirror::verify::Sha256Digest::of(&real)),
+    );
+    up.put(&path, real.clone());
+    up.put(
+        "rustup/release-stable.toml",
+        "schema-version = '1'\nversion = '99.0.0'\n",
+    );
+
+    let online = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let archive = online.path().join("rustup.tar.gz");
+    let archive = archive.to_str().unwrap();
+    ok(&mirror(
+        online.path(),
+        &[
+            "rustup",
+            "download",
+            "pack",
+            "-s",
+            "stable",
+            "-t",
+            &host,
+            "--url",
+            &up.url("rustup"),
+            "--archive",
+            archive,
+        ],
+    ));
+    ok(&mirror(
+        offline.path(),
+        &["rustup", "unpack", "--archive", archive],
+    ));
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
+
+    let home = tempfile::tempdir().unwrap();
+    let cargo_home = home.path().join("cargo");
+    std::fs::create_dir_all(cargo_home.join("bin")).unwrap();
+    let installed = cargo_home.join("bin/rustup");
+    std::fs::copy(&rustup, &installed).unwrap();
+    // Mark the installed copy so the update is visible.
+    let before = std::fs::metadata(&installed).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = Command::new(&installed)
+        .args(["self", "update"])
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", home.path().join("rustup"))
+        .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
+        .env_remove("RUSTUP_DIST_SERVER")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rustup self update failed:\n{stderr}");
+    assert!(stderr.contains("new version: 99.0.0"), "{stderr}");
+    let after = std::fs::metadata(&installed).unwrap().modified().unwrap();
+    assert!(after > before, "the installed rustup was replaced");
+    assert_eq!(std::fs::read(&installed).unwrap(), real);
 }
 
 /// A romt-style archive: plain tar.gz of `rustup/archive/...`, no manifest.
 fn romt_archive(path: &Path, members: &[(String, Vec<u8>)]) {
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
     let mut tar = tar::Builder::new(gz);
     for (name, data) in members {
         let mut h = tar::Header::new_gnu();
@@ -190,8 +442,14 @@ fn romt_members(tamper: bool) -> Vec<(String, Vec<u8>)> {
         shipped[100] ^= 1;
     }
     vec![
-        (format!("rustup/archive/1.28.2/{LINUX}/rustup-init"), shipped),
-        (format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"), sum.into_bytes()),
+        (
+            format!("rustup/archive/1.28.2/{LINUX}/rustup-init"),
+            shipped,
+        ),
+        (
+            format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"),
+            sum.into_bytes(),
+        ),
     ]
 }
 
@@ -201,7 +459,10 @@ fn romt_archives_unpack_and_are_verified_before_publishing() {
     let good = dir.path().join("good.tar.gz");
     romt_archive(&good, &romt_members(false));
     let root = tempfile::tempdir().unwrap();
-    ok(&mirror(root.path(), &["rustup", "unpack", "--archive", good.to_str().unwrap()]));
+    ok(&mirror(
+        root.path(),
+        &["rustup", "unpack", "--archive", good.to_str().unwrap()],
+    ));
     assert_eq!(
         std::fs::read(root.path().join(format!("rustup/dist/{LINUX}/rustup-init"))).unwrap(),
         init_bytes("1.28.2", LINUX)
@@ -210,9 +471,35 @@ fn romt_archives_unpack_and_are_verified_before_publishing() {
     let bad = dir.path().join("bad.tar.gz");
     romt_archive(&bad, &romt_members(true));
     let root = tempfile::tempdir().unwrap();
-    let out = mirror(root.path(), &["rustup", "unpack", "--archive", bad.to_str().unwrap()]);
+    let out = mirror(
+        root.path(),
+        &["rustup", "unpack", "--archive", bad.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.tar.gz") && err.contains("expected sha256"), "{err}");
-    assert!(!root.path().join("rustup/archive").exists(), "nothing published");
+    assert!(
+        err.contains("bad.tar.gz") && err.contains("expected sha256"),
+        "{err}"
+    );
+    assert!(
+        !root.path().join("rustup/archive").exists(),
+        "nothing published"
+    );
+}
+
+/// Against the real upstream (needs the internet): `cargo test -- --ignored`.
+#[test]
+#[ignore = "needs the internet (static.rust-lang.org)"]
+fn live_download_of_stable_rustup_for_linux() {
+    let root = tempfile::tempdir().unwrap();
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup", "download", "verify", "-s", "stable", "-t", "linux",
+        ],
+    ));
+    assert!(root
+        .path()
+        .join(format!("rustup/dist/{LINUX}/rustup-init"))
+        .is_file());
 }

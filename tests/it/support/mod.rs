@@ -1,5 +1,5 @@
 //! Test support: fake upstreams, fixture builders, test keys.
 #![allow(dead_code)]
+pub mod keys;
 pub mod rustup;
 pub mod upstream;
-pub mod keys;
