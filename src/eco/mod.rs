@@ -3,6 +3,7 @@
 //! [`crate::fetch::Engine`], the packing to [`crate::bundle`]. None of them
 //! loops over downloads itself.
 
+pub mod crates;
 pub mod rustup;
 
 use std::cmp::Ordering;

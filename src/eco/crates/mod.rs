@@ -1,0 +1,3 @@
+//! crates.io: the git index and the `.crate` files it lists.
+
+pub mod layout;
