@@ -3,6 +3,7 @@
 
 mod bundle;
 mod cli;
+mod crates;
 mod engine;
 mod openpgp;
 mod rustup;
