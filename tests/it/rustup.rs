@@ -247,33 +247,46 @@ fn download_refuses_wildcards_and_needs_targets() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no TARGET given"));
 }
 
+/// Two trees, as on both sides of an air gap: `download pack` on the
+/// online one, `unpack` of that archive on the offline one.
+struct AirGap {
+    online: tempfile::TempDir,
+    offline: tempfile::TempDir,
+}
+
+fn across_the_gap(up: &Upstream, target: &str) -> AirGap {
+    let gap = AirGap {
+        online: tempfile::tempdir().unwrap(),
+        offline: tempfile::tempdir().unwrap(),
+    };
+    let archive = gap.online.path().join("rustup.tar.gz");
+    let archive = archive.to_str().unwrap();
+    let url = up.url("rustup");
+    let download = [
+        "rustup",
+        "download",
+        "pack",
+        "-s",
+        "stable",
+        "-t",
+        target,
+        "--url",
+        &url,
+        "--archive",
+        archive,
+    ];
+    ok(&mirror(gap.online.path(), &download));
+    ok(&mirror(
+        gap.offline.path(),
+        &["rustup", "unpack", "list", "--archive", archive],
+    ));
+    gap
+}
+
 #[test]
 fn round_trip_download_pack_unpack() {
     let up = fake_upstream();
-    let online = tempfile::tempdir().unwrap();
-    let offline = tempfile::tempdir().unwrap();
-    let archive = online.path().join("rustup.tar.gz");
-    let archive_s = archive.to_str().unwrap();
-    ok(&mirror(
-        online.path(),
-        &[
-            "rustup",
-            "download",
-            "pack",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--url",
-            &up.url("rustup"),
-            "--archive",
-            archive_s,
-        ],
-    ));
-    ok(&mirror(
-        offline.path(),
-        &["rustup", "unpack", "list", "--archive", archive_s],
-    ));
+    let AirGap { online, offline } = across_the_gap(&up, "linux");
     for rel in [
         format!("rustup/archive/1.28.2/{LINUX}/rustup-init"),
         format!("rustup/archive/1.28.2/{LINUX}/rustup-init.sha256"),
@@ -367,30 +380,7 @@ fn real_rustup_self_updates_from_the_served_mirror() {
         "schema-version = '1'\nversion = '99.0.0'\n",
     );
 
-    let online = tempfile::tempdir().unwrap();
-    let offline = tempfile::tempdir().unwrap();
-    let archive = online.path().join("rustup.tar.gz");
-    let archive = archive.to_str().unwrap();
-    ok(&mirror(
-        online.path(),
-        &[
-            "rustup",
-            "download",
-            "pack",
-            "-s",
-            "stable",
-            "-t",
-            &host,
-            "--url",
-            &up.url("rustup"),
-            "--archive",
-            archive,
-        ],
-    ));
-    ok(&mirror(
-        offline.path(),
-        &["rustup", "unpack", "--archive", archive],
-    ));
+    let AirGap { offline, .. } = across_the_gap(&up, &host);
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
 
     let home = tempfile::tempdir().unwrap();
