@@ -9,7 +9,7 @@ use crate::cli::GlobalArgs;
 use crate::output::Printer;
 use crate::settings::Settings;
 
-/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR]`
+/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -24,6 +24,28 @@ pub struct ServeArgs {
     /// Port to listen on
     #[arg(long, default_value_t = 8000, env = "MIRROR_PORT", value_name = "PORT")]
     pub port: u16,
+
+    /// Public URL of this server, written into the sparse index's
+    /// config.json (`dl`, `api`) [default: http://HOST from the request,
+    /// else http://BIND:PORT]
+    #[arg(long, env = "MIRROR_BASE_URL", value_name = "URL", value_parser = parse_base_url)]
+    pub base_url: Option<String>,
+}
+
+/// An absolute http(s) URL, without a trailing `/`.
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "expected an http:// or https:// URL with a host, found {s:?}"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "expected a URL without query or fragment, found {s:?}"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Run `mirror serve` until interrupted.
@@ -38,6 +60,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         bind: args.bind,
         port: args.port,
         rewrites: Vec::new(),
+        base_url: args.base_url,
     };
     crate::serve::run_blocking(opts, move |addr| {
         printer.info(&format!(

@@ -51,7 +51,9 @@
 //! - [`spawn`] is for tests: a server on its own thread and runtime;
 //!   dropping the [`RunningServer`] stops it.
 
+pub mod crates;
 pub mod files;
+pub mod git;
 pub mod path;
 
 use std::future::Future;
@@ -140,6 +142,9 @@ pub struct ServeOptions {
     pub port: u16,
     /// Consulted in order before mapping a path onto the tree.
     pub rewrites: Vec<Arc<dyn Rewrite>>,
+    /// Public URL of this server for `config.json` of the sparse index
+    /// (`--base-url`); `None`: from the request's `Host`, else bind:port.
+    pub base_url: Option<String>,
 }
 
 impl ServeOptions {
@@ -150,6 +155,7 @@ impl ServeOptions {
             bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             port: 0,
             rewrites: Vec::new(),
+            base_url: None,
         }
     }
 
@@ -166,6 +172,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("bind", &self.bind)
             .field("port", &self.port)
             .field("rewrites", &self.rewrites.len())
+            .field("base_url", &self.base_url)
             .finish()
     }
 }
@@ -242,17 +249,21 @@ pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
     })
 }
 
-/// The router: `/health` plus static files from `opts.root` (after
-/// `opts.rewrites`). Other routes may be added to it.
+/// The router: `/health`, the crate routes ([`crates::routes`]) and static
+/// files from `opts.root` (after `opts.rewrites`, then
+/// [`crates::crate_file_rewrite`]). Other routes may be added to it.
 pub fn router(opts: &ServeOptions) -> Router {
+    let mut rewrites = opts.rewrites.clone();
+    rewrites.push(crates::crate_file_rewrite());
     let tree = Arc::new(Tree {
         root: opts.root.clone(),
-        rewrites: opts.rewrites.clone(),
+        rewrites,
     });
     Router::new()
         .route("/health", get(health))
         .fallback(static_file)
         .with_state(tree)
+        .merge(crates::routes(opts))
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves; then stop

@@ -4,6 +4,7 @@
 mod bundle;
 mod cli;
 mod crates;
+mod crates_serve;
 mod engine;
 mod openpgp;
 mod rustup;

@@ -1,0 +1,460 @@
+//! Serving crates to cargo: crate files, the sparse index and (in [`super::git`])
+//! the git index over smart HTTP.
+//!
+//! # Routes
+//!
+//! | request | answer |
+//! |---|---|
+//! | `/crates/{name}/{name}-{version}.crate` (romt) | `crates/<lowerprefix>/<name>/<name>-<version>.crate` |
+//! | `/crates/{name}/{version}/download` (crates.io API) | the same file |
+//! | `/crates/<prefix>/<name>/<name>-<version>.crate` (on disk) | the same file |
+//! | `/index/config.json`, `/crates-index/config.json` | the index's `config.json` with `dl` and `api` pointing at this server |
+//! | `/index/<prefix>/<name>`, `/crates-index/...` | the blob at that path in the `master` tree of `git/crates.io-index` |
+//! | `/git/crates.io-index/info/refs`, `.../git-upload-pack` | git smart HTTP, see [`super::git`] |
+//!
+//! Crate paths are mapped by [`crate_file_rewrite`] (a [`Rewrite`]): name
+//! and version are checked with [`layout`], so hostile input never becomes
+//! a path; any other path below `/crates/` is 404. Files are then served
+//! like every static file (Range, ETag, HEAD).
+//!
+//! # The sparse index
+//!
+//! Index files are read from git objects with gix, never from a checkout:
+//! the `master` reference is read on every request (a small file read), so
+//! a `mirror crate` run that moves `master` is visible at once, and gix's
+//! object database rescans its packs when an object is missing. Index paths
+//! are lower-case, so requests are lower-cased before the lookup. The
+//! `ETag` is the blob id; `If-None-Match` with it answers `304`. An unknown
+//! crate is `404` (cargo then tries the `-`/`_` variants itself).
+//!
+//! `config.json` keeps every key of the index's own file but sets `dl` to
+//! `<base>/crates/{crate}/{crate}-{version}.crate` and `api` to `<base>`,
+//! where `<base>` is [`ServeOptions::base_url`], else `http://` + the
+//! request's `Host`, else `http://<bind>:<port>`. Its `ETag` is derived
+//! from the body.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::files::none_match;
+use super::git;
+use super::path::parse_request_path;
+use super::{status_response, Rewrite, ServeOptions};
+use crate::eco::crates::layout::{self, CRATES_DIR, INDEX_DIR};
+
+/// Request prefixes answered with the sparse index.
+pub const SPARSE_PREFIXES: [&str; 2] = ["index", "crates-index"];
+
+/// The [`Rewrite`] for crate files: the three request forms onto
+/// `crates/<lowerprefix>/<name>/<name>-<version>.crate`.
+pub fn crate_file_rewrite() -> Arc<dyn Rewrite> {
+    Arc::new(|segments: &[&str]| crate_file_segments(segments))
+}
+
+/// Map request segments below `crates/` onto the on-disk segments of a
+/// crate file. `None` for paths outside `crates/`; `Some(empty)` (404) for
+/// paths below it that are not a well-formed crate file request.
+pub fn crate_file_segments(segments: &[&str]) -> Option<Vec<String>> {
+    let (first, rest) = segments.split_first()?;
+    if *first != CRATES_DIR {
+        return None;
+    }
+    Some(
+        parse_crate_request(rest).map_or_else(Vec::new, |(name, version)| {
+            let rel = layout::crate_rel_path(name, version);
+            std::iter::once(CRATES_DIR)
+                .chain(rel.split('/'))
+                .map(str::to_owned)
+                .collect()
+        }),
+    )
+}
+
+/// `(name, version)` of a request below `/crates/`, when it is one of the
+/// three forms and both parts are valid.
+fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
+    let (name, version) = match *rest {
+        [name, version, "download"] => (name, version),
+        [name, file] => (name, version_in_file_name(name, file)?),
+        [p1, name, file] => {
+            if !p1.eq_ignore_ascii_case(&layout::lower_prefix(name)) {
+                return None;
+            }
+            (name, version_in_file_name(name, file)?)
+        }
+        [p1, p2, name, file] => {
+            if !format!("{p1}/{p2}").eq_ignore_ascii_case(&layout::lower_prefix(name)) {
+                return None;
+            }
+            (name, version_in_file_name(name, file)?)
+        }
+        _ => return None,
+    };
+    (layout::is_valid_crate_name(name) && layout::is_valid_version(version))
+        .then_some((name, version))
+}
+
+/// `serde-1.0.0.crate` with name `serde` → `1.0.0`.
+fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+    file.strip_prefix(name)?
+        .strip_prefix('-')?
+        .strip_suffix(".crate")
+}
+
+/// The crate routes (sparse index and git smart HTTP), to merge into the
+/// main router.
+pub fn routes(opts: &ServeOptions) -> Router {
+    let state = Arc::new(CratesState::new(opts));
+    let mut router = Router::new();
+    for prefix in SPARSE_PREFIXES {
+        router = router
+            .route(&format!("/{prefix}/{{*path}}"), get(sparse))
+            .route(&format!("/{prefix}/"), get(sparse));
+    }
+    router
+        .route(&format!("/{INDEX_DIR}/info/refs"), get(git::info_refs))
+        .route(
+            &format!("/{INDEX_DIR}/git-upload-pack"),
+            post(git::upload_pack),
+        )
+        .with_state(state)
+}
+
+/// Shared by the crate routes: where the index is and the open repository.
+pub(crate) struct CratesState {
+    /// The git index directory (`<root>/git/crates.io-index`).
+    pub(crate) index_dir: PathBuf,
+    /// `--base-url`, without a trailing `/`.
+    base_url: Option<String>,
+    /// `http://<bind>:<port>`, the last resort for `<base>`.
+    bind_base: String,
+    /// Opened on first use; dropped and reopened after an error.
+    repo: Mutex<Option<gix::ThreadSafeRepository>>,
+}
+
+/// Why the index could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IndexError {
+    /// No index at all (nothing mirrored yet): 404.
+    #[error("no crates index at {}", .0.display())]
+    Missing(PathBuf),
+    /// The index exists but has no `master` branch yet: 404.
+    #[error("the crates index at {} has no master branch", .0.display())]
+    NoMaster(PathBuf),
+    /// Anything else: 500, logged.
+    #[error("cannot read the crates index at {}: {message}", path.display())]
+    Broken {
+        /// The index directory.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl IndexError {
+    pub(crate) fn response(&self) -> Response {
+        match self {
+            IndexError::Missing(_) | IndexError::NoMaster(_) => {
+                status_response(StatusCode::NOT_FOUND)
+            }
+            IndexError::Broken { .. } => {
+                eprintln!("mirror serve: {self}");
+                status_response(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+impl CratesState {
+    fn new(opts: &ServeOptions) -> Self {
+        CratesState {
+            index_dir: opts.root.join(INDEX_DIR),
+            base_url: opts
+                .base_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            bind_base: format!("http://{}", opts.addr()),
+            repo: Mutex::new(None),
+        }
+    }
+
+    fn broken(&self, e: impl std::fmt::Display) -> IndexError {
+        IndexError::Broken {
+            path: self.index_dir.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The open repository (opening it if needed).
+    fn repo(&self) -> Result<gix::Repository, IndexError> {
+        let mut slot = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(repo) = slot.as_ref() {
+            return Ok(repo.to_thread_local());
+        }
+        if !self.index_dir.is_dir() {
+            return Err(IndexError::Missing(self.index_dir.clone()));
+        }
+        let repo =
+            gix::ThreadSafeRepository::open_opts(&self.index_dir, gix::open::Options::isolated())
+                .map_err(|e| self.broken(e))?;
+        let local = repo.to_thread_local();
+        *slot = Some(repo);
+        Ok(local)
+    }
+
+    /// Forget the open repository (after an error, in case it was replaced).
+    fn forget(&self) {
+        *self.repo.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Run `f` on the repository; on a [`IndexError::Broken`] error, reopen
+    /// once and retry.
+    pub(crate) fn with_repo<T>(
+        &self,
+        f: impl Fn(&gix::Repository) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        match self.repo().and_then(|r| f(&r)) {
+            Err(IndexError::Broken { .. }) => {
+                self.forget();
+                self.repo().and_then(|r| f(&r))
+            }
+            other => other,
+        }
+    }
+
+    /// The commit `master` points at.
+    pub(crate) fn master(&self, repo: &gix::Repository) -> Result<gix::ObjectId, IndexError> {
+        let mut reference = repo
+            .try_find_reference("refs/heads/master")
+            .map_err(|e| self.broken(e))?
+            .ok_or_else(|| IndexError::NoMaster(self.index_dir.clone()))?;
+        let id = reference.peel_to_id().map_err(|e| self.broken(e))?;
+        Ok(id.detach())
+    }
+
+    /// The blob at `path` in the `master` tree: its id and bytes, or `None`
+    /// when there is no such file.
+    fn read_master_file(&self, path: &str) -> Result<Option<(gix::ObjectId, Vec<u8>)>, IndexError> {
+        self.with_repo(|repo| {
+            let commit = self.master(repo)?;
+            let tree = repo
+                .find_commit(commit)
+                .and_then(|c| Ok(c.tree()?))
+                .map_err(|e| self.broken(e))?;
+            let Some(entry) = tree
+                .lookup_entry_by_path(Path::new(path))
+                .map_err(|e| self.broken(e))?
+            else {
+                return Ok(None);
+            };
+            if !entry.mode().is_blob() {
+                return Ok(None);
+            }
+            let blob = entry.object().map_err(|e| self.broken(e))?;
+            Ok(Some((blob.id, blob.detach().data)))
+        })
+    }
+
+    /// `<base>` for `config.json`.
+    fn base(&self, headers: &HeaderMap) -> String {
+        if let Some(base) = &self.base_url {
+            return base.clone();
+        }
+        headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_plausible_host(h))
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_else(|| self.bind_base.clone())
+    }
+}
+
+/// A `Host` header we are willing to put into `config.json`: a host name or
+/// address with an optional port, nothing else.
+fn is_plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
+/// The served `config.json`: the index's own keys (if it has a readable
+/// one) with `dl` and `api` pointing at `base`.
+pub fn config_json(own: Option<&[u8]>, base: &str) -> Vec<u8> {
+    let mut map = own
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .unwrap_or_default();
+    map.insert(
+        "dl".into(),
+        format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate").into(),
+    );
+    map.insert("api".into(), base.to_owned().into());
+    let mut body =
+        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("a JSON map serializes");
+    body.push(b'\n');
+    body
+}
+
+/// GET/HEAD `/index/...` and `/crates-index/...`.
+async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response {
+    let segments = match parse_request_path(req.uri().path()) {
+        Ok(s) => s,
+        Err(refusal) => return status_response(refusal.status()),
+    };
+    let rest: Vec<String> = segments[1..]
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let headers = req.headers().clone();
+    if rest == ["config.json"] {
+        let st = Arc::clone(&state);
+        let own = tokio::task::spawn_blocking(move || st.read_master_file("config.json")).await;
+        let own = match own {
+            Ok(Ok(own)) => own,
+            Ok(Err(e)) => return e.response(),
+            Err(e) => return internal(e),
+        };
+        let body = config_json(
+            own.as_ref().map(|(_, b)| b.as_slice()),
+            &state.base(&headers),
+        );
+        let etag = format!(
+            "\"{}\"",
+            &crate::verify::Sha256Digest::of(&body).to_string()[..32]
+        );
+        return answer(&headers, etag, "application/json", body);
+    }
+    let Some(name) = rest.last() else {
+        return status_response(StatusCode::NOT_FOUND);
+    };
+    let path = rest.join("/");
+    if !layout::is_valid_crate_name(name) || layout::index_path(name) != path {
+        return status_response(StatusCode::NOT_FOUND);
+    }
+    let found = tokio::task::spawn_blocking(move || state.read_master_file(&path)).await;
+    match found {
+        Ok(Ok(Some((id, body)))) => answer(
+            &headers,
+            format!("\"{id}\""),
+            "text/plain; charset=utf-8",
+            body,
+        ),
+        Ok(Ok(None)) => status_response(StatusCode::NOT_FOUND),
+        Ok(Err(e)) => e.response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `200` with the body, or `304` when `If-None-Match` matches `etag`.
+fn answer(
+    headers: &HeaderMap,
+    etag: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response {
+    let not_modified = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| none_match(v, &etag));
+    let mut out = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        out.insert(ETAG, v);
+    }
+    out.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, out).into_response();
+    }
+    out.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (StatusCode::OK, out, Body::from(body)).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    eprintln!("mirror serve: crates index task failed: {e}");
+    status_response(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(path: &str) -> Option<String> {
+        let segs: Vec<&str> = path.split('/').collect();
+        crate_file_segments(&segs).map(|v| v.join("/"))
+    }
+
+    #[test]
+    fn three_request_forms_map_to_the_on_disk_path() {
+        let want = Some("crates/se/rd/serde/serde-1.0.0.crate".to_string());
+        assert_eq!(map("crates/serde/serde-1.0.0.crate"), want);
+        assert_eq!(map("crates/serde/1.0.0/download"), want);
+        assert_eq!(map("crates/se/rd/serde/serde-1.0.0.crate"), want);
+        assert_eq!(map("crates/SE/rd/serde/serde-1.0.0.crate"), want);
+        assert_eq!(
+            map("crates/Inflector/Inflector-0.11.4.crate").as_deref(),
+            Some("crates/in/fl/Inflector/Inflector-0.11.4.crate")
+        );
+        assert_eq!(
+            map("crates/1/a/a-1.0.0.crate").as_deref(),
+            Some("crates/1/a/a-1.0.0.crate")
+        );
+        assert_eq!(
+            map("crates/3/a/abc/abc-0.1.0.crate").as_deref(),
+            Some("crates/3/a/abc/abc-0.1.0.crate")
+        );
+        assert_eq!(map("dist/serde/1.0.0/download"), None);
+    }
+
+    #[test]
+    fn malformed_crate_requests_are_not_found() {
+        for bad in [
+            "crates/serde",
+            "crates/serde/serde-1.0.0.tar",
+            "crates/serde/other-1.0.0.crate",
+            "crates/serde/serde-.crate",
+            "crates/xx/yy/serde/serde-1.0.0.crate",
+            "crates/serde/1..0/download",
+            "crates/-x/-x-1.crate",
+            "crates/a/b/c/d/e",
+        ] {
+            assert_eq!(map(bad).as_deref(), Some(""), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_json_keeps_other_keys_and_points_dl_and_api_here() {
+        let body = config_json(
+            Some(br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io","auth-required":false}"#),
+            "http://h:1",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["dl"], "http://h:1/crates/{crate}/{crate}-{version}.crate");
+        assert_eq!(v["api"], "http://h:1");
+        assert_eq!(v["auth-required"], false);
+        let v: serde_json::Value =
+            serde_json::from_slice(&config_json(Some(b"junk"), "b")).unwrap();
+        assert_eq!(v["api"], "b");
+    }
+
+    #[test]
+    fn host_header_is_checked_before_use() {
+        assert!(is_plausible_host("127.0.0.1:8000"));
+        assert!(is_plausible_host("[::1]:80"));
+        assert!(!is_plausible_host("a\"b"));
+        assert!(!is_plausible_host("a/b"));
+        assert!(!is_plausible_host(""));
+    }
+}

@@ -1,0 +1,325 @@
+//! The crates index over git's smart HTTP protocol (cargo's default git
+//! client, libgit2, speaks nothing else), by running `git upload-pack`.
+//!
+//! ```text
+//! GET  /git/crates.io-index/info/refs?service=git-upload-pack
+//!      -> 001e# service=git-upload-pack\n 0000  + `git upload-pack --stateless-rpc --advertise-refs`
+//!         (application/x-git-upload-pack-advertisement; protocol v2 clients,
+//!         `Git-Protocol: version=2`, get no service line, as from git http-backend)
+//! POST /git/crates.io-index/git-upload-pack   (body may be Content-Encoding: gzip)
+//!      -> the body into `git upload-pack --stateless-rpc`, its stdout streamed back
+//!         (application/x-git-upload-pack-result)
+//! ```
+//!
+//! # The served view
+//!
+//! cargo fetches `+HEAD:refs/remotes/origin/HEAD`, so HEAD must name the
+//! published branch, `master`, whatever the index's own HEAD names (`mirror
+//! crate` works on other branches). Each request therefore runs git on a
+//! small view made in the temporary directory: `HEAD` → `refs/heads/master`,
+//! `refs/heads/master` = the index's `master` commit (read with gix), and
+//! `objects/info/alternates` naming the index's object directory. Only
+//! `master` is advertised (not `origin_master`, `working`, `mark`), and the
+//! index itself is never written. The view is removed when git exits.
+//!
+//! git runs without a shell, with `safe.directory` set to the view (which
+//! the server owns). A missing `git` binary answers `503` with a message
+//! that says so, and is logged.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio_util::io::ReaderStream;
+
+use super::crates::{CratesState, IndexError};
+use super::status_response;
+
+/// Largest accepted upload-pack request body (after decompression). A
+/// negotiation lists wants and haves: kilobytes, rarely megabytes.
+pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
+
+/// The pkt-line that starts a smart HTTP advertisement for upload-pack.
+const SERVICE_LINE: &[u8] = b"001e# service=git-upload-pack\n0000";
+
+/// GET `.../info/refs?service=git-upload-pack`.
+pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Request) -> Response {
+    let service = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("service="));
+    match service {
+        Some("git-upload-pack") => {}
+        Some(_) => return text(StatusCode::FORBIDDEN, "only git-upload-pack is served\n"),
+        None => {
+            return text(
+                StatusCode::FORBIDDEN,
+                "only git's smart HTTP protocol is served (info/refs?service=git-upload-pack)\n",
+            )
+        }
+    }
+    let v2 = protocol(req.headers());
+    let view = match View::create(&state).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut cmd = command(&view, v2.as_deref());
+    cmd.arg("--advertise-refs").arg(&view.dir);
+    cmd.stdin(Stdio::null());
+    let out = match cmd.output().await {
+        Ok(out) => out,
+        Err(e) => return spawn_failed(e),
+    };
+    drop(view);
+    if !out.status.success() {
+        eprintln!(
+            "mirror serve: git upload-pack --advertise-refs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return status_response(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    let mut body = Vec::with_capacity(SERVICE_LINE.len() + out.stdout.len());
+    if v2.is_none() {
+        body.extend_from_slice(SERVICE_LINE);
+    }
+    body.extend_from_slice(&out.stdout);
+    git_response(
+        "application/x-git-upload-pack-advertisement",
+        Body::from(body),
+    )
+}
+
+/// POST `.../git-upload-pack`.
+pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Request) -> Response {
+    let v2 = protocol(req.headers());
+    let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str()) {
+        None => false,
+        Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => true,
+        Some(Ok(v)) if v.eq_ignore_ascii_case("identity") => false,
+        Some(_) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported Content-Encoding (expected gzip or none)\n",
+            )
+        }
+    };
+    let body = match axum::body::to_bytes(req.into_body(), MAX_REQUEST).await {
+        Ok(b) => b,
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+    };
+    let input = if gzip {
+        match gunzip(&body) {
+            Ok(b) => b,
+            Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+        }
+    } else {
+        body.to_vec()
+    };
+    let view = match View::create(&state).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut cmd = command(&view, v2.as_deref());
+    cmd.arg(&view.dir);
+    cmd.stdin(Stdio::piped());
+    cmd.stdout(Stdio::piped());
+    cmd.stderr(Stdio::piped());
+    cmd.kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return spawn_failed(e),
+    };
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return status_response(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    tokio::spawn(async move {
+        // git may stop reading early (bad request); its stderr says why.
+        let _ = stdin.write_all(&input).await;
+        let _ = stdin.shutdown().await;
+    });
+    // Reap git, log a failure, and remove the view only after git exits.
+    tokio::spawn(async move {
+        let mut err = Vec::new();
+        let _ = stderr.read_to_end(&mut err).await;
+        match child.wait().await {
+            Ok(status) if !status.success() => eprintln!(
+                "mirror serve: git upload-pack failed ({status}): {}",
+                String::from_utf8_lossy(&err).trim()
+            ),
+            Err(e) => eprintln!("mirror serve: waiting for git upload-pack: {e}"),
+            Ok(_) => {}
+        }
+        drop(view);
+    });
+    git_response(
+        "application/x-git-upload-pack-result",
+        Body::from_stream(ReaderStream::new(stdout)),
+    )
+}
+
+/// `Git-Protocol` to pass on as `GIT_PROTOCOL`, when it asks for v2 and
+/// holds only the characters git http-backend accepts there.
+fn protocol(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("git-protocol")?.to_str().ok()?;
+    let ok = value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=:._-".contains(&b));
+    (ok && value.split(':').any(|p| p == "version=2")).then(|| value.to_owned())
+}
+
+/// `git upload-pack --stateless-rpc` on the view, no shell, a clean
+/// environment for git's repository discovery.
+fn command(view: &View, protocol: Option<&str>) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-c")
+        .arg(format!("safe.directory={}", view.dir.display()))
+        .arg("upload-pack")
+        .arg("--stateless-rpc");
+    for var in [
+        "GIT_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_PROTOCOL",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(p) = protocol {
+        cmd.env("GIT_PROTOCOL", p);
+    }
+    cmd.stderr(Stdio::piped());
+    cmd
+}
+
+fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(MAX_REQUEST as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("bad gzip request body: {e}\n"))?;
+    if out.len() > MAX_REQUEST {
+        return Err("request body too large\n".into());
+    }
+    Ok(out)
+}
+
+fn spawn_failed(e: std::io::Error) -> Response {
+    let msg = if e.kind() == std::io::ErrorKind::NotFound {
+        "the git binary was not found on PATH: serving the crates index over git \
+         smart HTTP runs `git upload-pack`; install git (the sparse index at /index/ \
+         works without it)"
+            .to_string()
+    } else {
+        format!("cannot run git upload-pack: {e}")
+    };
+    eprintln!("mirror serve: {msg}");
+    text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n"))
+}
+
+fn text(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        msg.to_owned(),
+    )
+        .into_response()
+}
+
+fn git_response(content_type: &'static str, body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A throw-away bare repository whose HEAD is `master` and whose objects
+/// are the index's (through `alternates`). Removed on drop.
+struct View {
+    dir: PathBuf,
+}
+
+impl View {
+    async fn create(state: &Arc<CratesState>) -> Result<View, Response> {
+        let st = Arc::clone(state);
+        let made = tokio::task::spawn_blocking(move || -> Result<View, IndexError> {
+            let (master, objects) =
+                st.with_repo(|repo| {
+                    let master = st.master(repo)?;
+                    let objects = std::fs::canonicalize(repo.common_dir().join("objects"))
+                        .map_err(|e| IndexError::Broken {
+                            path: st.index_dir.clone(),
+                            message: format!("no object directory: {e}"),
+                        })?;
+                    Ok((master, objects))
+                })?;
+            View::write(&master.to_string(), &objects).map_err(|e| IndexError::Broken {
+                path: st.index_dir.clone(),
+                message: format!("cannot create the git view in the temporary directory: {e}"),
+            })
+        })
+        .await;
+        match made {
+            Ok(Ok(view)) => Ok(view),
+            Ok(Err(e)) => Err(e.response()),
+            Err(e) => {
+                eprintln!("mirror serve: git view task failed: {e}");
+                Err(status_response(StatusCode::INTERNAL_SERVER_ERROR))
+            }
+        }
+    }
+
+    fn write(master: &str, objects: &Path) -> std::io::Result<View> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mirror-serve-git-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let view = View { dir };
+        let d = &view.dir;
+        std::fs::create_dir_all(d.join("refs/heads"))?;
+        std::fs::create_dir_all(d.join("objects/info"))?;
+        std::fs::write(d.join("HEAD"), "ref: refs/heads/master\n")?;
+        std::fs::write(
+            d.join("config"),
+            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
+        )?;
+        std::fs::write(d.join("refs/heads/master"), format!("{master}\n"))?;
+        std::fs::write(
+            d.join("objects/info/alternates"),
+            format!("{}\n", objects.display()),
+        )?;
+        Ok(view)
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
