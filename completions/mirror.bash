@@ -28,6 +28,9 @@ _mirror() {
             mirror,serve)
                 cmd="mirror__subcmd__serve"
                 ;;
+            mirror,toolchain)
+                cmd="mirror__subcmd__toolchain"
+                ;;
             mirror__subcmd__generate,completions)
                 cmd="mirror__subcmd__generate__subcmd__completions"
                 ;;
@@ -58,6 +61,9 @@ _mirror() {
             mirror__subcmd__help,serve)
                 cmd="mirror__subcmd__help__subcmd__serve"
                 ;;
+            mirror__subcmd__help,toolchain)
+                cmd="mirror__subcmd__help__subcmd__toolchain"
+                ;;
             mirror__subcmd__help__subcmd__generate,completions)
                 cmd="mirror__subcmd__help__subcmd__generate__subcmd__completions"
                 ;;
@@ -71,7 +77,7 @@ _mirror() {
 
     case "${cmd}" in
         mirror)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version rustup serve generate help"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version toolchain rustup serve generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,7 +285,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__help)
-            opts="rustup serve generate help"
+            opts="toolchain rustup serve generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,6 +382,20 @@ _mirror() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mirror__subcmd__help__subcmd__toolchain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mirror__subcmd__rustup)
             opts="-s -t -j -v -q -h -V --select --target --url --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify fixup list all-targets pack unpack"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -454,6 +474,88 @@ _mirror() {
                     return 0
                     ;;
                 --base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirror__subcmd__toolchain)
+            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --select)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cross)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --components)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keyring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,10 +35,34 @@ complete -c mirror -n "__fish_mirror_needs_command" -s v -l verbose -d 'More out
 complete -c mirror -n "__fish_mirror_needs_command" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_needs_command" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_needs_command" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s s -l select -d 'Toolchains: stable, beta, nightly, X.Y.Z, CHANNEL-YYYY-MM-DD, latest, * (repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s t -l target -d 'Host targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l cross -d 'Extra targets for which only rust-std is fetched (repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l components -d 'Components to add or (with !) remove: rust-src,!rust-docs' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l profile -d 'Fetch a profile\'s components only: minimal, default, complete' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l format -d 'Package formats to fetch: gz, xz (comma-separated) [default: xz]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l url -d 'Upstream dist URL [default: https://static.rust-lang.org/dist]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keyring -d 'OpenPGP keyring for signatures [default: the embedded Rust release key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l archive -d 'Archive for pack and unpack' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l json -d 'Print list as JSON'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s s -l select -d 'Versions: stable, X.Y.Z, latest, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s t -l target -d 'Targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l url -d 'Upstream base URL [default: https://static.rust-lang.org/rustup]' -r
@@ -107,9 +131,10 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from rustup serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

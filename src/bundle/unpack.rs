@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flate2::read::MultiGzDecoder;
@@ -21,7 +22,7 @@ use crate::verify::Sha256Digest;
 const MAX_MANIFEST: u64 = 256 << 20;
 
 /// What [`unpack`] accepts and how it publishes.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UnpackOptions {
     /// Path prefixes members must start with, e.g. `["rustup/archive/"]`;
     /// a member outside all of them is an error naming it. Empty: any
@@ -43,7 +44,23 @@ pub struct UnpackOptions {
 }
 
 /// See [`UnpackOptions::check_staged`]: `Err` carries the message shown.
-pub type StagedCheck = fn(staging_dir: &Path, files: &[String]) -> Result<(), String>;
+/// A closure, so that a check can carry its configuration (a keyring, a
+/// signature policy); a plain `fn` works too: `Arc::new(check)`.
+pub type StagedCheck = Arc<dyn Fn(&Path, &[String]) -> Result<(), String> + Send + Sync>;
+
+impl std::fmt::Debug for UnpackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnpackOptions")
+            .field("allowed_prefixes", &self.allowed_prefixes)
+            .field("expect_ecosystem", &self.expect_ecosystem)
+            .field("publish_last", &self.publish_last)
+            .field(
+                "check_staged",
+                &self.check_staged.as_ref().map(|_| "<check>"),
+            )
+            .finish()
+    }
+}
 
 /// What [`unpack`] published.
 #[derive(Debug, Clone)]
@@ -76,7 +93,7 @@ pub fn unpack(
         reporter.end();
         r?
     };
-    if let Some(check) = opts.check_staged {
+    if let Some(check) = &opts.check_staged {
         let files: Vec<String> = staged.files.iter().map(|f| f.path.clone()).collect();
         check(&staging.dir, &files).map_err(|message| BundleError::Rejected {
             archive: archive.to_path_buf(),

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod generate;
 pub mod rustup;
 pub mod serve;
+pub mod toolchain;
 
 /// Carry Rust toolchains, rustup, crates, Hex and Arch Linux repositories
 /// across an air gap.
@@ -80,6 +81,8 @@ pub struct GlobalArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Mirror Rust toolchains (dist channel manifests and their files)
+    Toolchain(toolchain::ToolchainArgs),
     /// Mirror rustup-init for chosen versions and targets
     Rustup(rustup::RustupArgs),
     /// Serve mirrored trees over HTTP
@@ -91,6 +94,7 @@ pub enum Command {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Toolchain(args) => toolchain::run(&cli.global, args),
         Command::Rustup(args) => rustup::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),

@@ -5,6 +5,7 @@
 
 pub mod crates;
 pub mod rustup;
+pub mod toolchain;
 
 use std::cmp::Ordering;
 

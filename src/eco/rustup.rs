@@ -464,7 +464,7 @@ impl Rustup {
             allowed_prefixes: vec!["rustup/archive/".to_string()],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: Vec::new(),
-            check_staged: Some(check_staged),
+            check_staged: Some(std::sync::Arc::new(check_staged)),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;

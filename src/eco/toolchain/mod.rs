@@ -1,0 +1,976 @@
+//! Rust toolchains from a dist server (`static.rust-lang.org/dist`).
+//!
+//! Upstream (`--url`, default `https://static.rust-lang.org/dist`) and the
+//! mirror tree share one layout (romt's):
+//!
+//! ```text
+//! dist/
+//!   channel-rust-<channel>.toml(.sha256,.asc)   newest per channel (fixup)
+//!   channel-rust-X.Y.Z.toml(.sha256,.asc)       stable by version (fixup)
+//!   channel-rust-X.Y.toml(.sha256,.asc)         newest X.Y.* (fixup)
+//!   <date>/channel-rust-<channel>.toml(.sha256,.asc)
+//!   <date>/channel-rust-X.Y.Z.toml, channel-rust-X.Y.toml (stable, fixup)
+//!   <date>/<pkg>-<version>[-<triple>].tar.xz(.sha256,.asc)
+//! ```
+//!
+//! Clients: `RUSTUP_DIST_SERVER=http://host:port` makes rustup read
+//! `dist/channel-rust-stable.toml.sha256`, the manifest, then the files;
+//! `1.99.1` reads `dist/channel-rust-1.99.1.toml`, `stable-2026-10-15`
+//! reads `dist/2026-10-15/channel-rust-stable.toml`.
+//!
+//! Checks: a manifest must match its upstream `.sha256` and its `.asc`
+//! (OpenPGP, the Rust release key unless `--keyring`); every file must hash
+//! to the manifest's hash and verify against its `.asc`, in the engine,
+//! before it is renamed into place.
+//!
+//! Publication order: files (with `.sha256`, `.asc`) first; then each dated
+//! manifest (`.asc`, `.sha256`, then the `.toml`); then fixup's dateless
+//! copies. A client never sees a manifest whose files are missing.
+
+pub mod manifest;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+pub use manifest::{Channel, Format, Manifest, PlannedFile, Selection};
+
+use crate::bundle;
+use crate::eco::{expand_target_alias, is_valid_target, Version};
+use crate::fetch::{Engine, FetchError, FetchItem, SignatureSpec};
+use crate::report::Reporter;
+use crate::store;
+use crate::verify::digest::{
+    format_sidecar, hash_file, parse_sidecar, DigestMismatch, Sha256Digest,
+};
+use crate::verify::openpgp::{verify_detached, verify_file, Keyring};
+
+/// The official upstream.
+pub const DEFAULT_URL: &str = "https://static.rust-lang.org/dist";
+
+/// The default archive name for `pack`/`unpack`.
+pub const DEFAULT_ARCHIVE: &str = "toolchain.tar.gz";
+
+/// The ecosystem name in bundles and state.
+pub const ECOSYSTEM: &str = "toolchain";
+
+/// What `-s/--select` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// The newest manifest of a channel.
+    Channel(Channel),
+    /// A stable release by version.
+    Version(Version),
+    /// A channel's manifest of one date (`YYYY-MM-DD` alone means nightly).
+    Dated(Channel, String),
+    /// The newest local manifest of each channel.
+    Latest,
+    /// Every local manifest.
+    All,
+}
+
+impl Spec {
+    /// Parse a SPEC.
+    pub fn parse(s: &str) -> Result<Spec> {
+        if let Some(c) = Channel::parse(s) {
+            return Ok(Spec::Channel(c));
+        }
+        match s {
+            "latest" => return Ok(Spec::Latest),
+            "*" => return Ok(Spec::All),
+            _ => {}
+        }
+        if let Some(v) = Version::parse(s) {
+            return Ok(Spec::Version(v));
+        }
+        if manifest::is_date(s) {
+            return Ok(Spec::Dated(Channel::Nightly, s.to_string()));
+        }
+        if let Some((c, d)) = s.split_once('-') {
+            if let (Some(c), true) = (Channel::parse(c), manifest::is_date(d)) {
+                return Ok(Spec::Dated(c, d.to_string()));
+            }
+        }
+        bail!(
+            "invalid SPEC {s:?}: expected stable, beta, nightly, X.Y.Z, <channel>-YYYY-MM-DD, \
+             YYYY-MM-DD, latest or *"
+        )
+    }
+}
+
+impl std::fmt::Display for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spec::Channel(c) => write!(f, "{c}"),
+            Spec::Version(v) => write!(f, "{v}"),
+            Spec::Dated(c, d) => write!(f, "{c}-{d}"),
+            Spec::Latest => f.write_str("latest"),
+            Spec::All => f.write_str("*"),
+        }
+    }
+}
+
+/// How signatures are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureMode {
+    /// Every manifest and file needs a good `.asc` (the default).
+    Require,
+    /// A missing `.asc` is a warning; a bad one is still an error.
+    Warn,
+    /// No signature checks (`--no-signature`).
+    Off,
+}
+
+/// One manifest with where it lives.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its raw bytes (what the signature covers).
+    pub bytes: Vec<u8>,
+}
+
+impl Located {
+    /// `<channel>-<date>`.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.channel, self.manifest.date)
+    }
+
+    /// `dist/<date>/channel-rust-<channel>.toml`, relative to the root.
+    pub fn rel(&self) -> String {
+        format!(
+            "dist/{}/{}",
+            self.manifest.date,
+            self.channel.manifest_name()
+        )
+    }
+
+    /// `1.99.1`, `1.100.0-beta.3`, … (the first word of `pkg.rust`'s version).
+    pub fn version_label(&self) -> String {
+        self.manifest
+            .rust_version_string()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string()
+    }
+}
+
+/// What a selection found locally, for `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listing {
+    /// `stable-2026-10-15`.
+    pub name: String,
+    /// Channel.
+    pub channel: String,
+    /// Date.
+    pub date: String,
+    /// `pkg.rust`'s version label.
+    pub version: String,
+    /// Targets with at least one file present.
+    pub targets: Vec<String>,
+    /// Targets in the manifest.
+    pub targets_total: usize,
+    /// Packages (pkg, target) with a file present.
+    pub packages: usize,
+    /// Available packages in the manifest.
+    pub packages_total: usize,
+}
+
+impl std::fmt::Display for Listing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}({}) targets[{}/{}] packages[{}/{}]",
+            self.name,
+            self.version,
+            self.targets.len(),
+            self.targets_total,
+            self.packages,
+            self.packages_total
+        )
+    }
+}
+
+/// The toolchain part of a mirror tree.
+pub struct Toolchain {
+    root: PathBuf,
+    url: String,
+    keyring: Arc<Keyring>,
+    mode: SignatureMode,
+}
+
+impl Toolchain {
+    /// `root` holds `dist/`; `url` is the upstream dist base.
+    pub fn new(root: &Path, url: &str, keyring: Keyring, mode: SignatureMode) -> Toolchain {
+        Toolchain {
+            root: root.to_path_buf(),
+            url: url.trim_end_matches('/').to_string(),
+            keyring: Arc::new(keyring),
+            mode,
+        }
+    }
+
+    fn dist(&self) -> PathBuf {
+        self.root.join("dist")
+    }
+
+    /// Every dated manifest present locally, oldest first.
+    pub fn local_manifests(&self) -> Result<Vec<Located>> {
+        let mut out = Vec::new();
+        let dist = self.dist();
+        let entries = match fs::read_dir(&dist) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dist.display())),
+        };
+        let mut dates: Vec<String> = Vec::new();
+        for e in entries {
+            let e = e.with_context(|| format!("cannot list {}", dist.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if manifest::is_date(&name) && e.file_type()?.is_dir() {
+                dates.push(name);
+            }
+        }
+        dates.sort();
+        for date in dates {
+            for channel in Channel::ALL {
+                let path = dist.join(&date).join(channel.manifest_name());
+                let bytes = match fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot read {}", path.display()))
+                    }
+                };
+                let m = Manifest::parse(&bytes, &path.display().to_string())?;
+                if m.date != date || m.channel() != channel {
+                    bail!(
+                        "{}: expected a {channel} manifest of {date}, found {} of {}",
+                        path.display(),
+                        m.channel(),
+                        m.date
+                    );
+                }
+                out.push(Located {
+                    manifest: m,
+                    channel,
+                    bytes,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolve SPECs against the local tree; no SPEC means `*`.
+    pub fn resolve_local(&self, specs: &[Spec]) -> Result<Vec<Located>> {
+        let all = self.local_manifests()?;
+        let every = [Spec::All];
+        let specs = if specs.is_empty() { &every[..] } else { specs };
+        let mut chosen: BTreeSet<usize> = BTreeSet::new();
+        for spec in specs {
+            let newest =
+                |pred: &dyn Fn(&Located) -> bool| -> Option<usize> { all.iter().rposition(pred) };
+            let found: Vec<usize> = match spec {
+                Spec::All => (0..all.len()).collect(),
+                Spec::Latest => Channel::ALL
+                    .iter()
+                    .filter_map(|&c| newest(&|l| l.channel == c))
+                    .collect(),
+                Spec::Channel(c) => newest(&|l| l.channel == *c).into_iter().collect(),
+                Spec::Version(v) => {
+                    newest(&|l| l.channel == Channel::Stable && l.manifest.release() == Some(*v))
+                        .into_iter()
+                        .collect()
+                }
+                Spec::Dated(c, d) => newest(&|l| l.channel == *c && &l.manifest.date == d)
+                    .into_iter()
+                    .collect(),
+            };
+            if found.is_empty() {
+                bail!(
+                    "no local toolchain manifest matches SPEC {spec} under {}",
+                    self.dist().display()
+                );
+            }
+            chosen.extend(found);
+        }
+        Ok(chosen.into_iter().map(|i| all[i].clone()).collect())
+    }
+
+    /// The upstream URL of a SPEC's manifest.
+    pub fn manifest_url(&self, spec: &Spec) -> Result<String> {
+        Ok(match spec {
+            Spec::Channel(c) => format!("{}/{}", self.url, c.manifest_name()),
+            Spec::Version(v) => format!("{}/channel-rust-{v}.toml", self.url),
+            Spec::Dated(c, d) => format!("{}/{d}/{}", self.url, c.manifest_name()),
+            Spec::Latest | Spec::All => {
+                bail!("SPEC `latest` and `*` select local manifests; download needs a channel, X.Y.Z or a date")
+            }
+        })
+    }
+
+    /// Fetch and check the manifests of SPECs (manifest, `.sha256`, `.asc`),
+    /// in memory: nothing is written. Returns each with its `.asc`.
+    pub fn fetch_manifests(
+        &self,
+        engine: &Engine,
+        specs: &[Spec],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<(Located, Option<Vec<u8>>)>> {
+        if specs.is_empty() {
+            bail!("no SPEC given; use -s stable (or beta, nightly, X.Y.Z, <channel>-YYYY-MM-DD)");
+        }
+        let mut out: Vec<(Located, Option<Vec<u8>>)> = Vec::new();
+        for spec in specs {
+            let url = self.manifest_url(spec)?;
+            let urls = [url.clone(), format!("{url}.sha256"), format!("{url}.asc")];
+            let mut got = engine.fetch_bytes_many(&urls).into_iter();
+            let bytes = got
+                .next()
+                .context("missing result")?
+                .with_context(|| format!("cannot fetch the manifest for SPEC {spec}"))?;
+            let sum = got
+                .next()
+                .context("missing result")?
+                .with_context(|| format!("cannot fetch the checksum of {url}"))?;
+            let expected = parse_sidecar(&sum, &urls[1])?;
+            let actual = Sha256Digest::of(&bytes);
+            if actual != expected {
+                return Err(DigestMismatch {
+                    what: url.clone(),
+                    expected,
+                    actual,
+                }
+                .into());
+            }
+            let asc = match got.next().context("missing result")? {
+                Ok(asc) => Some(asc),
+                Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => None,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot fetch the signature of {url}"))
+                }
+            };
+            self.check_signature(&bytes[..], asc.as_deref(), &url, reporter)?;
+            let m = Manifest::parse(&bytes, &url)?;
+            let channel = m.channel();
+            match spec {
+                Spec::Channel(c) if *c != channel => {
+                    bail!(
+                        "{url}: expected a {c} manifest, found {channel} ({})",
+                        m.rust_version_string()
+                    )
+                }
+                Spec::Version(v) if channel != Channel::Stable || m.release() != Some(*v) => {
+                    bail!(
+                        "{url}: expected stable {v}, found {}",
+                        m.rust_version_string()
+                    )
+                }
+                Spec::Dated(c, d) if *c != channel || &m.date != d => {
+                    bail!(
+                        "{url}: expected the {c} manifest of {d}, found {channel} of {}",
+                        m.date
+                    )
+                }
+                _ => {}
+            }
+            reporter.info(&format!(
+                "toolchain: {spec} is {channel}-{} ({})",
+                m.date,
+                m.rust_version_string()
+            ));
+            let located = Located {
+                manifest: m,
+                channel,
+                bytes,
+            };
+            if !out.iter().any(|(l, _)| l.rel() == located.rel()) {
+                out.push((located, asc));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Check a signature over in-memory bytes according to the mode.
+    fn check_signature(
+        &self,
+        data: &[u8],
+        asc: Option<&[u8]>,
+        what: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        match (self.mode, asc) {
+            (SignatureMode::Off, _) => Ok(()),
+            (SignatureMode::Warn, None) => {
+                reporter.info(&format!("warning: {what}: no signature ({what}.asc is missing)"));
+                Ok(())
+            }
+            (SignatureMode::Require, None) => bail!(
+                "{what}: no signature: {what}.asc is missing (use --warn-signature to accept unsigned files)"
+            ),
+            (_, Some(sig)) => {
+                verify_detached(&self.keyring, data, sig, what)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Expand TARGETs for a manifest: aliases, `all` and `*` (every
+    /// target of the manifest). Targets the manifest lacks are warned about.
+    pub fn expand_targets(
+        m: &Manifest,
+        targets: &[String],
+        warn: &dyn Fn(&str),
+    ) -> Result<Vec<String>> {
+        let known = m.all_targets();
+        let mut out = BTreeSet::new();
+        for t in targets {
+            match t.as_str() {
+                "all" | "*" => {
+                    out.insert("*".to_string());
+                }
+                t => {
+                    let t = expand_target_alias(t);
+                    if !is_valid_target(t) {
+                        bail!("invalid TARGET {t:?}");
+                    }
+                    if !known.contains(t) {
+                        warn(&format!("target {t} is not in the manifest of {}", m.date));
+                    }
+                    out.insert(t.to_string());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Download the files of `manifests` chosen by `sel` (its targets are
+    /// raw TARGET arguments), then publish each manifest, then fixup.
+    pub fn download(
+        &self,
+        engine: &Engine,
+        manifests: &[(Located, Option<Vec<u8>>)],
+        sel: &Selection,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        if sel.targets.is_empty() {
+            bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
+        }
+        let warn = |w: &str| reporter.info(&format!("warning: {w}"));
+        let mut planned: BTreeMap<String, PlannedFile> = BTreeMap::new();
+        for (l, _) in manifests {
+            let mut s = sel.clone();
+            s.targets = Self::expand_targets(&l.manifest, &sel.targets, &warn)?;
+            s.cross = Self::expand_targets(&l.manifest, &sel.cross, &warn)?;
+            for f in l.manifest.select(&s)? {
+                planned.insert(f.rel.clone(), f);
+            }
+        }
+
+        // With --warn-signature, learn first which signatures exist.
+        let mut has_asc: BTreeMap<String, bool> = BTreeMap::new();
+        if self.mode == SignatureMode::Warn {
+            let missing: Vec<&String> = planned
+                .keys()
+                .filter(|rel| !self.dist().join(format!("{rel}.asc")).is_file())
+                .collect();
+            let urls: Vec<String> = missing
+                .iter()
+                .map(|rel| format!("{}/{rel}.asc", self.url))
+                .collect();
+            for (rel, r) in missing.iter().zip(engine.fetch_bytes_many(&urls)) {
+                let present = match r {
+                    Ok(_) => true,
+                    Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
+                        warn(&format!(
+                            "{}/{rel}: no signature ({rel}.asc is missing)",
+                            self.url
+                        ));
+                        false
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                has_asc.insert(rel.to_string(), present);
+            }
+        }
+
+        let check: Arc<dyn crate::fetch::SignatureCheck> = self.keyring.clone();
+        let items: Vec<FetchItem> = planned
+            .values()
+            .map(|f| {
+                let dest = self.dist().join(&f.rel);
+                let name = f.rel.rsplit('/').next().unwrap_or(&f.rel);
+                let mut item = FetchItem::new(format!("{}/{}", self.url, f.rel), &dest)
+                    .sha256(f.hash)
+                    .sidecar(sibling(&dest, ".sha256"), format_sidecar(&f.hash, name));
+                let signed = match self.mode {
+                    SignatureMode::Off => false,
+                    SignatureMode::Require => true,
+                    SignatureMode::Warn => has_asc.get(&f.rel).copied().unwrap_or(true),
+                };
+                if signed {
+                    item = item.signature(SignatureSpec {
+                        url: format!("{}/{}.asc", self.url, f.rel),
+                        dest: sibling(&dest, ".asc"),
+                        check: check.clone(),
+                    });
+                }
+                item
+            })
+            .collect();
+        let summary = engine.fetch_all(items, reporter)?;
+        reporter.info(&format!(
+            "toolchain: {} downloaded ({} bytes), {} already present",
+            summary.fetched, summary.bytes, summary.skipped
+        ));
+        for (l, asc) in manifests {
+            self.publish_manifest(l, asc.as_deref())?;
+        }
+        self.fixup(reporter)?;
+        Ok(())
+    }
+
+    /// Write a dated manifest: `.asc`, `.sha256`, then the `.toml`.
+    fn publish_manifest(&self, l: &Located, asc: Option<&[u8]>) -> Result<()> {
+        let path = self.root.join(l.rel());
+        write_copy(&path, &l.bytes, asc)
+    }
+
+    /// Publish the dateless manifests: the newest per channel into
+    /// `dist/`; for stable also `channel-rust-X.Y.Z.toml` and
+    /// `channel-rust-X.Y.toml` in `dist/` and in each dated directory.
+    pub fn fixup(&self, reporter: &dyn Reporter) -> Result<()> {
+        let all = self.local_manifests()?;
+        let dist = self.dist();
+        let mut newest: BTreeMap<Channel, &Located> = BTreeMap::new();
+        let mut by_version: BTreeMap<Version, &Located> = BTreeMap::new();
+        let mut by_minor: BTreeMap<(u64, u64), &Located> = BTreeMap::new();
+        for l in &all {
+            // `all` is oldest first: later entries win.
+            newest.insert(l.channel, l);
+            if l.channel != Channel::Stable {
+                continue;
+            }
+            let Some(v) = l.manifest.release() else {
+                continue;
+            };
+            let dated = dist.join(&l.manifest.date);
+            let asc = read_optional(&sibling(&self.root.join(l.rel()), ".asc"))?;
+            write_copy(
+                &dated.join(format!("channel-rust-{v}.toml")),
+                &l.bytes,
+                asc.as_deref(),
+            )?;
+            write_copy(
+                &dated.join(format!("channel-rust-{}.{}.toml", v.0, v.1)),
+                &l.bytes,
+                asc.as_deref(),
+            )?;
+            by_version.insert(v, l);
+            let minor = by_minor.entry((v.0, v.1)).or_insert(l);
+            if minor.manifest.release() <= Some(v) {
+                *minor = l;
+            }
+        }
+        let mut copies: Vec<(String, &Located)> = newest
+            .iter()
+            .map(|(c, l)| (c.manifest_name(), *l))
+            .collect();
+        copies.extend(
+            by_version
+                .iter()
+                .map(|(v, l)| (format!("channel-rust-{v}.toml"), *l)),
+        );
+        copies.extend(
+            by_minor
+                .iter()
+                .map(|((x, y), l)| (format!("channel-rust-{x}.{y}.toml"), *l)),
+        );
+        for (name, l) in &copies {
+            let asc = read_optional(&sibling(&self.root.join(l.rel()), ".asc"))?;
+            write_copy(&dist.join(name), &l.bytes, asc.as_deref())?;
+        }
+        for (c, l) in &newest {
+            reporter.info(&format!(
+                "toolchain: {c} is {} ({})",
+                l.manifest.date,
+                l.version_label()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Re-check what is on disk for the selected manifests: each manifest
+    /// against its `.sha256` and `.asc`, each file it references that is
+    /// present against the manifest hash, its `.sha256` and its `.asc`.
+    /// Returns how many files were checked.
+    pub fn verify(&self, manifests: &[Located], reporter: &dyn Reporter) -> Result<usize> {
+        let mut failures = Vec::new();
+        let mut files: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+        for l in manifests {
+            let path = self.root.join(l.rel());
+            if let Err(e) = verify_local(
+                &path,
+                Some(Sha256Digest::of(&l.bytes)),
+                &self.keyring,
+                self.mode,
+                reporter,
+            ) {
+                failures.push(format!("{e:#}"));
+            }
+            for f in l.manifest.all_files() {
+                if self.dist().join(&f.rel).is_file() {
+                    files.insert(f.rel, f.hash);
+                }
+            }
+        }
+        let results: Vec<String> = files
+            .par_iter()
+            .filter_map(|(rel, hash)| {
+                let path = self.dist().join(rel);
+                verify_local(&path, Some(*hash), &self.keyring, self.mode, reporter)
+                    .err()
+                    .map(|e| format!("{e:#}"))
+            })
+            .collect();
+        failures.extend(results);
+        let total = files.len() + manifests.len();
+        if !failures.is_empty() {
+            bail!(
+                "{} of {total} toolchain files failed verification:\n  - {}",
+                failures.len(),
+                failures.join("\n  - ")
+            );
+        }
+        reporter.info(&format!("toolchain: {total} files verified"));
+        Ok(total)
+    }
+
+    /// What each selected manifest has locally.
+    pub fn list(&self, manifests: &[Located]) -> Vec<Listing> {
+        manifests
+            .iter()
+            .map(|l| {
+                let mut targets = BTreeSet::new();
+                let mut packages = 0;
+                let available = l.manifest.available();
+                for (pkg, t) in &available {
+                    let target = &l.manifest.pkgs[pkg].targets[t];
+                    let present = [Format::Xz, Format::Gz].iter().any(|&f| {
+                        target
+                            .artifact(f)
+                            .is_some_and(|a| self.dist().join(&a.rel).is_file())
+                    });
+                    if present {
+                        packages += 1;
+                        if t != "*" {
+                            targets.insert(t.clone());
+                        }
+                    }
+                }
+                Listing {
+                    name: l.name(),
+                    channel: l.channel.to_string(),
+                    date: l.manifest.date.clone(),
+                    version: l.version_label(),
+                    targets: targets.into_iter().collect(),
+                    targets_total: l.manifest.all_targets().len(),
+                    packages,
+                    packages_total: available.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// Archive members for the selected manifests: the dated manifest with
+    /// its `.sha256`/`.asc`, and every referenced file present (of the
+    /// TARGETs, when given) with its `.sha256`/`.asc`.
+    pub fn members(&self, manifests: &[Located], targets: &[String]) -> Result<Vec<String>> {
+        let mut members = BTreeSet::new();
+        for l in manifests {
+            let rel = l.rel();
+            let wanted = Self::expand_targets(&l.manifest, targets, &|_| {})?;
+            let any = wanted.is_empty() || wanted.iter().any(|t| t == "*");
+            let mut add = |rel: String, required: bool| -> Result<()> {
+                let path = self.root.join(&rel);
+                if path.is_file() {
+                    members.insert(rel);
+                } else if required {
+                    bail!("cannot pack {}: file is missing", path.display());
+                }
+                Ok(())
+            };
+            add(rel.clone(), true)?;
+            add(format!("{rel}.sha256"), true)?;
+            add(format!("{rel}.asc"), self.mode == SignatureMode::Require)?;
+            for f in l.manifest.all_files() {
+                if !(any || f.target == "*" || wanted.contains(&f.target)) {
+                    continue;
+                }
+                let rel = format!("dist/{}", f.rel);
+                if !self.root.join(&rel).is_file() {
+                    continue;
+                }
+                add(rel.clone(), true)?;
+                add(format!("{rel}.sha256"), true)?;
+                add(format!("{rel}.asc"), self.mode == SignatureMode::Require)?;
+            }
+        }
+        Ok(members.into_iter().collect())
+    }
+
+    /// Pack the selected manifests (see [`Toolchain::members`]).
+    pub fn pack(
+        &self,
+        manifests: &[Located],
+        targets: &[String],
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<usize> {
+        let members = self.members(manifests, targets)?;
+        let opts = bundle::PackOptions {
+            ecosystem: ECOSYSTEM.to_string(),
+            range: None,
+        };
+        bundle::pack(&self.root, &members, archive, &opts, reporter)
+            .with_context(|| format!("cannot pack {}", archive.display()))?;
+        reporter.info(&format!(
+            "toolchain: packed {} files into {}",
+            members.len(),
+            archive.display()
+        ));
+        Ok(members.len())
+    }
+
+    /// Unpack `archive` (ours or romt's): every staged manifest and file is
+    /// checked (hashes, `.sha256`, signatures) before anything is
+    /// published; manifests are published last; then fixup. Returns the
+    /// SPECs of the manifests it held.
+    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<Vec<Spec>> {
+        let keyring = self.keyring.clone();
+        let mode = self.mode;
+        let mut last = Vec::new();
+        for ext in [".asc", ".sha256", ""] {
+            for c in Channel::ALL {
+                last.push(format!("{}{ext}", c.manifest_name()));
+            }
+        }
+        let opts = bundle::UnpackOptions {
+            allowed_prefixes: vec!["dist/".to_string()],
+            expect_ecosystem: Some(ECOSYSTEM.to_string()),
+            publish_last: last,
+            check_staged: Some(Arc::new(move |dir: &Path, files: &[String]| {
+                check_staged(dir, files, &keyring, mode)
+            })),
+        };
+        let summary = bundle::unpack(archive, &self.root, &opts, reporter)
+            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let mut specs = BTreeSet::new();
+        for f in &summary.files {
+            if let [_, date, name] = f.split('/').collect::<Vec<_>>()[..] {
+                if let Some(c) = Channel::ALL.iter().find(|c| c.manifest_name() == name) {
+                    specs.insert((*c, date.to_string()));
+                }
+            }
+        }
+        if specs.is_empty() {
+            bail!("{} holds no dated channel manifest", archive.display());
+        }
+        reporter.info(&format!(
+            "toolchain: unpacked {} files ({} manifests)",
+            summary.files.len(),
+            specs.len()
+        ));
+        self.fixup(reporter)?;
+        Ok(specs.into_iter().map(|(c, d)| Spec::Dated(c, d)).collect())
+    }
+}
+
+/// Before an unpack publishes: each dated manifest must match its
+/// `.sha256` and `.asc`; every other file must be referenced by a staged
+/// manifest, hash to its hash, and match its `.sha256` and `.asc`.
+fn check_staged(
+    dir: &Path,
+    files: &[String],
+    keyring: &Keyring,
+    mode: SignatureMode,
+) -> std::result::Result<(), String> {
+    let names: BTreeSet<&str> = files.iter().map(String::as_str).collect();
+    let mut failures = Vec::new();
+    let mut hashes: BTreeMap<String, Sha256Digest> = BTreeMap::new();
+    let quiet = crate::report::NullReporter;
+    for f in files {
+        let parts: Vec<&str> = f.split('/').collect();
+        let is_dated_manifest = matches!(parts[..], [_, d, n]
+            if manifest::is_date(d) && Channel::ALL.iter().any(|c| c.manifest_name() == n));
+        if !is_dated_manifest {
+            continue;
+        }
+        let path = dir.join(f);
+        let result = fs::read(&path)
+            .with_context(|| format!("{f}: cannot read"))
+            .and_then(|bytes| {
+                let m = Manifest::parse(&bytes, f)?;
+                verify_local(&path, Some(Sha256Digest::of(&bytes)), keyring, mode, &quiet)?;
+                Ok(m)
+            });
+        match result {
+            Ok(m) => {
+                for pf in m.all_files() {
+                    hashes.insert(format!("dist/{}", pf.rel), pf.hash);
+                }
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    let others: Vec<&String> = files
+        .iter()
+        .filter(|f| {
+            !f.ends_with(".sha256") && !f.ends_with(".asc") && !f.contains("/channel-rust-")
+        })
+        .collect();
+    let results: Vec<String> = others
+        .par_iter()
+        .filter_map(|f| {
+            let Some(hash) = hashes.get(f.as_str()) else {
+                return Some(format!(
+                    "{f}: not referenced by any channel manifest in the archive"
+                ));
+            };
+            if !names.contains(format!("{f}.sha256").as_str()) {
+                return Some(format!("{f}: no {f}.sha256 beside it"));
+            }
+            verify_local(&dir.join(f), Some(*hash), keyring, mode, &quiet)
+                .err()
+                .map(|e| format!("{e:#}"))
+        })
+        .collect();
+    failures.extend(results);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let prefix = format!("{}/", dir.display());
+        Err(failures.join("\n").replace(&prefix, ""))
+    }
+}
+
+/// Check a local file: its `.sha256`, the expected hash, its `.asc`.
+fn verify_local(
+    path: &Path,
+    expected: Option<Sha256Digest>,
+    keyring: &Keyring,
+    mode: SignatureMode,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let sidecar = sibling(path, ".sha256");
+    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let from_sidecar = parse_sidecar(&text, &sidecar.display().to_string())?;
+    let (actual, _) =
+        hash_file(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    for want in [Some(from_sidecar), expected].into_iter().flatten() {
+        if want != actual {
+            return Err(DigestMismatch {
+                what: path.display().to_string(),
+                expected: want,
+                actual,
+            }
+            .into());
+        }
+    }
+    let asc_path = sibling(path, ".asc");
+    match (mode, read_optional(&asc_path)?) {
+        (SignatureMode::Off, _) => {}
+        (SignatureMode::Warn, None) => reporter.info(&format!(
+            "warning: {}: no signature ({} is missing)",
+            path.display(),
+            asc_path.display()
+        )),
+        (SignatureMode::Require, None) => bail!(
+            "{}: no signature: {} is missing",
+            path.display(),
+            asc_path.display()
+        ),
+        (_, Some(sig)) => {
+            verify_file(keyring, path, &sig)?;
+        }
+    }
+    reporter.verbose(&format!("[verified] {}", path.display()));
+    Ok(())
+}
+
+/// Write a manifest copy: its `.asc` (when given), the `.toml`, then its
+/// `.sha256` (named after the copy). Unchanged files are left alone.
+fn write_copy(path: &Path, bytes: &[u8], asc: Option<&[u8]>) -> Result<()> {
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let digest = Sha256Digest::of(bytes);
+    let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    if let Some(asc) = asc {
+        writes.push((sibling(path, ".asc"), asc.to_vec()));
+    }
+    writes.push((path.to_path_buf(), bytes.to_vec()));
+    writes.push((
+        sibling(path, ".sha256"),
+        format_sidecar(&digest, &name).into_bytes(),
+    ));
+    for (p, data) in writes {
+        if read_optional(&p)?.as_deref() == Some(&data[..]) {
+            continue;
+        }
+        store::write_atomic(&p, &data).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `file` + `suffix` (`x.tar.xz` → `x.tar.xz.sha256`).
+fn sibling(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    file.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(
+            Spec::parse("stable").unwrap(),
+            Spec::Channel(Channel::Stable)
+        );
+        assert_eq!(
+            Spec::parse("1.99.1").unwrap(),
+            Spec::Version(Version(1, 99, 1))
+        );
+        assert_eq!(
+            Spec::parse("beta-2026-10-01").unwrap(),
+            Spec::Dated(Channel::Beta, "2026-10-01".into())
+        );
+        assert_eq!(
+            Spec::parse("2026-10-01").unwrap(),
+            Spec::Dated(Channel::Nightly, "2026-10-01".into())
+        );
+        assert_eq!(Spec::parse("*").unwrap(), Spec::All);
+        let e = Spec::parse("stabel").unwrap_err().to_string();
+        assert!(e.contains("stabel") && e.contains("X.Y.Z"), "{e}");
+    }
+}
