@@ -2,6 +2,7 @@
 //! fixture builders; each module here tests one area end to end.
 
 mod bundle;
+mod cargo_client;
 mod cli;
 mod crates;
 mod crates_serve;
