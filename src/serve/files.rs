@@ -12,11 +12,16 @@
 //!    with `Content-Range`; several ranges or a syntactically invalid header
 //!    give the whole file (`200`); a range starting past the end, or a zero
 //!    suffix, gives `416` with `Content-Range: bytes */LEN`.
+//!
+//! Cost per request: resolving, opening, `fstat` and — for files up to
+//! [`SMALL`] — reading the whole file happen in ONE blocking task, so a
+//! small file costs one hop to the blocking pool and one write. Larger
+//! files stream in [`CHUNK`]-sized reads.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
     IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
@@ -29,7 +34,19 @@ use tokio_util::io::ReaderStream;
 use super::path::is_hidden_name;
 
 /// Read size for streamed bodies.
-const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = 256 * 1024;
+
+/// Files up to this size are read whole with the open, and sent from memory.
+pub const SMALL: u64 = 256 * 1024;
+
+/// A file resolved under the root and opened, with its metadata; small
+/// files carry their bytes.
+#[derive(Debug)]
+pub struct Opened {
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+    bytes: Option<Bytes>,
+}
 
 /// The validators and size of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +233,21 @@ pub fn content_type(name: &str) -> &'static str {
 /// canonicalized root, and no component of it below the root may be a
 /// hidden name (so a symlink cannot lead out of the tree or into
 /// `.mirror/`). Any failure is "not found".
-pub async fn resolve(root: &Path, segments: &[String]) -> Option<(PathBuf, tokio::fs::File)> {
-    let canon_root = tokio::fs::canonicalize(root).await.ok()?;
+pub async fn resolve(root: &Path, segments: &[String]) -> Option<(PathBuf, Opened)> {
+    let root = root.to_path_buf();
+    let segments = segments.to_vec();
+    tokio::task::spawn_blocking(move || resolve_blocking(&root, &segments))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn resolve_blocking(root: &Path, segments: &[String]) -> Option<(PathBuf, Opened)> {
+    use std::io::Read;
+    let canon_root = std::fs::canonicalize(root).ok()?;
     let mut joined = canon_root.clone();
     joined.extend(segments);
-    let canon = tokio::fs::canonicalize(&joined).await.ok()?;
+    let canon = std::fs::canonicalize(&joined).ok()?;
     let below = canon.strip_prefix(&canon_root).ok()?;
     let mut any = false;
     for component in below.components() {
@@ -235,8 +262,21 @@ pub async fn resolve(root: &Path, segments: &[String]) -> Option<(PathBuf, tokio
     if !any {
         return None;
     }
-    let file = tokio::fs::File::open(&canon).await.ok()?;
-    Some((canon, file))
+    let mut file = std::fs::File::open(&canon).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let bytes = if meta.len() <= SMALL {
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut buf).ok()?;
+        // The file may have been replaced (renamed over) since the fstat;
+        // the bytes read are of the file opened, so the length is theirs.
+        Some(Bytes::from(buf))
+    } else {
+        None
+    };
+    Some((canon, Opened { file, meta, bytes }))
 }
 
 /// Answer GET or HEAD for an opened file. `name` (the requested file name)
@@ -245,14 +285,11 @@ pub async fn respond(
     method: &Method,
     headers: &HeaderMap,
     name: &str,
-    mut file: tokio::fs::File,
+    opened: Opened,
 ) -> Response {
-    let meta = match file.metadata().await {
-        Ok(m) if m.is_file() => m,
-        _ => return super::status_response(StatusCode::NOT_FOUND),
-    };
+    let Opened { file, meta, bytes } = opened;
     let v = Validators {
-        len: meta.len(),
+        len: bytes.as_ref().map_or(meta.len(), |b| b.len() as u64),
         mtime: meta.modified().ok(),
     };
     let etag = v.etag();
@@ -292,6 +329,11 @@ pub async fn respond(
     if method == Method::HEAD {
         return (status, out, Body::empty()).into_response();
     }
+    if let Some(bytes) = bytes {
+        let body = bytes.slice(start as usize..(start + count) as usize);
+        return (status, out, Body::from(body)).into_response();
+    }
+    let mut file = tokio::fs::File::from_std(file);
     if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return super::status_response(StatusCode::INTERNAL_SERVER_ERROR);
     }
