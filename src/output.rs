@@ -195,6 +195,11 @@ impl Reporter for ProgressReporter {
     }
 }
 
+/// `20889000` → `19.92 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
 /// Print an error with its cause chain, and a hint where one is known.
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err}");

@@ -340,8 +340,10 @@ impl Rustup {
             );
         }
         reporter.info(&format!(
-            "rustup: {} downloaded ({} bytes), {} already present",
-            summary.fetched, summary.bytes, summary.skipped
+            "rustup: {} downloaded ({}), {} already present",
+            summary.fetched,
+            crate::output::human_bytes(summary.bytes),
+            summary.skipped
         ));
         self.fixup(versions, reporter)?;
         Ok(())
