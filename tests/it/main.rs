@@ -7,6 +7,7 @@ mod cli;
 mod crates;
 mod crates_serve;
 mod engine;
+mod faults;
 mod openpgp;
 mod rustup;
 mod serve;
