@@ -16,6 +16,9 @@ _mirror() {
             ",$1")
                 cmd="mirror"
                 ;;
+            mirror,crate)
+                cmd="mirror__subcmd__crate"
+                ;;
             mirror,generate)
                 cmd="mirror__subcmd__generate"
                 ;;
@@ -49,6 +52,9 @@ _mirror() {
             mirror__subcmd__generate__subcmd__help,man)
                 cmd="mirror__subcmd__generate__subcmd__help__subcmd__man"
                 ;;
+            mirror__subcmd__help,crate)
+                cmd="mirror__subcmd__help__subcmd__crate"
+                ;;
             mirror__subcmd__help,generate)
                 cmd="mirror__subcmd__help__subcmd__generate"
                 ;;
@@ -77,12 +83,102 @@ _mirror() {
 
     case "${cmd}" in
         mirror)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version toolchain rustup serve generate help"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version toolchain rustup crate serve generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retry-delay-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirror__subcmd__crate)
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --index)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --index-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --crates-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --end)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bundle-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filter-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --good-crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bad-crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -285,8 +381,22 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__help)
-            opts="toolchain rustup serve generate help"
+            opts="toolchain rustup crate serve generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirror__subcmd__help__subcmd__crate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -37,6 +37,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_needs_command" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "crate" -d 'Mirror the crates.io index and crate files'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -78,6 +79,31 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s v -l verbose -d
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index -d 'The index repository, relative to the root' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates -d 'The crate directory, relative to the root' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates-url -d 'Download template: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l start -d 'Start of RANGE (a ref or commit; 0 = start of history) [default: mark]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of RANGE' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l archive -d 'Archive for pack and unpack' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bundle-path -d 'The index bundle for pack, unpack and init-import [default: INDEX/origin.bundle]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l server-url -d 'Base URL config writes into config.json (dl, api)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter -d 'Only crates matching NAME[@VERSION] (globs; repeatable)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter-file -d 'Read filters from a file (one or more per line, # comments)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l good-crates -d 'Record crates that downloaded or verified (NAME@VERSION per line)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bad-crates -d 'Record crates that failed (NAME@VERSION per line)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l bind -d 'Address to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
@@ -131,10 +157,11 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

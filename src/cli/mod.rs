@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod crates;
 pub mod generate;
 pub mod rustup;
 pub mod serve;
@@ -85,6 +86,8 @@ pub enum Command {
     Toolchain(toolchain::ToolchainArgs),
     /// Mirror rustup-init for chosen versions and targets
     Rustup(rustup::RustupArgs),
+    /// Mirror the crates.io index and crate files
+    Crate(crates::CrateArgs),
     /// Serve mirrored trees over HTTP
     Serve(serve::ServeArgs),
     /// Generate the man page or shell completions
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Toolchain(args) => toolchain::run(&cli.global, args),
         Command::Rustup(args) => rustup::run(&cli.global, args),
+        Command::Crate(args) => crates::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
     }

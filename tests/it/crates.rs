@@ -1,8 +1,12 @@
 //! `mirror crate` end to end through the binary, and the crates fixture
 //! builder's own checks.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
 use crate::support::crates::{self, CratesFixture};
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{Fault, Upstream};
 
 #[test]
 fn fixture_builds_history_with_real_crates() {
@@ -44,4 +48,426 @@ fn fixture_builds_history_with_real_crates() {
         "{app}"
     );
     assert!(app.contains(&fx.get("app", "0.1.0").cksum));
+}
+
+/// Run `mirror crate ARGS` in `root` (cwd = root, so default paths land there).
+fn crate_cmd(root: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["crate"];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .current_dir(root)
+        .arg("--root")
+        .arg(root)
+        .args(&all)
+        .env("MIRROR_RETRY_DELAY_MS", "0")
+        .env_remove("MIRROR_JOBS")
+        .env_remove("MIRROR_CRATES_URL")
+        .output()
+        .expect("run mirror");
+    eprintln!(
+        "mirror {all:?}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "mirror failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: Output) -> String {
+    assert!(!out.status.success(), "mirror should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn index_dir(root: &Path) -> PathBuf {
+    root.join("git/crates.io-index")
+}
+
+/// `git rev-parse` in a mirror's index; `None` when the ref is missing.
+fn rev(root: &Path, spec: &str) -> Option<String> {
+    let out = Command::new("git")
+        .current_dir(index_dir(root))
+        .args(["rev-parse", "--verify", "-q", spec])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Every file under `crates/` (but romt's config.toml), with its bytes.
+fn crate_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                if rel != "config.toml" {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let base = root.join("crates");
+    walk(&base, &base, &mut out);
+    out
+}
+
+/// The crate files the fixture's current index lists.
+fn expected_tree(fx: &CratesFixture<'_>) -> BTreeMap<String, Vec<u8>> {
+    fx.published()
+        .filter(|p| {
+            fx.read(&crates::index_path(&p.name))
+                .is_some_and(|t| t.contains(&format!("\"vers\":\"{}\"", p.version)))
+        })
+        .map(|p| {
+            (
+                mirror::eco::crates::layout::crate_rel_path(&p.name, &p.version),
+                p.bytes.clone(),
+            )
+        })
+        .collect()
+}
+
+/// `git ls-tree -r` of a tree without config.json.
+fn tree_listing(dir: &Path, spec: &str) -> String {
+    crates::git(dir, &["ls-tree", "-r", spec])
+        .lines()
+        .filter(|l| !l.ends_with("\tconfig.json"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+struct Pair {
+    near: tempfile::TempDir,
+    far: tempfile::TempDir,
+    carry: tempfile::TempDir,
+    url: String,
+}
+
+impl Pair {
+    fn new(fx: &CratesFixture<'_>) -> Pair {
+        let pair = Pair {
+            near: tempfile::tempdir().unwrap(),
+            far: tempfile::tempdir().unwrap(),
+            carry: tempfile::tempdir().unwrap(),
+            url: fx.crates_url_template(),
+        };
+        ok(crate_cmd(
+            pair.near(),
+            &["init", "--index-url", &fx.index_url()],
+        ));
+        ok(crate_cmd(pair.far(), &["init-import"]));
+        ok(crate_cmd(
+            pair.far(),
+            &["config", "--server-url", "http://mirror.invalid:8000"],
+        ));
+        pair
+    }
+    fn near(&self) -> &Path {
+        self.near.path()
+    }
+    fn far(&self) -> &Path {
+        self.far.path()
+    }
+    fn archive(&self, n: usize) -> String {
+        self.carry
+            .path()
+            .join(format!("crates-{n}.tar.gz"))
+            .display()
+            .to_string()
+    }
+    /// export on the near side, import on the far side, then compare.
+    fn cycle(&self, fx: &CratesFixture<'_>, n: usize) {
+        let archive = self.archive(n);
+        ok(crate_cmd(
+            self.near(),
+            &["export", "--crates-url", &self.url, "--archive", &archive],
+        ));
+        ok(crate_cmd(self.far(), &["import", "--archive", &archive]));
+        self.check(fx);
+    }
+    fn check(&self, fx: &CratesFixture<'_>) {
+        let want = expected_tree(fx);
+        assert_eq!(
+            crate_tree(self.near()).keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(crate_tree(self.near()), want);
+        assert_eq!(crate_tree(self.far()), want);
+        // Near: master serves upstream exactly; HEAD names master.
+        let near_idx = index_dir(self.near());
+        assert_eq!(
+            crates::git(&near_idx, &["rev-parse", "master^{tree}"]),
+            fx.git(&["rev-parse", "HEAD^{tree}"])
+        );
+        assert_eq!(
+            crates::git(&near_idx, &["symbolic-ref", "HEAD"]).trim(),
+            "refs/heads/master"
+        );
+        assert_eq!(rev(self.near(), "mark"), rev(self.near(), "master"));
+        // Far: the near side's working arrived; master has upstream's files
+        // and its own config.json.
+        assert_eq!(
+            rev(self.far(), "origin_master"),
+            rev(self.near(), "working")
+        );
+        let far_idx = index_dir(self.far());
+        assert_eq!(
+            tree_listing(&far_idx, "master"),
+            tree_listing(fx.path().as_path(), "HEAD")
+        );
+        let config = crates::git(&far_idx, &["show", "master:config.json"]);
+        assert!(
+            config.contains("http://mirror.invalid:8000/crates/{crate}/{crate}-{version}.crate"),
+            "{config}"
+        );
+        assert_eq!(rev(self.far(), "mark"), rev(self.far(), "master"));
+        assert_eq!(
+            crates::git(&far_idx, &["symbolic-ref", "HEAD"]).trim(),
+            "refs/heads/master"
+        );
+    }
+}
+
+#[test]
+fn export_import_cycles_follow_upstream_through_yank_remove_config_change_and_squash() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    let pair = Pair::new(&fx);
+
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+    fx.commit("Add leaf 1.0.0 and app 0.1.0");
+    pair.cycle(&fx, 1);
+
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.publish("Mixed_Case", "0.1.0", &[]);
+    fx.publish("ab", "0.1.0", &[]);
+    fx.publish("abc", "0.1.0", &[]);
+    fx.commit("Add leaf 1.1.0, Mixed_Case, ab, abc");
+    pair.cycle(&fx, 2);
+    assert!(pair
+        .far()
+        .join("crates/mi/xe/Mixed_Case/Mixed_Case-0.1.0.crate")
+        .is_file());
+
+    // No new crates, but commits: the archive must still carry them (romt
+    // packs nothing here yet moves mark, and the next import fails).
+    fx.yank("leaf", "1.0.0");
+    fx.remove("ab", "0.1.0");
+    fx.commit("Yank leaf 1.0.0, remove ab 0.1.0");
+    pair.cycle(&fx, 3);
+    assert!(
+        !pair.near().join("crates/2/ab").exists(),
+        "pruned, with its directory"
+    );
+    assert!(!pair.far().join("crates/2/ab/ab-0.1.0.crate").exists());
+
+    let config = fx.read("config.json").unwrap();
+    fx.set_config(&config.replace("\n}", ",\n  \"auth-required\": false\n}"));
+    fx.commit("Change config.json");
+    pair.cycle(&fx, 4);
+    let near_config = crates::git(&index_dir(pair.near()), &["show", "master:config.json"]);
+    assert!(
+        near_config.contains("auth-required"),
+        "upstream's change arrives: {near_config}"
+    );
+
+    fx.publish("leaf", "1.2.0", &[]);
+    fx.commit("Add leaf 1.2.0");
+    fx.squash();
+    pair.cycle(&fx, 5);
+
+    // Nothing new upstream: the archive imports as a no-op, marks stay.
+    let (near_mark, far_mark) = (rev(pair.near(), "mark"), rev(pair.far(), "mark"));
+    pair.cycle(&fx, 6);
+    assert_eq!(rev(pair.near(), "mark"), near_mark);
+    assert_eq!(rev(pair.far(), "mark"), far_mark);
+
+    // And the next real change still flows.
+    fx.publish("abc", "0.2.0", &[]);
+    fx.commit("Add abc 0.2.0");
+    pair.cycle(&fx, 7);
+
+    // The bundle on disk is one plain git accepts.
+    crates::git(
+        &index_dir(pair.near()),
+        &["bundle", "verify", "-q", "origin.bundle"],
+    );
+}
+
+#[test]
+fn update_online_matches_upstream_and_lists_the_range() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    let heads = crates::standard_history(&mut fx);
+    let root = tempfile::tempdir().unwrap();
+    let url = fx.crates_url_template();
+    ok(crate_cmd(
+        root.path(),
+        &["init", "--index-url", &fx.index_url()],
+    ));
+    ok(crate_cmd(root.path(), &["pull"]));
+    let listed = ok(crate_cmd(root.path(), &["list", "--start", "0"]));
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        [
+            "Mixed_Case@0.1.0",
+            "abc@0.1.0",
+            "app@0.1.0",
+            "leaf@1.0.0",
+            "leaf@1.1.0",
+            "leaf@1.2.0"
+        ]
+    );
+    let filtered = ok(crate_cmd(
+        root.path(),
+        &["list", "--filter", "leaf@1.[01].*"],
+    ));
+    assert_eq!(
+        filtered.lines().collect::<Vec<_>>(),
+        ["leaf@1.0.0", "leaf@1.1.0"]
+    );
+    ok(crate_cmd(
+        root.path(),
+        &["update", "--crates-url", &url, "-j", "4"],
+    ));
+    assert_eq!(crate_tree(root.path()), expected_tree(&fx));
+    assert_eq!(rev(root.path(), "master"), Some(heads[4].clone()));
+    // A second update asks the upstream for nothing.
+    up.clear_requests();
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+}
+
+#[test]
+fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let root = tempfile::tempdir().unwrap();
+    let url = fx.crates_url_template();
+    ok(crate_cmd(
+        root.path(),
+        &["init", "--index-url", &fx.index_url()],
+    ));
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    let before = rev(root.path(), "mark");
+    assert!(before.is_some());
+
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.publish("abc", "0.1.0", &[]);
+    fx.commit("Add leaf 1.1.0, abc");
+    let bad = CratesFixture::crate_upstream_path("leaf", "1.1.0");
+    up.fault(&bad, Fault::Status(404), 1);
+    let err = failed(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    assert!(
+        err.contains("leaf-1.1.0.crate") && err.contains("404"),
+        "{err}"
+    );
+    assert_eq!(rev(root.path(), "mark"), before);
+    assert_eq!(rev(root.path(), "master"), before);
+
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    assert_eq!(rev(root.path(), "mark"), Some(fx.head()));
+    assert_eq!(crate_tree(root.path()), expected_tree(&fx));
+
+    // --keep-going: the run goes on, lists the failure, exits non-zero.
+    fx.publish("abc", "0.2.0", &[]);
+    fx.publish("leaf", "1.2.0", &[]);
+    fx.commit("More");
+    up.fault(
+        &CratesFixture::crate_upstream_path("abc", "0.2.0"),
+        Fault::Status(404),
+        1,
+    );
+    let bad_list = root.path().join("bad.txt");
+    let err = failed(crate_cmd(
+        root.path(),
+        &[
+            "update",
+            "--crates-url",
+            &url,
+            "--keep-going",
+            "--bad-crates",
+            bad_list.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("abc-0.2.0.crate"), "{err}");
+    assert_eq!(std::fs::read_to_string(&bad_list).unwrap(), "abc@0.2.0\n");
+    assert!(root
+        .path()
+        .join("crates/le/af/leaf/leaf-1.2.0.crate")
+        .is_file());
+}
+
+#[test]
+fn hostile_index_content_is_refused_and_nothing_is_written() {
+    let sum = "0".repeat(64);
+    for (path, line, needle) in [
+        (
+            "3/e/evl",
+            format!(r#"{{"name":"../evl","vers":"1.0.0","cksum":"{sum}"}}"#),
+            "crate name",
+        ),
+        (
+            "3/e/evl",
+            format!(r#"{{"name":"e/l","vers":"1.0.0","cksum":"{sum}"}}"#),
+            "crate name",
+        ),
+        (
+            "3/e/evl",
+            format!(r#"{{"name":"evl","vers":"../../x","cksum":"{sum}"}}"#),
+            "version",
+        ),
+        (
+            "3/e/evl",
+            r#"{"name":"evl","vers":"1.0.0","cksum":"../../etc"}"#.to_string(),
+            "64 hex",
+        ),
+    ] {
+        let up = Upstream::start();
+        let fx = CratesFixture::new(&up);
+        fx.write(path, &format!("{line}\n"));
+        fx.commit("Hostile");
+        let root = tempfile::tempdir().unwrap();
+        ok(crate_cmd(
+            root.path(),
+            &["init", "--index-url", &fx.index_url()],
+        ));
+        let err = failed(crate_cmd(
+            root.path(),
+            &["update", "--crates-url", &fx.crates_url_template()],
+        ));
+        assert!(err.contains(path) && err.contains(needle), "{err}");
+        assert!(crate_tree(root.path()).is_empty());
+        assert!(up.requests().is_empty());
+        assert_eq!(rev(root.path(), "mark"), None);
+        let top: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in &top {
+            assert!(
+                ["git", "crates", ".mirror"].contains(&name.as_str()),
+                "{top:?}"
+            );
+        }
+    }
 }

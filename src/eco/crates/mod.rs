@@ -1,3 +1,780 @@
 //! crates.io: the git index and the `.crate` files it lists.
+//!
+//! ```text
+//! git/crates.io-index/            bare git index (see [`index`]): HEAD -> master,
+//!                                 branches origin_master, working, master, mark
+//! git/crates.io-index/origin.bundle   the bundle last packed or unpacked
+//! crates/<lowerprefix>/<name>/<name>-<version>.crate   (see [`layout`])
+//! crates/config.toml              romt's marker: prefix = "lower"
+//! ```
+//!
+//! Operations run in the order given and share every option (romt's
+//! model). A RANGE is START..END: START defaults to `mark` (a missing
+//! `mark` then means the start of history), `0` is the start of history,
+//! END defaults to `working`.
+//!
+//! - `init` / `init-import`: a new index whose `origin` is `--index-url` /
+//!   the `origin.bundle` an `unpack` leaves;
+//! - `pull`: fetch `origin` into `origin_master`, merge into `working`;
+//! - `download`: every crate the RANGE added, through the shared engine,
+//!   each checked against its index `cksum`;
+//! - `prune`: delete the crate files of versions the RANGE removed;
+//! - `verify`: check every crate the RANGE added against the index;
+//! - `pack`: `origin.bundle` (git bundle of START..END) plus the RANGE's
+//!   crates, with `MIRROR-BUNDLE.json`. A RANGE with no commits packs an
+//!   archive holding only the manifest, which imports as a no-op;
+//! - `unpack`: stage the archive, fetch its bundle, check every crate it
+//!   carries against the index it brings, only then publish the crates
+//!   (romt's archives included);
+//! - `mark`: move `mark` and `master` (what is served) to END;
+//! - `config`: commit a `config.json` pointing at `--server-url`, then mark.
+//!
+//! `master` and `mark` only move in `mark`, and the chain stops at the
+//! first failed operation, so they never pass a crate that failed —
+//! unless `--keep-going`: then the chain goes on and the run ends with the
+//! list of failures and a non-zero exit.
 
+pub mod filter;
+pub mod index;
 pub mod layout;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::bundle;
+use crate::fetch::{Engine, FetchItem, FetchOptions};
+use crate::report::Reporter;
+use crate::verify::digest::hash_file;
+use filter::CrateFilter;
+use index::{Entry, Index, MARK, MASTER};
+
+/// The ecosystem name in bundles.
+pub const ECOSYSTEM: &str = "crates";
+
+/// The default upstream index.
+pub const DEFAULT_INDEX_URL: &str = "https://github.com/rust-lang/crates.io-index";
+
+/// The default crate download template.
+pub const DEFAULT_CRATES_URL: &str =
+    "https://static.crates.io/crates/{crate}/{crate}-{version}.crate";
+
+/// The default archive.
+pub const DEFAULT_ARCHIVE: &str = "crates.tar.gz";
+
+/// The default `--server-url`.
+pub const DEFAULT_SERVER_URL: &str = "http://localhost:8000";
+
+/// The archive member holding the index bundle (romt's name).
+pub const BUNDLE_MEMBER: &str = "git/crates.io-index/origin.bundle";
+
+/// One operation of a `mirror crate` chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Create the index for downloading.
+    Init,
+    /// Create the index for importing.
+    InitImport,
+    /// Write `config.json` for `--server-url`, then mark.
+    Config,
+    /// Fetch upstream and merge it into `working`.
+    Pull,
+    /// Delete crate files of removed versions.
+    Prune,
+    /// Download the RANGE's crates.
+    Download,
+    /// Move `mark` and `master` to END.
+    Mark,
+    /// Pack the RANGE into the archive.
+    Pack,
+    /// Unpack an archive.
+    Unpack,
+    /// Verify the RANGE's crates.
+    Verify,
+    /// Print the RANGE's crates.
+    List,
+    /// pull prune download mark
+    Update,
+    /// pull prune download pack mark
+    Export,
+    /// unpack pull prune verify mark
+    Import,
+}
+
+impl Op {
+    /// The operations an alias stands for (itself otherwise).
+    pub fn expand(self) -> Vec<Op> {
+        use Op::*;
+        match self {
+            Update => vec![Pull, Prune, Download, Mark],
+            Export => vec![Pull, Prune, Download, Pack, Mark],
+            Import => vec![Unpack, Pull, Prune, Verify, Mark],
+            op => vec![op],
+        }
+    }
+}
+
+/// Everything a chain needs, resolved (paths absolute).
+#[derive(Debug, Clone)]
+pub struct CrateOptions {
+    /// The mirror root.
+    pub root: PathBuf,
+    /// The index repository.
+    pub index: PathBuf,
+    /// The crate file directory.
+    pub crates: PathBuf,
+    /// Upstream index (git URL, file:// or path) for `init`.
+    pub index_url: String,
+    /// Download template (`{crate}`, `{version}`, `{prefix}`,
+    /// `{lowerprefix}`, `{sha256-checksum}`).
+    pub crates_url: String,
+    /// START (`None`: `mark`, missing allowed); `0` is the start of history.
+    pub start: Option<String>,
+    /// END.
+    pub end: String,
+    /// A START that names nothing means the start of history.
+    pub allow_missing_start: bool,
+    /// Archive for pack and unpack.
+    pub archive: PathBuf,
+    /// Where the bundle is written (pack) or the origin reads it (init-import).
+    pub bundle_path: PathBuf,
+    /// Base URL `config` writes into `config.json`.
+    pub server_url: String,
+    /// Which crates.
+    pub filter: CrateFilter,
+    /// Record crates that downloaded or verified.
+    pub good_crates: Option<PathBuf>,
+    /// Record crates that failed.
+    pub bad_crates: Option<PathBuf>,
+}
+
+/// The crates part of a mirror tree.
+pub struct Crates {
+    opts: CrateOptions,
+    index: Index,
+    fetch: FetchOptions,
+    engine: Option<Engine>,
+}
+
+impl Crates {
+    /// Prepare a chain; nothing is read yet.
+    pub fn new(opts: CrateOptions, fetch: FetchOptions) -> Crates {
+        let index = Index::new(&opts.index);
+        Crates {
+            opts,
+            index,
+            fetch,
+            engine: None,
+        }
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Run `ops` in order (aliases expanded). Without `--keep-going` the
+    /// first failure stops the chain; with it, failures of `download`,
+    /// `verify` and `pack` are collected and reported at the end.
+    pub fn run(&mut self, ops: &[Op], reporter: &dyn Reporter) -> Result<()> {
+        let keep_going = self.fetch.keep_going;
+        let mut failures: Vec<String> = Vec::new();
+        for op in ops.iter().flat_map(|o| o.expand()) {
+            reporter.verbose(&format!("crate: {op:?}"));
+            let r = match op {
+                Op::Init => self.init(reporter),
+                Op::InitImport => self.init_import(reporter),
+                Op::Config => self.config(reporter).and_then(|_| self.mark(reporter)),
+                Op::Pull => self.pull(reporter),
+                Op::Prune => self.prune(reporter),
+                Op::Download => self.download(reporter),
+                Op::Mark => self.mark(reporter),
+                Op::Pack => self.pack(reporter),
+                Op::Unpack => self.unpack(reporter),
+                Op::Verify => self.verify(reporter),
+                Op::List => self.list(),
+                Op::Update | Op::Export | Op::Import => unreachable!("expanded"),
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if keep_going && matches!(op, Op::Download | Op::Verify | Op::Pack) => {
+                    reporter.info(&format!("error: {e:#}"));
+                    failures.push(format!("{op:?}: {e:#}").to_lowercase_first());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{} operation(s) failed (--keep-going went on):\n  - {}",
+                failures.len(),
+                failures.join("\n  - ").replace('\n', "\n    ")
+            );
+        }
+        Ok(())
+    }
+
+    fn init(&self, reporter: &dyn Reporter) -> Result<()> {
+        let url = absolute_url(&self.opts.index_url)?;
+        Index::init(
+            &self.opts.index,
+            &url,
+            &["+refs/heads/master:refs/remotes/origin/master"],
+        )?;
+        self.init_crates_dir()?;
+        reporter.info(&format!(
+            "crate: index {} created (origin {url})",
+            self.opts.index.display()
+        ));
+        Ok(())
+    }
+
+    fn init_import(&self, reporter: &dyn Reporter) -> Result<()> {
+        let bundle = self.opts.bundle_path.display().to_string();
+        Index::init(
+            &self.opts.index,
+            &bundle,
+            &[
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/heads/bundle/*:refs/remotes/origin/*",
+            ],
+        )?;
+        self.init_crates_dir()?;
+        reporter.info(&format!(
+            "crate: index {} created for import (origin {bundle})",
+            self.opts.index.display()
+        ));
+        Ok(())
+    }
+
+    fn init_crates_dir(&self) -> Result<()> {
+        let config = self.opts.crates.join("config.toml");
+        if !config.exists() {
+            crate::store::write_atomic(
+                &config,
+                b"prefix = \"lower\"\narchive_prefix = \"lower\"\n",
+            )
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        }
+        Ok(())
+    }
+
+    fn config(&self, reporter: &dyn Reporter) -> Result<()> {
+        let server = self.opts.server_url.trim_end_matches('/');
+        let text = format!(
+            "{{\n    \"dl\": \"{server}/crates/{{crate}}/{{crate}}-{{version}}.crate\",\n    \"api\": \"{server}/\"\n}}\n"
+        );
+        let commit = self.index.write_config(text.as_bytes())?;
+        reporter.info(&format!("crate: config.json points at {server} ({commit})"));
+        Ok(())
+    }
+
+    fn pull(&self, reporter: &dyn Reporter) -> Result<()> {
+        let (before, origin) = self.index.fetch_origin()?;
+        let working = self.index.merge_origin(before)?;
+        reporter.info(&format!(
+            "crate: pulled origin_master {origin}; working is {working}"
+        ));
+        Ok(())
+    }
+
+    /// START and END as commits.
+    pub fn range(&self) -> Result<(Option<gix::ObjectId>, gix::ObjectId)> {
+        let (spec, allow_missing) = match &self.opts.start {
+            Some(s) => (s.as_str(), self.opts.allow_missing_start),
+            None => (MARK, true),
+        };
+        let start = if spec == "0" {
+            None
+        } else {
+            match self.index.resolve(spec)? {
+                Some(c) => Some(c),
+                None if allow_missing => None,
+                None => bail!(
+                    "START {spec:?} names no commit in {} (use --start 0 for the start of history, or --allow-missing-start)",
+                    self.opts.index.display()
+                ),
+            }
+        };
+        let end = self.index.resolve(&self.opts.end)?.with_context(|| {
+            format!(
+                "END {:?} names no commit in {} (run pull first?)",
+                self.opts.end,
+                self.opts.index.display()
+            )
+        })?;
+        Ok((start, end))
+    }
+
+    /// The crate versions the RANGE added and removed.
+    pub fn changes(&self) -> Result<index::Changes> {
+        let (start, end) = self.range()?;
+        if start == Some(end) {
+            return Ok(index::Changes::default());
+        }
+        self.index.changes(start, end, &self.opts.filter)
+    }
+
+    fn crate_path(&self, e: &Entry) -> PathBuf {
+        self.opts.crates.join(e.rel_path())
+    }
+
+    /// The download URL of a crate version.
+    pub fn crate_url(&self, e: &Entry) -> String {
+        expand_template(&self.opts.crates_url, e)
+    }
+
+    fn download(&mut self, reporter: &dyn Reporter) -> Result<()> {
+        let changes = self.changes()?;
+        let items: Vec<FetchItem> = changes
+            .added
+            .iter()
+            .map(|e| FetchItem::new(self.crate_url(e), self.crate_path(e)).sha256(e.cksum))
+            .collect();
+        if self.engine.is_none() {
+            self.engine = Some(Engine::new(self.fetch.clone())?);
+        }
+        let engine = self.engine.as_ref().expect("engine");
+        let result = engine.fetch_all(items, reporter);
+        let failed: Vec<String> = match &result {
+            Ok(_) => Vec::new(),
+            Err(f) => f.failures.iter().map(|(url, _)| url.clone()).collect(),
+        };
+        let (good, bad): (Vec<&Entry>, Vec<&Entry>) = changes
+            .added
+            .iter()
+            .partition(|e| !failed.contains(&self.crate_url(e)));
+        self.record(&good, &bad)?;
+        let summary = result?;
+        reporter.info(&format!(
+            "crate: {} crates downloaded ({} bytes), {} already present",
+            summary.fetched, summary.bytes, summary.skipped
+        ));
+        Ok(())
+    }
+
+    fn record(&self, good: &[&Entry], bad: &[&Entry]) -> Result<()> {
+        for (path, list) in [(&self.opts.good_crates, good), (&self.opts.bad_crates, bad)] {
+            if let Some(path) = path {
+                let text: String = list.iter().map(|e| format!("{}\n", e.ident())).collect();
+                fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn verify(&self, reporter: &dyn Reporter) -> Result<()> {
+        let changes = self.changes()?;
+        let results: Vec<(&Entry, Option<String>)> = changes
+            .added
+            .par_iter()
+            .map(|e| (e, check_crate(&self.crate_path(e), e).err()))
+            .collect();
+        let good: Vec<&Entry> = results
+            .iter()
+            .filter(|r| r.1.is_none())
+            .map(|r| r.0)
+            .collect();
+        let bad: Vec<&Entry> = results
+            .iter()
+            .filter(|r| r.1.is_some())
+            .map(|r| r.0)
+            .collect();
+        self.record(&good, &bad)?;
+        let errors: Vec<String> = results.into_iter().filter_map(|r| r.1).collect();
+        if !errors.is_empty() {
+            bail!(
+                "{} of {} crates failed verification:\n  - {}",
+                errors.len(),
+                changes.added.len(),
+                errors.join("\n  - ")
+            );
+        }
+        reporter.info(&format!("crate: {} crates verified", changes.added.len()));
+        Ok(())
+    }
+
+    fn prune(&self, reporter: &dyn Reporter) -> Result<()> {
+        let changes = self.changes()?;
+        let mut n = 0;
+        for e in &changes.removed {
+            let path = self.crate_path(e);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    n += 1;
+                    reporter.verbose(&format!("[prune] {}", e.ident()));
+                    remove_empty_parents(&path, &self.opts.crates);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("cannot remove {}", path.display()))
+                }
+            }
+        }
+        reporter.info(&format!("crate: {n} removed crates pruned"));
+        Ok(())
+    }
+
+    fn list(&self) -> Result<()> {
+        let changes = self.changes()?;
+        for e in &changes.added {
+            println!("{}", e.ident());
+        }
+        for e in &changes.removed {
+            println!("-{}", e.ident());
+        }
+        Ok(())
+    }
+
+    fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        let (_, end) = self.range()?;
+        let before = self.index.resolve(MARK)?;
+        if before == Some(end) && self.index.resolve(MASTER)? == Some(end) {
+            reporter.info(&format!("crate: mark and master already at {end}"));
+            return Ok(());
+        }
+        // master first: what is served never lags behind mark.
+        self.index.set_branch(MASTER, end)?;
+        self.index.set_branch(MARK, end)?;
+        reporter.info(&format!("crate: mark and master moved to {end}"));
+        Ok(())
+    }
+
+    fn default_bundle_path(&self) -> PathBuf {
+        self.opts.root.join(BUNDLE_MEMBER)
+    }
+
+    fn check_default_layout(&self, what: &str) -> Result<()> {
+        if self.opts.crates != self.opts.root.join(layout::CRATES_DIR) {
+            bail!(
+                "{what} needs the crates directory at {} (archives keep the tree layout); got --crates {}",
+                self.opts.root.join(layout::CRATES_DIR).display(),
+                self.opts.crates.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn pack(&self, reporter: &dyn Reporter) -> Result<()> {
+        self.check_default_layout("pack")?;
+        let (start, end) = self.range()?;
+        let range = bundle::Range {
+            start: start.map(|s| s.to_string()),
+            end: end.to_string(),
+        };
+        let opts = bundle::PackOptions {
+            ecosystem: ECOSYSTEM.to_string(),
+            range: Some(range),
+        };
+        if start == Some(end) {
+            // No commits: no bundle can be made (git refuses an empty one).
+            // An archive with only the manifest imports as a no-op, so the
+            // far side never trips over a missing or stale archive.
+            bundle::pack(&self.opts.root, &[], &self.opts.archive, &opts, reporter)
+                .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
+            reporter.info(&format!(
+                "crate: the range is empty (START = END = {end}); {} holds no commits and no crates",
+                self.opts.archive.display()
+            ));
+            return Ok(());
+        }
+        let bundle_start = match start {
+            Some(s) if !self.index.is_ancestor(s, end)? => {
+                reporter.info(&format!(
+                    "warning: START {s} is not an ancestor of END {end}; the bundle carries END's whole history"
+                ));
+                None
+            }
+            other => other,
+        };
+        let bundle_path = self.default_bundle_path();
+        if self.opts.bundle_path != bundle_path {
+            bail!(
+                "pack writes the bundle to {} (its place in the archive); got --bundle-path {}",
+                bundle_path.display(),
+                self.opts.bundle_path.display()
+            );
+        }
+        self.index.create_bundle(&bundle_path, bundle_start, end)?;
+        let changes = self.index.changes(start, end, &self.opts.filter)?;
+        let mut members = vec![BUNDLE_MEMBER.to_string()];
+        let mut missing = Vec::new();
+        for e in &changes.added {
+            if self.crate_path(e).is_file() {
+                members.push(format!("{}/{}", layout::CRATES_DIR, e.rel_path()));
+            } else {
+                missing.push(format!(
+                    "{}: {} is missing",
+                    e.ident(),
+                    self.crate_path(e).display()
+                ));
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "cannot pack {}: {} crates of the range are missing (run download):\n  - {}",
+                self.opts.archive.display(),
+                missing.len(),
+                missing.join("\n  - ")
+            );
+        }
+        let summary = bundle::pack(
+            &self.opts.root,
+            &members,
+            &self.opts.archive,
+            &opts,
+            reporter,
+        )
+        .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
+        reporter.info(&format!(
+            "crate: packed the index bundle and {} crates ({} bytes) into {}",
+            members.len() - 1,
+            summary.archive_bytes,
+            self.opts.archive.display()
+        ));
+        Ok(())
+    }
+
+    fn unpack(&self, reporter: &dyn Reporter) -> Result<()> {
+        self.check_default_layout("unpack")?;
+        let work = WorkDir::create(&self.opts.root)?;
+        let uopts = bundle::UnpackOptions {
+            allowed_prefixes: vec![
+                format!("{}/", layout::CRATES_DIR),
+                BUNDLE_MEMBER.to_string(),
+                "ARCHIVE_FORMAT".to_string(),
+            ],
+            expect_ecosystem: Some(ECOSYSTEM.to_string()),
+            publish_last: Vec::new(),
+            check_staged: None,
+        };
+        let archive = &self.opts.archive;
+        let summary = bundle::unpack(archive, &work.0, &uopts, reporter)
+            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let has_bundle = summary.files.iter().any(|f| f == BUNDLE_MEMBER);
+        let crate_files: Vec<&String> = summary
+            .files
+            .iter()
+            .filter(|f| f.starts_with("crates/") && f.as_str() != "crates/config.toml")
+            .collect();
+        if !has_bundle {
+            if !crate_files.is_empty() {
+                bail!("{}: holds crates but no {BUNDLE_MEMBER}", archive.display());
+            }
+            reporter.info(&format!(
+                "crate: {} carries an empty range; nothing to import",
+                archive.display()
+            ));
+            return Ok(());
+        }
+        // The bundle first: the crates are checked against the index it brings.
+        let staged_bundle = work.0.join(BUNDLE_MEMBER);
+        let origin = self.index.fetch_bundle(&staged_bundle)?;
+        let mut planned = Vec::new();
+        let mut errors = Vec::new();
+        for f in &crate_files {
+            match crate_from_member(f) {
+                Some((name, vers)) => match self.index.entry(origin, &name, &vers)? {
+                    Some(e) => planned.push((work.0.join(f), e)),
+                    None => errors.push(format!(
+                        "{f}: {name} {vers} is not in the index the archive carries"
+                    )),
+                },
+                None => errors.push(format!(
+                    "{f}: not a crate path (<prefix>/<name>/<name>-<version>.crate)"
+                )),
+            }
+        }
+        let checks: Vec<String> = planned
+            .par_iter()
+            .filter_map(|(path, e)| check_crate(path, e).err())
+            .collect();
+        errors.extend(
+            checks
+                .into_iter()
+                .map(|m| m.replace(&format!("{}/", work.0.display()), "")),
+        );
+        if !errors.is_empty() {
+            bail!(
+                "{}: {} crates failed the check against the index; nothing was published:\n  - {}",
+                archive.display(),
+                errors.len(),
+                errors.join("\n  - ")
+            );
+        }
+        for (staged, e) in &planned {
+            let dest = self.crate_path(e);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            fs::rename(staged, &dest)
+                .with_context(|| format!("cannot publish {}", dest.display()))?;
+        }
+        if let Some(parent) = self.opts.bundle_path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&staged_bundle, &self.opts.bundle_path)
+            .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
+        reporter.info(&format!(
+            "crate: unpacked the index bundle ({origin}) and {} crates",
+            planned.len()
+        ));
+        Ok(())
+    }
+}
+
+/// A directory under `<root>/.mirror/` removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(root: &Path) -> Result<WorkDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = crate::store::meta_path(
+            root,
+            &format!("crate-unpack-{}-{nanos}", std::process::id()),
+        );
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(WorkDir(dir))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Check a crate file against its index entry; the error names the file,
+/// the expected and the actual digest.
+fn check_crate(path: &Path, e: &Entry) -> std::result::Result<(), String> {
+    match hash_file(path) {
+        Ok((digest, _)) if digest == e.cksum => Ok(()),
+        Ok((digest, _)) => Err(format!(
+            "{} ({}): checksum mismatch\n    expected: {}\n    actual:   {}",
+            path.display(),
+            e.ident(),
+            e.cksum,
+            digest
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{} ({}): missing", path.display(), e.ident()))
+        }
+        Err(err) => Err(format!("{} ({}): {err}", path.display(), e.ident())),
+    }
+}
+
+/// `crates/<prefix>/<name>/<name>-<version>.crate` (any prefix case) ->
+/// (name, version), validated.
+fn crate_from_member(member: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = member.split('/').collect();
+    let [.., name, file] = parts[..] else {
+        return None;
+    };
+    let vers = file
+        .strip_suffix(".crate")?
+        .strip_prefix(name)?
+        .strip_prefix('-')?;
+    let ok = layout::is_valid_crate_name(name)
+        && layout::is_valid_version(vers)
+        && member.eq_ignore_ascii_case(&format!("crates/{}", layout::crate_rel_path(name, vers)));
+    ok.then(|| (name.to_string(), vers.to_string()))
+}
+
+/// Substitute `{crate}`, `{version}`, `{prefix}`, `{lowerprefix}` and
+/// `{sha256-checksum}`.
+pub fn expand_template(template: &str, e: &Entry) -> String {
+    template
+        .replace("{crate}", &e.name)
+        .replace("{version}", &e.vers)
+        .replace("{prefix}", &layout::prefix(&e.name))
+        .replace("{lowerprefix}", &layout::lower_prefix(&e.name))
+        .replace("{sha256-checksum}", &e.cksum.to_hex())
+}
+
+/// A local path becomes absolute (git resolves relative remotes against
+/// the repository); URLs pass through.
+fn absolute_url(url: &str) -> Result<String> {
+    if url.contains("://") {
+        return Ok(url.to_string());
+    }
+    let path = Path::new(url);
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    Ok(abs.display().to_string())
+}
+
+fn remove_empty_parents(path: &Path, stop: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == stop || !d.starts_with(stop) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+trait LowerFirst {
+    fn to_lowercase_first(self) -> String;
+}
+
+impl LowerFirst for String {
+    fn to_lowercase_first(self) -> String {
+        let mut c = self.chars();
+        match c.next() {
+            Some(f) => f.to_lowercase().chain(c).collect(),
+            None => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Sha256Digest;
+
+    #[test]
+    fn templates_expand() {
+        let e = Entry {
+            name: "Serde".into(),
+            vers: "1.0.0".into(),
+            cksum: Sha256Digest::of(b"x"),
+        };
+        assert_eq!(
+            expand_template(
+                "http://h/{lowerprefix}/{prefix}/{crate}/{crate}-{version}.crate",
+                &e
+            ),
+            "http://h/se/rd/Se/rd/Serde/Serde-1.0.0.crate"
+        );
+    }
+
+    #[test]
+    fn archive_members_name_crates() {
+        assert_eq!(
+            crate_from_member("crates/se/rd/serde/serde-1.0.0.crate"),
+            Some(("serde".into(), "1.0.0".into()))
+        );
+        assert_eq!(
+            crate_from_member("crates/Mi/xe/Mixed_Case/Mixed_Case-0.1.0.crate"),
+            Some(("Mixed_Case".into(), "0.1.0".into()))
+        );
+        assert_eq!(
+            crate_from_member("crates/se/rd/serde/other-1.0.0.crate"),
+            None
+        );
+        assert_eq!(
+            crate_from_member("crates/xx/yy/serde/serde-1.0.0.crate"),
+            None
+        );
+    }
+}

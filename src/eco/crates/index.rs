@@ -1,0 +1,726 @@
+//! The git crates index: branches, upstream merges, range diffs, bundles.
+//!
+//! # On disk
+//!
+//! `git/crates.io-index/` (`--index`) is a *bare* git repository that plain
+//! git reads and serves; its `HEAD` names `master`, the branch the server
+//! publishes (cargo fetches `HEAD`). Branches:
+//!
+//! | branch | what it is |
+//! |---|---|
+//! | `origin_master` | upstream's `master` as last fetched (`refs/remotes/origin/master` too) |
+//! | `working` | upstream merged with local edits (a `config.json` written by `config`) |
+//! | `master` | what is published; moved by `mark` only |
+//! | `mark` | the END of the last range marked (exported, imported or updated) |
+//!
+//! Remote `origin` is the upstream URL (`init`), or the `origin.bundle`
+//! beside the index (`init-import`), with romt's refspecs, so trees made by
+//! romt keep working and romt reads ours. Bundles carry `bundle/master`.
+//!
+//! # Merging upstream
+//!
+//! A pull never needs a work tree: the new `working` tree is upstream's
+//! tree, with `working`'s `config.json` kept when it differs from the
+//! `config.json` upstream had before (a local edit). `working` fast-forwards
+//! when it can; otherwise a merge commit with parents (`working`,
+//! `origin_master`) is written. Because old `working` stays an ancestor,
+//! `mark` stays an ancestor of `working` even when upstream squashes its
+//! history, and a bundle `mark..working` stays small.
+//!
+//! # Ranges
+//!
+//! The crates of START..END are found by diffing the two trees and
+//! comparing the old and new file of each changed index path line by line,
+//! keyed by version: *added* (a new version or a new `cksum`) and *removed*.
+//! It works whether or not START is an ancestor of END, as long as START's
+//! objects are present. Every line read is validated: a name that is not a
+//! crate name, a version that is not a plain version, a `cksum` that is not
+//! 64 hex digits, or a line in the wrong file is an error naming the file.
+//!
+//! # Tools
+//!
+//! Reading (refs, trees, diffs, blobs) uses gix. Writing objects and refs,
+//! fetching (gix here has no HTTP transport, on purpose) and bundles (gix
+//! cannot read or write them) use the `git` program; a missing `git` is an
+//! error that says which operation needs it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gix::ObjectId;
+
+use super::filter::CrateFilter;
+use super::layout;
+use crate::verify::digest::Sha256Digest;
+
+/// Branch names.
+pub const ORIGIN_MASTER: &str = "origin_master";
+/// See the module docs.
+pub const WORKING: &str = "working";
+/// See the module docs.
+pub const MASTER: &str = "master";
+/// See the module docs.
+pub const MARK: &str = "mark";
+/// The ref a bundle carries (romt's name; its importers map it to
+/// `origin/master`).
+pub const BUNDLE_REF: &str = "refs/heads/bundle/master";
+/// The bundle's file name inside the index directory.
+pub const BUNDLE_NAME: &str = "origin.bundle";
+
+/// Who writes the index's merge and config commits.
+const COMMITTER: (&str, &str) = ("mirror", "mirror@localhost");
+
+/// One crate version as the index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The crate name, case kept.
+    pub name: String,
+    /// The version.
+    pub vers: String,
+    /// SHA-256 of the `.crate`.
+    pub cksum: Sha256Digest,
+}
+
+impl Entry {
+    /// `crates/`-relative path of the `.crate`.
+    pub fn rel_path(&self) -> String {
+        layout::crate_rel_path(&self.name, &self.vers)
+    }
+
+    /// `name@version`.
+    pub fn ident(&self) -> String {
+        format!("{}@{}", self.name, self.vers)
+    }
+}
+
+/// What a range changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// New versions and versions with a new `cksum`, by (name, version).
+    pub added: Vec<Entry>,
+    /// Versions no longer listed.
+    pub removed: Vec<Entry>,
+}
+
+/// The index repository.
+#[derive(Debug, Clone)]
+pub struct Index {
+    dir: PathBuf,
+}
+
+impl Index {
+    /// The index at `dir` (not opened yet).
+    pub fn new(dir: &Path) -> Index {
+        Index {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Create a bare repository with `HEAD` naming `master` and remote
+    /// `origin` at `url` fetching `refspecs`. Refuses an existing directory.
+    pub fn init(dir: &Path, url: &str, refspecs: &[&str]) -> Result<Index> {
+        if dir.exists() {
+            bail!("index directory {} already exists", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let index = Index::new(dir);
+        index.git("init", &["init", "-q", "--bare", "."])?;
+        index.git("init", &["symbolic-ref", "HEAD", "refs/heads/master"])?;
+        index.git("init", &["remote", "add", "origin", url])?;
+        index.git("init", &["config", "--unset-all", "remote.origin.fetch"])?;
+        for spec in refspecs {
+            index.git("init", &["config", "--add", "remote.origin.fetch", spec])?;
+        }
+        Ok(index)
+    }
+
+    /// Run `git` in the index; `what` names the operation for errors.
+    pub fn git(&self, what: &str, args: &[&str]) -> Result<String> {
+        run_git(&self.dir, what, args, None)
+    }
+
+    fn repo(&self) -> Result<gix::Repository> {
+        gix::open(&self.dir).with_context(|| {
+            format!(
+                "{} is not a git crates index (run `mirror crate init` or `init-import`)",
+                self.dir.display()
+            )
+        })
+    }
+
+    /// The commit `spec` names (a branch, `HEAD`, a commit id…), or `None`
+    /// when it names nothing.
+    pub fn resolve(&self, spec: &str) -> Result<Option<ObjectId>> {
+        let repo = self.repo()?;
+        let Ok(id) = repo.rev_parse_single(spec) else {
+            return Ok(None);
+        };
+        let commit = id
+            .object()
+            .and_then(|o| o.peel_to_commit())
+            .with_context(|| {
+                format!("{spec:?} does not name a commit in {}", self.dir.display())
+            })?;
+        Ok(Some(commit.id))
+    }
+
+    /// Like [`Index::resolve`], but a missing ref is an error.
+    pub fn require(&self, spec: &str) -> Result<ObjectId> {
+        self.resolve(spec)?.ok_or_else(|| {
+            anyhow!(
+                "{spec:?} names no commit in the index {}",
+                self.dir.display()
+            )
+        })
+    }
+
+    /// Point branch `name` at `commit`.
+    pub fn set_branch(&self, name: &str, commit: ObjectId) -> Result<()> {
+        self.git(
+            "set a branch",
+            &[
+                "update-ref",
+                &format!("refs/heads/{name}"),
+                &commit.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The URL of remote `origin`.
+    pub fn origin_url(&self) -> Result<String> {
+        Ok(self
+            .git(
+                "read the origin URL",
+                &["config", "--get", "remote.origin.url"],
+            )?
+            .trim()
+            .to_string())
+    }
+
+    /// Fetch `origin` with its refspecs, then set `origin_master` to
+    /// `refs/remotes/origin/master`. Returns (previous, new) origin_master.
+    /// An origin that is a local bundle file which does not exist (an
+    /// import whose archive carried no commits) fetches nothing.
+    pub fn fetch_origin(&self) -> Result<(Option<ObjectId>, ObjectId)> {
+        let before = self.resolve(ORIGIN_MASTER)?;
+        let url = self.origin_url()?;
+        let is_local_bundle = url.ends_with(".bundle") && !url.contains("://");
+        if is_local_bundle && !Path::new(&url).exists() {
+            if let Some(before) = before {
+                return Ok((Some(before), before));
+            }
+            bail!(
+                "nothing to pull: the origin bundle {url} does not exist (unpack an archive first)"
+            );
+        }
+        self.git(
+            "fetch the upstream index",
+            &["fetch", "-q", "--force", "origin"],
+        )?;
+        let new = self
+            .resolve("refs/remotes/origin/master")?
+            .with_context(|| format!("the upstream index {url} has no branch master"))?;
+        self.set_branch(ORIGIN_MASTER, new)?;
+        Ok((before, new))
+    }
+
+    /// Fetch the bundle at `bundle` (after `git bundle verify`) into
+    /// `refs/remotes/origin/master`; returns its commit. Accepts bundles
+    /// carrying `bundle/master` (ours and romt's) or `master` (romt's when
+    /// END was `master`).
+    pub fn fetch_bundle(&self, bundle: &Path) -> Result<ObjectId> {
+        let path = bundle
+            .to_str()
+            .with_context(|| format!("bundle path {} is not UTF-8", bundle.display()))?;
+        self.git("verify a bundle", &["bundle", "verify", "-q", path])
+            .with_context(|| format!("{}: not a bundle this index can take", bundle.display()))?;
+        let heads = self.git("read a bundle", &["bundle", "list-heads", path])?;
+        let refs: Vec<&str> = heads
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        let Some(head) = [BUNDLE_REF, "refs/heads/master"]
+            .into_iter()
+            .find(|r| refs.contains(r))
+        else {
+            bail!(
+                "{}: bundle carries neither {BUNDLE_REF} nor refs/heads/master (found: {})",
+                bundle.display(),
+                refs.join(", ")
+            );
+        };
+        self.git(
+            "fetch a bundle",
+            &[
+                "fetch",
+                "-q",
+                "--force",
+                path,
+                &format!("+{head}:refs/remotes/origin/master"),
+            ],
+        )?;
+        self.require("refs/remotes/origin/master")
+    }
+
+    /// Merge `origin_master` into `working` (see the module docs); the
+    /// `config.json` upstream had before is `previous_origin`'s. Returns the
+    /// new `working`.
+    pub fn merge_origin(&self, previous_origin: Option<ObjectId>) -> Result<ObjectId> {
+        let origin = self.require(ORIGIN_MASTER)?;
+        let Some(working) = self.resolve(WORKING)? else {
+            self.set_branch(WORKING, origin)?;
+            return Ok(origin);
+        };
+        if working == origin || self.is_ancestor(origin, working)? {
+            return Ok(working);
+        }
+        let ours = self.blob_id(working, "config.json")?;
+        let upstream_before = match previous_origin {
+            Some(p) => self.blob_id(p, "config.json")?,
+            None => self.blob_id(origin, "config.json")?,
+        };
+        let keep_config = ours.is_some() && ours != upstream_before;
+        if !keep_config && self.is_ancestor(working, origin)? {
+            self.set_branch(WORKING, origin)?;
+            return Ok(origin);
+        }
+        let tree = match (keep_config, ours) {
+            (true, Some(blob)) => self.tree_with_config(origin, blob)?,
+            _ => self.tree_id(origin)?,
+        };
+        let merged = self.commit_tree(tree, &[working, origin], "Merge origin_master")?;
+        self.set_branch(WORKING, merged)?;
+        Ok(merged)
+    }
+
+    /// Commit `config` as `config.json` on top of `working` (creating
+    /// `working` when the index is empty); returns the new `working`.
+    pub fn write_config(&self, config: &[u8]) -> Result<ObjectId> {
+        let working = self.resolve(WORKING)?;
+        let blob = self.write_blob(config)?;
+        if let Some(w) = working {
+            if self.blob_id(w, "config.json")? == Some(blob) {
+                return Ok(w);
+            }
+        }
+        let tree = match working {
+            Some(w) => self.tree_with_config(w, blob)?,
+            None => {
+                let entry = format!("100644 blob {blob}\tconfig.json\n");
+                let out = run_git(
+                    &self.dir,
+                    "write a tree",
+                    &["mktree"],
+                    Some(entry.as_bytes()),
+                )?;
+                parse_oid(&out)?
+            }
+        };
+        let parents: Vec<ObjectId> = working.into_iter().collect();
+        let commit = self.commit_tree(tree, &parents, "Apply config.json adjustments")?;
+        self.set_branch(WORKING, commit)?;
+        Ok(commit)
+    }
+
+    /// Whether `a` is an ancestor of (or equal to) `b`.
+    pub fn is_ancestor(&self, a: ObjectId, b: ObjectId) -> Result<bool> {
+        let status = git_command(&self.dir)
+            .args([
+                "merge-base",
+                "--is-ancestor",
+                &a.to_string(),
+                &b.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| missing_git(e, "compare commits"))?;
+        Ok(status.success())
+    }
+
+    /// Write a git bundle v2 of `start..end` (all of `end`'s history when
+    /// `start` is `None`) carrying [`BUNDLE_REF`] to `path`, atomically.
+    pub fn create_bundle(&self, path: &Path, start: Option<ObjectId>, end: ObjectId) -> Result<()> {
+        self.git(
+            "create a bundle",
+            &["update-ref", BUNDLE_REF, &end.to_string()],
+        )?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let tmp = crate::store::temp_sibling(path);
+        let tmp_str = tmp
+            .to_str()
+            .with_context(|| format!("bundle path {} is not UTF-8", path.display()))?;
+        let mut args = vec!["bundle", "create", "-q", tmp_str, BUNDLE_REF];
+        let not_start = start.map(|s| format!("^{s}"));
+        if let Some(s) = &not_start {
+            args.push(s);
+        }
+        let r = self.git("create a bundle", &args);
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The crate versions START..END added (or re-checksummed) and removed,
+    /// for crates `filter` selects. `start: None` is the empty tree.
+    pub fn changes(
+        &self,
+        start: Option<ObjectId>,
+        end: ObjectId,
+        filter: &CrateFilter,
+    ) -> Result<Changes> {
+        let repo = self.repo()?;
+        let end_tree = repo.find_commit(end)?.tree()?;
+        let start_tree = match start {
+            Some(s) => Some(repo.find_commit(s)?.tree()?),
+            None => None,
+        };
+        let opts = gix::diff::Options::default().with_rewrites(None);
+        let diff = repo
+            .diff_tree_to_tree(start_tree.as_ref(), Some(&end_tree), Some(opts))
+            .with_context(|| format!("cannot diff the index trees of {start:?} and {end}"))?;
+        let mut changes = Changes::default();
+        for change in diff {
+            use gix::object::tree::diff::ChangeDetached as C;
+            let (path, old, new) = match change {
+                C::Addition {
+                    location,
+                    entry_mode,
+                    id,
+                    ..
+                } if entry_mode.is_blob() => (location, None, Some(id)),
+                C::Deletion {
+                    location,
+                    entry_mode,
+                    id,
+                    ..
+                } if entry_mode.is_blob() => (location, Some(id), None),
+                C::Modification {
+                    location,
+                    previous_id,
+                    id,
+                    entry_mode,
+                    previous_entry_mode,
+                } => (
+                    location,
+                    previous_entry_mode.is_blob().then_some(previous_id),
+                    entry_mode.is_blob().then_some(id),
+                ),
+                _ => continue,
+            };
+            let path = path.to_string();
+            let Some(file_name) = crate_file_name(&path) else {
+                continue;
+            };
+            if !filter.name_matches(file_name) {
+                continue;
+            }
+            let read = |id: Option<ObjectId>, at: String| -> Result<BTreeMap<String, Entry>> {
+                match id {
+                    Some(id) => parse_file(&repo.find_blob(id)?.data, &path, &at),
+                    None => Ok(BTreeMap::new()),
+                }
+            };
+            let old = read(old, start.map(|s| s.to_string()).unwrap_or_default())?;
+            let new = read(new, end.to_string())?;
+            for (vers, e) in &new {
+                if !filter.matches(&e.name, vers) {
+                    continue;
+                }
+                if old.get(vers).is_none_or(|o| o.cksum != e.cksum) {
+                    changes.added.push(e.clone());
+                }
+            }
+            for (vers, e) in old {
+                if !new.contains_key(&vers) && filter.matches(&e.name, &vers) {
+                    changes.removed.push(e);
+                }
+            }
+        }
+        let key = |e: &Entry| (e.name.clone(), e.vers.clone());
+        changes.added.sort_by_key(key);
+        changes.removed.sort_by_key(key);
+        Ok(changes)
+    }
+
+    /// The index line of `name` at `vers` in `commit`'s tree.
+    pub fn entry(&self, commit: ObjectId, name: &str, vers: &str) -> Result<Option<Entry>> {
+        let path = layout::index_path(name);
+        let repo = self.repo()?;
+        let tree = repo.find_commit(commit)?.tree()?;
+        let Some(entry) = tree.lookup_entry_by_path(&path)? else {
+            return Ok(None);
+        };
+        let blob = repo.find_blob(entry.object_id())?;
+        let entries = parse_file(&blob.data, &path, &commit.to_string())?;
+        Ok(entries.get(vers).filter(|e| e.name == name).cloned())
+    }
+
+    fn blob_id(&self, commit: ObjectId, path: &str) -> Result<Option<ObjectId>> {
+        let repo = self.repo()?;
+        let tree = repo.find_commit(commit)?.tree()?;
+        Ok(tree.lookup_entry_by_path(path)?.map(|e| e.object_id()))
+    }
+
+    fn tree_id(&self, commit: ObjectId) -> Result<ObjectId> {
+        let repo = self.repo()?;
+        let id = repo.find_commit(commit)?.tree_id()?.detach();
+        Ok(id)
+    }
+
+    fn write_blob(&self, data: &[u8]) -> Result<ObjectId> {
+        let out = run_git(
+            &self.dir,
+            "write config.json",
+            &["hash-object", "-w", "--stdin"],
+            Some(data),
+        )?;
+        parse_oid(&out)
+    }
+
+    /// `commit`'s tree with `config.json` replaced by `blob`.
+    fn tree_with_config(&self, commit: ObjectId, blob: ObjectId) -> Result<ObjectId> {
+        let listing = self.git("read a tree", &["ls-tree", &commit.to_string()])?;
+        let mut out = String::new();
+        for line in listing.lines() {
+            if line.ends_with("\tconfig.json") {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&format!("100644 blob {blob}\tconfig.json\n"));
+        let id = run_git(&self.dir, "write a tree", &["mktree"], Some(out.as_bytes()))?;
+        parse_oid(&id)
+    }
+
+    fn commit_tree(&self, tree: ObjectId, parents: &[ObjectId], message: &str) -> Result<ObjectId> {
+        let tree = tree.to_string();
+        let parents: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
+        for p in &parents {
+            args.push("-p");
+            args.push(p);
+        }
+        parse_oid(&self.git("write a commit", &args)?)
+    }
+}
+
+/// The lower-cased crate name an index path stands for, if it has one of
+/// the index shapes (`1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…`); other paths
+/// (`config.json`, `.github/…`) are not crate files.
+pub fn crate_file_name(path: &str) -> Option<&str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let name = *parts.last()?;
+    let ok = match parts[..] {
+        ["1", n] => n.len() == 1,
+        ["2", n] => n.len() == 2,
+        ["3", a, n] => n.len() == 3 && n.starts_with(a) && a.len() == 1,
+        [a, b, n] => a.len() == 2 && b.len() == 2 && n.len() >= 4 && n[..2] == *a && n[2..4] == *b,
+        _ => false,
+    };
+    ok.then_some(name)
+}
+
+/// Parse one index file: every line must be a valid entry for this file.
+/// Later lines for a version override earlier ones (as cargo reads them).
+pub fn parse_file(data: &[u8], path: &str, at: &str) -> Result<BTreeMap<String, Entry>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        name: String,
+        vers: String,
+        cksum: String,
+    }
+    let where_ = |n: usize| {
+        if at.is_empty() {
+            format!("index file {path}, line {n}")
+        } else {
+            format!("index file {path} at {at}, line {n}")
+        }
+    };
+    let expected_name = crate_file_name(path);
+    let mut out = BTreeMap::new();
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let n = i + 1;
+        let l: Line = serde_json::from_slice(line).with_context(|| {
+            format!(
+                "{}: not an index entry (expected JSON with name, vers, cksum)",
+                where_(n)
+            )
+        })?;
+        if !layout::is_valid_crate_name(&l.name) {
+            bail!(
+                "{}: refusing crate name {:?}: expected letters, digits, '-' or '_'",
+                where_(n),
+                l.name
+            );
+        }
+        if Some(l.name.to_ascii_lowercase().as_str()) != expected_name {
+            bail!(
+                "{}: crate {:?} does not belong in this file (expected {})",
+                where_(n),
+                l.name,
+                layout::index_path(&l.name)
+            );
+        }
+        if !layout::is_valid_version(&l.vers) {
+            bail!(
+                "{}: refusing version {:?} of {}: expected a plain version",
+                where_(n),
+                l.vers,
+                l.name
+            );
+        }
+        let cksum: Sha256Digest = l.cksum.parse().map_err(|_| {
+            anyhow!(
+                "{}: refusing cksum {:?} of {} {}: expected 64 hex digits",
+                where_(n),
+                l.cksum,
+                l.name,
+                l.vers
+            )
+        })?;
+        out.insert(
+            l.vers.clone(),
+            Entry {
+                name: l.name,
+                vers: l.vers,
+                cksum,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn parse_oid(text: &str) -> Result<ObjectId> {
+    ObjectId::from_hex(text.trim().as_bytes())
+        .with_context(|| format!("git printed {:?}, expected an object id", text.trim()))
+}
+
+fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .arg("-c")
+        .arg(format!("safe.directory={}", dir.display()))
+        .args(["-c", "core.logAllRefUpdates=false"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", COMMITTER.0)
+        .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
+        .env("GIT_COMMITTER_NAME", COMMITTER.0)
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_WORK_TREE");
+    cmd
+}
+
+fn missing_git(e: std::io::Error, what: &str) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        anyhow!("the `git` program is needed to {what} (mirror crate uses it for fetching, writing the index and bundles); install git and make sure it is on PATH")
+    } else {
+        anyhow!("cannot run git to {what}: {e}")
+    }
+}
+
+/// Run git in `dir`; a failure names the operation and carries git's
+/// stderr.
+fn run_git(dir: &Path, what: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<String> {
+    use std::io::Write;
+    let mut cmd = git_command(dir);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| missing_git(e, what))?;
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(data)
+            .with_context(|| format!("cannot write to git {}", args.join(" ")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("cannot run git {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "cannot {what}: git {} failed in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_paths_are_recognised() {
+        assert_eq!(crate_file_name("1/a"), Some("a"));
+        assert_eq!(crate_file_name("2/ab"), Some("ab"));
+        assert_eq!(crate_file_name("3/a/abc"), Some("abc"));
+        assert_eq!(crate_file_name("se/rd/serde"), Some("serde"));
+        for not in [
+            "config.json",
+            ".github/x",
+            "3/b/abc",
+            "se/rx/serde",
+            "1/ab",
+            "a/b/c/d",
+        ] {
+            assert_eq!(crate_file_name(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn hostile_lines_are_refused() {
+        let sum = "a".repeat(64);
+        let ok = format!("{{\"name\":\"abc\",\"vers\":\"1.0.0\",\"cksum\":\"{sum}\"}}\n");
+        assert_eq!(parse_file(ok.as_bytes(), "3/a/abc", "").unwrap().len(), 1);
+        for (line, needle) in [
+            (
+                format!("{{\"name\":\"../abc\",\"vers\":\"1.0.0\",\"cksum\":\"{sum}\"}}"),
+                "crate name",
+            ),
+            (
+                format!("{{\"name\":\"abc\",\"vers\":\"../1\",\"cksum\":\"{sum}\"}}"),
+                "version",
+            ),
+            (
+                "{\"name\":\"abc\",\"vers\":\"1.0.0\",\"cksum\":\"abc\"}".to_string(),
+                "64 hex",
+            ),
+            (
+                format!("{{\"name\":\"abd\",\"vers\":\"1.0.0\",\"cksum\":\"{sum}\"}}"),
+                "belong",
+            ),
+            ("not json".to_string(), "not an index entry"),
+        ] {
+            let err = parse_file(line.as_bytes(), "3/a/abc", "c0ffee").unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(needle) && msg.contains("3/a/abc"), "{msg}");
+        }
+    }
+}
