@@ -12,4 +12,5 @@ mod openpgp;
 mod rustup;
 mod serve;
 mod support;
+mod toolchain;
 mod upstream_selftest;

@@ -1,6 +1,7 @@
 //! Test support: fake upstreams, fixture builders, test keys.
 #![allow(dead_code)]
 pub mod crates;
+pub mod dist;
 pub mod keys;
 pub mod rustup;
 pub mod upstream;
