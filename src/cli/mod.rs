@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod crates;
 pub mod generate;
+pub mod hex;
 pub mod rustup;
 pub mod serve;
 pub mod toolchain;
@@ -88,6 +89,8 @@ pub enum Command {
     Rustup(rustup::RustupArgs),
     /// Mirror the crates.io index and crate files
     Crate(crates::CrateArgs),
+    /// Mirror the Hex repository (Erlang/Elixir packages), verified
+    Hex(hex::HexArgs),
     /// Serve mirrored trees over HTTP
     Serve(serve::ServeArgs),
     /// Generate the man page or shell completions
@@ -100,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Toolchain(args) => toolchain::run(&cli.global, args),
         Command::Rustup(args) => rustup::run(&cli.global, args),
         Command::Crate(args) => crates::run(&cli.global, args),
+        Command::Hex(args) => hex::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
     }

@@ -4,6 +4,7 @@
 //! loops over downloads itself.
 
 pub mod crates;
+pub mod hex;
 pub mod rustup;
 pub mod toolchain;
 

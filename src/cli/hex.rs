@@ -1,0 +1,165 @@
+//! `mirror hex`: maps arguments onto [`crate::eco::hex`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::cli::{split_values, GlobalArgs};
+use crate::eco::hex::registry::PublicKey;
+use crate::eco::hex::{
+    Hex, Selection, VersionPolicy, DEFAULT_ARCHIVE, DEFAULT_REPO_NAME, DEFAULT_URL,
+};
+use crate::fetch::Engine;
+use crate::output::{Printer, Verbosity};
+use crate::settings::Settings;
+use crate::store::TreeLock;
+
+/// Operations, run in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HexOp {
+    /// Fetch names, versions, changed packages/<name> and new tarballs
+    Download,
+    /// Check every signature and tarball checksum in the tree
+    Verify,
+    /// Print the mirrored packages (from the signed names; -v: updated_at)
+    List,
+    /// Record the current state as the mark for the next pack
+    Mark,
+    /// Pack what changed since the mark, plus names and versions, into ARCHIVE
+    Pack,
+    /// Unpack ARCHIVE, verifying everything before publishing
+    Unpack,
+    /// download mark
+    Update,
+    /// download pack mark
+    Export,
+    /// unpack verify mark
+    Import,
+}
+
+/// `mirror hex [OPERATION]...`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Selection: every package by default, or --package NAME / \
+--package-file FILE with --versions latest|all|N and --with-deps.\n\
+Example: mirror hex download pack --package cowboy --versions latest --with-deps"
+)]
+pub struct HexArgs {
+    /// Operations to run, in order
+    #[arg(value_enum, required = true, value_name = "OPERATION")]
+    pub ops: Vec<HexOp>,
+
+    /// Upstream repository URL [default: https://repo.hex.pm]
+    #[arg(long, env = "MIRROR_HEX_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Repository name every signed payload must carry
+    #[arg(long, default_value = DEFAULT_REPO_NAME, value_name = "NAME")]
+    pub repo_name: String,
+
+    /// PEM public key of the repository [default: the embedded hexpm key]
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+
+    /// Mirror only these packages (repeatable, comma-separated)
+    #[arg(long = "package", value_name = "NAME")]
+    pub packages: Vec<String>,
+
+    /// Mirror the packages listed in FILE (one per line, # comments)
+    #[arg(long, value_name = "FILE")]
+    pub package_file: Option<PathBuf>,
+
+    /// Versions of each selected package: latest, all or N (the newest N)
+    #[arg(long, default_value = "all", value_name = "WHICH")]
+    pub versions: String,
+
+    /// Also mirror the dependencies of the selected releases, transitively
+    #[arg(long)]
+    pub with_deps: bool,
+
+    /// Archive for pack and unpack
+    #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+}
+
+/// Run `mirror hex`.
+pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
+    let settings = Settings::resolve(global)?;
+    let printer = Printer {
+        verbosity: settings.verbosity,
+    };
+    let url = settings.upstream_url("hex", args.url.as_deref(), DEFAULT_URL)?;
+    let key = match &args.public_key {
+        Some(p) => PublicKey::from_file(p)?,
+        None => PublicKey::hexpm(),
+    };
+    let mut packages = split_values(&args.packages);
+    if let Some(file) = &args.package_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read package file {}", file.display()))?;
+        packages.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    let selection = Selection {
+        packages,
+        versions: VersionPolicy::parse(&args.versions)?,
+        with_deps: args.with_deps,
+    };
+    let hex = Hex::new(&settings.root, &url, &args.repo_name, key);
+
+    let mut ops = Vec::new();
+    for op in &args.ops {
+        match op {
+            HexOp::Update => ops.extend([HexOp::Download, HexOp::Mark]),
+            HexOp::Export => ops.extend([HexOp::Download, HexOp::Pack, HexOp::Mark]),
+            HexOp::Import => ops.extend([HexOp::Unpack, HexOp::Verify, HexOp::Mark]),
+            op => ops.push(*op),
+        }
+    }
+    let writes = ops
+        .iter()
+        .any(|op| !matches!(op, HexOp::List | HexOp::Verify));
+    let _lock = if writes {
+        Some(TreeLock::acquire(&settings.root)?)
+    } else {
+        None
+    };
+    let mut engine = None;
+    let reporter = printer.reporter();
+    for op in ops {
+        match op {
+            HexOp::Download => {
+                let engine = match &mut engine {
+                    Some(e) => e,
+                    None => engine.insert(Engine::new(settings.fetch.clone())?),
+                };
+                hex.download(engine, &selection, &reporter)?;
+            }
+            HexOp::Verify => {
+                hex.verify(&reporter)?;
+            }
+            HexOp::List => {
+                for (name, updated) in hex.list()? {
+                    match (printer.verbosity, updated) {
+                        (Verbosity::Verbose, Some(t)) => println!("{name}\t{t}"),
+                        _ => println!("{name}"),
+                    }
+                }
+            }
+            HexOp::Mark => hex.mark(&reporter)?,
+            HexOp::Pack => {
+                hex.pack(&args.archive, &reporter)?;
+            }
+            HexOp::Unpack => {
+                hex.unpack(&args.archive, &reporter)?;
+            }
+            HexOp::Update | HexOp::Export | HexOp::Import => unreachable!("expanded above"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,829 @@
+//! The Hex repository (Erlang and Elixir packages), mirrored verified.
+//!
+//! Upstream (`--url`, default `https://repo.hex.pm`) and the mirror share
+//! one layout:
+//!
+//! ```text
+//! hex/
+//!   names                        gzip(Signed(Names))     every package + updated_at
+//!   versions                     gzip(Signed(Versions))  every package's versions
+//!   packages/<name>              gzip(Signed(Package))   releases, deps, outer checksum
+//!   tarballs/<name>-<ver>.tar    SHA-256 of the file = the release's outer checksum
+//!   public_key                   the PEM key the signed files verify with
+//! ```
+//!
+//! See [`registry`] for the signed resources. The signed files are kept
+//! byte-for-byte; a partial selection (some packages, some versions) still
+//! stores the official `names` and `versions`, so clients keep trusting the
+//! repository's own key; a package outside the selection is simply absent
+//! (404), which clients report as a missing package.
+//!
+//! Download plans, the engine executes:
+//! 1. `names` and `versions` into memory, verified (signature, repository).
+//! 2. `packages/<name>` for every selected package whose `updated_at` in
+//!    `names` differs from the local `names` (or that is missing locally),
+//!    fetched into memory and verified; unchanged ones are read from disk.
+//! 3. Every selected release's tarball through [`Engine::fetch_all`] with
+//!    the outer checksum as its SHA-256 (present ones are skipped without a
+//!    request).
+//! 4. Publish: `packages/<name>` after its tarballs, then `public_key`,
+//!    `versions` and `names` last.
+//!
+//! `mark` records a time in `.mirror/state.json`; `pack` carries the
+//! package files and tarballs written since, plus the current `names` and
+//! `versions`; `unpack` checks every signature and checksum of the staged
+//! files before anything is published (`names`/`versions` last).
+
+pub mod registry;
+pub mod requirement;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::bundle;
+use crate::fetch::{Engine, FetchItem};
+use crate::report::Reporter;
+use crate::store::{self, State};
+use crate::verify::digest::hash_file;
+use registry::{Package, PublicKey, Release, Timestamp};
+use requirement::{newest_match, Requirement, SemVer};
+
+/// The official repository.
+pub const DEFAULT_URL: &str = "https://repo.hex.pm";
+
+/// The default repository name (inside every signed payload).
+pub const DEFAULT_REPO_NAME: &str = "hexpm";
+
+/// The default archive for `pack`/`unpack`.
+pub const DEFAULT_ARCHIVE: &str = "hex.tar.gz";
+
+/// The ecosystem name in bundles and state.
+pub const ECOSYSTEM: &str = "hex";
+
+/// Which versions of a selected package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionPolicy {
+    /// Every release.
+    All,
+    /// The newest N releases (pre-releases only when nothing else).
+    Newest(usize),
+}
+
+impl VersionPolicy {
+    /// Parse `latest`, `all` or a count.
+    pub fn parse(s: &str) -> Result<VersionPolicy> {
+        match s {
+            "all" => Ok(VersionPolicy::All),
+            "latest" => Ok(VersionPolicy::Newest(1)),
+            n => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(VersionPolicy::Newest(n)),
+                _ => bail!("invalid --versions {s:?}: expected latest, all or a count N >= 1"),
+            },
+        }
+    }
+}
+
+/// What to mirror.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Package names; empty means every package in `names`.
+    pub packages: Vec<String>,
+    /// Versions of each selected package.
+    pub versions: VersionPolicy,
+    /// Also the dependencies (same repository), closed transitively: for
+    /// each requirement the newest matching release (every matching one
+    /// with `--versions all`).
+    pub with_deps: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            packages: Vec::new(),
+            versions: VersionPolicy::All,
+            with_deps: false,
+        }
+    }
+}
+
+/// What a download did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DownloadSummary {
+    /// `packages/<name>` files fetched (changed or new).
+    pub packages_fetched: usize,
+    /// `packages/<name>` files unchanged.
+    pub packages_unchanged: usize,
+    /// Tarballs downloaded.
+    pub tarballs_fetched: usize,
+    /// Tarballs already present.
+    pub tarballs_skipped: usize,
+}
+
+/// A verified package resource: its exact bytes and what they say.
+struct Loaded {
+    bytes: Vec<u8>,
+    package: Package,
+    fetched: bool,
+}
+
+/// The Hex part of a mirror tree.
+pub struct Hex {
+    root: PathBuf,
+    url: String,
+    repo: String,
+    key: PublicKey,
+}
+
+impl Hex {
+    /// `root` holds `hex/`; `url` is the upstream repository; `repo` the
+    /// name payloads must carry; `key` the key they must be signed with.
+    pub fn new(root: &Path, url: &str, repo: &str, key: PublicKey) -> Hex {
+        Hex {
+            root: root.to_path_buf(),
+            url: url.trim_end_matches('/').to_string(),
+            repo: repo.to_string(),
+            key,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join("hex")
+    }
+
+    /// `hex/packages/<name>`.
+    pub fn package_path(&self, name: &str) -> PathBuf {
+        self.dir().join("packages").join(name)
+    }
+
+    /// `hex/tarballs/<name>-<version>.tar`.
+    pub fn tarball_path(&self, name: &str, version: &str) -> PathBuf {
+        self.dir()
+            .join("tarballs")
+            .join(format!("{name}-{version}.tar"))
+    }
+
+    /// The local `names`, verified; `None` when absent.
+    pub fn local_names(&self) -> Result<Option<registry::Names>> {
+        let path = self.dir().join("names");
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(registry::parse_names(
+                &b,
+                &self.key,
+                &self.repo,
+                &path.display().to_string(),
+            )?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn read_local_package(&self, name: &str) -> Result<Option<Loaded>> {
+        let path = self.package_path(name);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let package = registry::parse_package(
+                    &bytes,
+                    &self.key,
+                    &self.repo,
+                    name,
+                    &path.display().to_string(),
+                )?;
+                Ok(Some(Loaded {
+                    bytes,
+                    package,
+                    fetched: false,
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Download the selection (see the module docs for the order).
+    pub fn download(
+        &self,
+        engine: &Engine,
+        selection: &Selection,
+        reporter: &dyn Reporter,
+    ) -> Result<DownloadSummary> {
+        let names_url = format!("{}/names", self.url);
+        let versions_url = format!("{}/versions", self.url);
+        let mut got = engine
+            .fetch_bytes_many(&[names_url.clone(), versions_url.clone()])
+            .into_iter();
+        let names_bytes = got.next().expect("two results")?;
+        let versions_bytes = got.next().expect("two results")?;
+        let names = registry::parse_names(&names_bytes, &self.key, &self.repo, &names_url)?;
+        registry::parse_versions(&versions_bytes, &self.key, &self.repo, &versions_url)?;
+
+        let remote: HashMap<&str, Option<&Timestamp>> = names
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.updated_at.as_ref()))
+            .collect();
+        let local: HashMap<String, Option<Timestamp>> = match self.local_names() {
+            Ok(Some(n)) => n
+                .packages
+                .into_iter()
+                .map(|p| (p.name, p.updated_at))
+                .collect(),
+            Ok(None) => HashMap::new(),
+            Err(e) => {
+                reporter.info(&format!(
+                    "warning: local names ignored, every package is checked: {e:#}"
+                ));
+                HashMap::new()
+            }
+        };
+
+        // The packages asked for, with the versions wanted of each
+        // (`None`: by the policy).
+        let mut wanted: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+        if selection.packages.is_empty() {
+            for p in &names.packages {
+                if registry::is_valid_name(&p.name) {
+                    wanted.insert(p.name.clone(), None);
+                } else {
+                    reporter.info(&format!(
+                        "warning: {names_url}: skipping invalid package name {:?}",
+                        p.name
+                    ));
+                }
+            }
+        } else {
+            for name in &selection.packages {
+                if !registry::is_valid_name(name) {
+                    bail!("invalid package name {name:?}: expected letters, digits and _");
+                }
+                if !remote.contains_key(name.as_str()) {
+                    bail!(
+                        "package {name:?} is not in the repository ({names_url} does not list it)"
+                    );
+                }
+                wanted.insert(name.clone(), None);
+            }
+        }
+
+        // Load package resources in waves (a wave of dependencies per
+        // round when closing over them).
+        let mut loaded: BTreeMap<String, Loaded> = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut todo: Vec<String> = wanted.keys().cloned().collect();
+        let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        while !todo.is_empty() {
+            let mut fetch = Vec::new();
+            for name in &todo {
+                if loaded.contains_key(name) {
+                    continue;
+                }
+                let changed = local.get(name.as_str()).map(Option::as_ref)
+                    != remote.get(name.as_str()).copied();
+                if !changed {
+                    match self.read_local_package(name) {
+                        Ok(Some(l)) => {
+                            loaded.insert(name.clone(), l);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => reporter.info(&format!("warning: refetching: {e:#}")),
+                    }
+                }
+                fetch.push(name.clone());
+            }
+            let urls: Vec<String> = fetch
+                .iter()
+                .map(|n| format!("{}/packages/{n}", self.url))
+                .collect();
+            for ((name, url), r) in fetch.iter().zip(&urls).zip(engine.fetch_bytes_many(&urls)) {
+                let r = r.map_err(anyhow::Error::from).and_then(|bytes| {
+                    let package =
+                        registry::parse_package(&bytes, &self.key, &self.repo, name, url)?;
+                    Ok(Loaded {
+                        bytes,
+                        package,
+                        fetched: true,
+                    })
+                });
+                match r {
+                    Ok(l) => {
+                        loaded.insert(name.clone(), l);
+                    }
+                    Err(e) => failures.push(format!("{e:#}")),
+                }
+            }
+            if !failures.is_empty() && !engine.options().keep_going {
+                bail!(
+                    "cannot fetch package resources; nothing was published:\n  - {}",
+                    failures.join("\n  - ")
+                );
+            }
+
+            // Decide releases of this wave; queue dependencies.
+            let mut next = BTreeSet::new();
+            for name in &todo {
+                let Some(l) = loaded.get(name) else { continue };
+                let chosen = choose_releases(
+                    &l.package,
+                    wanted.get(name).cloned().flatten(),
+                    selection.versions,
+                );
+                let entry = releases.entry(name.clone()).or_default();
+                for r in &l.package.releases {
+                    if !chosen.contains(&r.version) {
+                        continue;
+                    }
+                    entry.insert(r.version.clone());
+                    if !selection.with_deps {
+                        continue;
+                    }
+                    for d in &r.dependencies {
+                        if d.repository.as_deref().is_some_and(|x| x != self.repo)
+                            || !registry::is_valid_name(&d.package)
+                        {
+                            continue;
+                        }
+                        if !remote.contains_key(d.package.as_str()) {
+                            reporter.info(&format!(
+                                "warning: {name} {} depends on {}, which {names_url} does not list",
+                                r.version, d.package
+                            ));
+                            continue;
+                        }
+                        let want = wanted
+                            .entry(d.package.clone())
+                            .or_insert_with(|| Some(BTreeSet::new()));
+                        if let Some(set) = want {
+                            if set.insert(d.requirement.clone()) {
+                                next.insert(d.package.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            // A package comes back only with a requirement not seen before,
+            // so cycles end.
+            todo = next.into_iter().collect();
+        }
+
+        // Tarballs of every chosen release.
+        let mut items = Vec::new();
+        let mut tarball_of: HashMap<String, String> = HashMap::new();
+        for (name, versions) in &releases {
+            let l = &loaded[name];
+            for r in &l.package.releases {
+                if !versions.contains(&r.version) {
+                    continue;
+                }
+                if !registry::is_valid_version(&r.version) {
+                    reporter.info(&format!(
+                        "warning: {name}: skipping invalid version {:?}",
+                        r.version
+                    ));
+                    continue;
+                }
+                let Some(digest) = r.outer_digest() else {
+                    reporter.info(&format!(
+                        "warning: {name} {}: no outer checksum in packages/{name}; tarball skipped",
+                        r.version
+                    ));
+                    continue;
+                };
+                let url = format!("{}/tarballs/{name}-{}.tar", self.url, r.version);
+                tarball_of.insert(url.clone(), name.clone());
+                items.push(FetchItem::new(url, self.tarball_path(name, &r.version)).sha256(digest));
+            }
+        }
+        let fetched = engine.fetch_all(items, reporter);
+        let failed_packages: BTreeSet<String> = match &fetched {
+            Ok(_) => BTreeSet::new(),
+            Err(f) => f
+                .failures
+                .iter()
+                .filter_map(|(url, _)| tarball_of.get(url).cloned())
+                .collect(),
+        };
+
+        // Package files after their tarballs.
+        let mut summary = DownloadSummary::default();
+        for (name, l) in &loaded {
+            if !l.fetched {
+                summary.packages_unchanged += 1;
+                continue;
+            }
+            if failed_packages.contains(name) {
+                continue;
+            }
+            let path = self.package_path(name);
+            store::write_atomic(&path, &l.bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            summary.packages_fetched += 1;
+        }
+        let s = match fetched {
+            Ok(s) => s,
+            Err(f) => {
+                return Err(anyhow::Error::from(f)
+                    .context("some tarballs failed; names and versions were not updated"))
+            }
+        };
+        summary.tarballs_fetched = s.fetched;
+        summary.tarballs_skipped = s.skipped;
+        if !failures.is_empty() {
+            bail!(
+                "{} package resources failed (the rest was published; names and versions were not updated):\n  - {}",
+                failures.len(),
+                failures.join("\n  - ")
+            );
+        }
+
+        // Metadata last.
+        self.write_public_key()?;
+        for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
+            let path = self.dir().join(file);
+            store::write_atomic(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        reporter.info(&format!(
+            "hex: {} package files fetched, {} unchanged; {} tarballs downloaded ({} bytes), {} already present",
+            summary.packages_fetched, summary.packages_unchanged, s.fetched, s.bytes, s.skipped
+        ));
+        Ok(summary)
+    }
+
+    fn write_public_key(&self) -> Result<()> {
+        let path = self.dir().join("public_key");
+        if fs::read(&path).ok().as_deref() != Some(self.key.pem().as_bytes()) {
+            store::write_atomic(&path, self.key.pem().as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Local package names (files under `hex/packages/`), sorted.
+    pub fn local_packages(&self) -> Result<Vec<String>> {
+        let dir = self.dir().join("packages");
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        for e in entries {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if registry::is_valid_name(&name) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Check `names`, `versions`, every `packages/<name>` and every tarball
+    /// present; returns how many tarballs were checked.
+    pub fn verify(&self, reporter: &dyn Reporter) -> Result<usize> {
+        let mut failures = Vec::new();
+        for file in ["names", "versions"] {
+            let path = self.dir().join(file);
+            let what = path.display().to_string();
+            let r = fs::read(&path)
+                .with_context(|| format!("cannot read {what}"))
+                .and_then(|b| {
+                    if file == "names" {
+                        registry::parse_names(&b, &self.key, &self.repo, &what).map(|_| ())?
+                    } else {
+                        registry::parse_versions(&b, &self.key, &self.repo, &what).map(|_| ())?
+                    }
+                    Ok(())
+                });
+            if let Err(e) = r {
+                failures.push(format!("{e:#}"));
+            }
+        }
+        let mut tarballs = Vec::new();
+        for name in self.local_packages()? {
+            match self.read_local_package(&name) {
+                Ok(Some(l)) => {
+                    for r in l.package.releases {
+                        if !registry::is_valid_version(&r.version) {
+                            continue;
+                        }
+                        let path = self.tarball_path(&name, &r.version);
+                        if path.is_file() {
+                            tarballs.push((path, r));
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        let bad: Vec<String> = tarballs
+            .par_iter()
+            .filter_map(|(path, r)| check_tarball(path, r).err())
+            .collect();
+        failures.extend(bad);
+        for (path, _) in &tarballs {
+            reporter.verbose(&format!("[verified] {}", path.display()));
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{} hex files failed verification:\n  - {}",
+                failures.len(),
+                failures.join("\n  - ")
+            );
+        }
+        reporter.info(&format!(
+            "hex: names, versions, {} package files and {} tarballs verified",
+            self.local_packages()?.len(),
+            tarballs.len()
+        ));
+        Ok(tarballs.len())
+    }
+
+    /// The mirrored packages from the signed `names`, with `updated_at`
+    /// (seconds since the epoch).
+    pub fn list(&self) -> Result<Vec<(String, Option<i64>)>> {
+        let names = self.local_names()?.with_context(|| {
+            format!(
+                "{} is missing; run download first",
+                self.dir().join("names").display()
+            )
+        })?;
+        let local: BTreeSet<String> = self.local_packages()?.into_iter().collect();
+        Ok(names
+            .packages
+            .into_iter()
+            .filter(|p| local.contains(&p.name))
+            .map(|p| (p.name, p.updated_at.map(|t| t.seconds)))
+            .collect())
+    }
+
+    /// Record the current time as the mark.
+    pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        let mut state = State::load(&self.root)?;
+        let now = now_nanos().to_string();
+        state.set_mark(ECOSYSTEM, "mark", &now);
+        state.save(&self.root)?;
+        reporter.info(&format!("hex: mark set ({now})"));
+        Ok(())
+    }
+
+    /// Pack what changed since the mark (every package file and tarball
+    /// when there is none), plus `names` and `versions`.
+    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
+        let state = State::load(&self.root)?;
+        let mark = state.mark(ECOSYSTEM, "mark").map(str::to_string);
+        let since: u128 = match &mark {
+            Some(m) => m
+                .parse()
+                .with_context(|| format!("invalid hex mark {m:?} in .mirror/state.json"))?,
+            None => 0,
+        };
+        let mut members = Vec::new();
+        for sub in ["tarballs", "packages"] {
+            let dir = self.dir().join(sub);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut found = Vec::new();
+            for e in entries {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || name.ends_with(".partial") || !e.file_type()?.is_file()
+                {
+                    continue;
+                }
+                let mtime = e.metadata()?.modified()?;
+                if nanos(mtime) > since {
+                    found.push(format!("hex/{sub}/{name}"));
+                }
+            }
+            found.sort();
+            members.extend(found);
+        }
+        for f in ["versions", "names"] {
+            if !self.dir().join(f).is_file() {
+                bail!(
+                    "{} is missing; run download first",
+                    self.dir().join(f).display()
+                );
+            }
+            members.push(format!("hex/{f}"));
+        }
+        let opts = bundle::PackOptions {
+            ecosystem: ECOSYSTEM.to_string(),
+            range: Some(bundle::Range {
+                start: mark,
+                end: now_nanos().to_string(),
+            }),
+        };
+        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
+            .with_context(|| format!("cannot pack {}", archive.display()))?;
+        reporter.info(&format!(
+            "hex: packed {} files ({} bytes) into {}",
+            members.len(),
+            summary.bytes,
+            archive.display()
+        ));
+        Ok(summary)
+    }
+
+    /// Unpack a bundle: every signed file and tarball is checked in the
+    /// staging area before anything is published; `names`/`versions` last.
+    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
+        let key = self.key.clone();
+        let repo = self.repo.clone();
+        let root = self.root.clone();
+        let check: bundle::StagedCheck = Arc::new(move |dir: &Path, files: &[String]| {
+            check_staged(&root, &key, &repo, dir, files)
+        });
+        let opts = bundle::UnpackOptions {
+            allowed_prefixes: vec![
+                "hex/names".to_string(),
+                "hex/versions".to_string(),
+                "hex/packages/".to_string(),
+                "hex/tarballs/".to_string(),
+            ],
+            expect_ecosystem: Some(ECOSYSTEM.to_string()),
+            publish_last: vec![
+                "hex/packages/".to_string(),
+                "hex/versions".to_string(),
+                "hex/names".to_string(),
+            ],
+            check_staged: Some(check),
+        };
+        let summary = bundle::unpack(archive, &self.root, &opts, reporter)
+            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        self.write_public_key()?;
+        reporter.info(&format!(
+            "hex: unpacked {} files ({} bytes)",
+            summary.files.len(),
+            summary.bytes
+        ));
+        Ok(summary)
+    }
+}
+
+/// Which versions of `package` to take: those matching `requirements`
+/// (a dependency; `Some`) or the policy (a package asked for; `None`).
+fn choose_releases(
+    package: &Package,
+    requirements: Option<BTreeSet<String>>,
+    policy: VersionPolicy,
+) -> BTreeSet<String> {
+    let versions: Vec<String> = package.releases.iter().map(|r| r.version.clone()).collect();
+    let mut out = BTreeSet::new();
+    match requirements {
+        None => {
+            let mut sorted: Vec<(bool, SemVer, &String)> = versions
+                .iter()
+                .filter_map(|v| SemVer::parse(v).map(|s| (!s.is_pre(), s, v)))
+                .collect();
+            sorted.sort();
+            let n = match policy {
+                VersionPolicy::All => usize::MAX,
+                VersionPolicy::Newest(n) => n,
+            };
+            out.extend(sorted.iter().rev().take(n).map(|(_, _, v)| (*v).clone()));
+            if policy == VersionPolicy::All {
+                out.extend(versions.iter().cloned());
+            }
+        }
+        Some(reqs) => {
+            for req in reqs {
+                match Requirement::parse(&req) {
+                    Some(r) if policy == VersionPolicy::All => out.extend(
+                        versions
+                            .iter()
+                            .filter(|v| SemVer::parse(v).is_some_and(|s| r.matches(&s)))
+                            .cloned(),
+                    ),
+                    Some(r) => out.extend(newest_match(&r, &versions).map(str::to_string)),
+                    // Not understood: take the newest, the client decides.
+                    None => out.extend(choose_releases(package, None, VersionPolicy::Newest(1))),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A tarball's SHA-256 against its release's outer checksum.
+fn check_tarball(path: &Path, release: &Release) -> std::result::Result<(), String> {
+    let Some(expected) = release.outer_digest() else {
+        return Err(format!("{}: release has no outer checksum", path.display()));
+    };
+    let (actual, _) = hash_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if actual != expected {
+        return Err(format!(
+            "checksum mismatch for {}\n    expected sha256: {expected}\n    actual sha256:   {actual}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The check run on a staged bundle: signatures and repository of every
+/// signed file, and every tarball against the outer checksum of its
+/// release (from the staged `packages/<name>`, else the tree's).
+fn check_staged(
+    root: &Path,
+    key: &PublicKey,
+    repo: &str,
+    dir: &Path,
+    files: &[String],
+) -> std::result::Result<(), String> {
+    let mut failures = Vec::new();
+    let mut packages: HashMap<String, Package> = HashMap::new();
+    let mut tarballs = Vec::new();
+    for f in files {
+        let path = dir.join(f);
+        let read = || fs::read(&path).map_err(|e| format!("{f}: {e}"));
+        let r: std::result::Result<(), String> = match f.split('/').collect::<Vec<_>>()[..] {
+            ["hex", "names"] => read().and_then(|b| {
+                registry::parse_names(&b, key, repo, f)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+            ["hex", "versions"] => read().and_then(|b| {
+                registry::parse_versions(&b, key, repo, f)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }),
+            ["hex", "packages", name] if registry::is_valid_name(name) => read().and_then(|b| {
+                let p =
+                    registry::parse_package(&b, key, repo, name, f).map_err(|e| e.to_string())?;
+                packages.insert(name.to_string(), p);
+                Ok(())
+            }),
+            ["hex", "tarballs", file] if file.ends_with(".tar") => {
+                tarballs.push((f.clone(), file.trim_end_matches(".tar").to_string()));
+                Ok(())
+            }
+            _ => Err(format!("{f}: not a file of a Hex repository")),
+        };
+        if let Err(e) = r {
+            failures.push(e);
+        }
+    }
+    for (f, stem) in tarballs {
+        let Some((name, version)) = stem.split_once('-') else {
+            failures.push(format!("{f}: expected tarballs/<name>-<version>.tar"));
+            continue;
+        };
+        if !packages.contains_key(name) {
+            let path = root.join("hex/packages").join(name);
+            match fs::read(&path) {
+                Ok(b) => {
+                    match registry::parse_package(&b, key, repo, name, &path.display().to_string())
+                    {
+                        Ok(p) => {
+                            packages.insert(name.to_string(), p);
+                        }
+                        Err(e) => {
+                            failures.push(format!("{f}: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                Err(_) => {
+                    failures.push(format!(
+                        "{f}: no packages/{name} in the bundle or the tree to check it against"
+                    ));
+                    continue;
+                }
+            }
+        }
+        let Some(release) = packages[name]
+            .releases
+            .iter()
+            .find(|r| r.version == version)
+        else {
+            failures.push(format!("{f}: packages/{name} has no release {version}"));
+            continue;
+        };
+        if let Err(e) = check_tarball(&dir.join(&f), release) {
+            failures.push(e.replace(&format!("{}/", dir.display()), ""));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    nanos(SystemTime::now())
+}

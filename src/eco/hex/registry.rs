@@ -1,0 +1,449 @@
+//! The Hex repository's signed resources: `names`, `versions` and
+//! `packages/<name>`.
+//!
+//! Each is a gzip of a protobuf `Signed { payload = 1; signature = 2 }`
+//! (proto2). The signature is RSA PKCS#1 v1.5 with SHA-512 over the raw
+//! payload bytes, made with the repository's key. The payload is one of
+//! [`Names`], [`Versions`] or [`Package`], and names the repository it
+//! belongs to: a client configured for repository `hexpm` accepts only
+//! payloads that say `hexpm` (and, for `packages/<name>`, name `<name>`).
+//!
+//! The wire structs below mirror the upstream `.proto` files field by
+//! field (tags included); fields we do not use (advisories) are left out
+//! and skipped as unknown fields. Enum values are kept as plain integers,
+//! so a new retirement reason does not make a file unreadable.
+//!
+//! The mirror never re-encodes or re-signs these files: they are kept
+//! byte-for-byte, and this module only opens them to check and read them.
+
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use prost::Message;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use sha2::{Digest, Sha512};
+
+use crate::verify::Sha256Digest;
+
+/// The public key of repo.hex.pm (`hexpm`), embedded as the default.
+pub const HEXPM_PUBLIC_KEY: &str = include_str!("keys/hexpm-public-key.pem");
+
+/// The largest decompressed resource accepted (`versions` of the whole
+/// repository is a few MB).
+const MAX_RESOURCE: u64 = 512 << 20;
+
+/// `Signed`: the outer message of every resource.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Signed {
+    /// The encoded payload message.
+    #[prost(bytes = "vec", required, tag = "1")]
+    pub payload: Vec<u8>,
+    /// RSA PKCS#1 v1.5 / SHA-512 signature over `payload`.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub signature: Option<Vec<u8>>,
+}
+
+/// `Timestamp`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch.
+    #[prost(int64, required, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds.
+    #[prost(int32, optional, tag = "2")]
+    pub nanos: Option<i32>,
+}
+
+/// The `names` payload: every package with when it last changed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Names {
+    /// The packages.
+    #[prost(message, repeated, tag = "1")]
+    pub packages: Vec<NamesPackage>,
+    /// The repository the file belongs to.
+    #[prost(string, required, tag = "2")]
+    pub repository: String,
+}
+
+/// One package of [`Names`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NamesPackage {
+    /// Package name.
+    #[prost(string, required, tag = "1")]
+    pub name: String,
+    /// When `packages/<name>` last changed.
+    #[prost(message, optional, tag = "3")]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// The `versions` payload: every package's versions.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Versions {
+    /// The packages.
+    #[prost(message, repeated, tag = "1")]
+    pub packages: Vec<VersionsPackage>,
+    /// The repository the file belongs to.
+    #[prost(string, required, tag = "2")]
+    pub repository: String,
+}
+
+/// One package of [`Versions`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionsPackage {
+    /// Package name.
+    #[prost(string, required, tag = "1")]
+    pub name: String,
+    /// Its versions.
+    #[prost(string, repeated, tag = "2")]
+    pub versions: Vec<String>,
+    /// Indexes into `versions` of retired ones.
+    #[prost(int32, repeated, packed = "true", tag = "3")]
+    pub retired: Vec<i32>,
+    /// Indexes into `versions` with security advisories.
+    #[prost(int32, repeated, packed = "true", tag = "5")]
+    pub with_advisories: Vec<i32>,
+}
+
+/// The `packages/<name>` payload.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Package {
+    /// Every release.
+    #[prost(message, repeated, tag = "1")]
+    pub releases: Vec<Release>,
+    /// Package name.
+    #[prost(string, required, tag = "2")]
+    pub name: String,
+    /// The repository the file belongs to.
+    #[prost(string, required, tag = "3")]
+    pub repository: String,
+}
+
+/// One release of a [`Package`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Release {
+    /// Version (semantic versioning).
+    #[prost(string, required, tag = "1")]
+    pub version: String,
+    /// SHA-256 of the tarball's contents (VERSION, metadata, contents).
+    #[prost(bytes = "vec", required, tag = "2")]
+    pub inner_checksum: Vec<u8>,
+    /// What it depends on.
+    #[prost(message, repeated, tag = "3")]
+    pub dependencies: Vec<Dependency>,
+    /// Set when the release is retired.
+    #[prost(message, optional, tag = "4")]
+    pub retired: Option<RetirementStatus>,
+    /// SHA-256 of the whole tarball file.
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub outer_checksum: Option<Vec<u8>>,
+}
+
+/// Why a release was retired.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetirementStatus {
+    /// `RetirementReason` (0 other, 1 invalid, 2 security, 3 deprecated,
+    /// 4 renamed), kept as a number.
+    #[prost(int32, required, tag = "1")]
+    pub reason: i32,
+    /// Free text.
+    #[prost(string, optional, tag = "2")]
+    pub message: Option<String>,
+}
+
+/// One dependency of a [`Release`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dependency {
+    /// Package name.
+    #[prost(string, required, tag = "1")]
+    pub package: String,
+    /// Version requirement (`~> 1.0`, `>= 1.2.0 and < 2.0.0`, …).
+    #[prost(string, required, tag = "2")]
+    pub requirement: String,
+    /// Only needed when the dependent asks for it.
+    #[prost(bool, optional, tag = "3")]
+    pub optional: Option<bool>,
+    /// OTP application name, when it differs from the package name.
+    #[prost(string, optional, tag = "4")]
+    pub app: Option<String>,
+    /// Another repository, when not the same one.
+    #[prost(string, optional, tag = "5")]
+    pub repository: Option<String>,
+}
+
+impl Release {
+    /// The outer checksum as a digest, if present and 32 bytes long.
+    pub fn outer_digest(&self) -> Option<Sha256Digest> {
+        let bytes: [u8; 32] = self.outer_checksum.as_deref()?.try_into().ok()?;
+        Some(Sha256Digest(bytes))
+    }
+}
+
+/// Why a resource was refused. `what` names the file or URL.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Not gzip, or too large.
+    #[error("{what}: not a gzip-compressed Hex resource: {message}")]
+    Gzip {
+        /// File or URL.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// The protobuf does not decode.
+    #[error("{what}: not a valid Hex {kind} message: {message}")]
+    Protobuf {
+        /// File or URL.
+        what: String,
+        /// `Signed`, `Names`, …
+        kind: &'static str,
+        /// Decoder's message.
+        message: String,
+    },
+    /// No signature at all.
+    #[error("{what}: the resource is not signed")]
+    Unsigned {
+        /// File or URL.
+        what: String,
+    },
+    /// The signature does not verify with the configured key.
+    #[error("{what}: bad signature: not signed by the repository key {key}")]
+    BadSignature {
+        /// File or URL.
+        what: String,
+        /// Which key (file name or `embedded hexpm key`).
+        key: String,
+    },
+    /// The payload belongs to another repository.
+    #[error("{what}: payload is for repository {found:?}, expected {expected:?} (set --repo-name if this is intended)")]
+    WrongRepository {
+        /// File or URL.
+        what: String,
+        /// `--repo-name`.
+        expected: String,
+        /// The payload's `repository`.
+        found: String,
+    },
+    /// `packages/<name>` names another package.
+    #[error("{what}: payload is for package {found:?}, expected {expected:?}")]
+    WrongPackage {
+        /// File or URL.
+        what: String,
+        /// The name from the path.
+        expected: String,
+        /// The payload's `name`.
+        found: String,
+    },
+}
+
+/// A repository's RSA public key.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    key: RsaPublicKey,
+    pem: String,
+    origin: String,
+}
+
+impl PublicKey {
+    /// The embedded key of repo.hex.pm.
+    pub fn hexpm() -> PublicKey {
+        PublicKey::from_pem(HEXPM_PUBLIC_KEY, "embedded hexpm key")
+            .expect("the embedded hexpm key parses")
+    }
+
+    /// Parse a PEM key (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`);
+    /// `origin` names it in messages.
+    pub fn from_pem(pem: &str, origin: &str) -> anyhow::Result<PublicKey> {
+        let key = RsaPublicKey::from_public_key_pem(pem.trim())
+            .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem.trim()))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{origin}: not an RSA public key in PEM form (expected \
+                     -----BEGIN PUBLIC KEY-----): {e}"
+                )
+            })?;
+        Ok(PublicKey {
+            key,
+            pem: pem.to_string(),
+            origin: origin.to_string(),
+        })
+    }
+
+    /// Read a PEM key file.
+    pub fn from_file(path: &Path) -> anyhow::Result<PublicKey> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read public key {}: {e}", path.display()))?;
+        PublicKey::from_pem(&text, &path.display().to_string())
+    }
+
+    /// The PEM text as given (what the mirror serves as `public_key`).
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// Where the key came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Check a PKCS#1 v1.5 SHA-512 signature over `payload`.
+    pub fn verify(&self, payload: &[u8], signature: &[u8]) -> bool {
+        let digest = Sha512::digest(payload);
+        self.key
+            .verify(Pkcs1v15Sign::new::<Sha512>(), &digest, signature)
+            .is_ok()
+    }
+}
+
+/// Gunzip, decode `Signed`, check the signature; returns the payload.
+pub fn open_signed(bytes: &[u8], key: &PublicKey, what: &str) -> Result<Vec<u8>, RegistryError> {
+    let mut raw = Vec::new();
+    GzDecoder::new(bytes)
+        .take(MAX_RESOURCE + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| RegistryError::Gzip {
+            what: what.to_string(),
+            message: e.to_string(),
+        })?;
+    if raw.len() as u64 > MAX_RESOURCE {
+        return Err(RegistryError::Gzip {
+            what: what.to_string(),
+            message: format!("larger than {MAX_RESOURCE} bytes uncompressed"),
+        });
+    }
+    let signed = Signed::decode(raw.as_slice()).map_err(|e| proto_err(what, "Signed", e))?;
+    let Some(signature) = signed.signature.as_deref() else {
+        return Err(RegistryError::Unsigned {
+            what: what.to_string(),
+        });
+    };
+    if !key.verify(&signed.payload, signature) {
+        return Err(RegistryError::BadSignature {
+            what: what.to_string(),
+            key: key.origin.clone(),
+        });
+    }
+    Ok(signed.payload)
+}
+
+fn proto_err(what: &str, kind: &'static str, e: prost::DecodeError) -> RegistryError {
+    RegistryError::Protobuf {
+        what: what.to_string(),
+        kind,
+        message: e.to_string(),
+    }
+}
+
+fn check_repository(found: &str, expected: &str, what: &str) -> Result<(), RegistryError> {
+    if found != expected {
+        return Err(RegistryError::WrongRepository {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Open and check a `names` resource.
+pub fn parse_names(
+    bytes: &[u8],
+    key: &PublicKey,
+    repo: &str,
+    what: &str,
+) -> Result<Names, RegistryError> {
+    let payload = open_signed(bytes, key, what)?;
+    let names = Names::decode(payload.as_slice()).map_err(|e| proto_err(what, "Names", e))?;
+    check_repository(&names.repository, repo, what)?;
+    Ok(names)
+}
+
+/// Open and check a `versions` resource.
+pub fn parse_versions(
+    bytes: &[u8],
+    key: &PublicKey,
+    repo: &str,
+    what: &str,
+) -> Result<Versions, RegistryError> {
+    let payload = open_signed(bytes, key, what)?;
+    let v = Versions::decode(payload.as_slice()).map_err(|e| proto_err(what, "Versions", e))?;
+    check_repository(&v.repository, repo, what)?;
+    Ok(v)
+}
+
+/// Open and check a `packages/<name>` resource.
+pub fn parse_package(
+    bytes: &[u8],
+    key: &PublicKey,
+    repo: &str,
+    name: &str,
+    what: &str,
+) -> Result<Package, RegistryError> {
+    let payload = open_signed(bytes, key, what)?;
+    let p = Package::decode(payload.as_slice()).map_err(|e| proto_err(what, "Package", e))?;
+    check_repository(&p.repository, repo, what)?;
+    if p.name != name {
+        return Err(RegistryError::WrongPackage {
+            what: what.to_string(),
+            expected: name.to_string(),
+            found: p.name,
+        });
+    }
+    Ok(p)
+}
+
+/// Whether `name` is a plausible package name (safe as a file name):
+/// ASCII letters, digits and `_`, starting with a letter.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `version` is a plausible version (safe inside a file name):
+/// ASCII letters, digits, `.`, `-`, `+`, starting with a digit.
+pub fn is_valid_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 128
+        && version.as_bytes()[0].is_ascii_digit()
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_key_parses() {
+        let k = PublicKey::hexpm();
+        assert!(k.pem().contains("BEGIN PUBLIC KEY"));
+        assert!(!k.verify(b"x", &[0u8; 256]));
+    }
+
+    #[test]
+    fn garbage_is_refused_with_the_name() {
+        let k = PublicKey::hexpm();
+        let e = parse_names(b"nope", &k, "hexpm", "http://x/names").unwrap_err();
+        assert!(
+            e.to_string().starts_with("http://x/names: not a gzip"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_and_versions_are_checked() {
+        assert!(is_valid_name("cowboy_telemetry"));
+        for bad in ["", "../x", "a/b", "_a", "1a", "a.b"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+        assert!(is_valid_version("1.0.0-rc.1+build"));
+        for bad in ["", "../1", "v1", "1/2"] {
+            assert!(!is_valid_version(bad), "{bad}");
+        }
+    }
+}
