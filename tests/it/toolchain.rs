@@ -627,3 +627,152 @@ fn toolchain_live_fetches_the_real_stable_manifest() {
         "{out}"
     );
 }
+
+/// SHA-1 is accepted where the Rust release key needs it (its subkey
+/// binding) and nowhere else: a data signature made with SHA-1 by a key of
+/// the keyring is refused.
+#[test]
+fn sha1_is_accepted_for_the_rust_key_binding_and_nowhere_else() {
+    use mirror::verify::openpgp::{policy, verify_detached, Keyring};
+    use openpgp::packet::signature::SignatureBuilder;
+    use openpgp::serialize::Serialize;
+    use openpgp::types::{HashAlgorithm, SignatureType};
+    use sequoia_openpgp as openpgp;
+
+    let p = policy();
+    let rust = Keyring::rust_release();
+    let signing: Vec<String> = rust.certs()[0]
+        .keys()
+        .with_policy(&p, None)
+        .for_signing()
+        .map(|k| k.key().fingerprint().to_hex())
+        .collect();
+    let subkey = "C13466B7E169A085188632165CB4A9347B3B09DC".to_string();
+    assert!(signing.contains(&subkey), "{signing:?}");
+    // Under the standard policy (no SHA-1 at all) the subkey is not bound.
+    let standard = openpgp::policy::StandardPolicy::new();
+    let strict: Vec<String> = rust.certs()[0]
+        .keys()
+        .with_policy(&standard, None)
+        .for_signing()
+        .map(|k| k.key().fingerprint().to_hex())
+        .collect();
+    assert!(!strict.contains(&subkey), "{strict:?}");
+
+    let data = b"manifest-version = \"2\"\n";
+    let sign_with = |hash: HashAlgorithm| -> Vec<u8> {
+        let cert = TestKey::Signing.secret_cert();
+        let mut keypair = cert
+            .keys()
+            .with_policy(&p, None)
+            .for_signing()
+            .secret()
+            .next()
+            .expect("signing key")
+            .key()
+            .clone()
+            .into_keypair()
+            .expect("unencrypted");
+        let sig = SignatureBuilder::new(SignatureType::Binary)
+            .set_hash_algo(hash)
+            .sign_message(&mut keypair, data)
+            .expect("sign");
+        let mut out = Vec::new();
+        openpgp::Packet::from(sig).serialize(&mut out).unwrap();
+        out
+    };
+    let keyring = TestKey::Signing.keyring();
+    verify_detached(
+        &keyring,
+        &data[..],
+        &sign_with(HashAlgorithm::SHA256),
+        "x.toml",
+    )
+    .expect("a SHA-256 signature verifies");
+    let e = verify_detached(
+        &keyring,
+        &data[..],
+        &sign_with(HashAlgorithm::SHA1),
+        "x.toml",
+    )
+    .expect_err("a SHA-1 data signature must be refused");
+    assert!(e.to_string().contains("x.toml"), "{e}");
+}
+
+/// romt's archives carry no MIRROR-BUNDLE.json: a plain tar.gz of the
+/// dated directory is accepted, checked and fixed up.
+#[test]
+fn a_romt_archive_is_accepted_and_checked() {
+    let up = dist_upstream(&[LINUX]);
+    let a = tempfile::tempdir().unwrap();
+    ok(&tc(
+        a.path(),
+        &up,
+        &[
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--profile",
+            "minimal",
+        ],
+    ));
+    let build = |tamper: bool| -> std::path::PathBuf {
+        let archive = a
+            .path()
+            .join(if tamper { "evil.tar.gz" } else { "romt.tar.gz" });
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut t = tar::Builder::new(gz);
+        let dated = format!("dist/{}", STABLE.date);
+        let mut names: Vec<String> = std::fs::read_dir(a.path().join(&dated))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("channel-rust-1."))
+            .collect();
+        names.sort();
+        for n in names {
+            let mut data = std::fs::read(a.path().join(&dated).join(&n)).unwrap();
+            if tamper && n == STABLE.file_name("rustc", LINUX, "xz") {
+                data[100] ^= 1;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            t.append_data(&mut h, format!("{dated}/{n}"), &data[..])
+                .unwrap();
+        }
+        t.into_inner().unwrap().finish().unwrap();
+        archive
+    };
+    let evil = build(true);
+    let b = tempfile::tempdir().unwrap();
+    let e = err(&tc(
+        b.path(),
+        &up,
+        &["unpack", "--archive", evil.to_str().unwrap()],
+    ));
+    assert!(e.contains(&STABLE.file_name("rustc", LINUX, "xz")), "{e}");
+    assert!(!b.path().join("dist").exists());
+
+    let good = build(false);
+    ok(&tc(
+        b.path(),
+        &up,
+        &["unpack", "verify", "--archive", good.to_str().unwrap()],
+    ));
+    assert_eq!(
+        read(b.path(), "dist/channel-rust-1.99.1.toml"),
+        read(a.path(), &STABLE.manifest_path())
+    );
+
+    // verify re-checks what is on disk.
+    let f = b.path().join(STABLE.file_path("cargo", LINUX, "xz"));
+    std::fs::write(&f, b"rot").unwrap();
+    let e = err(&tc(b.path(), &up, &["verify"]));
+    assert!(e.contains(&STABLE.file_name("cargo", LINUX, "xz")), "{e}");
+}

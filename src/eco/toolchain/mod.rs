@@ -806,13 +806,13 @@ fn check_staged(
     let mut failures = Vec::new();
     let mut hashes: BTreeMap<String, Sha256Digest> = BTreeMap::new();
     let quiet = crate::report::NullReporter;
-    for f in files {
-        let parts: Vec<&str> = f.split('/').collect();
-        let is_dated_manifest = matches!(parts[..], [_, d, n]
-            if manifest::is_date(d) && Channel::ALL.iter().any(|c| c.manifest_name() == n));
-        if !is_dated_manifest {
-            continue;
-        }
+    // Every manifest in the archive (dated, dateless, by version) must be
+    // a signed upstream manifest; only dated ones vouch for files.
+    let is_manifest = |f: &str| {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        name.starts_with("channel-rust-") && name.ends_with(".toml")
+    };
+    for f in files.iter().filter(|f| is_manifest(f)) {
         let path = dir.join(f);
         let result = fs::read(&path)
             .with_context(|| format!("{f}: cannot read"))
@@ -823,18 +823,27 @@ fn check_staged(
             });
         match result {
             Ok(m) => {
-                for pf in m.all_files() {
-                    hashes.insert(format!("dist/{}", pf.rel), pf.hash);
+                if f.starts_with(&format!("dist/{}/", m.date)) {
+                    for pf in m.all_files() {
+                        hashes.insert(format!("dist/{}", pf.rel), pf.hash);
+                    }
                 }
             }
             Err(e) => failures.push(format!("{e:#}")),
         }
     }
+    for f in files {
+        for ext in [".sha256", ".asc"] {
+            if let Some(main) = f.strip_suffix(ext) {
+                if !names.contains(main) {
+                    failures.push(format!("{f}: no {main} beside it"));
+                }
+            }
+        }
+    }
     let others: Vec<&String> = files
         .iter()
-        .filter(|f| {
-            !f.ends_with(".sha256") && !f.ends_with(".asc") && !f.contains("/channel-rust-")
-        })
+        .filter(|f| !f.ends_with(".sha256") && !f.ends_with(".asc") && !is_manifest(f))
         .collect();
     let results: Vec<String> = others
         .par_iter()
@@ -915,8 +924,16 @@ fn write_copy(path: &Path, bytes: &[u8], asc: Option<&[u8]>) -> Result<()> {
         .into_owned();
     let digest = Sha256Digest::of(bytes);
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    if let Some(asc) = asc {
-        writes.push((sibling(path, ".asc"), asc.to_vec()));
+    match asc {
+        Some(asc) => writes.push((sibling(path, ".asc"), asc.to_vec())),
+        None => {
+            // A signature of an older manifest must not stay beside this one.
+            let stale = sibling(path, ".asc");
+            if stale.exists() {
+                fs::remove_file(&stale)
+                    .with_context(|| format!("cannot remove {}", stale.display()))?;
+            }
+        }
     }
     writes.push((path.to_path_buf(), bytes.to_vec()));
     writes.push((
