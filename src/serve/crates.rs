@@ -247,7 +247,7 @@ impl CratesState {
             let commit = self.master(repo)?;
             let tree = repo
                 .find_commit(commit)
-                .and_then(|c| Ok(c.tree()?))
+                .and_then(|c| c.tree())
                 .map_err(|e| self.broken(e))?;
             let Some(entry) = tree
                 .lookup_entry_by_path(Path::new(path))
