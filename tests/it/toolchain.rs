@@ -15,6 +15,17 @@ use crate::support::upstream::{Fault, Upstream};
 
 const LINUX: &str = "x86_64-unknown-linux-gnu";
 
+/// The download most tests run.
+const MINIMAL: &[&str] = &[
+    "download",
+    "-s",
+    "stable",
+    "-t",
+    "linux",
+    "--profile",
+    "minimal",
+];
+
 fn keyring() -> String {
     TestKey::Signing.public_path().display().to_string()
 }
@@ -153,19 +164,7 @@ fn download_writes_romt_layout_and_every_manifest_form() {
 
     // A second run asks only for manifests.
     up.clear_requests();
-    ok(&tc(
-        r,
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    ok(&tc(r, &up, MINIMAL));
     let paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
     assert!(
         paths.iter().all(|p| p.contains("channel-rust-")),
@@ -248,19 +247,7 @@ fn a_tampered_tarball_is_refused_and_no_manifest_published() {
     let path = STABLE.file_path("rustc", LINUX, "xz");
     up.put(&path, b"not the tarball".to_vec());
     let root = tempfile::tempdir().unwrap();
-    let e = err(&tc(
-        root.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    let e = err(&tc(root.path(), &up, MINIMAL));
     assert!(e.contains(&STABLE.file_name("rustc", LINUX, "xz")), "{e}");
     assert!(e.to_lowercase().contains("mismatch"), "{e}");
     assert!(!root.path().join(&path).exists());
@@ -324,19 +311,7 @@ fn bad_signature_unknown_signer_and_missing_asc_are_refused() {
         sign_detached(TestKey::Signing, b"other", true),
     );
     let root = tempfile::tempdir().unwrap();
-    let e = err(&tc(
-        root.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    let e = err(&tc(root.path(), &up, MINIMAL));
     assert!(
         e.contains(&name) && e.contains("bad OpenPGP signature"),
         "{e}"
@@ -352,19 +327,7 @@ fn bad_signature_unknown_signer_and_missing_asc_are_refused() {
         sign_detached(TestKey::Other, &bytes, true),
     );
     let root = tempfile::tempdir().unwrap();
-    let e = err(&tc(
-        root.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    let e = err(&tc(root.path(), &up, MINIMAL));
     assert!(e.contains(&name) && e.contains("unknown key"), "{e}");
     assert_nothing_published(root.path(), &STABLE);
 
@@ -389,19 +352,7 @@ fn bad_signature_unknown_signer_and_missing_asc_are_refused() {
     let up = dist_upstream(&[LINUX]);
     up.remove(&format!("{file}.asc"));
     let root = tempfile::tempdir().unwrap();
-    let e = err(&tc(
-        root.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    let e = err(&tc(root.path(), &up, MINIMAL));
     assert!(e.contains(&name) && e.contains(".asc"), "{e}");
     assert_nothing_published(root.path(), &STABLE);
     let out = tc(
@@ -434,19 +385,7 @@ fn an_interrupted_download_resumes_with_range() {
     let path = STABLE.file_path("rustc", LINUX, "xz");
     up.fault(&path, Fault::CutBody { after: 20_000 }, 1);
     let root = tempfile::tempdir().unwrap();
-    ok(&tc(
-        root.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    ok(&tc(root.path(), &up, MINIMAL));
     let reqs = up.requests_for(&path);
     assert!(reqs.len() >= 2, "{reqs:?}");
     let range = reqs.last().unwrap().header("range").map(str::to_string);
@@ -463,19 +402,7 @@ fn an_interrupted_download_resumes_with_range() {
 fn a_tampered_archive_member_is_refused_on_unpack() {
     let up = dist_upstream(&[LINUX]);
     let a = tempfile::tempdir().unwrap();
-    ok(&tc(
-        a.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    ok(&tc(a.path(), &up, MINIMAL));
     // Tamper with a file and its .sha256 alike: only the manifest hash and
     // the signature can tell.
     let f = a.path().join(STABLE.file_path("cargo", LINUX, "xz"));
@@ -705,19 +632,7 @@ fn sha1_is_accepted_for_the_rust_key_binding_and_nowhere_else() {
 fn a_romt_archive_is_accepted_and_checked() {
     let up = dist_upstream(&[LINUX]);
     let a = tempfile::tempdir().unwrap();
-    ok(&tc(
-        a.path(),
-        &up,
-        &[
-            "download",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-        ],
-    ));
+    ok(&tc(a.path(), &up, MINIMAL));
     let build = |tamper: bool| -> std::path::PathBuf {
         let archive = a
             .path()
