@@ -10,8 +10,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use super::crates_serve::{crates_tree, CratesTree};
+use super::crates_serve::crates_tree;
 use super::rustup::require_client;
+use crate::support::crates::CratesFixture;
+use crate::support::upstream::Upstream;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -84,8 +86,8 @@ fn ok(what: &str, out: Output) -> String {
 }
 
 /// Resolve, fetch and build offline with one protocol; returns Cargo.lock.
-fn round(bin: &Path, t: &CratesTree, name: &str, protocol: &str, registry: &str) -> String {
-    let dir = t.tmp.path().join(name);
+fn round(bin: &Path, work: &Path, name: &str, protocol: &str, registry: &str) -> String {
+    let dir = work.join(name);
     let home = dir.join("cargo-home");
     let proj = dir.join("project");
     project(&proj);
@@ -161,7 +163,7 @@ fn cargo_fetches_and_builds_over_sparse_and_git_protocols() {
     let started = std::time::Instant::now();
     let sparse = round(
         &bin,
-        &t,
+        t.tmp.path(),
         "sparse",
         "sparse",
         &format!("sparse+{}", t.server.url("/index/")),
@@ -170,7 +172,7 @@ fn cargo_fetches_and_builds_over_sparse_and_git_protocols() {
     let started = std::time::Instant::now();
     let git = round(
         &bin,
-        &t,
+        t.tmp.path(),
         "git",
         "git",
         &t.server.url("/git/crates.io-index"),
@@ -185,4 +187,59 @@ fn cargo_fetches_and_builds_over_sparse_and_git_protocols() {
         sparse.contains("name = \"leaf\"\nversion = \"1.1.0\""),
         "{sparse}"
     );
+}
+
+fn mirror_crate(root: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .current_dir(root)
+        .arg("--root")
+        .arg(root)
+        .arg("crate")
+        .args(args)
+        .env("MIRROR_RETRY_DELAY_MS", "0")
+        .env_remove("MIRROR_JOBS")
+        .env_remove("MIRROR_CRATES_URL")
+        .output()
+        .expect("run mirror");
+    ok(&format!("mirror crate {args:?}"), out);
+}
+
+/// The whole path: `mirror crate init/config/update` from a fixture
+/// upstream, `mirror serve` over that tree, cargo over both protocols.
+#[test]
+fn cargo_builds_from_a_tree_made_by_mirror_crate() {
+    let Some(bin) = require_client("cargo") else {
+        return;
+    };
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+    fx.commit("Add leaf and app");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(&root)).unwrap();
+    mirror_crate(&root, &["init", "--index-url", &fx.index_url()]);
+    mirror_crate(&root, &["config", "--server-url", &server.url("")]);
+    mirror_crate(
+        &root,
+        &["update", "--crates-url", &fx.crates_url_template()],
+    );
+    let sparse = round(
+        &bin,
+        work.path(),
+        "sparse",
+        "sparse",
+        &format!("sparse+{}", server.url("/index/")),
+    );
+    let git = round(
+        &bin,
+        work.path(),
+        "git",
+        "git",
+        &server.url("/git/crates.io-index"),
+    );
+    assert_eq!(sparse, git);
 }
