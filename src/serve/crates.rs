@@ -11,6 +11,7 @@
 //! | `/index/config.json`, `/crates-index/config.json` | the index's `config.json` with `dl` and `api` pointing at this server |
 //! | `/index/<prefix>/<name>`, `/crates-index/...` | the blob at that path in the `master` tree of `git/crates.io-index` |
 //! | `/git/crates.io-index/info/refs`, `.../git-upload-pack` | git smart HTTP, see [`super::git`] |
+//! | anything else below `/git/crates.io-index` | 404: the repository's files (every branch, its config) are not served |
 //!
 //! Crate paths are mapped by [`crate_file_rewrite`] (a [`Rewrite`]): name
 //! and version are checked with [`layout`], so hostile input never becomes
@@ -41,7 +42,7 @@ use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::files::none_match;
@@ -125,6 +126,10 @@ pub fn routes(opts: &ServeOptions) -> Router {
             &format!("/{INDEX_DIR}/git-upload-pack"),
             post(git::upload_pack),
         )
+        // The repository's own files (refs of every branch, config) are
+        // not served: only smart HTTP, only master.
+        .route(&format!("/{INDEX_DIR}"), any(not_found))
+        .route(&format!("/{INDEX_DIR}/{{*rest}}"), any(not_found))
         .with_state(state)
 }
 
@@ -380,6 +385,10 @@ fn answer(
     out.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     (StatusCode::OK, out, Body::from(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    status_response(StatusCode::NOT_FOUND)
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

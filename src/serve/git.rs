@@ -7,7 +7,8 @@
 //!         (application/x-git-upload-pack-advertisement; protocol v2 clients,
 //!         `Git-Protocol: version=2`, get no service line, as from git http-backend)
 //! POST /git/crates.io-index/git-upload-pack   (body may be Content-Encoding: gzip)
-//!      -> the body into `git upload-pack --stateless-rpc`, its stdout streamed back
+//!      -> the body streamed (gunzipped on the way) into `git upload-pack --stateless-rpc`,
+//!         its stdout streamed back
 //!         (application/x-git-upload-pack-result)
 //! ```
 //!
@@ -43,8 +44,9 @@ use tokio_util::io::ReaderStream;
 use super::crates::{CratesState, IndexError};
 use super::status_response;
 
-/// Largest accepted upload-pack request body (after decompression). A
-/// negotiation lists wants and haves: kilobytes, rarely megabytes.
+/// Largest upload-pack request body passed to git (after decompression; a
+/// longer one is cut, so git fails). A negotiation lists wants and haves:
+/// kilobytes, rarely megabytes.
 pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 
 /// The pkt-line that starts a smart HTTP advertisement for upload-pack.
@@ -114,18 +116,7 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
             )
         }
     };
-    let body = match axum::body::to_bytes(req.into_body(), MAX_REQUEST).await {
-        Ok(b) => b,
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
-    };
-    let input = if gzip {
-        match gunzip(&body) {
-            Ok(b) => b,
-            Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
-        }
-    } else {
-        body.to_vec()
-    };
+    let body = req.into_body();
     let view = match View::create(&state).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -146,8 +137,10 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
         return status_response(StatusCode::INTERNAL_SERVER_ERROR);
     };
     tokio::spawn(async move {
-        // git may stop reading early (bad request); its stderr says why.
-        let _ = stdin.write_all(&input).await;
+        if let Err(e) = feed(body, gzip, &mut stdin).await {
+            // git sees a cut request and fails; its stderr is logged below.
+            eprintln!("mirror serve: git-upload-pack request: {e}");
+        }
         let _ = stdin.shutdown().await;
     });
     // Reap git, log a failure, and remove the view only after git exits.
@@ -206,17 +199,52 @@ fn command(view: &View, protocol: Option<&str>) -> Command {
     cmd
 }
 
-fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(MAX_REQUEST as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("bad gzip request body: {e}\n"))?;
-    if out.len() > MAX_REQUEST {
-        return Err("request body too large\n".into());
+/// Stream the request body into git's stdin, gunzipping on the way when
+/// `gzip`; at most [`MAX_REQUEST`] bytes (after decompression) are passed.
+async fn feed(
+    body: Body,
+    gzip: bool,
+    stdin: &mut tokio::process::ChildStdin,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let mut frames = body.into_data_stream();
+    let mut decoder = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
+    let mut total = 0usize;
+    let mut pass = |chunk: Vec<u8>| -> Result<Vec<u8>, String> {
+        total += chunk.len();
+        if total > MAX_REQUEST {
+            return Err(format!("request body over {MAX_REQUEST} bytes, cut"));
+        }
+        Ok(chunk)
+    };
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| format!("reading the request body: {e}"))?;
+        let chunk = match decoder.as_mut() {
+            Some(d) => {
+                d.write_all(&frame)
+                    .map_err(|e| format!("bad gzip request body: {e}"))?;
+                std::mem::take(d.get_mut())
+            }
+            None => frame.to_vec(),
+        };
+        let chunk = pass(chunk)?;
+        stdin
+            .write_all(&chunk)
+            .await
+            .map_err(|e| format!("writing to git upload-pack: {e}"))?;
     }
-    Ok(out)
+    if let Some(d) = decoder {
+        let rest = d
+            .finish()
+            .map_err(|e| format!("bad gzip request body: {e}"))?;
+        let rest = pass(rest)?;
+        stdin
+            .write_all(&rest)
+            .await
+            .map_err(|e| format!("writing to git upload-pack: {e}"))?;
+    }
+    Ok(())
 }
 
 fn spawn_failed(e: std::io::Error) -> Response {

@@ -422,8 +422,20 @@ fn git_info_refs_advertises_master_as_head() {
             &[]
         )
         .status,
-        405
+        404
     );
+    // The repository's own files are not served (dumb HTTP, other
+    // branches, config).
+    for target in [
+        "/git/crates.io-index",
+        "/git/crates.io-index/HEAD",
+        "/git/crates.io-index/config",
+        "/git/crates.io-index/refs/heads/working",
+        "/git/crates.io-index/objects/info/packs",
+        "/git/crates.io-index/git-receive-pack",
+    ] {
+        assert_eq!(get(&t, target).status, 404, "{target}");
+    }
 }
 
 /// Clone with the git CLI over smart HTTP, protocol v0 and v2 (gzip'd
@@ -499,4 +511,119 @@ fn sparse_index_ignores_the_work_tree() {
     std::fs::write(t.index().join("le/af/leaf"), "edited in the work tree\n").unwrap();
     let r = get(&t, "/index/le/af/leaf");
     assert!(!r.text().contains("edited"), "{}", r.text());
+}
+
+/// A stateless-rpc upload-pack request wanting `oid`, no capabilities.
+fn want_request(oid: &str) -> Vec<u8> {
+    format!("0032want {oid}\n00000009done\n").into_bytes()
+}
+
+async fn post_upload_pack(t: &CratesTree, body: Vec<u8>, gzip: bool) -> (u16, String, Vec<u8>) {
+    let mut req = reqwest::Client::new()
+        .post(t.server.url("/git/crates.io-index/git-upload-pack"))
+        .header("Content-Type", "application/x-git-upload-pack-request");
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    let res = req.body(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ctype, res.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_pack_streams_a_pack_for_plain_and_gzip_requests() {
+    let t = tokio::task::spawn_blocking(crates_tree).await.unwrap();
+    let master = t.rev("master");
+    let plain = want_request(&master);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gzipped = gz.finish().unwrap();
+    for (body, gzip) in [(plain.clone(), false), (gzipped, true)] {
+        let (status, ctype, out) = post_upload_pack(&t, body, gzip).await;
+        assert_eq!(
+            status,
+            200,
+            "gzip={gzip}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(ctype, "application/x-git-upload-pack-result");
+        assert!(
+            out.starts_with(b"0008NAK\nPACK"),
+            "gzip={gzip}: {:?}",
+            &out[..out.len().min(40)]
+        );
+        // The pack holds master's commit: index it in a scratch repository.
+        let scratch = t.tmp.path().join(format!("scratch-{gzip}"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        git(&scratch, &["init", "-q", "--bare"]);
+        std::fs::write(scratch.join("got.pack"), &out[8..]).unwrap();
+        git(&scratch, &["index-pack", "got.pack"]);
+        let objects = git(&scratch, &["verify-pack", "-v", "got.idx"]);
+        assert!(objects.contains(&master), "{objects}");
+    }
+    // A commit only on `working` is not served.
+    let working = t.rev("working");
+    let (_, _, out) = post_upload_pack(&t, want_request(&working), false).await;
+    assert!(
+        !out.windows(4).any(|w| w == b"PACK"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // A broken gzip body never reaches git as a request.
+    let (_, _, out) = post_upload_pack(&t, b"not gzip".to_vec(), true).await;
+    assert!(!out.windows(4).any(|w| w == b"PACK"));
+}
+
+/// Without `git` on PATH the git routes answer 503 saying so (and the
+/// sparse index keeps working); run through the binary to own its PATH.
+#[test]
+fn missing_git_is_a_clear_503() {
+    use std::io::BufRead;
+    let t = crates_tree();
+    let empty = t.tmp.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .args(["serve", "--port", "0", "--root"])
+        .arg(&t.root)
+        .env("PATH", &empty)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        // "serving ROOT on http://ADDR/ (Ctrl-C stops)"
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    let r = request(
+        addr,
+        "GET",
+        "/git/crates.io-index/info/refs?service=git-upload-pack",
+        &[],
+    );
+    let sparse = request(addr, "GET", "/index/le/af/leaf", &[]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let logged: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("git binary was not found"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("git binary was not found")),
+        "{logged:?}"
+    );
+    assert_eq!(sparse.status, 200);
 }
