@@ -4,8 +4,7 @@
 //! ```text
 //! GET  /git/crates.io-index/info/refs?service=git-upload-pack
 //!      -> 001e# service=git-upload-pack\n 0000  + `git upload-pack --stateless-rpc --advertise-refs`
-//!         (application/x-git-upload-pack-advertisement; protocol v2 clients,
-//!         `Git-Protocol: version=2`, get no service line, as from git http-backend)
+//!         (application/x-git-upload-pack-advertisement)
 //! POST /git/crates.io-index/git-upload-pack   (body may be Content-Encoding: gzip)
 //!      -> the body streamed (gunzipped on the way) into `git upload-pack --stateless-rpc`,
 //!         its stdout streamed back
@@ -23,6 +22,11 @@
 //! `master` is advertised (not `origin_master`, `working`, `mark`), and the
 //! index itself is never written. The view is removed when git exits.
 //!
+//! Only protocol v0/v1 is spoken (what libgit2 speaks; the git CLI falls
+//! back to it): `Git-Protocol: version=2` is not passed on, because a v2
+//! upload-pack grants a `want` of any object in the object store, and
+//! through `alternates` that would reach the other branches.
+//!
 //! git runs without a shell, with `safe.directory` set to the view (which
 //! the server owns). A missing `git` binary answers `503` with a message
 //! that says so, and is logged.
@@ -35,7 +39,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -70,12 +74,11 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
             )
         }
     }
-    let v2 = protocol(req.headers());
     let view = match View::create(&state).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut cmd = command(&view, v2.as_deref());
+    let mut cmd = command(&view);
     cmd.arg("--advertise-refs").arg(&view.dir);
     cmd.stdin(Stdio::null());
     let out = match cmd.output().await {
@@ -92,9 +95,7 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
         return status_response(StatusCode::INTERNAL_SERVER_ERROR);
     }
     let mut body = Vec::with_capacity(SERVICE_LINE.len() + out.stdout.len());
-    if v2.is_none() {
-        body.extend_from_slice(SERVICE_LINE);
-    }
+    body.extend_from_slice(SERVICE_LINE);
     body.extend_from_slice(&out.stdout);
     git_response(
         "application/x-git-upload-pack-advertisement",
@@ -104,7 +105,6 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
 
 /// POST `.../git-upload-pack`.
 pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Request) -> Response {
-    let v2 = protocol(req.headers());
     let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
         Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => true,
@@ -121,7 +121,7 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
         Ok(v) => v,
         Err(r) => return r,
     };
-    let mut cmd = command(&view, v2.as_deref());
+    let mut cmd = command(&view);
     cmd.arg(&view.dir);
     cmd.stdin(Stdio::piped());
     cmd.stdout(Stdio::piped());
@@ -163,20 +163,9 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
     )
 }
 
-/// `Git-Protocol` to pass on as `GIT_PROTOCOL`, when it asks for v2 and
-/// holds only the characters git http-backend accepts there.
-fn protocol(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("git-protocol")?.to_str().ok()?;
-    let ok = value.len() <= 256
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"=:._-".contains(&b));
-    (ok && value.split(':').any(|p| p == "version=2")).then(|| value.to_owned())
-}
-
 /// `git upload-pack --stateless-rpc` on the view, no shell, a clean
 /// environment for git's repository discovery.
-fn command(view: &View, protocol: Option<&str>) -> Command {
+fn command(view: &View) -> Command {
     let mut cmd = Command::new("git");
     cmd.arg("-c")
         .arg(format!("safe.directory={}", view.dir.display()))
@@ -191,9 +180,6 @@ fn command(view: &View, protocol: Option<&str>) -> Command {
         "GIT_PROTOCOL",
     ] {
         cmd.env_remove(var);
-    }
-    if let Some(p) = protocol {
-        cmd.env("GIT_PROTOCOL", p);
     }
     cmd.stderr(Stdio::piped());
     cmd

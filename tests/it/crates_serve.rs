@@ -627,3 +627,42 @@ fn missing_git_is_a_clear_503() {
     );
     assert_eq!(sparse.status, 200);
 }
+
+/// git upload-pack v2 grants a want of any object in the store; the view
+/// reaches the index's objects through alternates, so v2 must not be
+/// spoken, or a client could fetch `working` (local config, unverified
+/// crates) by commit id.
+#[test]
+fn git_clients_cannot_fetch_other_branches_by_id() {
+    let t = crates_tree();
+    let url = t.server.url("/git/crates.io-index");
+    let working = t.rev("working");
+    let client = t.tmp.path().join("client.git");
+    std::fs::create_dir_all(&client).unwrap();
+    git(&client, &["init", "-q", "--bare"]);
+    for version in ["0", "2"] {
+        let out = std::process::Command::new("git")
+            .current_dir(&client)
+            .args([
+                "-c",
+                &format!("protocol.version={version}"),
+                "fetch",
+                "-q",
+                &url,
+                &working,
+            ])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "v{version}: fetched {working}");
+        let have = std::process::Command::new("git")
+            .current_dir(&client)
+            .args(["cat-file", "-e", &working])
+            .status()
+            .unwrap();
+        assert!(!have.success(), "v{version}: {working} arrived");
+    }
+    // master by id is fine.
+    git(&client, &["fetch", "-q", &url, &t.rev("master")]);
+}
