@@ -527,8 +527,13 @@ impl Manifest {
                 }
             }
         }
-        for t in &sel.cross {
-            pairs.insert(("rust-std".to_string(), t.clone()));
+        let cross: Vec<String> = if sel.cross.iter().any(|t| t == "*") {
+            self.all_targets().into_iter().collect()
+        } else {
+            sel.cross.clone()
+        };
+        for t in cross {
+            pairs.insert(("rust-std".to_string(), t));
         }
         pairs.retain(|(p, _)| !remove.contains(p));
 
@@ -655,6 +660,25 @@ mod tests {
                 formats: vec![Format::Gz, Format::Xz],
             })
             .unwrap();
+        let every_std = m
+            .select(&Selection {
+                targets: vec!["x86_64-unknown-linux-gnu".into()],
+                cross: vec!["*".into()],
+                profile: Some("minimal".into()),
+                ..Selection::default()
+            })
+            .unwrap()
+            .iter()
+            .filter(|f| f.pkg == "rust-std")
+            .count();
+        assert_eq!(
+            every_std,
+            m.pkgs["rust-std"]
+                .targets
+                .values()
+                .filter(|t| t.available)
+                .count()
+        );
         let names: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
         assert!(names
             .iter()

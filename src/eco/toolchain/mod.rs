@@ -223,6 +223,15 @@ impl Toolchain {
 
     /// Every dated manifest present locally, oldest first.
     pub fn local_manifests(&self) -> Result<Vec<Located>> {
+        self.local_entries()?
+            .iter()
+            .map(|(date, channel)| self.load(date, *channel))
+            .collect()
+    }
+
+    /// Every dated manifest present locally as `(date, channel)`, oldest
+    /// first, from file names only (nothing is parsed).
+    pub fn local_entries(&self) -> Result<Vec<(String, Channel)>> {
         let mut out = Vec::new();
         let dist = self.dist();
         let entries = match fs::read_dir(&dist) {
@@ -241,57 +250,67 @@ impl Toolchain {
         dates.sort();
         for date in dates {
             for channel in Channel::ALL {
-                let path = dist.join(&date).join(channel.manifest_name());
-                let bytes = match fs::read(&path) {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot read {}", path.display()))
-                    }
-                };
-                let m = Manifest::parse(&bytes, &path.display().to_string())?;
-                if m.date != date || m.channel() != channel {
-                    bail!(
-                        "{}: expected a {channel} manifest of {date}, found {} of {}",
-                        path.display(),
-                        m.channel(),
-                        m.date
-                    );
+                if dist.join(&date).join(channel.manifest_name()).is_file() {
+                    out.push((date.clone(), channel));
                 }
-                out.push(Located {
-                    manifest: m,
-                    channel,
-                    bytes,
-                });
             }
         }
         Ok(out)
     }
 
-    /// Resolve SPECs against the local tree; no SPEC means `*`.
+    /// Read and parse `dist/<date>/channel-rust-<channel>.toml`, checking
+    /// that it is what its place says.
+    pub fn load(&self, date: &str, channel: Channel) -> Result<Located> {
+        let path = self.dist().join(date).join(channel.manifest_name());
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let m = Manifest::parse(&bytes, &path.display().to_string())?;
+        if m.date != date || m.channel() != channel {
+            bail!(
+                "{}: expected a {channel} manifest of {date}, found {} of {}",
+                path.display(),
+                m.channel(),
+                m.date
+            );
+        }
+        Ok(Located {
+            manifest: m,
+            channel,
+            bytes,
+        })
+    }
+
+    /// Resolve SPECs against the local tree; no SPEC means `*`. Only the
+    /// manifests selected (and, for `X.Y.Z`, the stable ones looked at)
+    /// are parsed.
     pub fn resolve_local(&self, specs: &[Spec]) -> Result<Vec<Located>> {
-        let all = self.local_manifests()?;
+        let all = self.local_entries()?;
         let every = [Spec::All];
         let specs = if specs.is_empty() { &every[..] } else { specs };
         let mut chosen: BTreeSet<usize> = BTreeSet::new();
         for spec in specs {
-            let newest =
-                |pred: &dyn Fn(&Located) -> bool| -> Option<usize> { all.iter().rposition(pred) };
+            let newest = |pred: &dyn Fn(&(String, Channel)) -> bool| -> Option<usize> {
+                all.iter().rposition(pred)
+            };
             let found: Vec<usize> = match spec {
                 Spec::All => (0..all.len()).collect(),
                 Spec::Latest => Channel::ALL
                     .iter()
-                    .filter_map(|&c| newest(&|l| l.channel == c))
+                    .filter_map(|&c| newest(&|e| e.1 == c))
                     .collect(),
-                Spec::Channel(c) => newest(&|l| l.channel == *c).into_iter().collect(),
+                Spec::Channel(c) => newest(&|e| e.1 == *c).into_iter().collect(),
                 Spec::Version(v) => {
-                    newest(&|l| l.channel == Channel::Stable && l.manifest.release() == Some(*v))
-                        .into_iter()
-                        .collect()
+                    let mut hit = None;
+                    for (i, (date, channel)) in all.iter().enumerate().rev() {
+                        if *channel == Channel::Stable
+                            && self.load(date, *channel)?.manifest.release() == Some(*v)
+                        {
+                            hit = Some(i);
+                            break;
+                        }
+                    }
+                    hit.into_iter().collect()
                 }
-                Spec::Dated(c, d) => newest(&|l| l.channel == *c && &l.manifest.date == d)
-                    .into_iter()
-                    .collect(),
+                Spec::Dated(c, d) => newest(&|e| e.1 == *c && &e.0 == d).into_iter().collect(),
             };
             if found.is_empty() {
                 bail!(
@@ -301,7 +320,10 @@ impl Toolchain {
             }
             chosen.extend(found);
         }
-        Ok(chosen.into_iter().map(|i| all[i].clone()).collect())
+        chosen
+            .into_iter()
+            .map(|i| self.load(&all[i].0, all[i].1))
+            .collect()
     }
 
     /// The upstream URL of a SPEC's manifest.
@@ -547,7 +569,21 @@ impl Toolchain {
     /// `dist/`; for stable also `channel-rust-X.Y.Z.toml` and
     /// `channel-rust-X.Y.toml` in `dist/` and in each dated directory.
     pub fn fixup(&self, reporter: &dyn Reporter) -> Result<()> {
-        let all = self.local_manifests()?;
+        // Parse only what is needed: every stable (for its version) and
+        // the newest of each other channel.
+        let entries = self.local_entries()?;
+        let mut wanted: BTreeSet<usize> = (0..entries.len())
+            .filter(|&i| entries[i].1 == Channel::Stable)
+            .collect();
+        wanted.extend(
+            Channel::ALL
+                .iter()
+                .filter_map(|&c| entries.iter().rposition(|e| e.1 == c)),
+        );
+        let all: Vec<Located> = wanted
+            .into_iter()
+            .map(|i| self.load(&entries[i].0, entries[i].1))
+            .collect::<Result<_>>()?;
         let dist = self.dist();
         let mut newest: BTreeMap<Channel, &Located> = BTreeMap::new();
         let mut by_version: BTreeMap<Version, &Located> = BTreeMap::new();
