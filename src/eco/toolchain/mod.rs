@@ -547,7 +547,31 @@ impl Toolchain {
                 item
             })
             .collect();
-        let summary = engine.fetch_all(items, reporter)?;
+        let summary = engine.fetch_all(items, reporter).map_err(|failed| {
+            let unsigned = failed
+                .failures
+                .iter()
+                .filter(|(_, e)| {
+                    matches!(e, FetchError::Status { url, status }
+                        if status.as_u16() == 404 && url.ends_with(".asc"))
+                })
+                .count();
+            let manifests: Vec<String> = manifests.iter().map(|(l, _)| l.name()).collect();
+            let e = anyhow::Error::from(failed);
+            if unsigned > 0 {
+                e.context(format!(
+                    "{unsigned} files have no signature upstream (their .asc is missing), so \
+                     the manifests of {} were not published; use --warn-signature to accept \
+                     unsigned files",
+                    manifests.join(", ")
+                ))
+            } else {
+                e.context(format!(
+                    "the manifests of {} were not published",
+                    manifests.join(", ")
+                ))
+            }
+        })?;
         reporter.info(&format!(
             "toolchain: {} downloaded ({} bytes), {} already present",
             summary.fetched, summary.bytes, summary.skipped
