@@ -1029,6 +1029,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn staged_files_need_a_manifest_and_sidecars_need_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("dist/2026-01-01");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("rustc-1.0.0-x.tar.xz"), b"x").unwrap();
+        fs::write(d.join("rustc-1.0.0-x.tar.xz.sha256"), b"x").unwrap();
+        fs::write(d.join("gone.tar.xz.asc"), b"x").unwrap();
+        let files: Vec<String> = [
+            "dist/2026-01-01/rustc-1.0.0-x.tar.xz",
+            "dist/2026-01-01/rustc-1.0.0-x.tar.xz.sha256",
+            "dist/2026-01-01/gone.tar.xz.asc",
+        ]
+        .map(String::from)
+        .to_vec();
+        let e = check_staged(dir.path(), &files, &Keyring::new(), SignatureMode::Off).unwrap_err();
+        assert!(
+            e.contains("rustc-1.0.0-x.tar.xz: not referenced by any channel manifest"),
+            "{e}"
+        );
+        assert!(
+            e.contains("gone.tar.xz.asc: no dist/2026-01-01/gone.tar.xz beside it"),
+            "{e}"
+        );
+        assert!(!e.contains(&dir.path().display().to_string()), "{e}");
+    }
+
+    #[test]
     fn specs_parse() {
         assert_eq!(
             Spec::parse("stable").unwrap(),
