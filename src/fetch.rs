@@ -164,7 +164,9 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    fn is_retryable(&self) -> bool {
+    /// Whether another attempt could succeed (network trouble, 5xx, 429);
+    /// a 404, a checksum or a signature failure would only repeat.
+    pub fn is_retryable(&self) -> bool {
         match self {
             FetchError::Status { status, .. } => http::status_is_retryable(*status),
             FetchError::Network { .. } => true,

@@ -188,6 +188,10 @@ impl Reporter for ProgressReporter {
         }
     }
 
+    fn warn(&self, line: &str) {
+        self.println(&format!("warning: {line}"));
+    }
+
     fn end(&self) {
         if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
@@ -216,10 +220,14 @@ pub fn print_error(err: &anyhow::Error) {
 }
 
 fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
-    let text = format!("{err:#}");
-    if text.contains("downloads failed") {
-        Some("run again to resume; files already verified are not fetched twice")
-    } else if text.contains("another mirror run") {
+    let failed = err.chain().find_map(|e| e.downcast_ref::<crate::fetch::FetchFailed>());
+    if let Some(failed) = failed {
+        if failed.failures.iter().any(|(_, e)| e.is_retryable()) {
+            return Some("run again to resume; files already verified are not fetched twice");
+        }
+        return None;
+    }
+    if format!("{err:#}").contains("another mirror run") {
         Some("wait for the other run to finish; the lock is released when it exits")
     } else {
         None

@@ -28,8 +28,11 @@ pub trait Reporter: Send + Sync {
     fn item(&self, _name: &str, _outcome: Outcome) {}
     /// A line worth showing with `-v`.
     fn verbose(&self, _line: &str) {}
-    /// A line worth showing unless `-q` (warnings, summaries).
+    /// A line worth showing unless `-q` (summaries).
     fn info(&self, _line: &str) {}
+    /// A warning: shown even with `-q` (without the `warning: ` prefix;
+    /// the reporter adds it).
+    fn warn(&self, _line: &str) {}
     /// The current phase ended.
     fn end(&self) {}
 }

@@ -346,16 +346,6 @@ pub fn require_client(name: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-fn host_triple() -> String {
-    let out = Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .expect("rustc -vV");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .expect("host triple")
-}
 
 /// The real `rustup` updates itself from `mirror serve`: upstream publishes
 /// a newer version (the machine's own rustup binary, relabelled), mirror
@@ -366,7 +356,7 @@ fn real_rustup_self_updates_from_the_served_mirror() {
     let Some(rustup) = require_client("rustup") else {
         return;
     };
-    let host = host_triple();
+    let host = crate::support::dist::host_triple();
     let real = std::fs::read(&rustup).unwrap();
     let up = Upstream::start();
     let path = format!("rustup/archive/99.0.0/{host}/rustup-init");

@@ -431,7 +431,7 @@ impl Toolchain {
         match (self.mode, asc) {
             (SignatureMode::Off, _) => Ok(()),
             (SignatureMode::Warn, None) => {
-                reporter.info(&format!("warning: {what}: no signature ({what}.asc is missing)"));
+                reporter.warn(&format!("{what}: no signature ({what}.asc is missing)"));
                 Ok(())
             }
             (SignatureMode::Require, None) => bail!(
@@ -485,7 +485,7 @@ impl Toolchain {
         if sel.targets.is_empty() {
             bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
         }
-        let warn = |w: &str| reporter.info(&format!("warning: {w}"));
+        let warn = |w: &str| reporter.warn(w);
         let mut planned: BTreeMap<String, PlannedFile> = BTreeMap::new();
         for (l, _) in manifests {
             let mut s = sel.clone();
@@ -956,8 +956,8 @@ fn verify_local(
     let asc_path = sibling(path, ".asc");
     match (mode, read_optional(&asc_path)?) {
         (SignatureMode::Off, _) => {}
-        (SignatureMode::Warn, None) => reporter.info(&format!(
-            "warning: {}: no signature ({} is missing)",
+        (SignatureMode::Warn, None) => reporter.warn(&format!(
+            "{}: no signature ({} is missing)",
             path.display(),
             asc_path.display()
         )),
