@@ -281,12 +281,7 @@ fn resolve_blocking(root: &Path, segments: &[String]) -> Option<(PathBuf, Opened
 
 /// Answer GET or HEAD for an opened file. `name` (the requested file name)
 /// picks the Content-Type.
-pub async fn respond(
-    method: &Method,
-    headers: &HeaderMap,
-    name: &str,
-    opened: Opened,
-) -> Response {
+pub async fn respond(method: &Method, headers: &HeaderMap, name: &str, opened: Opened) -> Response {
     let Opened { file, meta, bytes } = opened;
     let v = Validators {
         len: bytes.as_ref().map_or(meta.len(), |b| b.len() as u64),
