@@ -72,6 +72,30 @@ pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)
 }
 
+/// Remove the entries of `dir` named `<prefix><pid>-…` whose process no
+/// longer exists: temporary directories of runs that were killed. Only
+/// where `/proc` tells which processes exist; elsewhere nothing is removed.
+pub fn remove_abandoned(dir: &Path, prefix: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// An exclusive lock on a tree, held until dropped. Two runs that write the
 /// same tree cannot interleave; the second fails at once with a message.
 #[derive(Debug)]
@@ -202,6 +226,25 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn abandoned_directories_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = format!("x-{}-1", std::process::id());
+        // pid 2^22 + 1 is above Linux's pid_max: never alive.
+        for name in [mine.as_str(), "x-4194305-7", "y-4194305-7", "x-notapid"] {
+            fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        remove_abandoned(dir.path(), "x-");
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![mine, "x-notapid".to_string(), "y-4194305-7".to_string()];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl Staging {
         let parent = meta_path(root, "staging");
         fs::create_dir_all(&parent)
             .map_err(|e| BundleError::io(format!("cannot create {}", parent.display()), e))?;
-        remove_abandoned(&parent);
+        // Staging directories of runs that were killed are not needed.
+        crate::store::remove_abandoned(&parent, "");
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -138,27 +139,6 @@ impl Staging {
                     ))
                 }
             }
-        }
-    }
-}
-
-/// Remove staging directories left by runs that were killed: their name
-/// starts with the pid of a process that no longer exists. (Only where
-/// `/proc` tells; elsewhere they stay until removed by hand.)
-fn remove_abandoned(parent: &Path) {
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }

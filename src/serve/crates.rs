@@ -113,6 +113,8 @@ fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
 /// The crate routes (sparse index and git smart HTTP), to merge into the
 /// main router.
 pub fn routes(opts: &ServeOptions) -> Router {
+    // Views left by a server that was killed mid-request.
+    crate::store::remove_abandoned(&std::env::temp_dir(), "mirror-serve-git-");
     let state = Arc::new(CratesState::new(opts));
     let mut router = Router::new();
     for prefix in SPARSE_PREFIXES {
