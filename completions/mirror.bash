@@ -655,7 +655,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -670,6 +670,14 @@ _mirror() {
                     return 0
                     ;;
                 --base-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

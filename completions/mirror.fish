@@ -127,6 +127,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -s V -l version -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l bind -d 'Address to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r

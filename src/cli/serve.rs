@@ -30,6 +30,24 @@ pub struct ServeArgs {
     /// else http://BIND:PORT]
     #[arg(long, env = "MIRROR_BASE_URL", value_name = "URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
+
+    /// Serve https with this PEM certificate chain (needs --tls-key)
+    #[arg(
+        long,
+        env = "MIRROR_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert
+    #[arg(
+        long,
+        env = "MIRROR_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// An absolute http(s) URL, without a trailing `/`.
@@ -61,10 +79,15 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         port: args.port,
         rewrites: Vec::new(),
         base_url: args.base_url,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles { cert, key }),
+            _ => None,
+        },
     };
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::serve::run_blocking(opts, move |addr| {
         printer.info(&format!(
-            "serving {} on http://{addr}/ (Ctrl-C stops)",
+            "serving {} on {scheme}://{addr}/ (Ctrl-C stops)",
             root.display()
         ));
     })

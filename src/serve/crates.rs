@@ -142,6 +142,8 @@ pub(crate) struct CratesState {
     /// `--base-url`, without a trailing `/`.
     base_url: Option<String>,
     /// `http://<bind>:<port>`, the last resort for `<base>`.
+    /// `http`, or `https` when serving TLS.
+    scheme: &'static str,
     bind_base: String,
     /// Opened on first use; dropped and reopened after an error.
     repo: Mutex<Option<gix::ThreadSafeRepository>>,
@@ -188,7 +190,12 @@ impl CratesState {
                 .base_url
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
-            bind_base: format!("http://{}", opts.addr()),
+            scheme: if opts.tls.is_some() { "https" } else { "http" },
+            bind_base: format!(
+                "{}://{}",
+                if opts.tls.is_some() { "https" } else { "http" },
+                opts.addr()
+            ),
             repo: Mutex::new(None),
         }
     }
@@ -279,7 +286,7 @@ impl CratesState {
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .filter(|h| is_plausible_host(h))
-            .map(|h| format!("http://{h}"))
+            .map(|h| format!("{}://{h}", self.scheme))
             .unwrap_or_else(|| self.bind_base.clone())
     }
 }

@@ -55,6 +55,7 @@ pub mod crates;
 pub mod files;
 pub mod git;
 pub mod path;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -145,6 +146,9 @@ pub struct ServeOptions {
     /// Public URL of this server for `config.json` of the sparse index
     /// (`--base-url`); `None`: from the request's `Host`, else bind:port.
     pub base_url: Option<String>,
+    /// Serve https with this certificate and key (`--tls-cert`,
+    /// `--tls-key`); `None`: plain http.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl ServeOptions {
@@ -156,6 +160,7 @@ impl ServeOptions {
             port: 0,
             rewrites: Vec::new(),
             base_url: None,
+            tls: None,
         }
     }
 
@@ -173,6 +178,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("port", &self.port)
             .field("rewrites", &self.rewrites.len())
             .field("base_url", &self.base_url)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -284,10 +290,28 @@ pub async fn serve(
         .await
 }
 
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve(listener, router, shutdown).await,
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
 /// The CLI entry point: start a runtime, check the root, bind, call
 /// `on_ready` with the bound address, serve until Ctrl-C. Prints nothing.
 pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
     check_root(&opts)?;
+    let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -317,7 +341,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
             }
         };
         tokio::select! {
-            r = serve(listener, router(&opts), shutdown) => {
+            r = serve_with(listener, router(&opts), tls, shutdown) => {
                 r.map_err(|source| ServeError::Serve { addr, source })?;
             }
             _ = deadline => {}
@@ -331,14 +355,15 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
 pub struct RunningServer {
     /// The bound address (with the real port when 0 was asked for).
     pub addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl RunningServer {
-    /// `http://ADDR` + `path` (`path` starts with `/`).
+    /// `http://ADDR` (or `https://`) + `path` (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// Stop and wait for the thread; returns how serving ended.
@@ -371,6 +396,8 @@ impl Drop for RunningServer {
 /// stops it, waiting at most [`SHUTDOWN_GRACE`] for open transfers.
 pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     check_root(&opts)?;
+    let tls = opts.tls.as_ref().map(tls::load).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -412,7 +439,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
                     let _ = grace_tx.send(());
                 };
                 tokio::select! {
-                    r = serve(listener, router(&opts), shutdown) => r,
+                    r = serve_with(listener, router(&opts), tls, shutdown) => r,
                     _ = async move {
                         let _ = grace_rx.await;
                         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -434,6 +461,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     };
     Ok(RunningServer {
         addr,
+        scheme,
         stop: Some(stop_tx),
         thread: Some(thread),
     })
