@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -139,12 +139,8 @@ pub fn routes(opts: &ServeOptions) -> Router {
 pub(crate) struct CratesState {
     /// The git index directory (`<root>/git/crates.io-index`).
     pub(crate) index_dir: PathBuf,
-    /// `--base-url`, without a trailing `/`.
-    base_url: Option<String>,
-    /// `http://<bind>:<port>`, the last resort for `<base>`.
-    /// `http`, or `https` when serving TLS.
-    scheme: &'static str,
-    bind_base: String,
+    /// This server's public address, for `config.json`.
+    base: super::PublicBase,
     /// Opened on first use; dropped and reopened after an error.
     repo: Mutex<Option<gix::ThreadSafeRepository>>,
 }
@@ -186,16 +182,7 @@ impl CratesState {
     fn new(opts: &ServeOptions) -> Self {
         CratesState {
             index_dir: opts.root.join(INDEX_DIR),
-            base_url: opts
-                .base_url
-                .as_deref()
-                .map(|u| u.trim_end_matches('/').to_owned()),
-            scheme: if opts.tls.is_some() { "https" } else { "http" },
-            bind_base: format!(
-                "{}://{}",
-                if opts.tls.is_some() { "https" } else { "http" },
-                opts.addr()
-            ),
+            base: super::PublicBase::new(opts),
             repo: Mutex::new(None),
         }
     }
@@ -276,29 +263,6 @@ impl CratesState {
             Ok(Some((blob.id, blob.detach().data)))
         })
     }
-
-    /// `<base>` for `config.json`.
-    fn base(&self, headers: &HeaderMap) -> String {
-        if let Some(base) = &self.base_url {
-            return base.clone();
-        }
-        headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| is_plausible_host(h))
-            .map(|h| format!("{}://{h}", self.scheme))
-            .unwrap_or_else(|| self.bind_base.clone())
-    }
-}
-
-/// A `Host` header we are willing to put into `config.json`: a host name or
-/// address with an optional port, nothing else.
-fn is_plausible_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
 }
 
 /// The served `config.json`: the index's own keys (if it has a readable
@@ -343,7 +307,7 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
         };
         let body = config_json(
             own.as_ref().map(|(_, b)| b.as_slice()),
-            &state.base(&headers),
+            &state.base.for_request(&headers),
         );
         let etag = format!(
             "\"{}\"",
@@ -469,10 +433,10 @@ mod tests {
 
     #[test]
     fn host_header_is_checked_before_use() {
-        assert!(is_plausible_host("127.0.0.1:8000"));
-        assert!(is_plausible_host("[::1]:80"));
-        assert!(!is_plausible_host("a\"b"));
-        assert!(!is_plausible_host("a/b"));
-        assert!(!is_plausible_host(""));
+        assert!(crate::serve::is_plausible_host("127.0.0.1:8000"));
+        assert!(crate::serve::is_plausible_host("[::1]:80"));
+        assert!(!crate::serve::is_plausible_host("a\"b"));
+        assert!(!crate::serve::is_plausible_host("a/b"));
+        assert!(!crate::serve::is_plausible_host(""));
     }
 }

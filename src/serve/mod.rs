@@ -54,6 +54,7 @@
 pub mod crates;
 pub mod files;
 pub mod git;
+pub mod info;
 pub mod path;
 pub mod tls;
 
@@ -183,6 +184,54 @@ impl std::fmt::Debug for ServeOptions {
     }
 }
 
+/// This server's public address (`<base>`), as clients should use it in
+/// URLs we hand out (`config.json`, the index page): `--base-url` when
+/// given, else the scheme + the request's `Host`, else the bound address.
+#[derive(Debug, Clone)]
+pub struct PublicBase {
+    configured: Option<String>,
+    scheme: &'static str,
+    bind_base: String,
+}
+
+impl PublicBase {
+    /// From the options.
+    pub fn new(opts: &ServeOptions) -> Self {
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        PublicBase {
+            configured: opts
+                .base_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            scheme,
+            bind_base: format!("{scheme}://{}", opts.addr()),
+        }
+    }
+
+    /// `<base>` for one request.
+    pub fn for_request(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(base) = &self.configured {
+            return base.clone();
+        }
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| is_plausible_host(h))
+            .map(|h| format!("{}://{h}", self.scheme))
+            .unwrap_or_else(|| self.bind_base.clone())
+    }
+}
+
+/// A `Host` header we are willing to put into URLs we hand out: a host
+/// name or address with an optional port, nothing else.
+pub(crate) fn is_plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+}
+
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -270,6 +319,7 @@ pub fn router(opts: &ServeOptions) -> Router {
         .fallback(static_file)
         .with_state(tree)
         .merge(crates::routes(opts))
+        .merge(info::routes(opts))
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves; then stop

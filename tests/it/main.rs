@@ -11,6 +11,7 @@ mod faults;
 mod openpgp;
 mod rustup;
 mod serve;
+mod serve_info;
 mod serve_tls;
 mod support;
 mod toolchain;
