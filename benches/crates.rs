@@ -61,51 +61,51 @@ fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(base).unwrap()
 }
 
-fn mirror_update(fx: &CratesFixture<'_>, jobs: usize) -> Duration {
+/// Times of (`pull`, `download mark`) for one fresh tree.
+fn mirror_update(fx: &CratesFixture<'_>, jobs: usize) -> (Duration, Duration) {
     let dir = bench_dir();
-    let mut init = Command::new(env!("CARGO_BIN_EXE_mirror"));
-    init.arg("--root").arg(dir.path());
-    init.args(["crate", "-q", "init", "--index-url", &fx.index_url()]);
-    run(init, "mirror crate init");
-    let mut update = Command::new(env!("CARGO_BIN_EXE_mirror"));
-    update.arg("--root").arg(dir.path());
-    update.args([
-        "crate",
-        "-q",
-        "update",
-        "-j",
-        &jobs.to_string(),
-        "--crates-url",
-        &fx.crates_url_template(),
-    ]);
-    update.env_remove("MIRROR_JOBS");
-    run(update, "mirror crate update")
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mirror"));
+        c.arg("--root")
+            .arg(dir.path())
+            .arg("crate")
+            .arg("-q")
+            .args(args);
+        c.env_remove("MIRROR_JOBS");
+        c
+    };
+    run(
+        cmd(&["init", "--index-url", &fx.index_url()]),
+        "mirror crate init",
+    );
+    let pull = run(cmd(&["pull"]), "mirror crate pull");
+    let url = fx.crates_url_template();
+    let j = jobs.to_string();
+    let download = run(
+        cmd(&["download", "mark", "-j", &j, "--crates-url", &url]),
+        "mirror crate download mark",
+    );
+    (pull, download)
 }
 
-fn romt_update(romt: &Path, fx: &CratesFixture<'_>, jobs: usize) -> Duration {
+/// Times of (`pull`, `download mark`) for one fresh tree.
+fn romt_update(romt: &Path, fx: &CratesFixture<'_>, jobs: usize) -> (Duration, Duration) {
     let dir = bench_dir();
-    let mut init = Command::new(romt);
-    init.current_dir(dir.path());
-    init.args([
-        "crate",
-        "-q",
-        "init",
-        "--index-url",
-        &fx.path().display().to_string(),
-    ]);
-    run(init, "romt crate init");
-    let mut update = Command::new(romt);
-    update.current_dir(dir.path());
-    update.args([
-        "crate",
-        "-q",
-        "update",
-        "--num-jobs",
-        &jobs.to_string(),
-        "--crates-url",
-        &fx.crates_url_template(),
-    ]);
-    run(update, "romt crate update")
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(romt);
+        c.current_dir(dir.path()).arg("crate").arg("-q").args(args);
+        c
+    };
+    let index = fx.path().display().to_string();
+    run(cmd(&["init", "--index-url", &index]), "romt crate init");
+    let pull = run(cmd(&["pull"]), "romt crate pull");
+    let url = fx.crates_url_template();
+    let j = jobs.to_string();
+    let download = run(
+        cmd(&["download", "mark", "--num-jobs", &j, "--crates-url", &url]),
+        "romt crate download mark",
+    );
+    (pull, download)
 }
 
 fn main() {
@@ -118,7 +118,7 @@ fn main() {
     up.set_delay(DELAY);
     let romt = romt_path();
     println!(
-        "# {CRATES} crates, {}ms per request; `init` untimed, `update` = pull prune download mark",
+        "# {CRATES} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
         DELAY.as_millis()
     );
     if romt.is_none() {
@@ -128,22 +128,33 @@ fn main() {
     }
     for jobs in [4, 16, 64] {
         let floor = DELAY.mul_f64(CRATES as f64 / jobs as f64);
-        let ours = mirror_update(&fx, jobs);
+        let (pull, ours) = mirror_update(&fx, jobs);
         let mut line = format!(
-            "J={jobs:2}: mirror {:6.3}s  floor {:6.3}s  ratio {:.2}",
-            ours.as_secs_f64(),
+            "J={jobs:2}: floor {:6.3}s | mirror download+mark {:6.3}s ratio {:.2} (pull {:.3}s, update {:.3}s)",
             floor.as_secs_f64(),
-            ours.as_secs_f64() / floor.as_secs_f64()
+            ours.as_secs_f64(),
+            ours.as_secs_f64() / floor.as_secs_f64(),
+            pull.as_secs_f64(),
+            (pull + ours).as_secs_f64(),
         );
         if let Some(romt) = &romt {
-            let theirs = romt_update(romt, &fx, jobs);
+            let (rpull, theirs) = romt_update(romt, &fx, jobs);
             line.push_str(&format!(
-                "  | romt {:6.3}s  ratio {:.2}  -> mirror {:.1}x faster",
+                " | romt {:6.3}s ratio {:.2} (pull {:.3}s) -> mirror {:.1}x faster",
                 theirs.as_secs_f64(),
                 theirs.as_secs_f64() / floor.as_secs_f64(),
+                rpull.as_secs_f64(),
                 theirs.as_secs_f64() / ours.as_secs_f64()
             ));
         }
         println!("{line}");
     }
+    // The fixed cost (process, index diff, client, connections): no delay.
+    up.set_delay(Duration::ZERO);
+    let (pull, ours) = mirror_update(&fx, 64);
+    println!(
+        "J=64, no delay: mirror download+mark {:.3}s (pull {:.3}s) = the fixed cost",
+        ours.as_secs_f64(),
+        pull.as_secs_f64()
+    );
 }
