@@ -471,3 +471,135 @@ fn hostile_index_content_is_refused_and_nothing_is_written() {
         }
     }
 }
+
+/// A tar.gz laid out as romt 0.10 writes it: `ARCHIVE_FORMAT`, the bundle,
+/// then the crates; no manifest.
+fn romt_style_archive(path: &Path, near: &Path, crates: &[(String, Vec<u8>)]) {
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, name, data).unwrap();
+    };
+    add("ARCHIVE_FORMAT", b"2\n");
+    let bundle = std::fs::read(index_dir(near).join("origin.bundle")).unwrap();
+    add("git/crates.io-index/origin.bundle", &bundle);
+    for (rel, data) in crates {
+        add(&format!("crates/{rel}"), data);
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn romt_layout_archive_imports_and_a_tampered_crate_publishes_nothing() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("Mixed_Case", "0.1.0", &[]);
+    fx.commit("Add two");
+    let pair = Pair::new(&fx);
+    let archive = pair.archive(1);
+    ok(crate_cmd(
+        pair.near(),
+        &["export", "--crates-url", &pair.url, "--archive", &archive],
+    ));
+    let good: Vec<(String, Vec<u8>)> = crate_tree(pair.near()).into_iter().collect();
+
+    // One crate's bytes changed: refused against the index the bundle
+    // brings, before anything is published.
+    let mut bad = good.clone();
+    bad[0].1[20] ^= 0xff;
+    let romt_bad = pair.carry.path().join("romt-bad.tar.gz");
+    romt_style_archive(&romt_bad, pair.near(), &bad);
+    let mark = rev(pair.far(), "mark");
+    let err = failed(crate_cmd(
+        pair.far(),
+        &["import", "--archive", romt_bad.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("checksum mismatch") && err.contains(&bad[0].0),
+        "{err}"
+    );
+    assert!(err.contains("nothing was published"), "{err}");
+    assert!(crate_tree(pair.far()).is_empty());
+    assert_eq!(rev(pair.far(), "mark"), mark);
+    assert_eq!(rev(pair.far(), "master"), mark);
+
+    let romt_good = pair.carry.path().join("romt-good.tar.gz");
+    romt_style_archive(&romt_good, pair.near(), &good);
+    ok(crate_cmd(
+        pair.far(),
+        &["import", "--archive", romt_good.to_str().unwrap()],
+    ));
+    pair.check(&fx);
+    assert!(
+        std::fs::read_dir(pair.far().join(".mirror/staging"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "no staging left behind"
+    );
+}
+
+/// romt itself exports; mirror imports. Skipped (loudly) without romt:
+/// it lives in bench/.venv (see bench/README.md) or `$ROMT`.
+#[test]
+fn archive_exported_by_romt_imports() {
+    let romt = std::env::var_os("ROMT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.venv/bin/romt"));
+    if !romt.is_file() {
+        eprintln!("\n!!! SKIPPED: romt not found (set ROMT or create bench/.venv) !!!\n");
+        return;
+    }
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+    fx.commit("Add two");
+    let near = tempfile::tempdir().unwrap();
+    let far = tempfile::tempdir().unwrap();
+    let romt_run = |args: &[&str]| {
+        let out = Command::new(&romt)
+            .current_dir(near.path())
+            .arg("crate")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "romt {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let index = fx.path().display().to_string();
+    let url = fx.crates_url_template();
+    romt_run(&["init", "--index-url", &index]);
+    romt_run(&["export", "--crates-url", &url]);
+    let archive = near.path().join("crates.tar.gz");
+    ok(crate_cmd(far.path(), &["init-import"]));
+    ok(crate_cmd(
+        far.path(),
+        &["import", "--archive", archive.to_str().unwrap()],
+    ));
+    assert_eq!(crate_tree(far.path()), expected_tree(&fx));
+    assert_eq!(
+        tree_listing(&index_dir(far.path()), "master"),
+        tree_listing(fx.path().as_path(), "HEAD")
+    );
+    // A second round: romt's next bundle builds on what was imported.
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.commit("Add leaf 1.1.0");
+    romt_run(&["export", "--crates-url", &url]);
+    ok(crate_cmd(
+        far.path(),
+        &["import", "--archive", archive.to_str().unwrap()],
+    ));
+    assert_eq!(crate_tree(far.path()), expected_tree(&fx));
+}

@@ -636,9 +636,12 @@ impl WorkDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
+        // Under `.mirror/staging/`, named `<pid>-…` like the bundle
+        // module's staging directories, so a killed run's leftovers are
+        // removed by the next unpack.
         let dir = crate::store::meta_path(
             root,
-            &format!("crate-unpack-{}-{nanos}", std::process::id()),
+            &format!("staging/{}-crate-unpack-{nanos}", std::process::id()),
         );
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(WorkDir(dir))
