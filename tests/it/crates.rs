@@ -603,3 +603,46 @@ fn archive_exported_by_romt_imports() {
     ));
     assert_eq!(crate_tree(far.path()), expected_tree(&fx));
 }
+
+#[test]
+fn export_keep_going_packs_what_it_has_and_the_far_side_names_the_missing_crate() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("abc", "0.1.0", &[]);
+    fx.commit("Add two");
+    let pair = Pair::new(&fx);
+    up.fault(
+        &CratesFixture::crate_upstream_path("abc", "0.1.0"),
+        Fault::Status(404),
+        1,
+    );
+    let archive = pair.archive(1);
+    let err = failed(crate_cmd(
+        pair.near(),
+        &[
+            "export",
+            "--keep-going",
+            "--crates-url",
+            &pair.url,
+            "--archive",
+            &archive,
+        ],
+    ));
+    assert!(err.contains("abc-0.1.0.crate"), "{err}");
+    assert!(Path::new(&archive).is_file(), "the archive is written");
+    assert_eq!(rev(pair.near(), "mark"), rev(pair.near(), "working"));
+
+    // Without --keep-going the far side refuses to mark past the gap.
+    let err = failed(crate_cmd(pair.far(), &["import", "--archive", &archive]));
+    assert!(
+        err.contains("abc@0.1.0") && err.contains("missing"),
+        "{err}"
+    );
+    let far_mark = rev(pair.far(), "mark");
+    assert_ne!(rev(pair.far(), "working"), far_mark);
+    assert!(pair
+        .far()
+        .join("crates/le/af/leaf/leaf-1.0.0.crate")
+        .is_file());
+}

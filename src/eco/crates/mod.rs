@@ -45,7 +45,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::bundle;
-use crate::fetch::{Engine, FetchItem, FetchOptions};
+use crate::fetch::{Engine, FetchFailed, FetchItem, FetchOptions};
 use crate::report::Reporter;
 use crate::verify::digest::hash_file;
 use filter::CrateFilter;
@@ -199,7 +199,10 @@ impl Crates {
             };
             match r {
                 Ok(()) => {}
-                Err(e) if keep_going && matches!(op, Op::Download | Op::Verify | Op::Pack) => {
+                // Only failures of single crates go on; anything else (a
+                // broken index, an archive not written) stops the chain, so
+                // `mark` never moves past commits that were not carried.
+                Err(e) if keep_going && (e.is::<FetchFailed>() || e.is::<CrateFailures>()) => {
                     reporter.info(&format!("error: {e:#}"));
                     failures.push(format!("{op:?}: {e:#}").to_lowercase_first());
                 }
@@ -386,12 +389,13 @@ impl Crates {
         self.record(&good, &bad)?;
         let errors: Vec<String> = results.into_iter().filter_map(|r| r.1).collect();
         if !errors.is_empty() {
-            bail!(
+            return Err(CrateFailures(format!(
                 "{} of {} crates failed verification:\n  - {}",
                 errors.len(),
                 changes.added.len(),
                 errors.join("\n  - ")
-            );
+            ))
+            .into());
         }
         reporter.info(&format!("crate: {} crates verified", changes.added.len()));
         Ok(())
@@ -513,12 +517,18 @@ impl Crates {
                 ));
             }
         }
-        if !missing.is_empty() {
+        let missing_msg = |m: &[String]| {
+            format!(
+                "{} crates of the range are missing (run download):\n  - {}",
+                m.len(),
+                m.join("\n  - ")
+            )
+        };
+        if !missing.is_empty() && !self.fetch.keep_going {
             bail!(
-                "cannot pack {}: {} crates of the range are missing (run download):\n  - {}",
+                "cannot pack {}: {}",
                 self.opts.archive.display(),
-                missing.len(),
-                missing.join("\n  - ")
+                missing_msg(&missing)
             );
         }
         let summary = bundle::pack(
@@ -535,6 +545,16 @@ impl Crates {
             summary.archive_bytes,
             self.opts.archive.display()
         ));
+        if !missing.is_empty() {
+            // --keep-going: the archive carries the commits and every crate
+            // present; the far side's verify names the ones left out.
+            return Err(CrateFailures(format!(
+                "{} packed without them: {}",
+                self.opts.archive.display(),
+                missing_msg(&missing)
+            ))
+            .into());
+        }
         Ok(())
     }
 
@@ -626,6 +646,12 @@ impl Crates {
         Ok(())
     }
 }
+
+/// Some crates failed (verify, pack); everything else was done. With
+/// `--keep-going` the chain goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CrateFailures(pub String);
 
 /// A directory under `<root>/.mirror/` removed when dropped.
 struct WorkDir(PathBuf);
