@@ -646,3 +646,23 @@ fn export_keep_going_packs_what_it_has_and_the_far_side_names_the_missing_crate(
         .join("crates/le/af/leaf/leaf-1.0.0.crate")
         .is_file());
 }
+
+#[test]
+fn missing_git_is_a_clear_error() {
+    let root = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["crate", "init", "--index-url", "/nonexistent/index"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let err = failed(out);
+    assert!(
+        err.contains("the `git` program is needed to create the index")
+            && err.contains("install git"),
+        "{err}"
+    );
+    assert!(!index_dir(root.path()).exists(), "no half-made index left");
+}

@@ -131,12 +131,29 @@ impl Index {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let index = Index::new(dir);
-        index.git("init", &["init", "-q", "--bare", "."])?;
-        index.git("init", &["symbolic-ref", "HEAD", "refs/heads/master"])?;
-        index.git("init", &["remote", "add", "origin", url])?;
-        index.git("init", &["config", "--unset-all", "remote.origin.fetch"])?;
-        for spec in refspecs {
-            index.git("init", &["config", "--add", "remote.origin.fetch", spec])?;
+        let made = (|| -> Result<()> {
+            index.git("create the index", &["init", "-q", "--bare", "."])?;
+            index.git(
+                "create the index",
+                &["symbolic-ref", "HEAD", "refs/heads/master"],
+            )?;
+            index.git("create the index", &["remote", "add", "origin", url])?;
+            index.git(
+                "create the index",
+                &["config", "--unset-all", "remote.origin.fetch"],
+            )?;
+            for spec in refspecs {
+                index.git(
+                    "create the index",
+                    &["config", "--add", "remote.origin.fetch", spec],
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            // A half-made index would make the next `init` refuse to run.
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(e);
         }
         Ok(index)
     }
