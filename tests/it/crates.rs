@@ -50,27 +50,11 @@ fn fixture_builds_history_with_real_crates() {
     assert!(app.contains(&fx.get("app", "0.1.0").cksum));
 }
 
-/// Run `mirror crate ARGS` in `root` (cwd = root, so default paths land there).
+/// Run `mirror --root ROOT crate ARGS` (the rustup tests' runner).
 fn crate_cmd(root: &Path, args: &[&str]) -> Output {
     let mut all = vec!["crate"];
     all.extend_from_slice(args);
-    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .current_dir(root)
-        .arg("--root")
-        .arg(root)
-        .args(&all)
-        .env("MIRROR_RETRY_DELAY_MS", "0")
-        .env_remove("MIRROR_JOBS")
-        .env_remove("MIRROR_CRATES_URL")
-        .output()
-        .expect("run mirror");
-    eprintln!(
-        "mirror {all:?}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::rustup::mirror(root, &all)
 }
 
 fn ok(out: Output) -> String {
