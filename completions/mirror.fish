@@ -39,6 +39,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -f -a "toolchain" -d 'Mirror
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "crate" -d 'Mirror the crates.io index and crate files'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -124,6 +125,24 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -s v -l verbose -d 'M
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l url -d 'Mirror URL (repeatable: later ones are fallbacks) [default: https://geo.mirror.pkgbuild.com/$repo/os/$arch]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l repo -d 'Repositories from the mirror URLs (repeatable, comma-separated) [default: core,extra]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l custom-repo -d 'A repository from its own URL (repeatable)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l arch -d 'Architecture' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keyring -d 'OpenPGP certificates packages must be signed with [default: /usr/share/keyrings/archlinux.gpg]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l num-versions-retain -d 'Versions of each package clean keeps (0: all)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l archive -d 'Archive for pack and unpack' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l bind -d 'Address to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to listen on' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
@@ -179,12 +198,13 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man page (roff), to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

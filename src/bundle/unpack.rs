@@ -33,8 +33,9 @@ pub struct UnpackOptions {
     pub expect_ecosystem: Option<String>,
     /// Members published after all others, in the order of these rules
     /// (then archive order). A rule ending in `/` matches the paths under
-    /// it; a rule with no `/` matches a file name in any directory; any
-    /// other rule matches one path exactly.
+    /// it; a rule `*SUFFIX` (no `/`) matches file names ending in SUFFIX
+    /// in any directory (`*.db`); another rule with no `/` matches a file
+    /// name in any directory; any other rule matches one path exactly.
     pub publish_last: Vec<String>,
     /// The ecosystem's own check, run on the staged files (staging
     /// directory, member paths) after every entry passed the archive
@@ -472,6 +473,8 @@ fn publish(
 fn rule_matches(rule: &str, path: &str) -> bool {
     if rule.ends_with('/') {
         path.starts_with(rule)
+    } else if let Some(suffix) = rule.strip_prefix('*').filter(|s| !s.contains('/')) {
+        path.rsplit('/').next().is_some_and(|name| name.ends_with(suffix))
     } else if !rule.contains('/') {
         path.rsplit('/').next() == Some(rule)
     } else {
@@ -508,6 +511,9 @@ mod tests {
         assert!(rule_matches("release-stable.toml", "release-stable.toml"));
         assert!(rule_matches("hex/names", "hex/names"));
         assert!(!rule_matches("hex/names", "hex/names2"));
+        assert!(rule_matches("*.db", "archlinux/core/os/x86_64/core.db"));
+        assert!(!rule_matches("*.db", "archlinux/core/os/x86_64/core.db.sig"));
+        assert!(!rule_matches("*.db", "a.db/b"));
         assert!(!rule_matches("hex/names", "x/hex/names"));
     }
 }

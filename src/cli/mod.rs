@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod arch;
 pub mod crates;
 pub mod generate;
 pub mod hex;
@@ -91,6 +92,8 @@ pub enum Command {
     Crate(crates::CrateArgs),
     /// Mirror the Hex repository (Erlang/Elixir packages), verified
     Hex(hex::HexArgs),
+    /// Mirror Arch Linux pacman repositories, verified
+    Arch(arch::ArchArgs),
     /// Serve mirrored trees over HTTP
     Serve(serve::ServeArgs),
     /// Generate the man page or shell completions
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rustup(args) => rustup::run(&cli.global, args),
         Command::Crate(args) => crates::run(&cli.global, args),
         Command::Hex(args) => hex::run(&cli.global, args),
+        Command::Arch(args) => arch::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
     }

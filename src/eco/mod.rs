@@ -3,6 +3,7 @@
 //! [`crate::fetch::Engine`], the packing to [`crate::bundle`]. None of them
 //! loops over downloads itself.
 
+pub mod arch;
 pub mod crates;
 pub mod hex;
 pub mod rustup;

@@ -1,0 +1,231 @@
+//! `mirror arch`: maps arguments onto [`crate::eco::arch`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::cli::{split_values, GlobalArgs};
+use crate::eco::arch::{
+    is_valid_repo_name, url_template, Arch, RepoSource, DEFAULT_ARCH, DEFAULT_ARCHIVE,
+    DEFAULT_KEYRING, DEFAULT_REPOS, DEFAULT_RETAIN, DEFAULT_URL,
+};
+use crate::fetch::Engine;
+use crate::output::{Printer, Verbosity};
+use crate::settings::Settings;
+use crate::store::TreeLock;
+use crate::verify::openpgp::Keyring;
+
+/// Operations, run in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchOp {
+    /// Fetch the databases, every package they list (verified), then
+    /// publish the databases
+    Download,
+    /// Check every local package against its database and the keyring
+    Verify,
+    /// Print the mirrored packages (repo, name, version)
+    List,
+    /// Record the current state as the mark for the next pack
+    Mark,
+    /// Remove package versions beyond --num-versions-retain
+    Clean,
+    /// Pack the packages added since the mark, plus the databases, into ARCHIVE
+    Pack,
+    /// Unpack ARCHIVE, verifying everything before publishing
+    Unpack,
+    /// download clean mark
+    Update,
+    /// download pack mark
+    Export,
+    /// unpack verify mark
+    Import,
+}
+
+/// `mirror arch [OPERATION]...`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "URLs may contain $repo and $arch; a URL without $repo gets \
+/$repo/os/$arch appended.\n\
+Example: mirror arch update --repo core --url https://geo.mirror.pkgbuild.com/$repo/os/$arch"
+)]
+pub struct ArchArgs {
+    /// Operations to run, in order
+    #[arg(value_enum, required = true, value_name = "OPERATION")]
+    pub ops: Vec<ArchOp>,
+
+    /// Mirror URL (repeatable: later ones are fallbacks)
+    /// [default: https://geo.mirror.pkgbuild.com/$repo/os/$arch]
+    #[arg(long = "url", env = "MIRROR_ARCH_URL", value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Repositories from the mirror URLs (repeatable, comma-separated)
+    /// [default: core,extra]
+    #[arg(long = "repo", value_name = "REPO")]
+    pub repos: Vec<String>,
+
+    /// A repository from its own URL (repeatable)
+    #[arg(long = "custom-repo", value_name = "NAME=URL")]
+    pub custom_repos: Vec<String>,
+
+    /// Architecture
+    #[arg(long, default_value = DEFAULT_ARCH, value_name = "ARCH")]
+    pub arch: String,
+
+    /// OpenPGP certificates packages must be signed with
+    /// [default: /usr/share/keyrings/archlinux.gpg]
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+
+    /// Versions of each package clean keeps (0: all)
+    #[arg(long, default_value_t = DEFAULT_RETAIN, value_name = "N")]
+    pub num_versions_retain: usize,
+
+    /// Archive for pack and unpack
+    #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+}
+
+/// Run `mirror arch`.
+pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
+    let settings = Settings::resolve(global)?;
+    let printer = Printer {
+        verbosity: settings.verbosity,
+    };
+    let mut ops = Vec::new();
+    for op in &args.ops {
+        match op {
+            ArchOp::Update => ops.extend([ArchOp::Download, ArchOp::Clean, ArchOp::Mark]),
+            ArchOp::Export => ops.extend([ArchOp::Download, ArchOp::Pack, ArchOp::Mark]),
+            ArchOp::Import => ops.extend([ArchOp::Unpack, ArchOp::Verify, ArchOp::Mark]),
+            op => ops.push(*op),
+        }
+    }
+    if !crate::eco::arch::is_valid_repo_name(&args.arch) {
+        bail!(
+            "invalid --arch {:?}: expected a name like x86_64",
+            args.arch
+        );
+    }
+
+    let mut repos = Vec::new();
+    let needs_remote = ops.contains(&ArchOp::Download);
+    if needs_remote {
+        let urls: Vec<String> = if args.urls.is_empty() {
+            vec![settings.upstream_url("arch", None, DEFAULT_URL)?]
+        } else {
+            args.urls.clone()
+        };
+        let urls = urls
+            .iter()
+            .map(|u| check_url(u).map(|()| url_template(u)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut names = split_values(&args.repos);
+        if names.is_empty() && args.custom_repos.is_empty() {
+            names = DEFAULT_REPOS.iter().map(|s| s.to_string()).collect();
+        }
+        for name in names {
+            if !is_valid_repo_name(&name) {
+                bail!("invalid --repo {name:?}: expected a repository name like core");
+            }
+            repos.push(RepoSource {
+                name,
+                urls: urls.clone(),
+            });
+        }
+        for custom in &args.custom_repos {
+            let Some((name, url)) = custom.split_once('=') else {
+                bail!("invalid --custom-repo {custom:?}: expected NAME=URL");
+            };
+            if !is_valid_repo_name(name) {
+                bail!("invalid --custom-repo {custom:?}: {name:?} is not a repository name");
+            }
+            check_url(url)?;
+            repos.push(RepoSource {
+                name: name.to_string(),
+                urls: vec![url.trim_end_matches('/').to_string()],
+            });
+        }
+    }
+    let needs_keyring = ops
+        .iter()
+        .any(|op| matches!(op, ArchOp::Download | ArchOp::Verify | ArchOp::Unpack));
+    let keyring = if needs_keyring {
+        load_keyring(args.keyring.as_deref())?
+    } else {
+        None
+    };
+    let arch = Arch::new(
+        &settings.root,
+        &args.arch,
+        repos,
+        keyring,
+        args.num_versions_retain,
+    );
+
+    let writes = ops
+        .iter()
+        .any(|op| !matches!(op, ArchOp::List | ArchOp::Verify));
+    let _lock = if writes {
+        Some(TreeLock::acquire(&settings.root)?)
+    } else {
+        None
+    };
+    let mut engine = None;
+    let reporter = printer.reporter();
+    for op in ops {
+        match op {
+            ArchOp::Download => {
+                let engine = match &mut engine {
+                    Some(e) => e,
+                    None => engine.insert(Engine::new(settings.fetch.clone())?),
+                };
+                arch.download(engine, &reporter)?;
+            }
+            ArchOp::Verify => {
+                arch.verify(&reporter)?;
+            }
+            ArchOp::List => {
+                for (repo, a, p) in arch.list()? {
+                    if printer.verbosity == Verbosity::Verbose {
+                        println!("{repo}/{a}\t{}\t{}\t{}", p.name, p.version, p.filename);
+                    } else {
+                        println!("{repo}\t{}\t{}", p.name, p.version);
+                    }
+                }
+            }
+            ArchOp::Mark => arch.mark(&reporter)?,
+            ArchOp::Clean => {
+                arch.clean(&reporter)?;
+            }
+            ArchOp::Pack => {
+                arch.pack(&args.archive, &reporter)?;
+            }
+            ArchOp::Unpack => {
+                arch.unpack(&args.archive, &reporter)?;
+            }
+            ArchOp::Update | ArchOp::Export | ArchOp::Import => unreachable!("expanded above"),
+        }
+    }
+    Ok(())
+}
+
+fn check_url(url: &str) -> Result<()> {
+    let probe = url.replace("$repo", "repo").replace("$arch", "arch");
+    let parsed =
+        url::Url::parse(&probe).with_context(|| format!("invalid arch mirror URL {url:?}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("invalid arch mirror URL {url:?}: expected http:// or https://");
+    }
+    Ok(())
+}
+
+fn load_keyring(flag: Option<&Path>) -> Result<Option<Keyring>> {
+    match flag {
+        Some(p) => Ok(Some(Keyring::from_file(p)?)),
+        None if Path::new(DEFAULT_KEYRING).is_file() => {
+            Ok(Some(Keyring::from_file(Path::new(DEFAULT_KEYRING))?))
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,865 @@
+//! Arch Linux: pacman repositories, mirrored verified.
+//!
+//! Upstream mirrors and this mirror share one layout (`--url` is a mirror
+//! base such as `https://geo.mirror.pkgbuild.com/$repo/os/$arch`):
+//!
+//! ```text
+//! archlinux/
+//!   lastsync                         unix time of the last completed download
+//!   <repo>/os/<arch>/
+//!     <repo>.db  <repo>.db.tar.gz    the package database (same bytes, two
+//!                                    regular files: no symlinks to follow)
+//!     <repo>.db.sig  <repo>.db.tar.gz.sig        when upstream signs it
+//!     <repo>.files  <repo>.files.tar.gz (+ .sig) the file lists
+//!     <name>-<ver>-<rel>-<arch>.pkg.tar.zst      every package
+//!     <name>-<ver>-<rel>-<arch>.pkg.tar.zst.sig  its detached signature
+//! ```
+//!
+//! Download plans, the engine executes, per repository:
+//! 1. `<repo>.db` into memory from the first mirror that answers, then its
+//!    `.sig`, `<repo>.files` and its `.sig` from the same mirror (a 404 for
+//!    a signature or for `.files` is fine: official databases are unsigned).
+//!    A database signature that is present must verify. See [`db`].
+//! 2. Every package through [`Engine::fetch_all`] with `%SHA256SUM%`,
+//!    `%CSIZE%` and its detached `.sig` checked against the keyring;
+//!    present, correct files are skipped without a request. When a mirror
+//!    fails, whatever is still missing is planned again on the next one.
+//! 3. Only then the databases are published (signature first, `.files`
+//!    before `.db`), so pacman never sees a package it cannot download.
+//!
+//! `clean` keeps the newest N versions of each package (never one the
+//! current database lists); `mark` records a time in `.mirror/state.json`;
+//! `pack` carries the files written since plus the current databases;
+//! `unpack` checks the staged packages against the staged databases (size,
+//! SHA-256, signature) before anything is published, databases last.
+
+pub mod db;
+pub mod retain;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::bundle;
+use crate::fetch::{Engine, FetchError, FetchItem, SignatureSpec};
+use crate::report::Reporter;
+use crate::store::{self, State};
+use crate::verify::digest::hash_file;
+use crate::verify::openpgp::{verify_detached, verify_file, Keyring};
+use db::Package;
+
+/// The default mirror.
+pub const DEFAULT_URL: &str = "https://geo.mirror.pkgbuild.com/$repo/os/$arch";
+
+/// The default repositories.
+pub const DEFAULT_REPOS: &[&str] = &["core", "extra"];
+
+/// The default architecture.
+pub const DEFAULT_ARCH: &str = "x86_64";
+
+/// The system's Arch Linux keyring (Debian's `archlinux-keyring`).
+pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/archlinux.gpg";
+
+/// The default archive for `pack`/`unpack`.
+pub const DEFAULT_ARCHIVE: &str = "arch.tar.gz";
+
+/// The default number of versions `clean` keeps per package.
+pub const DEFAULT_RETAIN: usize = 3;
+
+/// The ecosystem name in bundles and state.
+pub const ECOSYSTEM: &str = "arch";
+
+/// The top directory in the tree.
+pub const TOP: &str = "archlinux";
+
+/// A repository and the mirrors (URL templates with `$repo`/`$arch`) it
+/// is fetched from, in order of preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoSource {
+    /// The repository name (`core`, `extra`, a custom one).
+    pub name: String,
+    /// Mirror URL templates.
+    pub urls: Vec<String>,
+}
+
+impl RepoSource {
+    /// The mirror bases for `arch`, `$repo`/`$arch` expanded.
+    pub fn bases(&self, arch: &str) -> Vec<String> {
+        self.urls
+            .iter()
+            .map(|u| {
+                u.replace("$repo", &self.name)
+                    .replace("$arch", arch)
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// Make a `--url` value a template: a base without `$repo` gets
+/// `/$repo/os/$arch` appended.
+pub fn url_template(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if url.contains("$repo") {
+        url.to_string()
+    } else {
+        format!("{url}/$repo/os/$arch")
+    }
+}
+
+/// A repository name: letters, digits, `._-`, never a path.
+pub fn is_valid_repo_name(name: &str) -> bool {
+    db::check_file_name(name).is_ok()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// What a download did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DownloadSummary {
+    /// Repositories whose databases were published.
+    pub repos: usize,
+    /// Packages downloaded.
+    pub fetched: usize,
+    /// Packages already present.
+    pub skipped: usize,
+    /// Bytes received for packages.
+    pub bytes: u64,
+}
+
+/// A repository's databases as fetched, not yet published.
+struct FetchedDbs {
+    base: String,
+    db: Vec<u8>,
+    db_sig: Option<Vec<u8>>,
+    files: Option<Vec<u8>>,
+    files_sig: Option<Vec<u8>>,
+}
+
+/// The Arch part of a mirror tree.
+pub struct Arch {
+    root: PathBuf,
+    arch: String,
+    repos: Vec<RepoSource>,
+    keyring: Option<Arc<Keyring>>,
+    retain: usize,
+}
+
+impl Arch {
+    /// `root` holds `archlinux/`; `repos` the repositories to download;
+    /// `keyring` the certificates packages must be signed with (needed by
+    /// download, verify and unpack); `retain` the versions `clean` keeps.
+    pub fn new(
+        root: &Path,
+        arch: &str,
+        repos: Vec<RepoSource>,
+        keyring: Option<Keyring>,
+        retain: usize,
+    ) -> Arch {
+        Arch {
+            root: root.to_path_buf(),
+            arch: arch.to_string(),
+            repos,
+            keyring: keyring.map(Arc::new),
+            retain,
+        }
+    }
+
+    fn keyring(&self) -> Result<&Arc<Keyring>> {
+        self.keyring.as_ref().with_context(|| {
+            format!("no keyring: {DEFAULT_KEYRING} does not exist; pass --keyring FILE with the OpenPGP certificates of the packagers")
+        })
+    }
+
+    /// `archlinux/<repo>/os/<arch>/`.
+    pub fn repo_dir(&self, repo: &str, arch: &str) -> PathBuf {
+        self.root.join(TOP).join(repo).join("os").join(arch)
+    }
+
+    /// Download every repository (see the module docs).
+    pub fn download(&self, engine: &Engine, reporter: &dyn Reporter) -> Result<DownloadSummary> {
+        let keyring = self.keyring()?.clone();
+        let mut summary = DownloadSummary::default();
+        for repo in &self.repos {
+            let s = self
+                .download_repo(engine, repo, &keyring, reporter)
+                .with_context(|| {
+                    format!(
+                        "repository {} ({}): nothing of it was published beyond verified packages; its database was not updated",
+                        repo.name, self.arch
+                    )
+                })?;
+            summary.repos += 1;
+            summary.fetched += s.fetched;
+            summary.skipped += s.skipped;
+            summary.bytes += s.bytes;
+        }
+        let lastsync = self.root.join(TOP).join("lastsync");
+        store::write_atomic(&lastsync, format!("{}\n", now_secs()).as_bytes())
+            .with_context(|| format!("cannot write {}", lastsync.display()))?;
+        reporter.info(&format!(
+            "arch: {} repositories; {} packages downloaded ({} bytes), {} already present",
+            summary.repos, summary.fetched, summary.bytes, summary.skipped
+        ));
+        Ok(summary)
+    }
+
+    fn fetch_dbs(
+        &self,
+        engine: &Engine,
+        repo: &RepoSource,
+        keyring: &Keyring,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchedDbs> {
+        let mut errors = Vec::new();
+        for base in repo.bases(&self.arch) {
+            let name = &repo.name;
+            let db_url = format!("{base}/{name}.db");
+            let db = match engine.fetch_bytes(&db_url) {
+                Ok(b) => b,
+                Err(e) => {
+                    reporter.warn(&format!("{e}; trying the next mirror"));
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let urls = [
+                format!("{base}/{name}.db.sig"),
+                format!("{base}/{name}.files"),
+                format!("{base}/{name}.files.sig"),
+            ];
+            let mut got = engine.fetch_bytes_many(&urls).into_iter();
+            let mut optional = |url: &str| -> Result<Option<Vec<u8>>> {
+                match got.next().expect("three results") {
+                    Ok(b) => Ok(Some(b)),
+                    Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("cannot fetch {url}")),
+                }
+            };
+            let db_sig = optional(&urls[0])?;
+            let files = optional(&urls[1])?;
+            let files_sig = optional(&urls[2])?;
+            if let Some(sig) = &db_sig {
+                verify_detached(keyring, db.as_slice(), sig, &db_url)?;
+            }
+            if let (Some(files), Some(sig)) = (&files, &files_sig) {
+                verify_detached(keyring, files.as_slice(), sig, &urls[1])?;
+            }
+            if files.is_none() {
+                reporter.verbose(&format!("{}: not found; no file lists", urls[1]));
+            }
+            return Ok(FetchedDbs {
+                base,
+                db,
+                db_sig,
+                files,
+                files_sig,
+            });
+        }
+        bail!(
+            "no mirror served {}.db:\n  - {}",
+            repo.name,
+            errors.join("\n  - ")
+        )
+    }
+
+    fn download_repo(
+        &self,
+        engine: &Engine,
+        repo: &RepoSource,
+        keyring: &Arc<Keyring>,
+        reporter: &dyn Reporter,
+    ) -> Result<crate::fetch::FetchSummary> {
+        let dbs = self.fetch_dbs(engine, repo, keyring, reporter)?;
+        let db_url = format!("{}/{}.db", dbs.base, repo.name);
+        let packages = db::packages(&dbs.db, &db_url)?;
+        let dir = self.repo_dir(&repo.name, &self.arch);
+
+        // The mirror that served the database first, then the others.
+        let mut bases = vec![dbs.base.clone()];
+        bases.extend(
+            repo.bases(&self.arch)
+                .into_iter()
+                .filter(|b| *b != dbs.base),
+        );
+
+        let plan = |base: &str| -> Vec<FetchItem> {
+            packages
+                .iter()
+                .map(|p| package_item(base, &dir, p, keyring))
+                .collect()
+        };
+        let mut total = crate::fetch::FetchSummary::default();
+        let mut last_error = None;
+        for (i, base) in bases.iter().enumerate() {
+            match engine.fetch_all(plan(base), reporter) {
+                Ok(s) => {
+                    total.fetched += s.fetched;
+                    total.bytes += s.bytes;
+                    last_error = None;
+                    break;
+                }
+                Err(failed) => {
+                    total.fetched += failed.summary.fetched;
+                    total.bytes += failed.summary.bytes;
+                    if i + 1 < bases.len() {
+                        reporter.warn(&format!(
+                            "{} of {} packages failed from {base}; trying {} for the rest",
+                            failed.failures.len(),
+                            failed.total,
+                            bases[i + 1]
+                        ));
+                    }
+                    last_error = Some(failed);
+                }
+            }
+        }
+        if let Some(failed) = last_error {
+            return Err(failed.into());
+        }
+        total.skipped = packages.len().saturating_sub(total.fetched);
+
+        // Databases last: signatures before what they sign, file lists
+        // before the package database.
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let name = &repo.name;
+        let mut writes: Vec<(String, Option<&[u8]>)> = Vec::new();
+        if let Some(files) = &dbs.files {
+            let sig = dbs.files_sig.as_deref();
+            writes.push((format!("{name}.files.sig"), sig));
+            writes.push((format!("{name}.files.tar.gz.sig"), sig));
+            writes.push((format!("{name}.files.tar.gz"), Some(files)));
+            writes.push((format!("{name}.files"), Some(files)));
+        }
+        let sig = dbs.db_sig.as_deref();
+        writes.push((format!("{name}.db.sig"), sig));
+        writes.push((format!("{name}.db.tar.gz.sig"), sig));
+        writes.push((format!("{name}.db.tar.gz"), Some(&dbs.db)));
+        writes.push((format!("{name}.db"), Some(&dbs.db)));
+        for (file, data) in writes {
+            let path = dir.join(&file);
+            match data {
+                Some(d) => {
+                    if fs::read(&path).ok().as_deref() != Some(d) {
+                        store::write_atomic(&path, d)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                    }
+                }
+                // Upstream stopped signing: a stale signature would fail.
+                None => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                    }
+                },
+            }
+        }
+        reporter.info(&format!(
+            "arch: {name}: {} packages listed; {} downloaded, database published",
+            packages.len(),
+            total.fetched
+        ));
+        Ok(total)
+    }
+
+    /// The repositories present in the tree: (repo, arch) with a `.db`.
+    pub fn local_repos(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let top = self.root.join(TOP);
+        let Ok(repos) = fs::read_dir(&top) else {
+            return Ok(out);
+        };
+        for r in repos {
+            let r = r?;
+            let repo = r.file_name().to_string_lossy().into_owned();
+            if !is_valid_repo_name(&repo) || !r.file_type()?.is_dir() {
+                continue;
+            }
+            let Ok(arches) = fs::read_dir(r.path().join("os")) else {
+                continue;
+            };
+            for a in arches {
+                let arch = a?.file_name().to_string_lossy().into_owned();
+                if is_valid_repo_name(&arch)
+                    && self
+                        .repo_dir(&repo, &arch)
+                        .join(format!("{repo}.db"))
+                        .is_file()
+                {
+                    out.push((repo.clone(), arch));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The packages of a local database.
+    pub fn local_packages(&self, repo: &str, arch: &str) -> Result<Vec<Package>> {
+        let path = self.repo_dir(repo, arch).join(format!("{repo}.db"));
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        db::packages(&bytes, &path.display().to_string())
+    }
+
+    /// Every local package: (repo, arch, package), by repository and name.
+    pub fn list(&self) -> Result<Vec<(String, String, Package)>> {
+        let mut out = Vec::new();
+        for (repo, arch) in self.local_repos()? {
+            let mut pkgs = self.local_packages(&repo, &arch)?;
+            pkgs.sort_by(|a, b| a.name.cmp(&b.name));
+            out.extend(pkgs.into_iter().map(|p| (repo.clone(), arch.clone(), p)));
+        }
+        Ok(out)
+    }
+
+    /// Check every local database (its signature when present) and every
+    /// package it lists: present, size, SHA-256 and signature. Returns how
+    /// many packages were checked.
+    pub fn verify(&self, reporter: &dyn Reporter) -> Result<usize> {
+        let keyring = self.keyring()?;
+        let mut failures = Vec::new();
+        let mut checked = 0;
+        for (repo, arch) in self.local_repos()? {
+            let dir = self.repo_dir(&repo, &arch);
+            for base in [format!("{repo}.db"), format!("{repo}.files")] {
+                let sig = dir.join(format!("{base}.sig"));
+                if sig.is_file() {
+                    let r = fs::read(&sig)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|s| Ok(verify_file(keyring, &dir.join(&base), &s)?));
+                    if let Err(e) = r {
+                        failures.push(format!("{e:#}"));
+                    }
+                }
+            }
+            let pkgs = match self.local_packages(&repo, &arch) {
+                Ok(p) => p,
+                Err(e) => {
+                    failures.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            checked += pkgs.len();
+            let bad: Vec<String> = pkgs
+                .par_iter()
+                .filter_map(|p| check_package(&dir, p, keyring, None).err())
+                .collect();
+            failures.extend(bad);
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{} arch files failed verification:\n  - {}",
+                failures.len(),
+                failures.join("\n  - ")
+            );
+        }
+        reporter.info(&format!("arch: {checked} packages verified"));
+        Ok(checked)
+    }
+
+    /// Remove package files (and their `.sig`) beyond the newest `retain`
+    /// versions of each package, never one a local database lists. Returns
+    /// the files removed.
+    pub fn clean(&self, reporter: &dyn Reporter) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for (repo, arch) in self.local_repos()? {
+            let dir = self.repo_dir(&repo, &arch);
+            let protect: HashSet<String> = self
+                .local_packages(&repo, &arch)?
+                .into_iter()
+                .map(|p| p.filename)
+                .collect();
+            let mut files = Vec::new();
+            for e in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+                let e = e?;
+                if e.file_type()?.is_file() {
+                    files.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            for f in retain::to_remove(&files, self.retain, &protect) {
+                for path in [dir.join(f), dir.join(format!("{f}.sig"))] {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            reporter.verbose(&format!("[removed] {}", path.display()));
+                            removed.push(path);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("cannot remove {}", path.display()))
+                        }
+                    }
+                }
+            }
+        }
+        reporter.info(&format!(
+            "arch: clean removed {} files (keeping {} versions per package)",
+            removed.len(),
+            self.retain
+        ));
+        Ok(removed)
+    }
+
+    /// Record the current time as the mark.
+    pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        let mut state = State::load(&self.root)?;
+        let now = now_nanos().to_string();
+        state.set_mark(ECOSYSTEM, "mark", &now);
+        state.save(&self.root)?;
+        reporter.info(&format!("arch: mark set ({now})"));
+        Ok(())
+    }
+
+    /// Pack the package files written since the mark (all when there is
+    /// none), plus every current database and `lastsync`.
+    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
+        let state = State::load(&self.root)?;
+        let mark = state.mark(ECOSYSTEM, "mark").map(str::to_string);
+        let since: u128 = match &mark {
+            Some(m) => m
+                .parse()
+                .with_context(|| format!("invalid arch mark {m:?} in .mirror/state.json"))?,
+            None => 0,
+        };
+        let repos = self.local_repos()?;
+        if repos.is_empty() {
+            bail!(
+                "no repository under {}; run download first",
+                self.root.join(TOP).display()
+            );
+        }
+        let mut members = Vec::new();
+        let mut dbs = Vec::new();
+        for (repo, arch) in &repos {
+            let dir = self.repo_dir(repo, arch);
+            let rel = format!("{TOP}/{repo}/os/{arch}");
+            let mut found = Vec::new();
+            for e in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !e.file_type()?.is_file() || name.starts_with('.') || name.ends_with(".partial")
+                {
+                    continue;
+                }
+                if is_db_file(repo, &name) {
+                    dbs.push(format!("{rel}/{name}"));
+                } else if nanos(e.metadata()?.modified()?) > since {
+                    found.push(format!("{rel}/{name}"));
+                }
+            }
+            found.sort();
+            members.extend(found);
+        }
+        dbs.sort_by_key(|p| (db_rank(p), p.clone()));
+        members.extend(dbs);
+        if self.root.join(TOP).join("lastsync").is_file() {
+            members.push(format!("{TOP}/lastsync"));
+        }
+        let opts = bundle::PackOptions {
+            ecosystem: ECOSYSTEM.to_string(),
+            range: Some(bundle::Range {
+                start: mark,
+                end: now_nanos().to_string(),
+            }),
+        };
+        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
+            .with_context(|| format!("cannot pack {}", archive.display()))?;
+        reporter.info(&format!(
+            "arch: packed {} files ({} bytes) into {}",
+            members.len(),
+            summary.bytes,
+            archive.display()
+        ));
+        Ok(summary)
+    }
+
+    /// Unpack a bundle: every staged package is checked against the staged
+    /// (else the tree's) database and the keyring before anything is
+    /// published; databases are published last.
+    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
+        let keyring = self.keyring()?.clone();
+        let root = self.root.clone();
+        let check: bundle::StagedCheck =
+            Arc::new(move |dir: &Path, files: &[String]| check_staged(&root, &keyring, dir, files));
+        let opts = bundle::UnpackOptions {
+            allowed_prefixes: vec![format!("{TOP}/")],
+            expect_ecosystem: Some(ECOSYSTEM.to_string()),
+            publish_last: [
+                "*.files.sig",
+                "*.files.tar.gz.sig",
+                "*.files.tar.gz",
+                "*.files",
+                "*.db.sig",
+                "*.db.tar.gz.sig",
+                "*.db.tar.gz",
+                "*.db",
+                "lastsync",
+            ]
+            .map(String::from)
+            .to_vec(),
+            check_staged: Some(check),
+        };
+        let summary = bundle::unpack(archive, &self.root, &opts, reporter)
+            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        reporter.info(&format!(
+            "arch: unpacked {} files ({} bytes)",
+            summary.files.len(),
+            summary.bytes
+        ));
+        Ok(summary)
+    }
+}
+
+/// The engine item for one package from `base`.
+fn package_item(base: &str, dir: &Path, p: &Package, keyring: &Arc<Keyring>) -> FetchItem {
+    let url = format!("{base}/{}", p.filename);
+    FetchItem::new(url.clone(), dir.join(&p.filename))
+        .size(p.csize)
+        .sha256(p.sha256)
+        .signature(SignatureSpec {
+            url: format!("{url}.sig"),
+            dest: dir.join(format!("{}.sig", p.filename)),
+            check: keyring.clone(),
+        })
+}
+
+/// Whether `file` is one of `repo`'s database files (or their signatures).
+fn is_db_file(repo: &str, file: &str) -> bool {
+    [
+        "db",
+        "db.tar.gz",
+        "files",
+        "files.tar.gz",
+        "db.sig",
+        "db.tar.gz.sig",
+        "files.sig",
+        "files.tar.gz.sig",
+    ]
+    .iter()
+    .any(|ext| file == format!("{repo}.{ext}"))
+}
+
+/// Publication order of database files: file lists before the package
+/// database, signatures before what they sign.
+fn db_rank(path: &str) -> u8 {
+    let f = path.rsplit('/').next().unwrap_or(path);
+    let kind = if f.contains(".files") { 0 } else { 4 };
+    kind + match () {
+        _ if f.ends_with(".sig") => 0,
+        _ if f.ends_with(".tar.gz") => 1,
+        _ => 2,
+    }
+}
+
+/// Check one package file in `dir` against its database entry: size,
+/// SHA-256 and its `.sig` (read from `sig_dir` when given, else `dir`).
+fn check_package(
+    dir: &Path,
+    p: &Package,
+    keyring: &Keyring,
+    sig_dir: Option<&Path>,
+) -> std::result::Result<(), String> {
+    let path = dir.join(&p.filename);
+    let shown = path.display().to_string();
+    let meta = fs::metadata(&path).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.len() != p.csize {
+        return Err(format!(
+            "size mismatch for {shown}\n    expected size: {} (%CSIZE%)\n    actual size:   {}",
+            p.csize,
+            meta.len()
+        ));
+    }
+    let (actual, _) = hash_file(&path).map_err(|e| format!("{shown}: {e}"))?;
+    if actual != p.sha256 {
+        return Err(format!(
+            "checksum mismatch for {shown}\n    expected sha256: {} (%SHA256SUM%)\n    actual sha256:   {actual}",
+            p.sha256
+        ));
+    }
+    let sig_path = sig_dir.unwrap_or(dir).join(format!("{}.sig", p.filename));
+    let sig = fs::read(&sig_path).map_err(|e| {
+        format!(
+            "{shown}: no signature: cannot read {}: {e}",
+            sig_path.display()
+        )
+    })?;
+    verify_file(keyring, &path, &sig).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The check run on a staged bundle. Every member is a database, a
+/// package, a signature or `lastsync`; every staged database must parse
+/// (and verify, when signed) and every package it lists must be staged or
+/// in the tree; every staged package must match its entry (staged
+/// database, else the tree's) and carry a good signature.
+fn check_staged(
+    root: &Path,
+    keyring: &Keyring,
+    dir: &Path,
+    files: &[String],
+) -> std::result::Result<(), String> {
+    let mut failures = Vec::new();
+    let staged: HashSet<&str> = files.iter().map(String::as_str).collect();
+    // (repo dir relative path) -> packages by file name
+    let mut dbs: HashMap<String, BTreeMap<String, Package>> = HashMap::new();
+    let mut packages: Vec<(String, String)> = Vec::new();
+    for f in files {
+        let parts: Vec<&str> = f.split('/').collect();
+        match parts[..] {
+            [TOP, "lastsync"] => {}
+            [TOP, repo, "os", arch, file]
+                if is_valid_repo_name(repo) && is_valid_repo_name(arch) =>
+            {
+                let rel = format!("{TOP}/{repo}/os/{arch}");
+                if is_db_file(repo, file) {
+                    if file.ends_with(".sig") {
+                        let signed = &f[..f.len() - 4];
+                        if !staged.contains(signed) {
+                            failures.push(format!("{f}: a signature without {signed}"));
+                            continue;
+                        }
+                        let r = fs::read(dir.join(f))
+                            .map_err(|e| format!("{f}: {e}"))
+                            .and_then(|s| {
+                                verify_file(keyring, &dir.join(signed), &s)
+                                    .map(|_| ())
+                                    .map_err(|e| {
+                                        e.to_string().replace(&format!("{}/", dir.display()), "")
+                                    })
+                            });
+                        if let Err(e) = r {
+                            failures.push(e);
+                        }
+                    } else if *file == format!("{repo}.db") {
+                        let r = fs::read(dir.join(f))
+                            .map_err(|e| format!("{f}: {e}"))
+                            .and_then(|b| {
+                                let alias = dir.join(format!("{f}.tar.gz"));
+                                if alias.is_file() && fs::read(&alias).ok().as_deref() != Some(&b) {
+                                    return Err(format!("{f}.tar.gz differs from {f}"));
+                                }
+                                db::packages(&b, f).map_err(|e| format!("{e:#}"))
+                            });
+                        match r {
+                            Ok(pkgs) => {
+                                dbs.insert(
+                                    rel,
+                                    pkgs.into_iter().map(|p| (p.filename.clone(), p)).collect(),
+                                );
+                            }
+                            Err(e) => failures.push(e),
+                        }
+                    }
+                } else if let Some(pkg) = file.strip_suffix(".sig") {
+                    if !staged.contains(format!("{rel}/{pkg}").as_str())
+                        && !root.join(&rel).join(pkg).is_file()
+                    {
+                        failures.push(format!("{f}: a signature without {rel}/{pkg}"));
+                    }
+                } else if retain::parse_package_file(file).is_some() {
+                    packages.push((rel, file.to_string()));
+                } else {
+                    failures.push(format!("{f}: not a file of a pacman repository"));
+                }
+            }
+            _ => failures.push(format!(
+                "{f}: not a file of a pacman repository (expected {TOP}/<repo>/os/<arch>/<file>)"
+            )),
+        }
+    }
+    // Packages against the databases.
+    let mut tree_dbs: HashMap<String, Option<BTreeMap<String, Package>>> = HashMap::new();
+    let checks: Vec<(String, Option<Package>)> = packages
+        .into_iter()
+        .map(|(rel, file)| {
+            let entry = match dbs.get(&rel) {
+                Some(d) => d.get(&file).cloned(),
+                None => tree_dbs
+                    .entry(rel.clone())
+                    .or_insert_with(|| {
+                        let repo = rel.split('/').nth(1).unwrap_or_default();
+                        let path = root.join(&rel).join(format!("{repo}.db"));
+                        fs::read(&path).ok().and_then(|b| {
+                            db::packages(&b, &path.display().to_string())
+                                .ok()
+                                .map(|p| p.into_iter().map(|p| (p.filename.clone(), p)).collect())
+                        })
+                    })
+                    .as_ref()
+                    .and_then(|d| d.get(&file).cloned()),
+            };
+            (format!("{rel}/{file}"), entry)
+        })
+        .collect();
+    let bad: Vec<String> = checks
+        .par_iter()
+        .filter_map(|(f, entry)| {
+            let path = dir.join(f);
+            let sig_staged = dir.join(format!("{f}.sig"));
+            let sig_path = if sig_staged.is_file() {
+                sig_staged
+            } else {
+                root.join(format!("{f}.sig"))
+            };
+            let r = match entry {
+                Some(p) => {
+                    let (d, sig_dir) = (path.parent()?, sig_path.parent()?);
+                    check_package(d, p, keyring, Some(sig_dir))
+                }
+                // An older version no database lists any more: its
+                // signature still covers its bytes.
+                None => fs::read(&sig_path)
+                    .map_err(|e| format!("{f}: no signature: {e}"))
+                    .and_then(|s| {
+                        verify_file(keyring, &path, &s)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }),
+            };
+            r.err()
+                .map(|e| e.replace(&format!("{}/", dir.display()), ""))
+        })
+        .collect();
+    failures.extend(bad);
+    // Every package a staged database lists must be there after publishing.
+    for (rel, pkgs) in &dbs {
+        for file in pkgs.keys() {
+            let f = format!("{rel}/{file}");
+            if !staged.contains(f.as_str()) && !root.join(&f).is_file() {
+                failures.push(format!(
+                    "{rel}: the database lists {file}, which is neither in the archive nor in the tree"
+                ));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    nanos(SystemTime::now())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
