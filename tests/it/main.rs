@@ -1,6 +1,7 @@
 //! The one integration-test binary. `support/` holds the fake upstream and
 //! fixture builders; each module here tests one area end to end.
 
+mod arch;
 mod bundle;
 mod cargo_client;
 mod cli;

@@ -1,5 +1,6 @@
 //! Test support: fake upstreams, fixture builders, test keys.
 #![allow(dead_code)]
+pub mod arch;
 pub mod crates;
 pub mod dist;
 pub mod keys;

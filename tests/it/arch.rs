@@ -1,0 +1,417 @@
+//! `mirror arch` end to end through the binary: a signed fixture repository
+//! on the fake upstream, download, refusals, updates with retention, mirror
+//! fallback, pack/unpack, and the real pacman syncing from `mirror serve`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::rustup::{mirror, require_client};
+use crate::support::arch::{publish, publish_with, Pkg, ARCH};
+use crate::support::keys::{keys_dir, TestKey};
+use crate::support::upstream::{Fault, Upstream};
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "mirror failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "mirror succeeded unexpectedly");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn keyring() -> String {
+    TestKey::Signing.public_path().display().to_string()
+}
+
+/// `mirror arch OPS --url URL --repo core --keyring test-key ...`
+fn arch(root: &Path, ops: &[&str], urls: &[String], extra: &[&str]) -> Output {
+    let key = keyring();
+    let mut args: Vec<&str> = vec!["arch"];
+    args.extend_from_slice(ops);
+    for u in urls {
+        args.extend(["--url", u.as_str()]);
+    }
+    args.extend(["--repo", "core", "--keyring", &key, "--retries", "1"]);
+    args.extend_from_slice(extra);
+    mirror(root, &args)
+}
+
+fn repo_dir(root: &Path) -> PathBuf {
+    root.join(format!("archlinux/core/os/{ARCH}"))
+}
+
+fn two_packages() -> Vec<Pkg> {
+    let mut world = Pkg::new("world", "2.0-1");
+    world.depends = vec!["hello>=1.0".into()];
+    vec![Pkg::new("hello", "1.0-1"), world]
+}
+
+#[test]
+fn download_writes_the_layout_and_publishes_the_database() {
+    let up = Upstream::start();
+    let repo = publish(&up, "m", "core", &two_packages());
+    let root = tempfile::tempdir().unwrap();
+    ok(&arch(
+        root.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &[],
+    ));
+    let dir = repo_dir(root.path());
+    for (file, bytes) in &repo.files {
+        assert_eq!(&fs::read(dir.join(file)).unwrap(), bytes);
+        assert!(dir.join(format!("{file}.sig")).is_file());
+    }
+    for db in [
+        "core.db",
+        "core.db.tar.gz",
+        "core.files",
+        "core.files.tar.gz",
+    ] {
+        let meta = fs::symlink_metadata(dir.join(db)).unwrap();
+        assert!(meta.file_type().is_file(), "{db} is a regular file");
+        assert_eq!(fs::read(dir.join(db)).unwrap(), repo.db, "{db}");
+    }
+    // Official databases are unsigned: the 404 is fine, no .sig written.
+    assert!(!dir.join("core.db.sig").exists());
+    assert!(root.path().join("archlinux/lastsync").is_file());
+
+    let list = ok(&arch(root.path(), &["list"], &[], &[]));
+    assert_eq!(list, "core\thello\t1.0-1\ncore\tworld\t2.0-1\n");
+    ok(&arch(root.path(), &["verify"], &[], &[]));
+
+    // A second run downloads nothing.
+    up.clear_requests();
+    ok(&arch(
+        root.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &[],
+    ));
+    for file in repo.files.keys() {
+        assert_eq!(up.gets(&format!("{}/{file}", repo.dir)), 0, "{file}");
+    }
+
+    // A tampered file on disk fails verify, naming it.
+    let victim = dir.join("hello-1.0-1-x86_64.pkg.tar.zst");
+    let mut bytes = fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&victim, bytes).unwrap();
+    let err = failed(&arch(root.path(), &["verify"], &[], &[]));
+    assert!(
+        err.contains("checksum mismatch") && err.contains("hello-1.0-1-x86_64.pkg.tar.zst"),
+        "{err}"
+    );
+}
+
+/// Each bad upstream is refused with a message saying what was wrong, and
+/// the database is not published.
+#[test]
+fn bad_packages_are_refused_and_nothing_is_published() {
+    type Setup = Box<dyn Fn(&Upstream)>;
+    let hello = Pkg::new("hello", "1.0-1").filename();
+    let cases: Vec<(&str, Setup, &str)> = vec![
+        (
+            "tampered package",
+            Box::new(|up: &Upstream| {
+                let dir = publish(up, "m", "core", &two_packages()).dir;
+                let path = format!("{dir}/{}", Pkg::new("hello", "1.0-1").filename());
+                up.fault(&path, Fault::WrongBytes, 100);
+            }),
+            "checksum mismatch",
+        ),
+        (
+            "wrong size",
+            Box::new(|up: &Upstream| {
+                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
+                    if d.get("NAME") == Some("hello") {
+                        d.fields.insert("CSIZE".into(), vec!["5".into()]);
+                    }
+                });
+            }),
+            "size mismatch",
+        ),
+        (
+            "bad signature",
+            Box::new(|up: &Upstream| {
+                let repo = publish(up, "m", "core", &two_packages());
+                let file = Pkg::new("hello", "1.0-1").filename();
+                up.put(
+                    &format!("{}/{file}.sig", repo.dir),
+                    crate::support::keys::sign_detached(TestKey::Signing, b"other bytes", false),
+                );
+            }),
+            "bad OpenPGP signature",
+        ),
+        (
+            "missing signature",
+            Box::new(|up: &Upstream| {
+                let repo = publish(up, "m", "core", &two_packages());
+                let file = Pkg::new("hello", "1.0-1").filename();
+                up.remove(&format!("{}/{file}.sig", repo.dir));
+            }),
+            "404",
+        ),
+        (
+            "unknown signer",
+            Box::new(|up: &Upstream| {
+                publish_with(up, "m", "core", &two_packages(), TestKey::Other, |_| {});
+            }),
+            "unknown key",
+        ),
+        (
+            "hostile file name",
+            Box::new(|up: &Upstream| {
+                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
+                    if d.get("NAME") == Some("hello") {
+                        d.fields
+                            .insert("FILENAME".into(), vec!["../../../evil.pkg.tar.zst".into()]);
+                    }
+                });
+            }),
+            "%FILENAME%",
+        ),
+    ];
+    for (what, setup, expected) in cases {
+        let up = Upstream::start();
+        setup(&up);
+        let root = tempfile::tempdir().unwrap();
+        let err = failed(&arch(
+            root.path(),
+            &["download"],
+            &[up.url("m/$repo/os/$arch")],
+            &[],
+        ));
+        assert!(err.contains(expected), "{what}: {err}");
+        assert!(err.contains("core"), "{what}: names the repository: {err}");
+        let dir = repo_dir(root.path());
+        for db in ["core.db", "core.db.tar.gz", "core.files"] {
+            assert!(!dir.join(db).exists(), "{what}: {db} published");
+        }
+        assert!(!dir.join(&hello).exists(), "{what}: bad package published");
+        assert!(!root.path().join("evil.pkg.tar.zst").exists());
+        assert!(!root.path().join("archlinux/evil.pkg.tar.zst").exists());
+    }
+}
+
+#[test]
+fn update_fetches_only_the_new_version_and_keeps_n() {
+    let up = Upstream::start();
+    let root = tempfile::tempdir().unwrap();
+    let url = [up.url("m/$repo/os/$arch")];
+    let retain = ["--num-versions-retain", "2"];
+    let world = Pkg::new("world", "2.0-1");
+    for (i, v) in ["1.0-1", "1.1-1", "1.10-1"].iter().enumerate() {
+        let repo = publish(&up, "m", "core", &[Pkg::new("hello", v), world.clone()]);
+        up.clear_requests();
+        ok(&arch(root.path(), &["update"], &url, &retain));
+        let pkg_gets: usize = up
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(".pkg.tar.zst"))
+            .count();
+        let expected = if i == 0 { 2 } else { 1 };
+        assert_eq!(pkg_gets, expected, "round {i}: package downloads");
+        let db = fs::read(repo_dir(root.path()).join("core.db")).unwrap();
+        assert_eq!(db, repo.db, "round {i}: database is the upstream one");
+    }
+    let dir = repo_dir(root.path());
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("hello-"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "hello-1.1-1-x86_64.pkg.tar.zst",
+            "hello-1.1-1-x86_64.pkg.tar.zst.sig",
+            "hello-1.10-1-x86_64.pkg.tar.zst",
+            "hello-1.10-1-x86_64.pkg.tar.zst.sig",
+        ]
+    );
+    let list = ok(&arch(root.path(), &["list"], &[], &[]));
+    assert!(list.contains("core\thello\t1.10-1\n"), "{list}");
+    ok(&arch(root.path(), &["verify"], &[], &[]));
+}
+
+#[test]
+fn a_failing_mirror_falls_back_to_the_next() {
+    let up = Upstream::start();
+    let bad = publish(&up, "bad", "core", &two_packages());
+    let good = publish(&up, "good", "core", &two_packages());
+    // The first mirror answers 500 for its database.
+    up.fault(&format!("{}/core.db", bad.dir), Fault::Status(500), 100);
+    let urls = [up.url("bad/$repo/os/$arch"), up.url("good/$repo/os/$arch")];
+    let root = tempfile::tempdir().unwrap();
+    ok(&arch(root.path(), &["download"], &urls, &[]));
+    assert_eq!(
+        fs::read(repo_dir(root.path()).join("core.db")).unwrap(),
+        good.db
+    );
+    for file in good.files.keys() {
+        assert_eq!(up.gets(&format!("{}/{file}", good.dir)), 1, "{file}");
+        assert_eq!(up.gets(&format!("{}/{file}", bad.dir)), 0, "{file}");
+    }
+
+    // The first mirror serves its database but fails a package: the
+    // package comes from the second.
+    let root = tempfile::tempdir().unwrap();
+    let hello = Pkg::new("hello", "1.0-1").filename();
+    up.clear_requests();
+    up.fault(&format!("{}/{hello}", good.dir), Fault::Status(500), 100);
+    let urls = [up.url("good/$repo/os/$arch"), up.url("bad/$repo/os/$arch")];
+    ok(&arch(root.path(), &["download"], &urls, &[]));
+    assert_eq!(
+        fs::read(repo_dir(root.path()).join(&hello)).unwrap(),
+        good.files[&hello]
+    );
+    assert_eq!(up.gets(&format!("{}/{hello}", bad.dir)), 1);
+}
+
+#[test]
+fn unpack_refuses_packages_its_keyring_does_not_trust() {
+    let up = Upstream::start();
+    publish(&up, "m", "core", &two_packages());
+    let online = tempfile::tempdir().unwrap();
+    let archive = online.path().join("arch.tar.gz");
+    let archive_arg = archive.display().to_string();
+    ok(&arch(
+        online.path(),
+        &["export"],
+        &[up.url("m/$repo/os/$arch")],
+        &["--archive", &archive_arg],
+    ));
+    let offline = tempfile::tempdir().unwrap();
+    let other = TestKey::Other.public_path().display().to_string();
+    let err = failed(&mirror(
+        offline.path(),
+        &[
+            "arch",
+            "unpack",
+            "--archive",
+            &archive_arg,
+            "--keyring",
+            &other,
+        ],
+    ));
+    assert!(err.contains("unknown key"), "{err}");
+    assert!(!repo_dir(offline.path()).join("core.db").exists());
+    assert!(
+        !repo_dir(offline.path()).exists()
+            || fs::read_dir(repo_dir(offline.path()))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+/// download → export → import on a second tree → `mirror serve` → the real
+/// pacman syncs the database and downloads a package (signatures required).
+#[test]
+fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
+    let Some(pacman) = require_client("pacman") else {
+        return;
+    };
+    let Some(pacman_key) = require_client("pacman-key") else {
+        return;
+    };
+    let up = Upstream::start();
+    let repo = publish(&up, "m", "core", &two_packages());
+    let online = tempfile::tempdir().unwrap();
+    let archive = online.path().join("arch.tar.gz");
+    let archive_arg = archive.display().to_string();
+    ok(&arch(
+        online.path(),
+        &["export"],
+        &[up.url("m/$repo/os/$arch")],
+        &["--archive", &archive_arg],
+    ));
+    let offline = tempfile::tempdir().unwrap();
+    ok(&mirror(
+        offline.path(),
+        &[
+            "arch",
+            "import",
+            "--archive",
+            &archive_arg,
+            "--keyring",
+            &keyring(),
+        ],
+    ));
+    assert_eq!(
+        fs::read(repo_dir(offline.path()).join("core.db")).unwrap(),
+        repo.db
+    );
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
+
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path();
+    for d in ["root", "db", "cache", "gnupg", "hooks"] {
+        fs::create_dir_all(p.join(d)).unwrap();
+    }
+    let conf = p.join("pacman.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[options]\nRootDir = {0}/root\nDBPath = {0}/db/\nCacheDir = {0}/cache/\n\
+LogFile = {0}/pacman.log\nGPGDir = {0}/gnupg/\nHookDir = {0}/hooks/\n\
+Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
+[core]\nServer = {1}/archlinux/$repo/os/$arch\n",
+            p.display(),
+            server.url("").trim_end_matches('/')
+        ),
+    )
+    .unwrap();
+    let gpgdir = p.join("gnupg").display().to_string();
+    let run = |cmd: &Path, args: &[&str]| {
+        let out = Command::new(cmd).args(args).output().expect("run client");
+        eprintln!(
+            "{} {args:?}: {}\n{}{}",
+            cmd.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{} {args:?} failed", cmd.display());
+        out
+    };
+    let pub_key = keys_dir()
+        .join("test-signing.pub.asc")
+        .display()
+        .to_string();
+    run(&pacman_key, &["--gpgdir", &gpgdir, "--init"]);
+    run(&pacman_key, &["--gpgdir", &gpgdir, "--add", &pub_key]);
+    run(
+        &pacman_key,
+        &[
+            "--gpgdir",
+            &gpgdir,
+            "--lsign-key",
+            &TestKey::Signing.fingerprint(),
+        ],
+    );
+    let conf_arg = conf.display().to_string();
+    run(&pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
+    assert!(p.join("db/sync/core.db").is_file());
+    run(
+        &pacman,
+        &["--config", &conf_arg, "--noconfirm", "-Sw", "world"],
+    );
+    for file in repo.files.keys() {
+        // world depends on hello: both land in the cache, verified.
+        assert_eq!(
+            fs::read(p.join("cache").join(file)).unwrap(),
+            repo.files[file],
+            "{file}"
+        );
+    }
+}
