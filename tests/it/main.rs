@@ -9,6 +9,7 @@ mod crates;
 mod crates_serve;
 mod engine;
 mod faults;
+mod hex;
 mod openpgp;
 mod rustup;
 mod serve;

@@ -3,6 +3,7 @@
 pub mod arch;
 pub mod crates;
 pub mod dist;
+pub mod hex;
 pub mod keys;
 pub mod rustup;
 pub mod upstream;

@@ -1,0 +1,398 @@
+//! `mirror hex` end to end through the binary: a signed fixture repository
+//! on the fake upstream, download, refusals, incremental updates, pack and
+//! unpack into a second tree, and the real rebar3 against `mirror serve`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::rustup::{mirror, require_client};
+use crate::support::hex::{key_path, rel, sign_with, test_public_key_pem, HexRepo};
+use crate::support::upstream::Upstream;
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "mirror failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "mirror should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn key_arg() -> String {
+    key_path("hex-test.pub.pem").display().to_string()
+}
+
+/// `mirror hex OPS... --url UP --public-key TEST-KEY EXTRA...`
+fn hex(root: &Path, up: &Upstream, ops: &[&str], extra: &[&str]) -> Output {
+    let url = up.url("hex");
+    let key = key_arg();
+    let mut args = vec!["hex"];
+    args.extend_from_slice(ops);
+    args.extend_from_slice(&["--url", &url, "--public-key", &key]);
+    args.extend_from_slice(extra);
+    mirror(root, &args)
+}
+
+fn sample_upstream() -> (Upstream, HexRepo) {
+    let up = Upstream::start();
+    let repo = HexRepo::sample();
+    repo.publish(&up);
+    (up, repo)
+}
+
+fn tarball_gets(up: &Upstream) -> Vec<String> {
+    up.requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.starts_with("/hex/tarballs/"))
+        .collect()
+}
+
+#[test]
+fn download_keeps_signed_files_byte_for_byte_and_verifies() {
+    let (up, repo) = sample_upstream();
+    let root = tempfile::tempdir().unwrap();
+    ok(&hex(root.path(), &up, &["download"], &[]));
+    let h = root.path().join("hex");
+    for (path, bytes) in repo.resources() {
+        if path == "public_key" {
+            continue;
+        }
+        assert_eq!(std::fs::read(h.join(&path)).unwrap(), bytes, "{path}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(h.join("public_key")).unwrap(),
+        test_public_key_pem()
+    );
+    let listed = ok(&hex(root.path(), &up, &["list"], &[]));
+    assert_eq!(listed, "alpha\nbeta\ngamma\n");
+    ok(&hex(root.path(), &up, &["verify"], &[]));
+
+    // A second run asks for names and versions only.
+    up.clear_requests();
+    ok(&hex(root.path(), &up, &["download"], &[]));
+    let paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+
+    // verify names a tampered tarball.
+    std::fs::write(h.join("tarballs/beta-2.0.0.tar"), b"tampered").unwrap();
+    let err = failed(&hex(root.path(), &up, &["verify"], &[]));
+    assert!(err.contains("beta-2.0.0.tar"), "{err}");
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[test]
+fn an_update_that_adds_one_version_downloads_exactly_one_tarball() {
+    let (up, mut repo) = sample_upstream();
+    let root = tempfile::tempdir().unwrap();
+    ok(&hex(root.path(), &up, &["update"], &[]));
+    repo.add_release("beta", rel("2.2.0", &[]));
+    repo.publish(&up);
+    up.clear_requests();
+    ok(&hex(root.path(), &up, &["update"], &[]));
+    assert_eq!(tarball_gets(&up), ["/hex/tarballs/beta-2.2.0.tar"]);
+    let packages: Vec<String> = up
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.starts_with("/hex/packages/"))
+        .collect();
+    assert_eq!(packages, ["/hex/packages/beta"]);
+    assert!(root.path().join("hex/tarballs/beta-2.2.0.tar").is_file());
+}
+
+#[test]
+fn partial_selection_closes_over_dependencies() {
+    let (up, _repo) = sample_upstream();
+    let root = tempfile::tempdir().unwrap();
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &["--package", "alpha", "--versions", "latest", "--with-deps"],
+    ));
+    let h = root.path().join("hex");
+    let mut tarballs: Vec<String> = std::fs::read_dir(h.join("tarballs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    tarballs.sort();
+    assert_eq!(tarballs, ["alpha-1.1.0.tar", "beta-2.1.0.tar"]);
+    assert!(!h.join("packages/gamma").exists());
+    // The official names/versions are kept as they are.
+    assert!(h.join("names").is_file() && h.join("versions").is_file());
+    assert_eq!(ok(&hex(root.path(), &up, &["list"], &[])), "alpha\nbeta\n");
+
+    let err = failed(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &["--package", "nosuch"],
+    ));
+    assert!(err.contains("\"nosuch\" is not in the repository"), "{err}");
+}
+
+fn assert_nothing_published(root: &Path) {
+    let h = root.join("hex");
+    for f in ["names", "versions", "packages/alpha"] {
+        assert!(!h.join(f).exists(), "{f} was published");
+    }
+}
+
+#[test]
+fn a_tampered_package_resource_is_refused() {
+    let (up, repo) = sample_upstream();
+    // Signed by another key.
+    let mut other = repo.clone();
+    other.key = "hex-test-other.key.pem".into();
+    up.put("hex/packages/alpha", other.package_resource("alpha"));
+    let root = tempfile::tempdir().unwrap();
+    let err = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(err.contains(&up.url("hex/packages/alpha")), "{err}");
+    assert!(err.contains("bad signature"), "{err}");
+    assert_nothing_published(root.path());
+
+    // Bytes flipped inside the gzip stream.
+    let mut bytes = repo.package_resource("alpha");
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    up.put("hex/packages/alpha", bytes);
+    let err = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(err.contains(&up.url("hex/packages/alpha")), "{err}");
+    assert_nothing_published(root.path());
+
+    // A valid resource of another package under this name.
+    up.put("hex/packages/alpha", repo.package_resource("gamma"));
+    let err = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(
+        err.contains("payload is for package \"gamma\", expected \"alpha\""),
+        "{err}"
+    );
+    assert_nothing_published(root.path());
+}
+
+#[test]
+fn a_payload_claiming_another_repository_is_refused() {
+    let up = Upstream::start();
+    let mut repo = HexRepo::sample();
+    repo.repo_name = "evil".into();
+    repo.publish(&up);
+    let root = tempfile::tempdir().unwrap();
+    let err = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(
+        err.contains("payload is for repository \"evil\", expected \"hexpm\""),
+        "{err}"
+    );
+    assert_nothing_published(root.path());
+    // With the default (embedded hexpm) key the test signature fails.
+    let url = up.url("hex");
+    let err = failed(&mirror(root.path(), &["hex", "download", "--url", &url]));
+    assert!(err.contains("embedded hexpm key"), "{err}");
+}
+
+#[test]
+fn a_tarball_with_the_wrong_checksum_is_refused() {
+    let (up, _repo) = sample_upstream();
+    up.put("hex/tarballs/beta-2.1.0.tar", b"not the tarball".to_vec());
+    let root = tempfile::tempdir().unwrap();
+    let err = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(
+        err.contains(&up.url("hex/tarballs/beta-2.1.0.tar")),
+        "{err}"
+    );
+    assert!(err.contains("expected"), "{err}");
+    let h = root.path().join("hex");
+    assert!(!h.join("tarballs/beta-2.1.0.tar").exists());
+    assert!(!h.join("packages/beta").exists());
+    assert!(!h.join("names").exists() && !h.join("versions").exists());
+}
+
+#[test]
+fn unpack_refuses_a_bundle_with_a_bad_tarball_and_publishes_nothing() {
+    let (up, _repo) = sample_upstream();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(&hex(a.path(), &up, &["download"], &[]));
+    // The bundle's manifest is consistent; the tarball is not what the
+    // signed package resource says.
+    std::fs::write(a.path().join("hex/tarballs/beta-2.0.0.tar"), b"evil").unwrap();
+    let archive = a.path().join("hex.tar.gz");
+    let archive_s = archive.display().to_string();
+    ok(&hex(a.path(), &up, &["pack"], &["--archive", &archive_s]));
+    let err = failed(&hex(b.path(), &up, &["unpack"], &["--archive", &archive_s]));
+    assert!(err.contains("hex/tarballs/beta-2.0.0.tar"), "{err}");
+    assert!(err.contains("nothing was published"), "{err}");
+    assert!(!b.path().join("hex/tarballs").exists());
+    assert_nothing_published(b.path());
+}
+
+#[test]
+fn pack_after_mark_carries_only_what_changed() {
+    let (up, mut repo) = sample_upstream();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let archive = a.path().join("hex.tar.gz").display().to_string();
+    ok(&hex(a.path(), &up, &["export"], &["--archive", &archive]));
+    ok(&hex(b.path(), &up, &["import"], &["--archive", &archive]));
+    assert_eq!(
+        ok(&hex(b.path(), &up, &["list"], &[])),
+        "alpha\nbeta\ngamma\n"
+    );
+
+    repo.add_release("gamma", rel("0.2.0", &[]));
+    repo.publish(&up);
+    ok(&hex(a.path(), &up, &["export"], &["--archive", &archive]));
+    let manifest = mirror::bundle::unpack(
+        Path::new(&archive),
+        tempfile::tempdir().unwrap().path(),
+        &mirror::bundle::UnpackOptions::default(),
+        &mirror::report::NullReporter,
+    )
+    .unwrap()
+    .manifest
+    .unwrap();
+    let members: Vec<&str> = manifest.members.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(
+        members,
+        [
+            "hex/tarballs/gamma-0.2.0.tar",
+            "hex/packages/gamma",
+            "hex/versions",
+            "hex/names"
+        ]
+    );
+    ok(&hex(b.path(), &up, &["import"], &["--archive", &archive]));
+    assert!(b.path().join("hex/tarballs/gamma-0.2.0.tar").is_file());
+}
+
+/// A rebar3 project depending on `dep` from hexpm.
+fn rebar_project(dir: &Path, dep: &str, req: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("rebar.config"),
+        format!("{{deps, [{{{dep}, \"{req}\"}}]}}.\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/app.app.src"),
+        format!(
+            "{{application, app, [{{vsn, \"0.1.0\"}}, {{registered, []}}, \
+             {{applications, [kernel, stdlib, {dep}]}}, {{env, []}}]}}.\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/app.erl"), "-module(app).\n").unwrap();
+}
+
+fn rebar3(rebar3: &Path, home: &Path, project: &Path, cdn: &str, args: &[&str]) -> Output {
+    let out = Command::new(rebar3)
+        .args(args)
+        .current_dir(project)
+        .env("HOME", home)
+        .env("HEX_CDN", cdn)
+        .env_remove("HEX_MIRROR")
+        .env_remove("REBAR_CACHE_DIR")
+        .env_remove("REBAR_GLOBAL_CONFIG_DIR")
+        .env("DEBUG", "")
+        .output()
+        .expect("run rebar3");
+    eprintln!(
+        "rebar3 {args:?}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// download (a partial selection) → pack → unpack on a second tree →
+/// `mirror serve` → the real rebar3 with the test key fetches and compiles
+/// a project's dependencies; a package outside the selection is reported
+/// missing.
+#[test]
+fn real_rebar3_fetches_dependencies_from_the_served_mirror() {
+    let Some(rebar3_bin) = require_client("rebar3") else {
+        return;
+    };
+    let (up, _repo) = sample_upstream();
+    let online = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let archive = online.path().join("hex.tar.gz").display().to_string();
+    ok(&hex(
+        online.path(),
+        &up,
+        &["download", "pack"],
+        &[
+            "--package",
+            "alpha",
+            "--versions",
+            "latest",
+            "--with-deps",
+            "--archive",
+            &archive,
+        ],
+    ));
+    ok(&hex(
+        offline.path(),
+        &up,
+        &["unpack", "verify"],
+        &["--archive", &archive],
+    ));
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
+    let cdn = server.url("/hex");
+
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join(".config/rebar3");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("rebar.config"),
+        format!(
+            "{{hex, [{{repos, [#{{name => <<\"hexpm\">>, repo_public_key => <<\"{}\">>}}]}}]}}.\n",
+            test_public_key_pem().trim()
+        ),
+    )
+    .unwrap();
+
+    let project = home.path().join("proj");
+    rebar_project(&project, "alpha", "~> 1.0");
+    let out = rebar3(&rebar3_bin, home.path(), &project, &cdn, &["compile"]);
+    assert!(out.status.success(), "rebar3 compile failed");
+    let lib = project.join("_build/default/lib");
+    for dep in ["alpha", "beta"] {
+        assert!(lib.join(dep).join("src").is_dir(), "{dep} not fetched");
+    }
+    let lock = std::fs::read_to_string(project.join("rebar.lock")).unwrap();
+    assert!(lock.contains("<<\"alpha\">>,<<\"1.1.0\">>"), "{lock}");
+    assert!(lock.contains("<<\"beta\">>,<<\"2.1.0\">>"), "{lock}");
+
+    // gamma is outside the selection: 404, and rebar3 says so.
+    let other = home.path().join("proj2");
+    rebar_project(&other, "gamma", "~> 0.1");
+    let out = rebar3(&rebar3_bin, home.path(), &other, &cdn, &["compile"]);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("Package not found in any repo: gamma ~> 0.1"),
+        "{text}"
+    );
+    server.stop().unwrap();
+}
+
+/// The public key file the tests configure must verify what the fixture
+/// signs (guards against regenerating one half of the pair).
+#[test]
+fn checked_in_test_key_pair_matches() {
+    let signed = sign_with(b"payload", "hex-test.key.pem");
+    let key =
+        mirror::eco::hex::registry::PublicKey::from_file(&key_path("hex-test.pub.pem")).unwrap();
+    assert_eq!(
+        mirror::eco::hex::registry::open_signed(&signed, &key, "x").unwrap(),
+        b"payload"
+    );
+}
