@@ -111,6 +111,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l repo-name -d 'Repo
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l public-key -d 'PEM public key of the repository [default: the embedded hexpm key]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package -d 'Mirror only these packages (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package-file -d 'Mirror the packages listed in FILE (one per line, # comments)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l rebar-lock -d 'Mirror the Hex packages pinned in a rebar.lock (exact versions)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l mix-lock -d 'Mirror the Hex packages pinned in a mix.lock (exact versions)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l versions -d 'Versions of each selected package: latest, all or N (the newest N)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::cli::{split_values, GlobalArgs};
+use crate::eco::hex::lock;
 use crate::eco::hex::registry::PublicKey;
 use crate::eco::hex::{
     Hex, Selection, VersionPolicy, DEFAULT_ARCHIVE, DEFAULT_REPO_NAME, DEFAULT_URL,
@@ -42,7 +43,8 @@ pub enum HexOp {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Selection: every package by default, or --package NAME / \
---package-file FILE with --versions latest|all|N and --with-deps.\n\
+--package-file FILE with --versions latest|all|N, and/or the exact versions pinned by \
+--rebar-lock FILE / --mix-lock FILE; --with-deps adds dependencies.\n\
 Example: mirror hex download pack --package cowboy --versions latest --with-deps"
 )]
 pub struct HexArgs {
@@ -69,6 +71,14 @@ pub struct HexArgs {
     /// Mirror the packages listed in FILE (one per line, # comments)
     #[arg(long, value_name = "FILE")]
     pub package_file: Option<PathBuf>,
+
+    /// Mirror the Hex packages pinned in a rebar.lock (exact versions)
+    #[arg(long, value_name = "FILE")]
+    pub rebar_lock: Option<PathBuf>,
+
+    /// Mirror the Hex packages pinned in a mix.lock (exact versions)
+    #[arg(long, value_name = "FILE")]
+    pub mix_lock: Option<PathBuf>,
 
     /// Versions of each selected package: latest, all or N (the newest N)
     #[arg(long, default_value = "all", value_name = "WHICH")]
@@ -105,8 +115,19 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                 .map(str::to_string),
         );
     }
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read lock file {}", p.display()))
+    };
+    let mut locked = Vec::new();
+    if let Some(p) = &args.rebar_lock {
+        locked.extend(lock::parse_rebar_lock(&read(p)?));
+    }
+    if let Some(p) = &args.mix_lock {
+        locked.extend(lock::parse_mix_lock(&read(p)?, &args.repo_name));
+    }
     let selection = Selection {
         packages,
+        locked,
         versions: VersionPolicy::parse(&args.versions)?,
         with_deps: args.with_deps,
     };

@@ -396,3 +396,34 @@ fn checked_in_test_key_pair_matches() {
         b"payload"
     );
 }
+
+#[test]
+fn lock_files_pin_exact_versions() {
+    let (up, _repo) = sample_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let lock = root.path().join("rebar.lock");
+    std::fs::write(
+        &lock,
+        "{\"1.2.0\",\n[{<<\"alpha\">>,{pkg,<<\"alpha\">>,<<\"1.0.0\">>},0}]}.\n",
+    )
+    .unwrap();
+    let mix = root.path().join("mix.lock");
+    std::fs::write(
+        &mix,
+        "%{\n  \"beta\": {:hex, :beta, \"2.0.0\", \"aa\", [:rebar3], [], \"hexpm\", \"bb\"},\n}\n",
+    )
+    .unwrap();
+    let (lock, mix) = (lock.display().to_string(), mix.display().to_string());
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &["--rebar-lock", &lock, "--mix-lock", &mix],
+    ));
+    let mut tarballs: Vec<String> = std::fs::read_dir(root.path().join("hex/tarballs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    tarballs.sort();
+    assert_eq!(tarballs, ["alpha-1.0.0.tar", "beta-2.0.0.tar"]);
+}

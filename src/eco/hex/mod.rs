@@ -34,6 +34,7 @@
 //! `versions`; `unpack` checks every signature and checksum of the staged
 //! files before anything is published (`names`/`versions` last).
 
+pub mod lock;
 pub mod registry;
 pub mod requirement;
 
@@ -100,6 +101,8 @@ pub struct Selection {
     /// each requirement the newest matching release (every matching one
     /// with `--versions all`).
     pub with_deps: bool,
+    /// Exact versions pinned by lock files (`--rebar-lock`, `--mix-lock`).
+    pub locked: Vec<(String, String)>,
 }
 
 impl Default for Selection {
@@ -108,6 +111,7 @@ impl Default for Selection {
             packages: Vec::new(),
             versions: VersionPolicy::All,
             with_deps: false,
+            locked: Vec::new(),
         }
     }
 }
@@ -245,7 +249,7 @@ impl Hex {
         // The packages asked for, with the versions wanted of each
         // (`None`: by the policy).
         let mut wanted: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
-        if selection.packages.is_empty() {
+        if selection.packages.is_empty() && selection.locked.is_empty() {
             for p in &names.packages {
                 if registry::is_valid_name(&p.name) {
                     wanted.insert(p.name.clone(), None);
@@ -267,6 +271,17 @@ impl Hex {
                     );
                 }
                 wanted.insert(name.clone(), None);
+            }
+            for (name, version) in &selection.locked {
+                if !registry::is_valid_name(name) || !remote.contains_key(name.as_str()) {
+                    bail!("locked package {name:?} is not in the repository ({names_url} does not list it)");
+                }
+                if let Some(reqs) = wanted
+                    .entry(name.clone())
+                    .or_insert_with(|| Some(BTreeSet::new()))
+                {
+                    reqs.insert(format!("== {version}"));
+                }
             }
         }
 
