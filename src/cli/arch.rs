@@ -77,6 +77,15 @@ pub struct ArchArgs {
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
 
+    /// Mirror only these packages and their dependencies (repeatable,
+    /// comma-separated); the databases then list only what the mirror holds
+    #[arg(long = "package", value_name = "NAME")]
+    pub packages: Vec<String>,
+
+    /// Mirror the packages listed in FILE (one per line, # comments)
+    #[arg(long, value_name = "FILE")]
+    pub package_file: Option<PathBuf>,
+
     /// Versions of each package clean keeps (0: all)
     #[arg(long, default_value_t = DEFAULT_RETAIN, value_name = "N")]
     pub num_versions_retain: usize,
@@ -155,13 +164,31 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     } else {
         None
     };
+    let mut packages = split_values(&args.packages);
+    if let Some(file) = &args.package_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read package file {}", file.display()))?;
+        packages.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    if let Some(bad) = packages
+        .iter()
+        .find(|p| !crate::eco::arch::db::is_valid_pkgname(p))
+    {
+        bail!("invalid package name {bad:?}: expected letters, digits and @._+-");
+    }
     let arch = Arch::new(
         &settings.root,
         &args.arch,
         repos,
         keyring,
         args.num_versions_retain,
-    );
+    )
+    .with_packages(packages);
 
     let writes = ops
         .iter()

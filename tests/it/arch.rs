@@ -415,3 +415,101 @@ Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
         );
     }
 }
+
+/// `--package` mirrors a package and what it depends on, across
+/// repositories, and publishes databases listing only those.
+#[test]
+fn partial_mirror_holds_the_dependency_closure_and_lists_only_it() {
+    let up = Upstream::start();
+    let mut world = Pkg::new("world", "2.0-1");
+    world.depends = vec!["hello>=1.0".into(), "libgreet.so=1-64".into()];
+    let mut hello = Pkg::new("hello", "1.0-1");
+    hello.depends = vec!["missing-dep".into()];
+    let core = publish_with(
+        &up,
+        "m",
+        "core",
+        &[
+            hello,
+            world,
+            Pkg::new("lonely", "1-1"),
+            Pkg::new("greet", "3-1"),
+        ],
+        TestKey::Signing,
+        |d| {
+            if d.get("NAME") == Some("greet") {
+                d.fields
+                    .insert("PROVIDES".into(), vec!["libgreet.so=1-64".into()]);
+            }
+        },
+    );
+    let mut app = Pkg::new("app", "0.1-1");
+    app.depends = vec!["world".into()];
+    publish(&up, "m", "extra", &[app, Pkg::new("other", "1-1")]);
+    let root = tempfile::tempdir().unwrap();
+    let key = keyring();
+    let url = up.url("m/$repo/os/$arch");
+    let out = mirror(
+        root.path(),
+        &[
+            "arch",
+            "download",
+            "--url",
+            &url,
+            "--repo",
+            "core,extra",
+            "--keyring",
+            &key,
+            "--package",
+            "app",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(&out);
+    assert!(
+        err.contains("missing-dep"),
+        "the unresolved dependency is named: {err}"
+    );
+    let list = ok(&mirror(root.path(), &["arch", "list"]));
+    assert_eq!(
+        list,
+        "core\tgreet\t3-1\ncore\thello\t1.0-1\ncore\tworld\t2.0-1\nextra\tapp\t0.1-1\n"
+    );
+    let dir = repo_dir(root.path());
+    assert!(!dir.join(Pkg::new("lonely", "1-1").filename()).exists());
+    assert_eq!(
+        up.gets(&format!(
+            "{}/{}",
+            core.dir,
+            Pkg::new("lonely", "1-1").filename()
+        )),
+        0
+    );
+    assert_ne!(fs::read(dir.join("core.db")).unwrap(), core.db);
+    assert_eq!(
+        fs::read(dir.join("core.db")).unwrap(),
+        fs::read(dir.join("core.db.tar.gz")).unwrap()
+    );
+    assert!(!dir.join("core.files").exists() && !dir.join("core.db.sig").exists());
+    ok(&mirror(root.path(), &["arch", "verify", "--keyring", &key]));
+
+    let err = failed(&mirror(
+        root.path(),
+        &[
+            "arch",
+            "download",
+            "--url",
+            &url,
+            "--repo",
+            "core",
+            "--keyring",
+            &key,
+            "--package",
+            "nosuch",
+        ],
+    ));
+    assert!(
+        err.contains("\"nosuch\" is in none of the repositories core"),
+        "{err}"
+    );
+}

@@ -356,10 +356,16 @@ pub fn parse(data: &[u8], what: &str) -> Result<Vec<RawDesc>> {
     Ok(out)
 }
 
-/// Parse and validate a database: its packages, by file name. Two entries
-/// naming the same file, or the same package twice, are refused.
+/// Parse and validate a database: its packages. Two entries naming the
+/// same file, or the same package twice, are refused.
 pub fn packages(data: &[u8], what: &str) -> Result<Vec<Package>> {
-    let mut out: Vec<Package> = Vec::new();
+    Ok(entries(data, what)?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// [`packages`], each with its entry as written (to write a database of
+/// some of them again).
+pub fn entries(data: &[u8], what: &str) -> Result<Vec<(RawDesc, Package)>> {
+    let mut out = Vec::new();
     let mut files = std::collections::HashSet::new();
     let mut names = std::collections::HashSet::new();
     for raw in parse(data, what)? {
@@ -370,9 +376,14 @@ pub fn packages(data: &[u8], what: &str) -> Result<Vec<Package>> {
         if !names.insert(p.name.clone()) {
             bail!("{what}: package {:?} listed twice", p.name);
         }
-        out.push(p);
+        out.push((raw, p));
     }
     Ok(out)
+}
+
+/// The package name of a dependency (`glibc>=2.38`, `sh`, `libfoo.so=1-64`).
+pub fn dependency_name(dep: &str) -> &str {
+    dep.split(['<', '>', '=', ':']).next().unwrap_or(dep).trim()
 }
 
 /// Serialize one entry's `desc`.
@@ -506,6 +517,14 @@ mod tests {
         assert_eq!(raw.get("NAME"), Some("x"));
         let mut raw = RawDesc::default();
         assert!(raw.add_text("stray\n", "d").is_err());
+    }
+
+    #[test]
+    fn dependency_names() {
+        assert_eq!(dependency_name("glibc>=2.38"), "glibc");
+        assert_eq!(dependency_name("sh"), "sh");
+        assert_eq!(dependency_name("libfoo.so=1-64"), "libfoo.so");
+        assert_eq!(dependency_name("a<2"), "a");
     }
 
     #[test]

@@ -150,6 +150,7 @@ pub struct Arch {
     repos: Vec<RepoSource>,
     keyring: Option<Arc<Keyring>>,
     retain: usize,
+    packages: Vec<String>,
 }
 
 impl Arch {
@@ -169,7 +170,17 @@ impl Arch {
             repos,
             keyring: keyring.map(Arc::new),
             retain,
+            packages: Vec::new(),
         }
+    }
+
+    /// Mirror only these packages and, transitively, what they depend on
+    /// (`%DEPENDS%`, resolved by name or `%PROVIDES%` over the
+    /// repositories in order); the databases published then list only the
+    /// packages held and are unsigned. Empty: every package.
+    pub fn with_packages(mut self, packages: Vec<String>) -> Arch {
+        self.packages = packages;
+        self
     }
 
     fn keyring(&self) -> Result<&Arc<Keyring>> {
@@ -186,16 +197,48 @@ impl Arch {
     /// Download every repository (see the module docs).
     pub fn download(&self, engine: &Engine, reporter: &dyn Reporter) -> Result<DownloadSummary> {
         let keyring = self.keyring()?.clone();
-        let mut summary = DownloadSummary::default();
+        let failed_repo = |name: &str| {
+            format!(
+                "repository {name} ({}): its database was not updated (only verified packages were published)",
+                self.arch
+            )
+        };
+        let mut fetched = Vec::new();
         for repo in &self.repos {
+            let dbs = self
+                .fetch_dbs(engine, repo, &keyring, reporter)
+                .with_context(|| failed_repo(&repo.name))?;
+            let db_url = format!("{}/{}.db", dbs.base, repo.name);
+            let entries = db::entries(&dbs.db, &db_url).with_context(|| failed_repo(&repo.name))?;
+            fetched.push((dbs, entries));
+        }
+        let selected: Option<Vec<HashSet<String>>> = if self.packages.is_empty() {
+            None
+        } else {
+            let tables: Vec<&[(db::RawDesc, Package)]> =
+                fetched.iter().map(|(_, e)| e.as_slice()).collect();
+            Some(self.closure(&tables, reporter)?)
+        };
+        let mut summary = DownloadSummary::default();
+        for (i, (repo, (dbs, entries))) in self.repos.iter().zip(fetched).enumerate() {
+            let entries = match &selected {
+                Some(sel) => entries
+                    .into_iter()
+                    .filter(|(_, p)| sel[i].contains(&p.name))
+                    .collect(),
+                None => entries,
+            };
             let s = self
-                .download_repo(engine, repo, &keyring, reporter)
-                .with_context(|| {
-                    format!(
-                        "repository {} ({}): nothing of it was published beyond verified packages; its database was not updated",
-                        repo.name, self.arch
-                    )
-                })?;
+                .download_repo(
+                    engine,
+                    repo,
+                    dbs,
+                    entries,
+                    selected.is_some(),
+                    &keyring,
+                    reporter,
+                )
+                .with_context(|| failed_repo(&repo.name))?;
             summary.repos += 1;
             summary.fetched += s.fetched;
             summary.skipped += s.skipped;
@@ -209,6 +252,58 @@ impl Arch {
             summary.repos, summary.fetched, summary.bytes, summary.skipped
         ));
         Ok(summary)
+    }
+
+    /// The packages asked for and their dependencies, closed transitively:
+    /// per repository (in the order of `tables`), the names selected. A
+    /// name is found by `%NAME%` in the first repository that has it, else
+    /// by `%PROVIDES%`. A package asked for that no repository has is an
+    /// error; an unresolved dependency a warning.
+    fn closure(
+        &self,
+        tables: &[&[(db::RawDesc, Package)]],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<HashSet<String>>> {
+        let mut by_name: HashMap<&str, (usize, &Package)> = HashMap::new();
+        let mut by_provides: HashMap<&str, (usize, &Package)> = HashMap::new();
+        for (i, table) in tables.iter().enumerate() {
+            for (_, p) in table.iter() {
+                by_name.entry(p.name.as_str()).or_insert((i, p));
+                for prov in &p.provides {
+                    by_provides
+                        .entry(db::dependency_name(prov))
+                        .or_insert((i, p));
+                }
+            }
+        }
+        let mut out = vec![HashSet::new(); tables.len()];
+        let mut queue: Vec<(String, Option<String>)> =
+            self.packages.iter().map(|n| (n.clone(), None)).collect();
+        while let Some((want, needed_by)) = queue.pop() {
+            let name = db::dependency_name(&want);
+            let Some((i, p)) = by_name.get(name).or_else(|| by_provides.get(name)) else {
+                match needed_by {
+                    None => bail!(
+                        "package {name:?} is in none of the repositories {}",
+                        self.repos
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(by) => {
+                        reporter.warn(&format!(
+                            "{by} depends on {want}, which no mirrored repository provides"
+                        ));
+                        continue;
+                    }
+                }
+            };
+            if out[*i].insert(p.name.clone()) {
+                queue.extend(p.depends.iter().map(|d| (d.clone(), Some(p.name.clone()))));
+            }
+        }
+        Ok(out)
     }
 
     fn fetch_dbs(
@@ -270,16 +365,32 @@ impl Arch {
         )
     }
 
+    /// Download the packages of `entries`, then publish the databases
+    /// (upstream's, or with `partial` one listing only `entries`).
+    #[allow(clippy::too_many_arguments)]
     fn download_repo(
         &self,
         engine: &Engine,
         repo: &RepoSource,
+        dbs: FetchedDbs,
+        entries: Vec<(db::RawDesc, Package)>,
+        partial: bool,
         keyring: &Arc<Keyring>,
         reporter: &dyn Reporter,
     ) -> Result<crate::fetch::FetchSummary> {
-        let dbs = self.fetch_dbs(engine, repo, keyring, reporter)?;
-        let db_url = format!("{}/{}.db", dbs.base, repo.name);
-        let packages = db::packages(&dbs.db, &db_url)?;
+        let packages: Vec<&Package> = entries.iter().map(|(_, p)| p).collect();
+        let dbs = if partial {
+            let raws: Vec<db::RawDesc> = entries.iter().map(|(r, _)| r.clone()).collect();
+            FetchedDbs {
+                base: dbs.base,
+                db: db::write_db(&raws)?,
+                db_sig: None,
+                files: None,
+                files_sig: None,
+            }
+        } else {
+            dbs
+        };
         let dir = self.repo_dir(&repo.name, &self.arch);
 
         // The mirror that served the database first, then the others.
@@ -331,13 +442,14 @@ impl Arch {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let name = &repo.name;
         let mut writes: Vec<(String, Option<&[u8]>)> = Vec::new();
-        if let Some(files) = &dbs.files {
-            let sig = dbs.files_sig.as_deref();
-            writes.push((format!("{name}.files.sig"), sig));
-            writes.push((format!("{name}.files.tar.gz.sig"), sig));
-            writes.push((format!("{name}.files.tar.gz"), Some(files)));
-            writes.push((format!("{name}.files"), Some(files)));
-        }
+        // No file lists (upstream has none, or a partial mirror): remove
+        // stale ones.
+        let files = dbs.files.as_deref();
+        let sig = dbs.files_sig.as_deref().filter(|_| files.is_some());
+        writes.push((format!("{name}.files.sig"), sig));
+        writes.push((format!("{name}.files.tar.gz.sig"), sig));
+        writes.push((format!("{name}.files.tar.gz"), files));
+        writes.push((format!("{name}.files"), files));
         let sig = dbs.db_sig.as_deref();
         writes.push((format!("{name}.db.sig"), sig));
         writes.push((format!("{name}.db.tar.gz.sig"), sig));
@@ -363,9 +475,15 @@ impl Arch {
             }
         }
         reporter.info(&format!(
-            "arch: {name}: {} packages listed; {} downloaded, database published",
+            "arch: {name}: {} packages{}; {} downloaded, database published{}",
             packages.len(),
-            total.fetched
+            if partial { " selected" } else { " listed" },
+            total.fetched,
+            if partial {
+                " (regenerated, unsigned)"
+            } else {
+                ""
+            }
         ));
         Ok(total)
     }
