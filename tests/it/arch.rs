@@ -402,6 +402,16 @@ Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
     let conf_arg = conf.display().to_string();
     run(&pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
     assert!(p.join("db/sync/core.db").is_file());
+    // The second sync asks with If-Modified-Since; the 304 keeps its copy
+    // (a download would replace the file).
+    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    let before = inode(&p.join("db/sync/core.db"));
+    run(&pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
+    assert_eq!(
+        inode(&p.join("db/sync/core.db")),
+        before,
+        "core.db downloaded again"
+    );
     run(
         &pacman,
         &["--config", &conf_arg, "--noconfirm", "-Sw", "world"],
@@ -512,4 +522,128 @@ fn partial_mirror_holds_the_dependency_closure_and_lists_only_it() {
         err.contains("\"nosuch\" is in none of the repositories core"),
         "{err}"
     );
+}
+
+/// A third-party repository signs its database: the signature is checked
+/// and kept beside it; a database signed by an unknown key is refused.
+#[test]
+fn custom_repo_with_a_signed_database() {
+    let up = Upstream::start();
+    let repo = publish(&up, "third", "tools", &two_packages());
+    up.put(
+        &format!("{}/tools.db.sig", repo.dir),
+        crate::support::keys::sign_detached(TestKey::Signing, &repo.db, false),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let key = keyring();
+    let custom = format!("tools={}", up.url("third/$repo/os/$arch"));
+    let args = [
+        "arch",
+        "download",
+        "--custom-repo",
+        &custom,
+        "--keyring",
+        &key,
+    ];
+    ok(&mirror(root.path(), &args));
+    let dir = root.path().join(format!("archlinux/tools/os/{ARCH}"));
+    assert_eq!(fs::read(dir.join("tools.db")).unwrap(), repo.db);
+    for sig in ["tools.db.sig", "tools.db.tar.gz.sig"] {
+        assert!(dir.join(sig).is_file(), "{sig}");
+    }
+    ok(&mirror(root.path(), &["arch", "verify", "--keyring", &key]));
+
+    up.put(
+        &format!("{}/tools.db.sig", repo.dir),
+        crate::support::keys::sign_detached(TestKey::Other, &repo.db, false),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let err = failed(&mirror(root.path(), &args));
+    assert!(
+        err.contains("tools.db") && err.contains("unknown key"),
+        "{err}"
+    );
+    let dir = root.path().join(format!("archlinux/tools/os/{ARCH}"));
+    assert!(!dir.join("tools.db").exists());
+}
+
+/// An archive whose database lists a package neither it nor the tree
+/// holds is refused: pacman would be promised a file it cannot get.
+#[test]
+fn unpack_refuses_a_database_listing_missing_packages() {
+    let up = Upstream::start();
+    publish(&up, "m", "core", &two_packages());
+    let online = tempfile::tempdir().unwrap();
+    ok(&arch(
+        online.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &[],
+    ));
+    let world = Pkg::new("world", "2.0-1").filename();
+    fs::remove_file(repo_dir(online.path()).join(&world)).unwrap();
+    fs::remove_file(repo_dir(online.path()).join(format!("{world}.sig"))).unwrap();
+    let archive = online.path().join("arch.tar.gz").display().to_string();
+    ok(&mirror(
+        online.path(),
+        &["arch", "pack", "--archive", &archive],
+    ));
+    let offline = tempfile::tempdir().unwrap();
+    let err = failed(&mirror(
+        offline.path(),
+        &[
+            "arch",
+            "unpack",
+            "--archive",
+            &archive,
+            "--keyring",
+            &keyring(),
+        ],
+    ));
+    assert!(
+        err.contains(&world) && err.contains("neither in the archive nor in the tree"),
+        "{err}"
+    );
+    assert!(!repo_dir(offline.path()).join("core.db").exists());
+}
+
+/// After a mark, export carries only the new package (and its signature)
+/// plus the current databases.
+#[test]
+fn export_after_a_mark_carries_only_new_packages() {
+    let up = Upstream::start();
+    let url = [up.url("m/$repo/os/$arch")];
+    publish(&up, "m", "core", &two_packages());
+    let online = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let a1 = online.path().join("a1.tar.gz").display().to_string();
+    let a2 = online.path().join("a2.tar.gz").display().to_string();
+    ok(&arch(online.path(), &["export"], &url, &["--archive", &a1]));
+    let world = two_packages().remove(1);
+    publish(&up, "m", "core", &[Pkg::new("hello", "1.1-1"), world]);
+    ok(&arch(online.path(), &["export"], &url, &["--archive", &a2]));
+    let members = bundle_members(Path::new(&a2));
+    let packages: Vec<&String> = members.iter().filter(|m| m.contains(".pkg.tar")).collect();
+    assert_eq!(
+        packages,
+        [
+            "archlinux/core/os/x86_64/hello-1.1-1-x86_64.pkg.tar.zst",
+            "archlinux/core/os/x86_64/hello-1.1-1-x86_64.pkg.tar.zst.sig"
+        ]
+    );
+    assert!(members.iter().any(|m| m.ends_with("/core.db")));
+    for a in [&a1, &a2] {
+        ok(&arch(offline.path(), &["import"], &[], &["--archive", a]));
+    }
+    let list = ok(&arch(offline.path(), &["list"], &[], &[]));
+    assert_eq!(list, "core\thello\t1.1-1\ncore\tworld\t2.0-1\n");
+}
+
+fn bundle_members(archive: &Path) -> Vec<String> {
+    let file = fs::File::open(archive).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
+    tar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
 }
