@@ -15,7 +15,7 @@ use super::rustup::require_client;
 use crate::support::crates::CratesFixture;
 use crate::support::upstream::Upstream;
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -34,7 +34,7 @@ fn project(dir: &Path) {
 }
 
 /// A CARGO_HOME whose crates-io is replaced by `registry`.
-fn cargo_home(dir: &Path, registry: &str) {
+pub(crate) fn cargo_home(dir: &Path, registry: &str) {
     write(
         &dir.join("config.toml"),
         &format!(
@@ -46,7 +46,13 @@ fn cargo_home(dir: &Path, registry: &str) {
     );
 }
 
-fn cargo(cargo: &Path, project: &Path, home: &Path, protocol: &str, args: &[&str]) -> Output {
+pub(crate) fn cargo(
+    cargo: &Path,
+    project: &Path,
+    home: &Path,
+    protocol: &str,
+    args: &[&str],
+) -> Output {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(project)
         .args(args)
@@ -74,7 +80,7 @@ fn cargo(cargo: &Path, project: &Path, home: &Path, protocol: &str, args: &[&str
     cmd.output().expect("run cargo")
 }
 
-fn ok(what: &str, out: Output) -> String {
+pub(crate) fn ok(what: &str, out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -138,7 +144,7 @@ fn round(bin: &Path, work: &Path, name: &str, protocol: &str, registry: &str) ->
     std::fs::read_to_string(proj.join("Cargo.lock")).unwrap()
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -189,7 +195,7 @@ fn cargo_fetches_and_builds_over_sparse_and_git_protocols() {
     );
 }
 
-fn mirror_crate(root: &Path, args: &[&str]) {
+pub(crate) fn mirror_crate(root: &Path, args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
         .current_dir(root)
         .arg("--root")

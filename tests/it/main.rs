@@ -6,6 +6,7 @@ mod bundle;
 mod cargo_client;
 mod cli;
 mod crates;
+mod crates_partial;
 mod crates_serve;
 mod engine;
 mod faults;

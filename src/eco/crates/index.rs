@@ -488,6 +488,130 @@ impl Index {
         Ok(entries.get(vers).filter(|e| e.name == name).cloned())
     }
 
+    /// Every index file of `commit`'s tree with its blob bytes, for paths
+    /// that are crate files (see [`crate_file_name`]) and `want` accepts.
+    pub fn crate_files(
+        &self,
+        commit: ObjectId,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let repo = self.repo()?;
+        let mut out = Vec::new();
+        for (mode, id, path) in self.ls_tree(commit)? {
+            if mode != "100644" && mode != "100755" {
+                continue;
+            }
+            if crate_file_name(&path).is_some_and(&want) {
+                out.push((path, repo.find_blob(id)?.data.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `git ls-tree -r`: (mode, blob id, path) of every file.
+    fn ls_tree(&self, commit: ObjectId) -> Result<Vec<(String, ObjectId, String)>> {
+        let listing = self.git(
+            "read a tree",
+            &["ls-tree", "-r", "-z", "--full-tree", &commit.to_string()],
+        )?;
+        let mut out = Vec::new();
+        for rec in listing.split('\0').filter(|r| !r.is_empty()) {
+            let (meta, path) = rec
+                .split_once('\t')
+                .with_context(|| format!("git ls-tree printed {rec:?}"))?;
+            let mut parts = meta.split(' ');
+            let (Some(mode), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next())
+            else {
+                bail!("git ls-tree printed {rec:?}");
+            };
+            if kind == "blob" {
+                out.push((mode.to_string(), parse_oid(id)?, path.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write a commit (parent: `parent`) whose tree is `end`'s with the
+    /// crate files cut down to the lines `keep` accepts: lines are kept
+    /// byte-for-byte, a file left with no line is dropped, files that are
+    /// not crate files (`config.json`…) are kept whole. `keep_name` (the
+    /// lower-cased file name) lets whole files go without being read.
+    /// Returns the commit and (lines kept, lines in `end`'s files read).
+    /// Nothing moves a branch.
+    pub fn write_subset(
+        &self,
+        end: ObjectId,
+        parent: Option<ObjectId>,
+        keep_name: impl Fn(&str) -> bool,
+        keep: impl Fn(&Entry) -> bool,
+        message: &str,
+    ) -> Result<(ObjectId, usize, usize)> {
+        use std::io::Write as _;
+        let repo = self.repo()?;
+        let mut stream: Vec<u8> = Vec::new();
+        let when = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let tmp_ref = "refs/mirror/subset";
+        write!(
+            stream,
+            "commit {tmp_ref}\ncommitter {} <{}> {when} +0000\ndata {}\n{message}\n",
+            COMMITTER.0,
+            COMMITTER.1,
+            message.len()
+        )?;
+        if let Some(p) = parent {
+            writeln!(stream, "from {p}")?;
+        }
+        writeln!(stream, "deleteall")?;
+        let (mut kept, mut seen) = (0, 0);
+        for (mode, id, path) in self.ls_tree(end)? {
+            let Some(name) = crate_file_name(&path) else {
+                writeln!(stream, "M {mode} {id} {path}")?;
+                continue;
+            };
+            if !keep_name(name) {
+                continue;
+            }
+            let blob = repo.find_blob(id)?;
+            let lines = parse_lines(&blob.data, &path, &end.to_string())?;
+            seen += lines.len();
+            let chosen: Vec<&[u8]> = lines
+                .iter()
+                .filter(|(_, e)| keep(e))
+                .map(|(raw, _)| *raw)
+                .collect();
+            kept += chosen.len();
+            if chosen.is_empty() {
+                continue;
+            }
+            if chosen.len() == lines.len() {
+                writeln!(stream, "M {mode} {id} {path}")?;
+            } else {
+                let data: Vec<u8> = chosen.concat();
+                write!(stream, "M {mode} inline {path}\ndata {}\n", data.len())?;
+                stream.extend_from_slice(&data);
+                writeln!(stream)?;
+            }
+        }
+        writeln!(stream, "done")?;
+        run_git(
+            &self.dir,
+            "write the published index",
+            &["fast-import", "--quiet", "--done", "--force"],
+            Some(&stream),
+        )?;
+        let commit = self.require(tmp_ref)?;
+        self.git("write the published index", &["update-ref", "-d", tmp_ref])?;
+        Ok((commit, kept, seen))
+    }
+
+    /// The tree id of `commit`.
+    pub fn tree_of(&self, commit: ObjectId) -> Result<ObjectId> {
+        self.tree_id(commit)
+    }
+
     fn blob_id(&self, commit: ObjectId, path: &str) -> Result<Option<ObjectId>> {
         let repo = self.repo()?;
         let tree = repo.find_commit(commit)?.tree()?;
@@ -557,6 +681,17 @@ pub fn crate_file_name(path: &str) -> Option<&str> {
 /// Parse one index file: every line must be a valid entry for this file.
 /// Later lines for a version override earlier ones (as cargo reads them).
 pub fn parse_file(data: &[u8], path: &str, at: &str) -> Result<BTreeMap<String, Entry>> {
+    let mut out = BTreeMap::new();
+    for (_, e) in parse_lines(data, path, at)? {
+        out.insert(e.vers.clone(), e);
+    }
+    Ok(out)
+}
+
+/// Parse one index file line by line: each non-blank line as it is stored
+/// (with its `\n`, byte-for-byte) and the entry it holds; every line must
+/// be a valid entry for this file.
+pub fn parse_lines<'a>(data: &'a [u8], path: &str, at: &str) -> Result<Vec<(&'a [u8], Entry)>> {
     #[derive(serde::Deserialize)]
     struct Line {
         name: String,
@@ -571,12 +706,22 @@ pub fn parse_file(data: &[u8], path: &str, at: &str) -> Result<BTreeMap<String, 
         }
     };
     let expected_name = crate_file_name(path);
-    let mut out = BTreeMap::new();
-    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let (raw, tail) = rest.split_at(end);
+        rest = tail;
+        i += 1;
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let n = i + 1;
+        let n = i;
         let l: Line = serde_json::from_slice(line).with_context(|| {
             format!(
                 "{}: not an index entry (expected JSON with name, vers, cksum)",
@@ -615,14 +760,14 @@ pub fn parse_file(data: &[u8], path: &str, at: &str) -> Result<BTreeMap<String, 
                 l.vers
             )
         })?;
-        out.insert(
-            l.vers.clone(),
+        out.push((
+            raw,
             Entry {
                 name: l.name,
                 vers: l.vers,
                 cksum,
             },
-        );
+        ));
     }
     Ok(out)
 }

@@ -22,7 +22,9 @@ pub fn is_valid_crate_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Whether `version` is plausible as a path component: semver characters
@@ -32,7 +34,9 @@ pub fn is_valid_version(version: &str) -> bool {
         && version.len() <= 100
         && !version.starts_with('.')
         && !version.contains("..")
-        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'+')
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'+')
 }
 
 /// The directory prefix for a name, case kept: `1`, `2`, `3/s`, `se/rd`.
@@ -73,13 +77,25 @@ mod tests {
         assert_eq!(index_path("ab"), "2/ab");
         assert_eq!(index_path("abc"), "3/a/abc");
         assert_eq!(index_path("Serde"), "se/rd/serde");
-        assert_eq!(crate_rel_path("Inflector", "0.11.4"), "in/fl/Inflector/Inflector-0.11.4.crate");
+        assert_eq!(
+            crate_rel_path("Inflector", "0.11.4"),
+            "in/fl/Inflector/Inflector-0.11.4.crate"
+        );
         assert_eq!(crate_rel_path("a", "1.0.0"), "1/a/a-1.0.0.crate");
     }
 
     #[test]
     fn hostile_names_and_versions_are_refused() {
-        for bad in ["", "a/b", "..", "../x", "a\0b", ".hidden", "-x", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "../x",
+            "a\0b",
+            ".hidden",
+            "-x",
+            &"x".repeat(65),
+        ] {
             assert!(!is_valid_crate_name(bad), "{bad:?}");
         }
         assert!(is_valid_crate_name("serde_json-2"));

@@ -70,6 +70,14 @@ pub const DEFAULT_SERVER_URL: &str = "http://localhost:8000";
 /// The archive member holding the index bundle (romt's name).
 pub const BUNDLE_MEMBER: &str = "git/crates.io-index/origin.bundle";
 
+/// The marker of a partial mirror, in the crates directory (so archives
+/// carry it): its `master` lists only the versions whose `.crate` is held.
+pub const PARTIAL_MARKER: &str = "PARTIAL";
+
+const PARTIAL_TEXT: &[u8] =
+    b"# mirror: a partial crates mirror. The published index (branch master)\n\
+# lists only the versions whose .crate file is held here.\n";
+
 /// One operation of a `mirror crate` chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -181,7 +189,21 @@ impl Crates {
     pub fn run(&mut self, ops: &[Op], reporter: &dyn Reporter) -> Result<()> {
         let keep_going = self.fetch.keep_going;
         let mut failures: Vec<String> = Vec::new();
+        let mut marked_partial = false;
         for op in ops.iter().flat_map(|o| o.expand()) {
+            // A filter makes the tree partial from its first write on
+            // (init creates the crates directory; list and verify write
+            // nothing).
+            if !marked_partial
+                && !self.opts.filter.is_empty()
+                && !matches!(op, Op::List | Op::Verify | Op::InitImport)
+                && (op == Op::Init || self.opts.crates.is_dir())
+            {
+                marked_partial = true;
+                if op != Op::Init {
+                    self.set_partial()?;
+                }
+            }
             reporter.verbose(&format!("crate: {op:?}"));
             let r = match op {
                 Op::Init => self.init(reporter),
@@ -252,7 +274,24 @@ impl Crates {
         Ok(())
     }
 
+    /// Whether this tree is a partial mirror (see [`PARTIAL_MARKER`]).
+    pub fn is_partial(&self) -> bool {
+        self.opts.crates.join(PARTIAL_MARKER).is_file()
+    }
+
+    fn set_partial(&self) -> Result<()> {
+        let marker = self.opts.crates.join(PARTIAL_MARKER);
+        if !marker.is_file() {
+            crate::store::write_atomic(&marker, PARTIAL_TEXT)
+                .with_context(|| format!("cannot write {}", marker.display()))?;
+        }
+        Ok(())
+    }
+
     fn init_crates_dir(&self) -> Result<()> {
+        if !self.opts.filter.is_empty() {
+            self.set_partial()?;
+        }
         let config = self.opts.crates.join("config.toml");
         if !config.exists() {
             crate::store::write_atomic(
@@ -371,10 +410,18 @@ impl Crates {
 
     fn verify(&self, reporter: &dyn Reporter) -> Result<()> {
         let changes = self.changes()?;
-        let results: Vec<(&Entry, Option<String>)> = changes
+        // A partial mirror holds what it holds: a missing crate is left out
+        // of what is published, a wrong one is still an error.
+        let partial = self.is_partial();
+        let held: Vec<&Entry> = changes
             .added
+            .iter()
+            .filter(|e| !partial || self.crate_path(e).exists())
+            .collect();
+        let not_held = changes.added.len() - held.len();
+        let results: Vec<(&Entry, Option<String>)> = held
             .par_iter()
-            .map(|e| (e, check_crate(&self.crate_path(e), e).err()))
+            .map(|e| (*e, check_crate(&self.crate_path(e), e).err()))
             .collect();
         let good: Vec<&Entry> = results
             .iter()
@@ -397,7 +444,14 @@ impl Crates {
             ))
             .into());
         }
-        reporter.info(&format!("crate: {} crates verified", changes.added.len()));
+        if partial {
+            reporter.info(&format!(
+                "crate: {} crates verified ({not_held} of the range not held: partial mirror)",
+                held.len()
+            ));
+        } else {
+            reporter.info(&format!("crate: {} crates verified", changes.added.len()));
+        }
         Ok(())
     }
 
@@ -435,6 +489,14 @@ impl Crates {
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
         let (_, end) = self.range()?;
+        if self.is_partial() {
+            let master = self.publish_partial(end, reporter)?;
+            self.index.set_branch(MARK, end)?;
+            reporter.info(&format!(
+                "crate: mark moved to {end}; master (served) is {master}"
+            ));
+            return Ok(());
+        }
         let before = self.index.resolve(MARK)?;
         if before == Some(end) && self.index.resolve(MASTER)? == Some(end) {
             reporter.info(&format!("crate: mark and master already at {end}"));
@@ -445,6 +507,40 @@ impl Crates {
         self.index.set_branch(MARK, end)?;
         reporter.info(&format!("crate: mark and master moved to {end}"));
         Ok(())
+    }
+
+    /// Move `master` to a commit of `end`'s tree cut down to the versions
+    /// whose `.crate` is held (a new commit on top of the old `master`,
+    /// or the old `master` when nothing changed); returns it.
+    fn publish_partial(
+        &self,
+        end: gix::ObjectId,
+        reporter: &dyn Reporter,
+    ) -> Result<gix::ObjectId> {
+        let held = held_crates(&self.opts.crates)?;
+        let names: std::collections::HashSet<String> =
+            held.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let old = self.index.resolve(MASTER)?;
+        let (commit, kept, seen) = self.index.write_subset(
+            end,
+            old,
+            |name| names.contains(name),
+            |e| held.contains(&(e.name.clone(), e.vers.clone())),
+            &format!("Publish the crates held of {end}"),
+        )?;
+        if let Some(old) = old {
+            if self.index.tree_of(old)? == self.index.tree_of(commit)? {
+                reporter.info(&format!(
+                    "crate: partial mirror: the published index is unchanged ({kept} versions)"
+                ));
+                return Ok(old);
+            }
+        }
+        self.index.set_branch(MASTER, commit)?;
+        reporter.info(&format!(
+            "crate: partial mirror: published {kept} versions held (of {seen} listed for the crates held)"
+        ));
+        Ok(commit)
     }
 
     fn default_bundle_path(&self) -> PathBuf {
@@ -505,11 +601,15 @@ impl Crates {
         self.index.create_bundle(&bundle_path, bundle_start, end)?;
         let changes = self.index.changes(start, end, &self.opts.filter)?;
         let mut members = vec![BUNDLE_MEMBER.to_string()];
+        let partial = self.is_partial();
+        if partial {
+            members.push(format!("{}/{PARTIAL_MARKER}", layout::CRATES_DIR));
+        }
         let mut missing = Vec::new();
         for e in &changes.added {
             if self.crate_path(e).is_file() {
                 members.push(format!("{}/{}", layout::CRATES_DIR, e.rel_path()));
-            } else {
+            } else if !partial {
                 missing.push(format!(
                     "{}: {} is missing",
                     e.ident(),
@@ -541,7 +641,7 @@ impl Crates {
         .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
         reporter.info(&format!(
             "crate: packed the index bundle and {} crates ({} bytes) into {}",
-            members.len() - 1,
+            members.len() - 1 - usize::from(partial),
             summary.archive_bytes,
             self.opts.archive.display()
         ));
@@ -578,8 +678,16 @@ impl Crates {
         let crate_files: Vec<&String> = summary
             .files
             .iter()
-            .filter(|f| f.starts_with("crates/") && f.as_str() != "crates/config.toml")
+            .filter(|f| {
+                f.starts_with("crates/")
+                    && f.as_str() != "crates/config.toml"
+                    && f.as_str() != format!("crates/{PARTIAL_MARKER}")
+            })
             .collect();
+        let carries_partial = summary
+            .files
+            .iter()
+            .any(|f| *f == format!("crates/{PARTIAL_MARKER}"));
         if !has_bundle {
             if !crate_files.is_empty() {
                 bail!("{}: holds crates but no {BUNDLE_MEMBER}", archive.display());
@@ -633,6 +741,10 @@ impl Crates {
             }
             fs::rename(staged, &dest)
                 .with_context(|| format!("cannot publish {}", dest.display()))?;
+        }
+        if carries_partial {
+            // The far side published a subset: so does this one.
+            self.set_partial()?;
         }
         if let Some(parent) = self.opts.bundle_path.parent() {
             fs::create_dir_all(parent)?;
@@ -697,6 +809,42 @@ fn check_crate(path: &Path, e: &Entry) -> std::result::Result<(), String> {
         }
         Err(err) => Err(format!("{} ({}): {err}", path.display(), e.ident())),
     }
+}
+
+/// Every `(name, version)` whose `.crate` is in the crates directory
+/// (`<prefix>/<name>/<name>-<version>.crate`).
+pub fn held_crates(crates: &Path) -> Result<std::collections::HashSet<(String, String)>> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+            let path = entry.path();
+            let ty = entry.file_type()?;
+            if ty.is_dir() && depth < 4 {
+                walk(&path, depth + 1, out)?;
+            } else if ty.is_file() && path.extension().is_some_and(|x| x == "crate") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(crates, 0, &mut files)?;
+    let mut out = std::collections::HashSet::new();
+    for f in files {
+        let Ok(rel) = f.strip_prefix(crates) else {
+            continue;
+        };
+        let member = format!("crates/{}", rel.to_string_lossy());
+        if let Some(nv) = crate_from_member(&member) {
+            out.insert(nv);
+        }
+    }
+    Ok(out)
 }
 
 /// `crates/<prefix>/<name>/<name>-<version>.crate` (any prefix case) ->
