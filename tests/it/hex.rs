@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::rustup::{mirror, require_client};
-use crate::support::hex::{key_path, rel, sign_with, test_public_key_pem, HexRepo};
+use crate::support::hex::{key_path, rel, sign_with, tarball, test_public_key_pem, HexRepo};
 use crate::support::upstream::Upstream;
 
 fn ok(out: &Output) -> String {
@@ -381,6 +381,26 @@ fn real_rebar3_fetches_dependencies_from_the_served_mirror() {
         text.contains("Package not found in any repo: gamma ~> 0.1"),
         "{text}"
     );
+
+    // A tarball swapped on the served tree (another valid release's): rebar3
+    // itself refuses it against the checksum in the signed packages/beta.
+    let tarballs = offline.path().join("hex/tarballs");
+    std::fs::write(
+        tarballs.join("beta-2.1.0.tar"),
+        tarball("beta", &rel("2.0.0", &[])).0,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(home.path().join(".cache")).unwrap();
+    let third = home.path().join("proj3");
+    rebar_project(&third, "alpha", "~> 1.0");
+    let out = rebar3(&rebar3_bin, home.path(), &third, &cdn, &["compile"]);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // rebar3 3.19 names the error and then crashes in its own error
+    // formatter (exit status 127); either way nothing is compiled.
+    assert!(text.contains("bad_registry_checksum"), "{text}");
+    assert!(text.contains("beta"), "{text}");
     server.stop().unwrap();
 }
 
