@@ -296,6 +296,29 @@ impl Engine {
         )
     }
 
+    /// Conditional GETs of small resources, `jobs` in parallel, results in
+    /// the order of `requests`: each URL is sent with the validators of the
+    /// copy the caller holds (`If-None-Match` for an ETag,
+    /// `If-Modified-Since` for a Last-Modified date); a `304` answers
+    /// [`Conditional::NotModified`], a success the body with its new
+    /// validators. Same retries as [`Engine::fetch_bytes`].
+    pub fn fetch_bytes_conditional_many(
+        &self,
+        requests: &[(String, Validators)],
+    ) -> Vec<Result<Conditional, FetchError>> {
+        let client = &self.client;
+        let http = &self.opts.http;
+        self.rt.block_on(
+            stream::iter(
+                requests
+                    .iter()
+                    .map(|(u, v)| get_conditional(client, http, u, v)),
+            )
+            .buffered(self.opts.jobs.max(1))
+            .collect(),
+        )
+    }
+
     /// Download, verify and publish every item.
     pub fn fetch_all(
         &self,
@@ -401,6 +424,87 @@ pub fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     dest.with_file_name(name)
+}
+
+/// What a server said about a copy held (see
+/// [`Engine::fetch_bytes_conditional_many`]); empty for no copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    /// The `ETag` header, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// `304`: the copy held is current.
+    NotModified,
+    /// A new body and its validators.
+    Fetched {
+        /// The body.
+        bytes: Vec<u8>,
+        /// Its validators, for the next request.
+        validators: Validators,
+    },
+}
+
+async fn get_conditional(
+    client: &reqwest::Client,
+    opts: &HttpOptions,
+    url: &str,
+    held: &Validators,
+) -> Result<Conditional, FetchError> {
+    use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+    let mut attempt = 0;
+    loop {
+        let result = async {
+            let mut req = client.get(url);
+            if let Some(etag) = &held.etag {
+                req = req.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(date) = &held.last_modified {
+                req = req.header(IF_MODIFIED_SINCE, date);
+            }
+            let resp = req.send().await.map_err(|e| network(url, &e))?;
+            let status = resp.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(Conditional::NotModified);
+            }
+            if !status.is_success() {
+                return Err(FetchError::Status {
+                    url: url.to_string(),
+                    status,
+                });
+            }
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let validators = Validators {
+                etag: header(ETAG),
+                last_modified: header(LAST_MODIFIED),
+            };
+            let bytes = resp.bytes().await.map_err(|e| network(url, &e))?;
+            Ok(Conditional::Fetched {
+                bytes: bytes.to_vec(),
+                validators,
+            })
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retryable() && attempt < opts.retries => {
+                attempt += 1;
+                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn get_bytes(

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::GlobalArgs;
 use crate::eco::crates::filter::CrateFilter;
+use crate::eco::crates::sparse::{self, Selection, Versions};
 use crate::eco::crates::{
     layout, CrateOptions, Crates, Op, BUNDLE_MEMBER, DEFAULT_ARCHIVE, DEFAULT_CRATES_URL,
     DEFAULT_INDEX_URL, DEFAULT_SERVER_URL,
@@ -138,6 +139,26 @@ pub struct CrateArgs {
     /// Record crates that failed (NAME@VERSION per line)
     #[arg(long, value_name = "FILE")]
     pub bad_crates: Option<PathBuf>,
+
+    /// Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; remembered)
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Vec<PathBuf>,
+
+    /// Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; remembered)
+    #[arg(long = "crate", value_name = "NAME[@REQ]")]
+    pub crate_: Vec<String>,
+
+    /// Sparse upstream: read NAME[@REQ] from a file (one or more per line, # comments)
+    #[arg(long, value_name = "FILE")]
+    pub crate_file: Vec<PathBuf>,
+
+    /// Sparse upstream: how many versions each requirement selects: latest, all or N (newest N)
+    #[arg(long, default_value = "latest", value_name = "latest|all|N")]
+    pub versions: Versions,
+
+    /// Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub with_deps: Vec<String>,
 }
 
 /// Run `mirror crate`.
@@ -161,6 +182,14 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         None if args.index == Path::new(layout::INDEX_DIR) => root.join(BUNDLE_MEMBER),
         None => index.join("origin.bundle"),
     };
+    let selection = Selection::from_args(
+        &args.lockfile,
+        &args.crate_,
+        &args.crate_file,
+        args.versions,
+        &args.with_deps,
+        sparse::sparse_base(&args.index_url).as_deref(),
+    )?;
     let opts = CrateOptions {
         crates: under_root(&args.crates),
         index,
@@ -176,6 +205,7 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         filter,
         good_crates: args.good_crates,
         bad_crates: args.bad_crates,
+        selection,
     };
     let ops: Vec<Op> = args.ops.iter().map(|&o| o.into()).collect();
     let writes = ops.iter().any(|o| !matches!(o, Op::List | Op::Verify));

@@ -549,22 +549,6 @@ impl Index {
         use std::io::Write as _;
         let repo = self.repo()?;
         let mut stream: Vec<u8> = Vec::new();
-        let when = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let tmp_ref = "refs/mirror/subset";
-        write!(
-            stream,
-            "commit {tmp_ref}\ncommitter {} <{}> {when} +0000\ndata {}\n{message}\n",
-            COMMITTER.0,
-            COMMITTER.1,
-            message.len()
-        )?;
-        if let Some(p) = parent {
-            writeln!(stream, "from {p}")?;
-        }
-        writeln!(stream, "deleteall")?;
         let (mut kept, mut seen) = (0, 0);
         for (mode, id, path) in self.ls_tree(end)? {
             let Some(name) = crate_file_name(&path) else {
@@ -595,16 +579,82 @@ impl Index {
                 writeln!(stream)?;
             }
         }
+        let commit = self.fast_import(parent, message, &stream)?;
+        Ok((commit, kept, seen))
+    }
+
+    /// The bytes of the file at `path` in `commit`'s tree, if any.
+    pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
+        let repo = self.repo()?;
+        let tree = repo.find_commit(commit)?.tree()?;
+        match tree.lookup_entry_by_path(path)? {
+            Some(e) if e.mode().is_blob() => Ok(Some(repo.find_blob(e.object_id())?.data.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    /// A commit (parent: `parent`) whose tree holds exactly `files`
+    /// (path -> bytes, stored as given); `parent` itself when its tree is
+    /// the same. Nothing moves a branch.
+    pub fn commit_files(
+        &self,
+        parent: Option<ObjectId>,
+        files: &BTreeMap<String, Vec<u8>>,
+        message: &str,
+    ) -> Result<ObjectId> {
+        use std::io::Write as _;
+        let mut body = Vec::new();
+        for (path, data) in files {
+            write!(body, "M 100644 inline {path}\ndata {}\n", data.len())?;
+            body.extend_from_slice(data);
+            writeln!(body)?;
+        }
+        let commit = self.fast_import(parent, message, &body)?;
+        if let Some(p) = parent {
+            if self.tree_id(p)? == self.tree_id(commit)? {
+                return Ok(p);
+            }
+        }
+        Ok(commit)
+    }
+
+    /// Run `git fast-import` for one commit on top of `parent` whose tree
+    /// is empty but for the `M` commands of `body`; returns it.
+    fn fast_import(
+        &self,
+        parent: Option<ObjectId>,
+        message: &str,
+        body: &[u8],
+    ) -> Result<ObjectId> {
+        use std::io::Write as _;
+        let when = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let tmp_ref = "refs/mirror/fast-import";
+        let mut stream: Vec<u8> = Vec::new();
+        write!(
+            stream,
+            "commit {tmp_ref}\ncommitter {} <{}> {when} +0000\ndata {}\n{message}\n",
+            COMMITTER.0,
+            COMMITTER.1,
+            message.len()
+        )?;
+        if let Some(p) = parent {
+            writeln!(stream, "from {p}")?;
+        }
+        writeln!(stream, "deleteall")?;
+        stream.extend_from_slice(body);
         writeln!(stream, "done")?;
         run_git(
             &self.dir,
-            "write the published index",
+            "write the index",
             &["fast-import", "--quiet", "--done", "--force"],
             Some(&stream),
         )?;
         let commit = self.require(tmp_ref)?;
-        self.git("write the published index", &["update-ref", "-d", tmp_ref])?;
-        Ok((commit, kept, seen))
+        self.git("write the index", &["update-ref", "-d", tmp_ref])?;
+        Ok(commit)
     }
 
     /// The tree id of `commit`.

@@ -37,6 +37,7 @@
 pub mod filter;
 pub mod index;
 pub mod layout;
+pub mod sparse;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -156,6 +157,8 @@ pub struct CrateOptions {
     pub good_crates: Option<PathBuf>,
     /// Record crates that failed.
     pub bad_crates: Option<PathBuf>,
+    /// What to mirror from a sparse upstream (`None`: the one remembered).
+    pub selection: Option<sparse::Selection>,
 }
 
 /// The crates part of a mirror tree.
@@ -242,6 +245,21 @@ impl Crates {
     }
 
     fn init(&self, reporter: &dyn Reporter) -> Result<()> {
+        if let Some(base) = sparse::sparse_base(&self.opts.index_url) {
+            // The origin URL records the upstream; git never fetches it.
+            Index::init(
+                &self.opts.index,
+                &format!("sparse+{base}"),
+                &["+refs/heads/master:refs/remotes/origin/master"],
+            )?;
+            self.init_crates_dir()?;
+            self.set_partial()?;
+            reporter.info(&format!(
+                "crate: index {} created (sparse upstream {base}; a partial mirror of the selection)",
+                self.opts.index.display()
+            ));
+            return Ok(());
+        }
         let url = absolute_url(&self.opts.index_url)?;
         Index::init(
             &self.opts.index,
@@ -313,7 +331,66 @@ impl Crates {
         Ok(())
     }
 
-    fn pull(&self, reporter: &dyn Reporter) -> Result<()> {
+    /// The sparse upstream's base URL, when the index has one.
+    pub fn sparse_base(&self) -> Result<Option<String>> {
+        if !self.opts.index.exists() {
+            return Ok(None);
+        }
+        Ok(self
+            .index
+            .origin_url()
+            .ok()
+            .and_then(|u| sparse::sparse_base(&u)))
+    }
+
+    /// In a sparse tree, the versions selected by the last pull (the
+    /// crates every operation covers); `--filter` otherwise.
+    fn effective_filter(&self) -> Result<CrateFilter> {
+        if self.sparse_base()?.is_none() {
+            return Ok(self.opts.filter.clone());
+        }
+        let state = sparse::SparseState::load(&self.opts.root)?;
+        let mut f = CrateFilter::default();
+        for s in &state.selected {
+            f.add(s);
+        }
+        if f.is_empty() {
+            // Nothing selected yet: a pattern that matches no crate.
+            f.add("-@-");
+        }
+        Ok(f)
+    }
+
+    fn pull_sparse(&mut self, base: &str, reporter: &dyn Reporter) -> Result<()> {
+        let mut state = sparse::SparseState::load(&self.opts.root)?;
+        if let Some(sel) = &self.opts.selection {
+            state.selection = Some(sel.clone());
+        }
+        let Some(selection) = state.selection.clone() else {
+            bail!(
+                "{} mirrors the sparse index {base}: say what to mirror with --lockfile, --crate or --crate-file (remembered for later runs)",
+                self.opts.index.display()
+            );
+        };
+        if self.engine.is_none() {
+            self.engine = Some(Engine::new(self.fetch.clone())?);
+        }
+        let engine = self.engine.as_ref().expect("engine");
+        let before = self.index.resolve(index::ORIGIN_MASTER)?;
+        let summary = sparse::pull(&self.index, engine, base, &selection, &mut state, reporter)?;
+        let working = self.index.merge_origin(before)?;
+        state.save(&self.opts.root)?;
+        reporter.info(&format!(
+            "crate: {} index files requested from {base} ({} not modified); {} versions selected; working is {working}",
+            summary.requested, summary.not_modified, summary.selected
+        ));
+        Ok(())
+    }
+
+    fn pull(&mut self, reporter: &dyn Reporter) -> Result<()> {
+        if let Some(base) = self.sparse_base()? {
+            return self.pull_sparse(&base, reporter);
+        }
         let (before, origin) = self.index.fetch_origin()?;
         let working = self.index.merge_origin(before)?;
         reporter.info(&format!(
@@ -356,7 +433,7 @@ impl Crates {
         if start == Some(end) {
             return Ok(index::Changes::default());
         }
-        self.index.changes(start, end, &self.opts.filter)
+        self.index.changes(start, end, &self.effective_filter()?)
     }
 
     fn crate_path(&self, e: &Entry) -> PathBuf {
@@ -369,7 +446,14 @@ impl Crates {
     }
 
     fn download(&mut self, reporter: &dyn Reporter) -> Result<()> {
-        let changes = self.changes()?;
+        let changes = if self.sparse_base()?.is_some() {
+            // A selection may grow to versions older than START: every
+            // version selected is planned (the engine skips those held).
+            let (_, end) = self.range()?;
+            self.index.changes(None, end, &self.effective_filter()?)?
+        } else {
+            self.changes()?
+        };
         let items: Vec<FetchItem> = changes
             .added
             .iter()
@@ -599,7 +683,7 @@ impl Crates {
             );
         }
         self.index.create_bundle(&bundle_path, bundle_start, end)?;
-        let changes = self.index.changes(start, end, &self.opts.filter)?;
+        let changes = self.index.changes(start, end, &self.effective_filter()?)?;
         let mut members = vec![BUNDLE_MEMBER.to_string()];
         let partial = self.is_partial();
         if partial {
