@@ -94,6 +94,11 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter -d 'Only 
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter-file -d 'Read filters from a file (one or more per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l good-crates -d 'Record crates that downloaded or verified (NAME@VERSION per line)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bad-crates -d 'Record crates that failed (NAME@VERSION per line)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l lockfile -d 'Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; remembered)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate -d 'Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; remembered)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate-file -d 'Sparse upstream: read NAME[@REQ] from a file (one or more per line, # comments)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l versions -d 'Sparse upstream: how many versions each requirement selects: latest, all or N (newest N)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l with-deps -d 'Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
