@@ -8,6 +8,7 @@ mod cli;
 mod crates;
 mod crates_partial;
 mod crates_serve;
+mod crates_sparse;
 mod engine;
 mod faults;
 mod hex;

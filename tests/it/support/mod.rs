@@ -6,4 +6,5 @@ pub mod dist;
 pub mod hex;
 pub mod keys;
 pub mod rustup;
+pub mod sparse;
 pub mod upstream;
