@@ -207,7 +207,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__crate)
-            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

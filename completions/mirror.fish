@@ -83,7 +83,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index -d 'The index repository, relative to the root' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates -d 'The crate directory, relative to the root' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates-url -d 'Download template: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l start -d 'Start of RANGE (a ref or commit; 0 = start of history) [default: mark]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of RANGE' -r
@@ -105,6 +105,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seco
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -s v -l verbose -d 'More output: one line per file'

@@ -92,7 +92,7 @@ pub struct CrateArgs {
     #[arg(long, default_value = layout::CRATES_DIR, value_name = "CRATES_ROOT")]
     pub crates: PathBuf,
 
-    /// Upstream index for init: a git URL, file:// URL or path
+    /// Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/
     #[arg(long, default_value = DEFAULT_INDEX_URL, value_name = "URL")]
     pub index_url: String,
 
@@ -159,6 +159,10 @@ pub struct CrateArgs {
     /// Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub with_deps: Vec<String>,
+
+    /// list: print what the mirror holds (every version master lists whose .crate is present) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Run `mirror crate`.
@@ -206,6 +210,7 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         good_crates: args.good_crates,
         bad_crates: args.bad_crates,
         selection,
+        json: args.json,
     };
     let ops: Vec<Op> = args.ops.iter().map(|&o| o.into()).collect();
     let writes = ops.iter().any(|o| !matches!(o, Op::List | Op::Verify));

@@ -142,6 +142,26 @@ fn crate_closure_follows_optional_target_build_and_renamed_deps() {
         fx.read("config.json").unwrap()
     );
 
+    // `list --json`: what the mirror holds.
+    let out = run(root, &["list", "--json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}@{}",
+                e["name"].as_str().unwrap(),
+                e["vers"].as_str().unwrap()
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, held(root));
+    assert_eq!(list[0]["path"], "crates/3/a/app/app-0.1.0.crate");
+
     // --versions all (and dev deps): every version a requirement selects.
     let err = ok(
         root,

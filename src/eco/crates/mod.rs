@@ -159,6 +159,8 @@ pub struct CrateOptions {
     pub bad_crates: Option<PathBuf>,
     /// What to mirror from a sparse upstream (`None`: the one remembered).
     pub selection: Option<sparse::Selection>,
+    /// `list` prints what the mirror holds as JSON.
+    pub json: bool,
 }
 
 /// The crates part of a mirror tree.
@@ -561,6 +563,9 @@ impl Crates {
     }
 
     fn list(&self) -> Result<()> {
+        if self.opts.json {
+            return self.list_json();
+        }
         let changes = self.changes()?;
         for e in &changes.added {
             println!("{}", e.ident());
@@ -568,6 +573,30 @@ impl Crates {
         for e in &changes.removed {
             println!("-{}", e.ident());
         }
+        Ok(())
+    }
+
+    /// What the mirror holds: every version `master` lists whose `.crate`
+    /// is present, as a JSON array of `{name, vers, cksum, path}`.
+    fn list_json(&self) -> Result<()> {
+        let master = self.index.require(MASTER)?;
+        let held = held_crates(&self.opts.crates)?;
+        let names: std::collections::HashSet<String> =
+            held.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        let mut out = Vec::new();
+        for (path, data) in self.index.crate_files(master, |n| names.contains(n))? {
+            for (_, e) in index::parse_lines(&data, &path, &master.to_string())? {
+                if held.contains(&(e.name.clone(), e.vers.clone())) {
+                    out.push(serde_json::json!({
+                        "name": e.name,
+                        "vers": e.vers,
+                        "cksum": e.cksum.to_hex(),
+                        "path": format!("{}/{}", layout::CRATES_DIR, e.rel_path()),
+                    }));
+                }
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         Ok(())
     }
 
