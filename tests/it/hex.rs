@@ -447,3 +447,47 @@ fn lock_files_pin_exact_versions() {
     tarballs.sort();
     assert_eq!(tarballs, ["alpha-1.0.0.tar", "beta-2.0.0.tar"]);
 }
+
+/// Timings for the report: `cargo test --release --test it
+/// hex::measure -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_download_and_noop_update() {
+    let up = Upstream::start();
+    let mut repo = HexRepo::sample();
+    for i in 0..200 {
+        repo.add(
+            &format!("pkg{i}"),
+            vec![rel("1.0.0", &[]), rel("1.1.0", &[])],
+        );
+    }
+    repo.publish(&up);
+    let root = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    ok(&hex(root.path(), &up, &["download"], &[]));
+    eprintln!("MEASURE first download: {:?}", t.elapsed());
+    up.clear_requests();
+    let t = std::time::Instant::now();
+    ok(&hex(root.path(), &up, &["download"], &[]));
+    eprintln!(
+        "MEASURE no-op download: {:?}, {} requests",
+        t.elapsed(),
+        up.requests().len()
+    );
+    let t = std::time::Instant::now();
+    ok(&hex(root.path(), &up, &["verify"], &[]));
+    eprintln!("MEASURE verify: {:?}", t.elapsed());
+    let archive = root.path().join("hex.tar.gz").display().to_string();
+    let t = std::time::Instant::now();
+    ok(&hex(root.path(), &up, &["pack"], &["--archive", &archive]));
+    eprintln!("MEASURE pack: {:?}", t.elapsed());
+    let other = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    ok(&hex(
+        other.path(),
+        &up,
+        &["unpack"],
+        &["--archive", &archive],
+    ));
+    eprintln!("MEASURE unpack: {:?}", t.elapsed());
+}

@@ -24,8 +24,10 @@
 //!    `names` differs from the local `names` (or that is missing locally),
 //!    fetched into memory and verified; unchanged ones are read from disk.
 //! 3. Every selected release's tarball through [`Engine::fetch_all`] with
-//!    the outer checksum as its SHA-256 (present ones are skipped without a
-//!    request).
+//!    the outer checksum as its SHA-256. Tarballs of unchanged packages
+//!    that are present are not even hashed (they were verified before their
+//!    package file was published; `verify` re-hashes everything); those of
+//!    changed packages go through the engine's skip check.
 //! 4. Publish: `packages/<name>` after its tarballs, then `public_key`,
 //!    `versions` and `names` last.
 //!
@@ -292,25 +294,28 @@ impl Hex {
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
-            let mut fetch = Vec::new();
-            for name in &todo {
-                if loaded.contains_key(name) {
-                    continue;
-                }
-                let changed = local.get(name.as_str()).map(Option::as_ref)
-                    != remote.get(name.as_str()).copied();
-                if !changed {
-                    match self.read_local_package(name) {
-                        Ok(Some(l)) => {
-                            loaded.insert(name.clone(), l);
-                            continue;
-                        }
-                        Ok(None) => {}
-                        Err(e) => reporter.info(&format!("warning: refetching: {e:#}")),
+            let changed =
+                |name: &str| local.get(name).map(Option::as_ref) != remote.get(name).copied();
+            // Unchanged package files are read and checked in parallel.
+            let reads: Vec<(&String, Result<Option<Loaded>>)> = todo
+                .par_iter()
+                .filter(|n| !loaded.contains_key(*n) && !changed(n))
+                .map(|n| (n, self.read_local_package(n)))
+                .collect();
+            for (name, r) in reads {
+                match r {
+                    Ok(Some(l)) => {
+                        loaded.insert(name.clone(), l);
                     }
+                    Ok(None) => {}
+                    Err(e) => reporter.info(&format!("warning: refetching: {e:#}")),
                 }
-                fetch.push(name.clone());
             }
+            let fetch: Vec<String> = todo
+                .iter()
+                .filter(|n| !loaded.contains_key(*n))
+                .cloned()
+                .collect();
             let urls: Vec<String> = fetch
                 .iter()
                 .map(|n| format!("{}/packages/{n}", self.url))
@@ -388,6 +393,7 @@ impl Hex {
 
         // Tarballs of every chosen release.
         let mut items = Vec::new();
+        let mut trusted = 0;
         let mut tarball_of: HashMap<String, String> = HashMap::new();
         for (name, versions) in &releases {
             let l = &loaded[name];
@@ -409,9 +415,17 @@ impl Hex {
                     ));
                     continue;
                 };
+                let dest = self.tarball_path(name, &r.version);
+                // A package file is published only after its tarballs, so
+                // the tarballs of an unchanged package were verified when
+                // they were written: present is enough (`verify` re-hashes).
+                if !l.fetched && dest.is_file() {
+                    trusted += 1;
+                    continue;
+                }
                 let url = format!("{}/tarballs/{name}-{}.tar", self.url, r.version);
                 tarball_of.insert(url.clone(), name.clone());
-                items.push(FetchItem::new(url, self.tarball_path(name, &r.version)).sha256(digest));
+                items.push(FetchItem::new(url, dest).sha256(digest));
             }
         }
         let fetched = engine.fetch_all(items, reporter);
@@ -447,7 +461,7 @@ impl Hex {
             }
         };
         summary.tarballs_fetched = s.fetched;
-        summary.tarballs_skipped = s.skipped;
+        summary.tarballs_skipped = s.skipped + trusted;
         if !failures.is_empty() {
             bail!(
                 "{} package resources failed (the rest was published; names and versions were not updated):\n  - {}",
@@ -465,7 +479,11 @@ impl Hex {
         }
         reporter.info(&format!(
             "hex: {} package files fetched, {} unchanged; {} tarballs downloaded ({} bytes), {} already present",
-            summary.packages_fetched, summary.packages_unchanged, s.fetched, s.bytes, s.skipped
+            summary.packages_fetched,
+            summary.packages_unchanged,
+            s.fetched,
+            s.bytes,
+            summary.tarballs_skipped
         ));
         Ok(summary)
     }
@@ -753,39 +771,56 @@ fn check_staged(
     dir: &Path,
     files: &[String],
 ) -> std::result::Result<(), String> {
+    enum Staged {
+        Checked,
+        Package(String, Package),
+        Tarball(String, String),
+    }
+    let results: Vec<std::result::Result<Staged, String>> = files
+        .par_iter()
+        .map(|f| {
+            let path = dir.join(f);
+            let read = || fs::read(&path).map_err(|e| format!("{f}: {e}"));
+            match f.split('/').collect::<Vec<_>>()[..] {
+                ["hex", "names"] => read().and_then(|b| {
+                    registry::parse_names(&b, key, repo, f)
+                        .map(|_| Staged::Checked)
+                        .map_err(|e| e.to_string())
+                }),
+                ["hex", "versions"] => read().and_then(|b| {
+                    registry::parse_versions(&b, key, repo, f)
+                        .map(|_| Staged::Checked)
+                        .map_err(|e| e.to_string())
+                }),
+                ["hex", "packages", name] if registry::is_valid_name(name) => {
+                    read().and_then(|b| {
+                        registry::parse_package(&b, key, repo, name, f)
+                            .map(|p| Staged::Package(name.to_string(), p))
+                            .map_err(|e| e.to_string())
+                    })
+                }
+                ["hex", "tarballs", file] if file.ends_with(".tar") => Ok(Staged::Tarball(
+                    f.clone(),
+                    file.trim_end_matches(".tar").to_string(),
+                )),
+                _ => Err(format!("{f}: not a file of a Hex repository")),
+            }
+        })
+        .collect();
     let mut failures = Vec::new();
     let mut packages: HashMap<String, Package> = HashMap::new();
     let mut tarballs = Vec::new();
-    for f in files {
-        let path = dir.join(f);
-        let read = || fs::read(&path).map_err(|e| format!("{f}: {e}"));
-        let r: std::result::Result<(), String> = match f.split('/').collect::<Vec<_>>()[..] {
-            ["hex", "names"] => read().and_then(|b| {
-                registry::parse_names(&b, key, repo, f)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }),
-            ["hex", "versions"] => read().and_then(|b| {
-                registry::parse_versions(&b, key, repo, f)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }),
-            ["hex", "packages", name] if registry::is_valid_name(name) => read().and_then(|b| {
-                let p =
-                    registry::parse_package(&b, key, repo, name, f).map_err(|e| e.to_string())?;
-                packages.insert(name.to_string(), p);
-                Ok(())
-            }),
-            ["hex", "tarballs", file] if file.ends_with(".tar") => {
-                tarballs.push((f.clone(), file.trim_end_matches(".tar").to_string()));
-                Ok(())
+    for r in results {
+        match r {
+            Ok(Staged::Checked) => {}
+            Ok(Staged::Package(name, p)) => {
+                packages.insert(name, p);
             }
-            _ => Err(format!("{f}: not a file of a Hex repository")),
-        };
-        if let Err(e) = r {
-            failures.push(e);
+            Ok(Staged::Tarball(f, stem)) => tarballs.push((f, stem)),
+            Err(e) => failures.push(e),
         }
     }
+    let mut to_hash = Vec::new();
     for (f, stem) in tarballs {
         let Some((name, version)) = stem.split_once('-') else {
             failures.push(format!("{f}: expected tarballs/<name>-<version>.tar"));
@@ -822,10 +857,14 @@ fn check_staged(
             failures.push(format!("{f}: packages/{name} has no release {version}"));
             continue;
         };
-        if let Err(e) = check_tarball(&dir.join(&f), release) {
-            failures.push(e.replace(&format!("{}/", dir.display()), ""));
-        }
+        to_hash.push((f, release.clone()));
     }
+    let bad: Vec<String> = to_hash
+        .par_iter()
+        .filter_map(|(f, release)| check_tarball(&dir.join(f), release).err())
+        .map(|e| e.replace(&format!("{}/", dir.display()), ""))
+        .collect();
+    failures.extend(bad);
     if failures.is_empty() {
         Ok(())
     } else {
