@@ -287,3 +287,86 @@ fn update_picks_up_a_new_version_and_propagates_a_yank() {
     assert!(yanked.contains("\"yanked\":true"));
     assert!(served.contains(yanked), "{served}");
 }
+
+/// Live: mirror this project's own Cargo.lock from the real sparse index
+/// and static.crates.io, serve it, and build the project offline from it.
+/// Needs the network and cargo: `cargo test --test it live_ -- --ignored`.
+#[test]
+#[ignore = "live: reaches index.crates.io and static.crates.io"]
+fn live_mirror_of_this_projects_lockfile_builds_offline() {
+    use super::cargo_client::{cargo, cargo_home, ok as cargo_ok};
+    let Some(bin) = super::rustup::require_client("cargo") else {
+        return;
+    };
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(&root)).unwrap();
+    let started = std::time::Instant::now();
+    ok(&root, &["init", "--index-url", "sparse"]);
+    ok(&root, &["config", "--server-url", &server.url("")]);
+    let lock = here.join("Cargo.lock").display().to_string();
+    let err = ok(&root, &["update", "--lockfile", &lock]);
+    let bytes: u64 = walk_sizes(&root.join("crates"));
+    eprintln!(
+        "live mirror: {:?}, {} crates, {bytes} bytes\n{err}",
+        started.elapsed(),
+        held(&root).len()
+    );
+    // A copy of the project, built offline against the mirror.
+    let proj = work.path().join("project");
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::create_dir_all(&proj).unwrap();
+        std::fs::copy(here.join(f), proj.join(f)).unwrap();
+    }
+    copy_dir(&here.join("src"), &proj.join("src"));
+    for d in ["benches", "examples", "tests"] {
+        if here.join(d).exists() {
+            copy_dir(&here.join(d), &proj.join(d));
+        }
+    }
+    let home = work.path().join("cargo-home");
+    cargo_home(&home, &format!("sparse+{}", server.url("/index/")));
+    let started = std::time::Instant::now();
+    cargo_ok(
+        "cargo fetch --locked",
+        cargo(&bin, &proj, &home, "sparse", &["fetch", "--locked"]),
+    );
+    cargo_ok(
+        "cargo build --offline --locked",
+        cargo(
+            &bin,
+            &proj,
+            &home,
+            "sparse",
+            &["build", "--offline", "--locked"],
+        ),
+    );
+    eprintln!("live fetch + offline build: {:?}", started.elapsed());
+}
+
+fn walk_sizes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        n += if p.is_dir() {
+            walk_sizes(&p)
+        } else {
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    n
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
