@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use crate::rustup::{mirror, require_client};
 use crate::support::hex::{key_path, rel, sign_with, tarball, test_public_key_pem, HexRepo};
-use crate::support::upstream::Upstream;
+use crate::support::upstream::{Fault, Upstream};
 
 fn ok(out: &Output) -> String {
     assert!(
@@ -446,6 +446,21 @@ fn lock_files_pin_exact_versions() {
         .collect();
     tarballs.sort();
     assert_eq!(tarballs, ["alpha-1.0.0.tar", "beta-2.0.0.tar"]);
+}
+
+#[test]
+fn transient_faults_are_retried() {
+    let (up, _repo) = sample_upstream();
+    up.fault("hex/names", Fault::Status(503), 1);
+    up.fault("hex/packages/alpha", Fault::Status(500), 2);
+    up.fault(
+        "hex/tarballs/beta-2.0.0.tar",
+        Fault::CutBody { after: 100 },
+        1,
+    );
+    let root = tempfile::tempdir().unwrap();
+    ok(&hex(root.path(), &up, &["download", "verify"], &[]));
+    assert_eq!(up.gets("hex/packages/alpha"), 3);
 }
 
 /// Timings for the report: `cargo test --release --test it
