@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -211,6 +212,37 @@ impl State {
             .or_default()
             .insert(name.to_string(), value.to_string());
     }
+
+    /// Set the time mark (`mark`) of an ecosystem whose increments are
+    /// "files written since": now, in nanoseconds since the epoch.
+    /// Returns the value set.
+    pub fn set_time_mark(&mut self, ecosystem: &str) -> String {
+        let now = epoch_nanos(SystemTime::now()).to_string();
+        self.set_mark(ecosystem, "mark", &now);
+        now
+    }
+
+    /// The time mark of an ecosystem: its value and its nanoseconds since
+    /// the epoch (0 when unset, so every file counts as new). Compare with
+    /// [`epoch_nanos`] of a file's mtime.
+    pub fn time_mark(&self, ecosystem: &str) -> Result<(Option<String>, u128)> {
+        match self.mark(ecosystem, "mark") {
+            Some(m) => {
+                let nanos = m.parse().with_context(|| {
+                    format!("invalid {ecosystem} mark {m:?} in .mirror/state.json: expected nanoseconds since the epoch")
+                })?;
+                Ok((Some(m.to_string()), nanos))
+            }
+            None => Ok((None, 0)),
+        }
+    }
+}
+
+/// Nanoseconds since the epoch (0 for earlier times).
+pub fn epoch_nanos(t: SystemTime) -> u128 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -276,5 +308,18 @@ mod tests {
         .unwrap();
         let err = State::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn time_marks_are_nanoseconds_and_bad_ones_are_named() {
+        let mut s = State::default();
+        assert_eq!(s.time_mark("arch").unwrap(), (None, 0));
+        let set = s.set_time_mark("arch");
+        let (value, nanos) = s.time_mark("arch").unwrap();
+        assert_eq!(value.as_deref(), Some(set.as_str()));
+        assert!(nanos > 0 && nanos <= epoch_nanos(SystemTime::now()));
+        s.set_mark("arch", "mark", "yesterday");
+        let err = s.time_mark("arch").unwrap_err().to_string();
+        assert!(err.contains("invalid arch mark \"yesterday\""), "{err}");
     }
 }

@@ -629,8 +629,7 @@ impl Arch {
     /// Record the current time as the mark.
     pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
         let mut state = State::load(&self.root)?;
-        let now = now_nanos().to_string();
-        state.set_mark(ECOSYSTEM, "mark", &now);
+        let now = state.set_time_mark(ECOSYSTEM);
         state.save(&self.root)?;
         reporter.info(&format!("arch: mark set ({now})"));
         Ok(())
@@ -639,14 +638,7 @@ impl Arch {
     /// Pack the package files written since the mark (all when there is
     /// none), plus every current database and `lastsync`.
     pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let state = State::load(&self.root)?;
-        let mark = state.mark(ECOSYSTEM, "mark").map(str::to_string);
-        let since: u128 = match &mark {
-            Some(m) => m
-                .parse()
-                .with_context(|| format!("invalid arch mark {m:?} in .mirror/state.json"))?,
-            None => 0,
-        };
+        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
         let repos = self.local_repos()?;
         if repos.is_empty() {
             bail!(
@@ -669,7 +661,7 @@ impl Arch {
                 }
                 if is_db_file(repo, &name) {
                     dbs.push(format!("{rel}/{name}"));
-                } else if nanos(e.metadata()?.modified()?) > since {
+                } else if store::epoch_nanos(e.metadata()?.modified()?) > since {
                     found.push(format!("{rel}/{name}"));
                 }
             }
@@ -685,7 +677,7 @@ impl Arch {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(bundle::Range {
                 start: mark,
-                end: now_nanos().to_string(),
+                end: store::epoch_nanos(SystemTime::now()).to_string(),
             }),
         };
         let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
@@ -963,16 +955,6 @@ fn check_staged(
     } else {
         Err(failures.join("\n"))
     }
-}
-
-fn nanos(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-fn now_nanos() -> u128 {
-    nanos(SystemTime::now())
 }
 
 fn now_secs() -> u64 {
