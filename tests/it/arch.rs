@@ -325,7 +325,10 @@ fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
         return;
     };
     let up = Upstream::start();
-    let repo = publish(&up, "m", "core", &two_packages());
+    // An epoch puts a ':' in the file name, which pacman sends encoded.
+    let mut pkgs = two_packages();
+    pkgs.push(Pkg::new("epochal", "2:0.5-1"));
+    let repo = publish(&up, "m", "core", &pkgs);
     let online = tempfile::tempdir().unwrap();
     let archive = online.path().join("arch.tar.gz");
     let archive_arg = archive.display().to_string();
@@ -414,10 +417,17 @@ Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
     );
     run(
         &pacman,
-        &["--config", &conf_arg, "--noconfirm", "-Sw", "world"],
+        &[
+            "--config",
+            &conf_arg,
+            "--noconfirm",
+            "-Sw",
+            "world",
+            "epochal",
+        ],
     );
     for file in repo.files.keys() {
-        // world depends on hello: both land in the cache, verified.
+        // world depends on hello: all land in the cache, verified.
         assert_eq!(
             fs::read(p.join("cache").join(file)).unwrap(),
             repo.files[file],

@@ -540,6 +540,17 @@ mod tests {
     }
 
     #[test]
+    fn xz_database() {
+        let tar = decompress(&write_db(&[good()]).unwrap(), "x").unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut tar.as_slice(), &mut xz).unwrap();
+        assert_eq!(Compression::detect(&xz), Some(Compression::Xz));
+        assert_eq!(parse(&xz, "x").unwrap(), vec![good()]);
+        let err = parse(&xz[..xz.len() / 2], "core.db").unwrap_err();
+        assert!(format!("{err:#}").contains("core.db: corrupt xz data"), "{err:#}");
+    }
+
+    #[test]
     fn links_in_the_database_are_refused() {
         let mut builder = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
