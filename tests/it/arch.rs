@@ -324,6 +324,16 @@ fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
     let Some(pacman_key) = require_client("pacman-key") else {
         return;
     };
+    // pacman -S refuses to run for other users, even with its own root.
+    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+    if String::from_utf8_lossy(&uid).trim() != "0" {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the pacman test must run as root in CI"
+        );
+        eprintln!("\n!!! SKIPPED: pacman -S needs root !!!\n");
+        return;
+    }
     let up = Upstream::start();
     // An epoch puts a ':' in the file name, which pacman sends encoded.
     let mut pkgs = two_packages();
