@@ -275,6 +275,21 @@ fn a_failing_mirror_falls_back_to_the_next() {
         good.files[&hello]
     );
     assert_eq!(up.gets(&format!("{}/{hello}", bad.dir)), 1);
+
+    // The first mirror serves a database that is not one: the second's
+    // is used, and the warning says why.
+    let root = tempfile::tempdir().unwrap();
+    let junk = publish(&up, "junk", "core", &two_packages());
+    up.put(&format!("{}/core.db", junk.dir), "<html>maintenance</html>");
+    let urls = [up.url("junk/$repo/os/$arch"), up.url("good/$repo/os/$arch")];
+    let out = arch(root.path(), &["download"], &urls, &[]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a pacman database"), "{err}");
+    assert_eq!(
+        fs::read(repo_dir(root.path()).join("core.db")).unwrap(),
+        good.db
+    );
 }
 
 #[test]

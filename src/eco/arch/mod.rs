@@ -205,12 +205,10 @@ impl Arch {
         };
         let mut fetched = Vec::new();
         for repo in &self.repos {
-            let dbs = self
+            let got = self
                 .fetch_dbs(engine, repo, &keyring, reporter)
                 .with_context(|| failed_repo(&repo.name))?;
-            let db_url = format!("{}/{}.db", dbs.base, repo.name);
-            let entries = db::entries(&dbs.db, &db_url).with_context(|| failed_repo(&repo.name))?;
-            fetched.push((dbs, entries));
+            fetched.push(got);
         }
         let selected: Option<Vec<HashSet<String>>> = if self.packages.is_empty() {
             None
@@ -306,63 +304,81 @@ impl Arch {
         Ok(out)
     }
 
+    /// The databases of `repo` from the first mirror whose databases
+    /// arrive, parse and verify; each failure is warned about and the next
+    /// mirror tried.
     fn fetch_dbs(
         &self,
         engine: &Engine,
         repo: &RepoSource,
         keyring: &Keyring,
         reporter: &dyn Reporter,
-    ) -> Result<FetchedDbs> {
+    ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
+        let bases = repo.bases(&self.arch);
         let mut errors = Vec::new();
-        for base in repo.bases(&self.arch) {
-            let name = &repo.name;
-            let db_url = format!("{base}/{name}.db");
-            let db = match engine.fetch_bytes(&db_url) {
-                Ok(b) => b,
+        for (i, base) in bases.iter().enumerate() {
+            match self.fetch_dbs_from(engine, &repo.name, base, keyring, reporter) {
+                Ok(got) => return Ok(got),
+                Err(e) if bases.len() == 1 => return Err(e),
                 Err(e) => {
-                    reporter.warn(&format!("{e}; trying the next mirror"));
-                    errors.push(e.to_string());
-                    continue;
+                    if i + 1 < bases.len() {
+                        reporter.warn(&format!("{e:#}; trying the next mirror"));
+                    }
+                    errors.push(format!("{e:#}"));
                 }
-            };
-            let urls = [
-                format!("{base}/{name}.db.sig"),
-                format!("{base}/{name}.files"),
-                format!("{base}/{name}.files.sig"),
-            ];
-            let mut got = engine.fetch_bytes_many(&urls).into_iter();
-            let mut optional = |url: &str| -> Result<Option<Vec<u8>>> {
-                match got.next().expect("three results") {
-                    Ok(b) => Ok(Some(b)),
-                    Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => Ok(None),
-                    Err(e) => Err(e).with_context(|| format!("cannot fetch {url}")),
-                }
-            };
-            let db_sig = optional(&urls[0])?;
-            let files = optional(&urls[1])?;
-            let files_sig = optional(&urls[2])?;
-            if let Some(sig) = &db_sig {
-                verify_detached(keyring, db.as_slice(), sig, &db_url)?;
             }
-            if let (Some(files), Some(sig)) = (&files, &files_sig) {
-                verify_detached(keyring, files.as_slice(), sig, &urls[1])?;
-            }
-            if files.is_none() {
-                reporter.verbose(&format!("{}: not found; no file lists", urls[1]));
-            }
-            return Ok(FetchedDbs {
-                base,
-                db,
-                db_sig,
-                files,
-                files_sig,
-            });
         }
         bail!(
-            "no mirror served {}.db:\n  - {}",
+            "no mirror served good databases for {}:\n  - {}",
             repo.name,
             errors.join("\n  - ")
         )
+    }
+
+    fn fetch_dbs_from(
+        &self,
+        engine: &Engine,
+        name: &str,
+        base: &str,
+        keyring: &Keyring,
+        reporter: &dyn Reporter,
+    ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
+        let db_url = format!("{base}/{name}.db");
+        let db = engine.fetch_bytes(&db_url)?;
+        let entries = db::entries(&db, &db_url)?;
+        let urls = [
+            format!("{base}/{name}.db.sig"),
+            format!("{base}/{name}.files"),
+            format!("{base}/{name}.files.sig"),
+        ];
+        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let mut optional = |url: &str| -> Result<Option<Vec<u8>>> {
+            match got.next().expect("three results") {
+                Ok(b) => Ok(Some(b)),
+                Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("cannot fetch {url}")),
+            }
+        };
+        let db_sig = optional(&urls[0])?;
+        let files = optional(&urls[1])?;
+        let files_sig = optional(&urls[2])?;
+        if let Some(sig) = &db_sig {
+            verify_detached(keyring, db.as_slice(), sig, &db_url)?;
+        }
+        if let (Some(files), Some(sig)) = (&files, &files_sig) {
+            verify_detached(keyring, files.as_slice(), sig, &urls[1])?;
+        }
+        if files.is_none() {
+            reporter.verbose(&format!("{}: not found; no file lists", urls[1]));
+        }
+        let dbs = FetchedDbs {
+            base: base.to_string(),
+            db,
+            db_sig,
+            files,
+            files_sig,
+        };
+        Ok((dbs, entries))
     }
 
     /// Download the packages of `entries`, then publish the databases
