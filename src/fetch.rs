@@ -25,7 +25,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -347,33 +347,63 @@ impl Engine {
         let known_bytes: Option<u64> = todo.iter().map(|i| i.size).sum();
         reporter.begin("download", todo.len() as u64, known_bytes);
 
+        // Transfers are driven from `drivers` threads, each polling its
+        // share of the jobs: the per-file work between network waits
+        // (hashing, create, write, rename) then runs on several cores
+        // instead of the one thread that polls a single stream. Items are
+        // taken from one shared counter, so a slow share never idles the
+        // others.
         let stop = AtomicBool::new(false);
         let keep_going = self.opts.keep_going;
-        let results: Vec<(String, Result<u64, FetchError>)> = self.rt.block_on(
-            stream::iter(todo.iter().map(|item| {
-                let stop = &stop;
-                async move {
-                    if stop.load(Ordering::Relaxed) {
-                        return None;
-                    }
-                    let r = fetch_one(&self.client, &self.opts.http, item, reporter).await;
-                    match &r {
-                        Ok(_) => reporter.item(&item.url, Outcome::Done),
-                        Err(e) => {
-                            reporter.item(&item.url, Outcome::Failed);
-                            reporter.verbose(&format!("failed: {e}"));
-                            if !keep_going {
-                                stop.store(true, Ordering::Relaxed);
+        let jobs = self.opts.jobs.max(1);
+        let drivers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 4)
+            .min(jobs);
+        let next = AtomicUsize::new(0);
+        let handle = self.rt.handle();
+        let drive = |share: usize| -> Vec<(String, Result<u64, FetchError>)> {
+            let items = std::iter::from_fn(|| todo.get(next.fetch_add(1, Ordering::Relaxed)));
+            handle.block_on(
+                stream::iter(items.map(|item| {
+                    let stop = &stop;
+                    async move {
+                        if stop.load(Ordering::Relaxed) {
+                            return None;
+                        }
+                        let r = fetch_one(&self.client, &self.opts.http, item, reporter).await;
+                        match &r {
+                            Ok(_) => reporter.item(&item.url, Outcome::Done),
+                            Err(e) => {
+                                reporter.item(&item.url, Outcome::Failed);
+                                reporter.verbose(&format!("failed: {e}"));
+                                if !keep_going {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
                             }
                         }
+                        Some((item.url.clone(), r))
                     }
-                    Some((item.url.clone(), r))
-                }
-            }))
-            .buffer_unordered(self.opts.jobs.max(1))
-            .filter_map(|r| async move { r })
-            .collect(),
-        );
+                }))
+                .buffer_unordered(share)
+                .filter_map(|r| async move { r })
+                .collect(),
+            )
+        };
+        let results: Vec<(String, Result<u64, FetchError>)> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..drivers)
+                .map(|d| {
+                    let share = jobs / drivers + usize::from(d < jobs % drivers);
+                    let drive = &drive;
+                    scope.spawn(move || drive(share))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
         reporter.end();
 
         let mut failures = Vec::new();
