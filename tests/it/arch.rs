@@ -682,3 +682,42 @@ fn bundle_members(archive: &Path) -> Vec<String> {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect()
 }
+
+/// `<repo>.db.tar.gz` is served too: an archive where it differs from
+/// `<repo>.db` is refused.
+#[test]
+fn unpack_refuses_database_copies_that_differ() {
+    let up = Upstream::start();
+    publish(&up, "m", "core", &two_packages());
+    let online = tempfile::tempdir().unwrap();
+    ok(&arch(
+        online.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &[],
+    ));
+    let other = publish(&up, "n", "core", &[Pkg::new("hello", "9-1")]).db;
+    fs::write(repo_dir(online.path()).join("core.db.tar.gz"), other).unwrap();
+    let archive = online.path().join("arch.tar.gz").display().to_string();
+    ok(&mirror(
+        online.path(),
+        &["arch", "pack", "--archive", &archive],
+    ));
+    let offline = tempfile::tempdir().unwrap();
+    let err = failed(&mirror(
+        offline.path(),
+        &[
+            "arch",
+            "unpack",
+            "--archive",
+            &archive,
+            "--keyring",
+            &keyring(),
+        ],
+    ));
+    assert!(
+        err.contains("core.db.tar.gz: expected the same bytes as archlinux/core/os/x86_64/core.db"),
+        "{err}"
+    );
+    assert!(!repo_dir(offline.path()).exists());
+}
