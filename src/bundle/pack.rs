@@ -51,6 +51,28 @@ struct Prepared {
     mtime: Option<SystemTime>,
 }
 
+/// [`pack`] for an ecosystem's `pack` operation: adds the archive to the
+/// error and reports `<ecosystem>: packed N files (SIZE) into ARCHIVE`.
+pub fn pack_and_report(
+    root: &Path,
+    members: &[String],
+    archive: &Path,
+    opts: &PackOptions,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<PackSummary> {
+    use anyhow::Context as _;
+    let summary = pack(root, members, archive, opts, reporter)
+        .with_context(|| format!("cannot pack {}", archive.display()))?;
+    reporter.info(&format!(
+        "{}: packed {} files ({}) into {}",
+        opts.ecosystem,
+        members.len(),
+        crate::output::human_bytes(summary.archive_bytes),
+        archive.display()
+    ));
+    Ok(summary)
+}
+
 /// Pack `members` (relative `/`-separated paths of files under `root`) into
 /// `archive`, with `MIRROR-BUNDLE.json` first. The archive is written to a
 /// temporary sibling and renamed into place only when complete; on error

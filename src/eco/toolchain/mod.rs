@@ -799,13 +799,7 @@ impl Toolchain {
             ecosystem: ECOSYSTEM.to_string(),
             range: None,
         };
-        bundle::pack(&self.root, &members, archive, &opts, reporter)
-            .with_context(|| format!("cannot pack {}", archive.display()))?;
-        reporter.info(&format!(
-            "toolchain: packed {} files into {}",
-            members.len(),
-            archive.display()
-        ));
+        bundle::pack_and_report(&self.root, &members, archive, &opts, reporter)?;
         Ok(members.len())
     }
 
