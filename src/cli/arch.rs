@@ -130,6 +130,7 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
             .map(|u| check_url(u).map(|()| url_template(u)))
             .collect::<Result<Vec<_>>>()?;
         let mut names = split_values(&args.repos);
+        names.dedup();
         if names.is_empty() && args.custom_repos.is_empty() {
             names = DEFAULT_REPOS.iter().map(|s| s.to_string()).collect();
         }
@@ -150,6 +151,9 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
                 bail!("invalid --custom-repo {custom:?}: {name:?} is not a repository name");
             }
             check_url(url)?;
+            if repos.iter().any(|r: &RepoSource| r.name == name) {
+                bail!("repository {name:?} is given twice (--repo and --custom-repo, or twice)");
+            }
             repos.push(RepoSource {
                 name: name.to_string(),
                 urls: vec![url.trim_end_matches('/').to_string()],
