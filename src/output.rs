@@ -220,7 +220,9 @@ pub fn print_error(err: &anyhow::Error) {
 }
 
 fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
-    let failed = err.chain().find_map(|e| e.downcast_ref::<crate::fetch::FetchFailed>());
+    let failed = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<crate::fetch::FetchFailed>());
     if let Some(failed) = failed {
         if failed.failures.iter().any(|(_, e)| e.is_retryable()) {
             return Some("run again to resume; files already verified are not fetched twice");

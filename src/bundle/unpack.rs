@@ -474,7 +474,9 @@ fn rule_matches(rule: &str, path: &str) -> bool {
     if rule.ends_with('/') {
         path.starts_with(rule)
     } else if let Some(suffix) = rule.strip_prefix('*').filter(|s| !s.contains('/')) {
-        path.rsplit('/').next().is_some_and(|name| name.ends_with(suffix))
+        path.rsplit('/')
+            .next()
+            .is_some_and(|name| name.ends_with(suffix))
     } else if !rule.contains('/') {
         path.rsplit('/').next() == Some(rule)
     } else {
@@ -512,7 +514,10 @@ mod tests {
         assert!(rule_matches("hex/names", "hex/names"));
         assert!(!rule_matches("hex/names", "hex/names2"));
         assert!(rule_matches("*.db", "archlinux/core/os/x86_64/core.db"));
-        assert!(!rule_matches("*.db", "archlinux/core/os/x86_64/core.db.sig"));
+        assert!(!rule_matches(
+            "*.db",
+            "archlinux/core/os/x86_64/core.db.sig"
+        ));
         assert!(!rule_matches("*.db", "a.db/b"));
         assert!(!rule_matches("hex/names", "x/hex/names"));
     }

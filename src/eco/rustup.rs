@@ -261,9 +261,7 @@ impl Rustup {
         }
         let mut wants = Vec::new();
         for &version in versions {
-            for target in self.resolve_targets(version, targets, &|w| {
-                reporter.warn(w)
-            })? {
+            for target in self.resolve_targets(version, targets, &|w| reporter.warn(w))? {
                 let rel = Self::init_rel_path(version, &target);
                 let dest = self.dir().join(&rel);
                 let sidecar = sidecar_path(&dest);

@@ -346,7 +346,6 @@ pub fn require_client(name: &str) -> Option<std::path::PathBuf> {
     found
 }
 
-
 /// The real `rustup` updates itself from `mirror serve`: upstream publishes
 /// a newer version (the machine's own rustup binary, relabelled), mirror
 /// downloads, packs and unpacks it into a second tree, serves that, and

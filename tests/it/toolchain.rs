@@ -354,7 +354,10 @@ fn bad_signature_unknown_signer_and_missing_asc_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let e = err(&tc(root.path(), &up, MINIMAL));
     assert!(e.contains(&name) && e.contains(".asc"), "{e}");
-    assert!(e.contains("no signature") && e.contains("--warn-signature"), "{e}");
+    assert!(
+        e.contains("no signature") && e.contains("--warn-signature"),
+        "{e}"
+    );
     assert_nothing_published(root.path(), &STABLE);
     let out = tc(
         root.path(),
