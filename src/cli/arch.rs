@@ -130,7 +130,8 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
             .map(|u| check_url(u).map(|()| url_template(u)))
             .collect::<Result<Vec<_>>>()?;
         let mut names = split_values(&args.repos);
-        names.dedup();
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
         if names.is_empty() && args.custom_repos.is_empty() {
             names = DEFAULT_REPOS.iter().map(|s| s.to_string()).collect();
         }
