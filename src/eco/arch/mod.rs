@@ -417,9 +417,36 @@ impl Arch {
                 .filter(|b| *b != dbs.base),
         );
 
+        // The diff against the local database: a package it lists with the
+        // same digest and size, present with its signature, was verified
+        // when it arrived (`verify` re-checks it); only the rest is planned,
+        // and the engine skips those already present after checking them.
+        let known: HashMap<String, (crate::verify::Sha256Digest, u64)> = self
+            .local_packages(&repo.name, &self.arch)
+            .map(|l| {
+                l.into_iter()
+                    .map(|p| (p.filename, (p.sha256, p.csize)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let todo: Vec<&Package> = packages
+            .iter()
+            .copied()
+            .filter(|p| {
+                let unchanged = known.get(&p.filename) == Some(&(p.sha256, p.csize))
+                    && fs::metadata(dir.join(&p.filename)).is_ok_and(|m| m.len() == p.csize)
+                    && dir.join(format!("{}.sig", p.filename)).is_file();
+                !unchanged
+            })
+            .collect();
+        reporter.verbose(&format!(
+            "{}: {} of {} packages unchanged since the local database",
+            repo.name,
+            packages.len() - todo.len(),
+            packages.len()
+        ));
         let plan = |base: &str| -> Vec<FetchItem> {
-            packages
-                .iter()
+            todo.iter()
                 .map(|p| package_item(base, &dir, p, keyring))
                 .collect()
         };
