@@ -343,3 +343,48 @@ fn openpgp_signatures_are_checked_before_publishing() {
     let msg = err.to_string();
     assert!(msg.contains(&up.url("other.tar.xz")), "{msg}");
 }
+
+#[test]
+fn conditional_fetches_send_validators_and_take_304s() {
+    use mirror::fetch::{Conditional, Validators};
+    let up = Upstream::start();
+    up.put("idx/se/rd/serde", b"line 1\n".to_vec());
+    up.fault("idx/flaky", Fault::Status(503), 1);
+    up.put("idx/flaky", b"x".to_vec());
+    let e = engine(4, false);
+    let first = e.fetch_bytes_conditional_many(&[
+        (up.url("idx/se/rd/serde"), Validators::default()),
+        (up.url("idx/flaky"), Validators::default()),
+        (up.url("idx/missing"), Validators::default()),
+    ]);
+    let Ok(Conditional::Fetched { bytes, validators }) = &first[0] else {
+        panic!("{:?}", first[0])
+    };
+    assert_eq!(bytes, b"line 1\n");
+    assert!(validators.etag.is_some());
+    assert!(
+        matches!(first[1], Ok(Conditional::Fetched { .. })),
+        "a 503 is retried"
+    );
+    assert!(first[2].is_err(), "a 404 is an error");
+
+    up.clear_requests();
+    let again = e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())]);
+    assert_eq!(again[0].as_ref().unwrap(), &Conditional::NotModified);
+    let reqs = up.requests_for("idx/se/rd/serde");
+    assert_eq!(reqs[0].header("if-none-match"), validators.etag.as_deref());
+
+    // A changed resource comes back whole, with new validators.
+    up.put("idx/se/rd/serde", b"line 1\nline 2\n".to_vec());
+    let changed =
+        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())]);
+    let Ok(Conditional::Fetched {
+        bytes,
+        validators: newer,
+    }) = &changed[0]
+    else {
+        panic!("{:?}", changed[0])
+    };
+    assert_eq!(bytes, b"line 1\nline 2\n");
+    assert_ne!(newer.etag, validators.etag);
+}
