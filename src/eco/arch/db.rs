@@ -547,7 +547,10 @@ mod tests {
         assert_eq!(Compression::detect(&xz), Some(Compression::Xz));
         assert_eq!(parse(&xz, "x").unwrap(), vec![good()]);
         let err = parse(&xz[..xz.len() / 2], "core.db").unwrap_err();
-        assert!(format!("{err:#}").contains("core.db: corrupt xz data"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("core.db: corrupt xz data"),
+            "{err:#}"
+        );
     }
 
     #[test]
