@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -52,7 +52,7 @@ use rayon::prelude::*;
 use crate::bundle;
 use crate::fetch::{Engine, FetchItem};
 use crate::report::Reporter;
-use crate::store::{self, State};
+use crate::store::{self, epoch_nanos, State};
 use crate::verify::digest::hash_file;
 use registry::{Package, PublicKey, Release, Timestamp};
 use requirement::{newest_match, Requirement, SemVer};
@@ -599,8 +599,7 @@ impl Hex {
     /// Record the current time as the mark.
     pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
         let mut state = State::load(&self.root)?;
-        let now = now_nanos().to_string();
-        state.set_mark(ECOSYSTEM, "mark", &now);
+        let now = state.set_time_mark(ECOSYSTEM);
         state.save(&self.root)?;
         reporter.info(&format!("hex: mark set ({now})"));
         Ok(())
@@ -609,14 +608,7 @@ impl Hex {
     /// Pack what changed since the mark (every package file and tarball
     /// when there is none), plus `names` and `versions`.
     pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let state = State::load(&self.root)?;
-        let mark = state.mark(ECOSYSTEM, "mark").map(str::to_string);
-        let since: u128 = match &mark {
-            Some(m) => m
-                .parse()
-                .with_context(|| format!("invalid hex mark {m:?} in .mirror/state.json"))?,
-            None => 0,
-        };
+        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
         let mut members = Vec::new();
         for sub in ["tarballs", "packages"] {
             let dir = self.dir().join(sub);
@@ -632,7 +624,7 @@ impl Hex {
                     continue;
                 }
                 let mtime = e.metadata()?.modified()?;
-                if nanos(mtime) > since {
+                if epoch_nanos(mtime) > since {
                     found.push(format!("hex/{sub}/{name}"));
                 }
             }
@@ -652,7 +644,7 @@ impl Hex {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(bundle::Range {
                 start: mark,
-                end: now_nanos().to_string(),
+                end: epoch_nanos(SystemTime::now()).to_string(),
             }),
         };
         let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
@@ -872,12 +864,4 @@ fn check_staged(
     }
 }
 
-fn nanos(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
 
-fn now_nanos() -> u128 {
-    nanos(SystemTime::now())
-}
