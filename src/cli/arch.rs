@@ -171,14 +171,7 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     };
     let mut packages = split_values(&args.packages);
     if let Some(file) = &args.package_file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read package file {}", file.display()))?;
-        packages.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim())
-                .filter(|l| !l.is_empty())
-                .map(str::to_string),
-        );
+        packages.extend(crate::cli::read_list_file(file)?);
     }
     if let Some(bad) = packages
         .iter()

@@ -122,3 +122,17 @@ pub fn split_values(values: &[String]) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Read a list file (`--package-file` and the like): one name per line,
+/// `#` starts a comment, blank lines are skipped.
+pub fn read_list_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read list file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
