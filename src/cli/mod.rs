@@ -82,6 +82,8 @@ pub struct GlobalArgs {
 }
 
 /// The subcommands.
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mirror Rust toolchains (dist channel manifests and their files)

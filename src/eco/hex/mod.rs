@@ -863,5 +863,3 @@ fn check_staged(
         Err(failures.join("\n"))
     }
 }
-
-
