@@ -46,11 +46,20 @@ pub trait SignatureCheck: Send + Sync {
     fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()>;
 }
 
-/// A detached signature to fetch and check for an item.
+/// Where a detached signature comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureSource {
+    /// Fetched from this URL, with the item's retries.
+    Url(String),
+    /// Already known, e.g. Arch's `%PGPSIG%` in the database: no request.
+    Inline(Vec<u8>),
+}
+
+/// A detached signature to check for an item (and store beside it).
 #[derive(Clone)]
 pub struct SignatureSpec {
-    /// Where the signature is.
-    pub url: String,
+    /// Where the signature comes from.
+    pub source: SignatureSource,
     /// Where to store it once the item verified.
     pub dest: PathBuf,
     /// How to check it.
@@ -607,7 +616,10 @@ async fn fetch_one(
     };
 
     if let Some(sig) = &item.signature {
-        let sig_bytes = get_bytes(client, opts, &sig.url).await?;
+        let sig_bytes = match &sig.source {
+            SignatureSource::Url(url) => get_bytes(client, opts, url).await?,
+            SignatureSource::Inline(bytes) => bytes.clone(),
+        };
         if let Err(e) = sig.check.check(&partial, &sig_bytes, &item.url) {
             let _ = fs::remove_file(&partial);
             return Err(FetchError::Signature {

@@ -734,3 +734,53 @@ fn unpack_refuses_database_copies_that_differ() {
     );
     assert!(!repo_dir(offline.path()).exists());
 }
+
+/// Official databases embed each package's signature as `%PGPSIG%`: it is
+/// used instead of fetching `<package>.sig` (one request per package
+/// saved), stored as `<package>.sig` for pacman, and still checked.
+#[test]
+fn embedded_pgpsig_is_used_checked_and_stored_as_sig() {
+    use base64::Engine as _;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pkgs = two_packages();
+    let bytes: BTreeMap<String, Vec<u8>> = pkgs.iter().map(|p| (p.filename(), p.bytes())).collect();
+    for (key, expect_ok) in [(TestKey::Signing, true), (TestKey::Other, false)] {
+        let up = Upstream::start();
+        let sigs = Mutex::new(BTreeMap::new());
+        let repo = publish_with(&up, "m", "core", &pkgs, TestKey::Signing, |desc| {
+            let file = desc.fields["FILENAME"][0].clone();
+            let sig = crate::support::keys::sign_detached(key, &bytes[&file], false);
+            desc.fields.insert("PGPSIG".into(), vec![b64.encode(&sig)]);
+            sigs.lock().unwrap().insert(file, sig);
+        });
+        for file in repo.files.keys() {
+            up.remove(&format!("{}/{file}.sig", repo.dir));
+        }
+        let root = tempfile::tempdir().unwrap();
+        let out = arch(
+            root.path(),
+            &["download"],
+            &[up.url("m/$repo/os/$arch")],
+            &[],
+        );
+        let dir = repo_dir(root.path());
+        if expect_ok {
+            ok(&out);
+            for (file, sig) in sigs.lock().unwrap().iter() {
+                assert_eq!(&fs::read(dir.join(format!("{file}.sig"))).unwrap(), sig);
+                assert_eq!(
+                    up.gets(&format!("{}/{file}.sig", repo.dir)),
+                    0,
+                    "no .sig request"
+                );
+            }
+            ok(&arch(root.path(), &["verify"], &[], &[]));
+        } else {
+            let err = failed(&out);
+            assert!(err.contains("signature"), "{err}");
+            assert!(!dir.join("core.db").exists(), "nothing published");
+        }
+    }
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mirror::fetch::{
-    partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSpec,
+    partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSource,
+    SignatureSpec,
 };
 use mirror::http::HttpOptions;
 use mirror::report::NullReporter;
@@ -288,7 +289,7 @@ fn a_bad_signature_publishes_nothing() {
     up.put("s.bin.asc", "sig");
     let dir = tempfile::tempdir().unwrap();
     let spec = SignatureSpec {
-        url: up.url("s.bin.asc"),
+        source: SignatureSource::Url(up.url("s.bin.asc")),
         dest: dir.path().join("s.bin.asc"),
         check: Arc::new(RejectAll),
     };
@@ -325,7 +326,7 @@ fn openpgp_signatures_are_checked_before_publishing() {
     let dir = tempfile::tempdir().unwrap();
     let signed = |name: &str, sig: &str, data: &[u8]| {
         item(&up, name, data, dir.path()).signature(SignatureSpec {
-            url: up.url(sig),
+            source: SignatureSource::Url(up.url(sig)),
             dest: dir.path().join(sig),
             check: keyring.clone(),
         })

@@ -42,11 +42,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::bundle;
-use crate::fetch::{Engine, FetchError, FetchItem, SignatureSpec};
+use crate::fetch::{Engine, FetchError, FetchItem, SignatureSource, SignatureSpec};
 use crate::report::Reporter;
 use crate::store::{self, State};
 use crate::verify::digest::hash_file;
@@ -445,7 +445,7 @@ impl Arch {
             packages.len() - todo.len(),
             packages.len()
         ));
-        let plan = |base: &str| -> Vec<FetchItem> {
+        let plan = |base: &str| -> Result<Vec<FetchItem>> {
             todo.iter()
                 .map(|p| package_item(base, &dir, p, keyring))
                 .collect()
@@ -453,7 +453,7 @@ impl Arch {
         let mut total = crate::fetch::FetchSummary::default();
         let mut last_error = None;
         for (i, base) in bases.iter().enumerate() {
-            match engine.fetch_all(plan(base), reporter) {
+            match engine.fetch_all(plan(base)?, reporter) {
                 Ok(s) => {
                     total.fetched += s.fetched;
                     total.bytes += s.bytes;
@@ -771,17 +771,30 @@ impl Arch {
     }
 }
 
-/// The engine item for one package from `base`.
-fn package_item(base: &str, dir: &Path, p: &Package, keyring: &Arc<Keyring>) -> FetchItem {
+/// The engine item for one package from `base`. The signature is the
+/// database's `%PGPSIG%` when it embeds one (official databases do: one
+/// request per package saved), else the `.sig` beside the package; either
+/// way it is stored as `<package>.sig`, which pacman asks for.
+fn package_item(base: &str, dir: &Path, p: &Package, keyring: &Arc<Keyring>) -> Result<FetchItem> {
     let url = format!("{base}/{}", p.filename);
-    FetchItem::new(url.clone(), dir.join(&p.filename))
+    let source = match &p.pgpsig {
+        Some(b64) => {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| anyhow!("{}: %PGPSIG% is not base64: {e}", p.filename))?;
+            SignatureSource::Inline(bytes)
+        }
+        None => SignatureSource::Url(format!("{url}.sig")),
+    };
+    Ok(FetchItem::new(url, dir.join(&p.filename))
         .size(p.csize)
         .sha256(p.sha256)
         .signature(SignatureSpec {
-            url: format!("{url}.sig"),
+            source,
             dest: dir.join(format!("{}.sig", p.filename)),
             check: keyring.clone(),
-        })
+        }))
 }
 
 /// Whether `file` is one of `repo`'s database files (or their signatures).

@@ -41,7 +41,7 @@ pub use manifest::{Channel, Format, Manifest, PlannedFile, Selection};
 
 use crate::bundle;
 use crate::eco::{expand_target_alias, is_valid_target, Version};
-use crate::fetch::{Engine, FetchError, FetchItem, SignatureSpec};
+use crate::fetch::{Engine, FetchError, FetchItem, SignatureSource, SignatureSpec};
 use crate::report::Reporter;
 use crate::store;
 use crate::verify::digest::{
@@ -539,7 +539,7 @@ impl Toolchain {
                 };
                 if signed {
                     item = item.signature(SignatureSpec {
-                        url: format!("{}/{}.asc", self.url, f.rel),
+                        source: SignatureSource::Url(format!("{}/{}.asc", self.url, f.rel)),
                         dest: sibling(&dest, ".asc"),
                         check: check.clone(),
                     });
