@@ -133,7 +133,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__arch)
-            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --num-versions-retain --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,6 +164,10 @@ _mirror() {
                     return 0
                     ;;
                 --package-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signing-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -140,6 +140,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l arch -d 'Architec
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keyring -d 'OpenPGP certificates packages must be signed with [default: /usr/share/keyrings/archlinux.gpg]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package -d 'Mirror only these packages and their dependencies (repeatable, comma-separated); the databases then list only what the mirror holds' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package-file -d 'Mirror the packages listed in FILE (one per line, # comments)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l signing-key -d 'Sign the databases a partial mirror regenerates with this OpenPGP secret key (unencrypted); without it they are published unsigned' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l num-versions-retain -d 'Versions of each package clean keeps (0: all)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F

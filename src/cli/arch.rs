@@ -86,6 +86,11 @@ pub struct ArchArgs {
     #[arg(long, value_name = "FILE")]
     pub package_file: Option<PathBuf>,
 
+    /// Sign the databases a partial mirror regenerates with this OpenPGP
+    /// secret key (unencrypted); without it they are published unsigned
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+
     /// Versions of each package clean keeps (0: all)
     #[arg(long, default_value_t = DEFAULT_RETAIN, value_name = "N")]
     pub num_versions_retain: usize,
@@ -186,7 +191,13 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
         keyring,
         args.num_versions_retain,
     )
-    .with_packages(packages);
+    .with_packages(packages)
+    .with_signing_key(match &args.signing_key {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::verify::openpgp::SigningKey::from_file(path)?,
+        )),
+        None => None,
+    });
 
     let writes = ops
         .iter()

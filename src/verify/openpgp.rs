@@ -498,6 +498,71 @@ fn error_chain(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// A secret key that makes detached signatures (`mirror arch
+/// --signing-key`, for databases the mirror regenerates).
+pub struct SigningKey {
+    keypair: openpgp::crypto::KeyPair,
+    fingerprint: String,
+}
+
+impl SigningKey {
+    /// Read an unencrypted secret key (armored or binary) from `path`.
+    pub fn from_file(path: &Path) -> anyhow::Result<SigningKey> {
+        use anyhow::Context as _;
+        let cert = Cert::from_file(path)
+            .with_context(|| format!("{}: expected an OpenPGP secret key", path.display()))?;
+        let p = policy();
+        let key = cert
+            .keys()
+            .with_policy(&p, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .for_signing()
+            .secret()
+            .next()
+            .with_context(|| {
+                format!(
+                    "{}: no usable secret signing key in it (is it a public key?)",
+                    path.display()
+                )
+            })?;
+        let fingerprint = key.key().fingerprint().to_hex();
+        let keypair = key.key().clone().into_keypair().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: cannot use the secret key (encrypted keys are not supported): {e}",
+                path.display()
+            )
+        })?;
+        Ok(SigningKey {
+            keypair,
+            fingerprint,
+        })
+    }
+
+    /// The signing (sub)key's fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// A binary detached signature over `data` (SHA-512).
+    pub fn sign_detached(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use openpgp::serialize::stream::{Message, Signer};
+        use std::io::Write as _;
+        let mut out = Vec::new();
+        {
+            let message = Message::new(&mut out);
+            let mut signer = Signer::new(message, self.keypair.clone())?
+                .hash_algo(HashAlgorithm::SHA512)?
+                .detached()
+                .build()?;
+            signer.write_all(data)?;
+            signer.finalize()?;
+        }
+        Ok(out)
+    }
+}
+
 /// The download engine checks OpenPGP detached signatures with a keyring.
 impl crate::fetch::SignatureCheck for Keyring {
     fn check(&self, file: &Path, signature: &[u8], what: &str) -> anyhow::Result<()> {

@@ -784,3 +784,41 @@ fn embedded_pgpsig_is_used_checked_and_stored_as_sig() {
         }
     }
 }
+
+/// `--signing-key`: the database a partial mirror regenerates is signed, and
+/// the signature verifies with the key's certificate.
+#[test]
+fn signing_key_signs_a_regenerated_database() {
+    let up = Upstream::start();
+    publish(&up, "m", "core", &two_packages());
+    let root = tempfile::tempdir().unwrap();
+    let secret = TestKey::Signing.secret_path().display().to_string();
+    let out = arch(
+        root.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &["--package", "hello", "--signing-key", &secret],
+    );
+    ok(&out);
+    let dir = repo_dir(root.path());
+    let db = fs::read(dir.join("core.db")).unwrap();
+    let sig = fs::read(dir.join("core.db.sig")).expect("a signed regenerated database");
+    assert_eq!(fs::read(dir.join("core.db.tar.gz.sig")).unwrap(), sig);
+    let keyring =
+        mirror::verify::openpgp::Keyring::from_file(&TestKey::Signing.public_path()).unwrap();
+    mirror::verify::openpgp::verify_detached(&keyring, &db[..], &sig, "core.db").unwrap();
+    let list = ok(&arch(root.path(), &["list"], &[], &[]));
+    assert_eq!(list, "core\thello\t1.0-1\n");
+
+    // A public key is not a signing key: a clear error, nothing published.
+    let other = tempfile::tempdir().unwrap();
+    let public = TestKey::Signing.public_path().display().to_string();
+    let err = failed(&arch(
+        other.path(),
+        &["download"],
+        &[up.url("m/$repo/os/$arch")],
+        &["--package", "hello", "--signing-key", &public],
+    ));
+    assert!(err.contains("secret"), "{err}");
+    assert!(!repo_dir(other.path()).join("core.db").exists());
+}

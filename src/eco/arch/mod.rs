@@ -50,7 +50,7 @@ use crate::fetch::{Engine, FetchError, FetchItem, SignatureSource, SignatureSpec
 use crate::report::Reporter;
 use crate::store::{self, State};
 use crate::verify::digest::hash_file;
-use crate::verify::openpgp::{verify_detached, verify_file, Keyring};
+use crate::verify::openpgp::{verify_detached, verify_file, Keyring, SigningKey};
 use db::Package;
 
 /// The default mirror.
@@ -151,6 +151,7 @@ pub struct Arch {
     keyring: Option<Arc<Keyring>>,
     retain: usize,
     packages: Vec<String>,
+    signing_key: Option<Arc<SigningKey>>,
 }
 
 impl Arch {
@@ -171,6 +172,7 @@ impl Arch {
             keyring: keyring.map(Arc::new),
             retain,
             packages: Vec::new(),
+            signing_key: None,
         }
     }
 
@@ -178,6 +180,13 @@ impl Arch {
     /// (`%DEPENDS%`, resolved by name or `%PROVIDES%` over the
     /// repositories in order); the databases published then list only the
     /// packages held and are unsigned. Empty: every package.
+    /// Sign the databases a partial mirror regenerates with this key
+    /// (`--signing-key`); without one they are published unsigned.
+    pub fn with_signing_key(mut self, key: Option<Arc<SigningKey>>) -> Arch {
+        self.signing_key = key;
+        self
+    }
+
     pub fn with_packages(mut self, packages: Vec<String>) -> Arch {
         self.packages = packages;
         self
@@ -397,10 +406,18 @@ impl Arch {
         let packages: Vec<&Package> = entries.iter().map(|(_, p)| p).collect();
         let dbs = if partial {
             let raws: Vec<db::RawDesc> = entries.iter().map(|(r, _)| r.clone()).collect();
+            let db = db::write_db(&raws)?;
+            let db_sig = match &self.signing_key {
+                Some(key) => Some(
+                    key.sign_detached(&db)
+                        .context("cannot sign the regenerated database")?,
+                ),
+                None => None,
+            };
             FetchedDbs {
                 base: dbs.base,
-                db: db::write_db(&raws)?,
-                db_sig: None,
+                db,
+                db_sig,
                 files: None,
                 files_sig: None,
             }
@@ -522,10 +539,10 @@ impl Arch {
             packages.len(),
             if partial { " selected" } else { " listed" },
             total.fetched,
-            if partial {
-                " (regenerated, unsigned)"
-            } else {
-                ""
+            match (partial, &self.signing_key) {
+                (false, _) => "",
+                (true, None) => " (regenerated, unsigned)",
+                (true, Some(_)) => " (regenerated, signed with --signing-key)",
             }
         ));
         Ok(total)
