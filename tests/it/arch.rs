@@ -822,3 +822,29 @@ fn signing_key_signs_a_regenerated_database() {
     assert!(err.contains("secret"), "{err}");
     assert!(!repo_dir(other.path()).join("core.db").exists());
 }
+
+/// A mirror that stalls (no bytes within `--timeout`) counts as failing:
+/// the next one serves.
+#[test]
+fn a_stalling_mirror_falls_back_to_the_next() {
+    let slow = Upstream::start();
+    publish(&slow, "m", "core", &two_packages());
+    slow.set_delay(std::time::Duration::from_secs(5));
+    let fast = Upstream::start();
+    let good = publish(&fast, "m", "core", &two_packages());
+    let urls = [slow.url("m/$repo/os/$arch"), fast.url("m/$repo/os/$arch")];
+    let root = tempfile::tempdir().unwrap();
+    ok(&arch(
+        root.path(),
+        &["download"],
+        &urls,
+        &["--timeout", "1"],
+    ));
+    assert_eq!(
+        fs::read(repo_dir(root.path()).join("core.db")).unwrap(),
+        good.db
+    );
+    for (file, bytes) in &good.files {
+        assert_eq!(&fs::read(repo_dir(root.path()).join(file)).unwrap(), bytes);
+    }
+}
