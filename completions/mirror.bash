@@ -95,7 +95,7 @@ _mirror() {
 
     case "${cmd}" in
         mirror)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version toolchain rustup crate hex arch serve generate help"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version toolchain rustup crate hex arch serve generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,6 +121,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -133,7 +137,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__arch)
-            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,6 +203,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -211,7 +219,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__crate)
-            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -309,6 +317,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -321,7 +333,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__generate)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version man completions help"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,6 +359,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -359,7 +375,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__generate__subcmd__completions)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,6 +398,10 @@ _mirror() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --low-speed-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -453,7 +473,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__generate__subcmd__man)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +496,10 @@ _mirror() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --low-speed-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -645,7 +669,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +731,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -719,7 +747,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__rustup)
-            opts="-s -t -j -v -q -h -V --select --target --url --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download verify fixup list all-targets pack unpack"
+            opts="-s -t -j -v -q -h -V --select --target --url --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download verify fixup list all-targets pack unpack"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -769,6 +797,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -781,7 +813,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -827,6 +859,10 @@ _mirror() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --retry-delay-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -839,7 +875,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__toolchain)
-            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --retry-delay-ms --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack"
+            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -906,6 +942,10 @@ _mirror() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --low-speed-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -591,7 +591,7 @@ async fn fetch_one(
     let mut attempt = 0;
     let mut restarted = false;
     let received = loop {
-        match transfer(client, item, &partial, reporter).await {
+        match transfer(client, opts, item, &partial, reporter).await {
             Ok(t) => break t,
             Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
@@ -641,6 +641,7 @@ async fn fetch_one(
 /// One attempt. On error, also says whether it had resumed a partial file.
 async fn transfer(
     client: &reqwest::Client,
+    opts: &HttpOptions,
     item: &FetchItem,
     partial: &Path,
     reporter: &dyn Reporter,
@@ -725,6 +726,10 @@ async fn transfer(
     };
 
     let mut received = 0u64;
+    // Low-speed check: bytes seen in the current window of `timeout`.
+    let window = opts.timeout;
+    let mut window_start = std::time::Instant::now();
+    let mut window_bytes = 0u64;
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
@@ -732,6 +737,26 @@ async fn transfer(
                 file.write_all(&chunk).map_err(io_err)?;
                 received += chunk.len() as u64;
                 reporter.bytes(chunk.len() as u64);
+                window_bytes += chunk.len() as u64;
+                if window_start.elapsed() >= window {
+                    let floor = opts.low_speed_limit.saturating_mul(window.as_secs().max(1));
+                    if window_bytes < floor {
+                        let _ = file.flush();
+                        return Err((
+                            FetchError::Network {
+                                url: url.to_string(),
+                                message: format!(
+                                    "too slow: {window_bytes} bytes in {}s, below the {} bytes/s limit",
+                                    window.as_secs(),
+                                    opts.low_speed_limit
+                                ),
+                            },
+                            true,
+                        ));
+                    }
+                    window_start = std::time::Instant::now();
+                    window_bytes = 0;
+                }
             }
             Ok(None) => break,
             Err(e) => {

@@ -25,6 +25,10 @@ pub struct HttpOptions {
     pub retries: u32,
     /// Base delay of the exponential backoff (tests set it to zero).
     pub retry_delay: Duration,
+    /// A transfer slower than this many bytes per second, averaged over
+    /// `timeout`, is abandoned as failed (retried, resumed; for Arch, the
+    /// next mirror is tried). 0: no limit.
+    pub low_speed_limit: u64,
 }
 
 impl Default for HttpOptions {
@@ -33,6 +37,7 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(30),
             retries: 4,
             retry_delay: Duration::from_millis(500),
+            low_speed_limit: 1024,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! jobs = 8            # -j/--num-jobs, MIRROR_JOBS
 //! timeout = 30        # --timeout, MIRROR_TIMEOUT (seconds)
 //! retries = 4         # --retries, MIRROR_RETRIES
+//! low_speed_limit = 1024  # --low-speed-limit, MIRROR_LOW_SPEED_LIMIT (bytes/s; 0 = off)
 //!
 //! [rustup]
 //! url = "https://static.rust-lang.org/rustup"   # --url, MIRROR_RUSTUP_URL
@@ -36,6 +37,8 @@ pub struct ConfigFile {
     pub timeout: Option<u64>,
     /// Retries.
     pub retries: Option<u32>,
+    /// Low-speed limit in bytes per second.
+    pub low_speed_limit: Option<u64>,
     /// Per-ecosystem sections (`[rustup]`, `[toolchain]` …).
     #[serde(flatten)]
     pub ecosystems: BTreeMap<String, EcosystemConfig>,
@@ -89,6 +92,10 @@ impl Settings {
                     timeout: Duration::from_secs(timeout),
                     retries,
                     retry_delay,
+                    low_speed_limit: global
+                        .low_speed_limit
+                        .or(config.low_speed_limit)
+                        .unwrap_or(1024),
                 },
             },
             verbosity: Verbosity::from_flags(global.quiet, global.verbose),

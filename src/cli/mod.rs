@@ -62,6 +62,16 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "MIRROR_RETRIES", value_name = "N")]
     pub retries: Option<u32>,
 
+    /// Abandon (and retry, or try the next mirror) a transfer slower than
+    /// this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]
+    #[arg(
+        long,
+        global = true,
+        env = "MIRROR_LOW_SPEED_LIMIT",
+        value_name = "BYTES"
+    )]
+    pub low_speed_limit: Option<u64>,
+
     /// Base delay of the retry backoff, in milliseconds [default: 500]
     #[arg(
         long,

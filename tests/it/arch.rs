@@ -847,4 +847,27 @@ fn a_stalling_mirror_falls_back_to_the_next() {
     for (file, bytes) in &good.files {
         assert_eq!(&fs::read(repo_dir(root.path()).join(file)).unwrap(), bytes);
     }
+
+    // A mirror that serves its database but trickles a package (below
+    // --low-speed-limit over --timeout): the package comes from the next.
+    let trickle = Upstream::start();
+    let t = publish(&trickle, "m", "core", &two_packages());
+    let hello = Pkg::new("hello", "1.0-1").filename();
+    let trickling = Fault::Trickle {
+        bytes: 16,
+        every_ms: 300,
+    };
+    trickle.fault(&format!("{}/{hello}", t.dir), trickling, 100);
+    let urls = [
+        trickle.url("m/$repo/os/$arch"),
+        fast.url("m/$repo/os/$arch"),
+    ];
+    let root = tempfile::tempdir().unwrap();
+    fast.clear_requests();
+    let extra = ["--timeout", "1", "--low-speed-limit", "4096"];
+    ok(&arch(root.path(), &["download"], &urls, &extra));
+    let got = fs::read(repo_dir(root.path()).join(&hello)).unwrap();
+    assert_eq!(got, good.files[&hello]);
+    assert_eq!(fast.gets(&format!("{}/{hello}", good.dir)), 1);
+    assert!(trickle.gets(&format!("{}/{hello}", t.dir)) >= 1);
 }

@@ -24,6 +24,7 @@ fn engine(jobs: usize, keep_going: bool) -> Engine {
             timeout: Duration::from_secs(10),
             retries: 3,
             retry_delay: Duration::ZERO,
+            low_speed_limit: 0,
         },
     })
     .unwrap()
@@ -257,6 +258,7 @@ fn a_slow_server_times_out_with_an_error_naming_the_url() {
             timeout: Duration::from_millis(500),
             retries: 0,
             retry_delay: Duration::ZERO,
+            low_speed_limit: 0,
         },
         ..FetchOptions::default()
     })
@@ -388,4 +390,71 @@ fn conditional_fetches_send_validators_and_take_304s() {
     };
     assert_eq!(bytes, b"line 1\nline 2\n");
     assert_ne!(newer.etag, validators.etag);
+}
+
+#[test]
+fn a_trickling_transfer_is_abandoned_and_resumed() {
+    let up = Upstream::start();
+    let data = body(20_000, 9);
+    up.put("slow.bin", data.clone());
+    up.fault(
+        "slow.bin",
+        Fault::Trickle {
+            bytes: 100,
+            every_ms: 100,
+        },
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(FetchOptions {
+        http: HttpOptions {
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            retry_delay: Duration::ZERO,
+            low_speed_limit: 1024,
+        },
+        ..FetchOptions::default()
+    })
+    .unwrap();
+    e.fetch_all(
+        vec![item(&up, "slow.bin", &data, dir.path())],
+        &NullReporter,
+    )
+    .unwrap();
+    let reqs = up.requests_for("slow.bin");
+    assert_eq!(reqs.len(), 2, "abandoned once, then resumed");
+    assert!(reqs[1]
+        .header("range")
+        .is_some_and(|r| r.starts_with("bytes=")));
+    assert_eq!(std::fs::read(dir.path().join("slow.bin")).unwrap(), data);
+
+    // Without retries the error says why.
+    let up2 = Upstream::start();
+    up2.put("slow.bin", data.clone());
+    up2.fault(
+        "slow.bin",
+        Fault::Trickle {
+            bytes: 100,
+            every_ms: 100,
+        },
+        1,
+    );
+    let e = Engine::new(FetchOptions {
+        http: HttpOptions {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            retry_delay: Duration::ZERO,
+            low_speed_limit: 1024,
+        },
+        ..FetchOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = e
+        .fetch_all(
+            vec![item(&up2, "slow.bin", &data, dir.path())],
+            &NullReporter,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("too slow"), "{err}");
 }

@@ -40,6 +40,9 @@ pub enum Fault {
     CutBody { after: usize },
     /// Send the real headers and a body of the same length but other bytes.
     WrongBytes,
+    /// Send the body `bytes` at a time with `every_ms` between writes (a
+    /// slow mirror).
+    Trickle { bytes: usize, every_ms: u64 },
 }
 
 /// One request as the server saw it.
@@ -427,6 +430,14 @@ fn respond(
             w.write_all(&slice[..after.min(slice.len())])?;
             w.flush()?;
             Ok(After::Close)
+        }
+        Some(Fault::Trickle { bytes, every_ms }) => {
+            for chunk in slice.chunks(bytes.max(1)) {
+                w.write_all(chunk)?;
+                w.flush()?;
+                std::thread::sleep(Duration::from_millis(every_ms));
+            }
+            Ok(After::KeepAlive)
         }
         Some(Fault::WrongBytes) => {
             let wrong: Vec<u8> = slice.iter().map(|b| b ^ 0x5a).collect();
