@@ -498,52 +498,42 @@ async fn get_conditional(
     held: &Validators,
 ) -> Result<Conditional, FetchError> {
     use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-    let mut attempt = 0;
-    loop {
-        let result = async {
-            let mut req = client.get(url);
-            if let Some(etag) = &held.etag {
-                req = req.header(IF_NONE_MATCH, etag);
-            }
-            if let Some(date) = &held.last_modified {
-                req = req.header(IF_MODIFIED_SINCE, date);
-            }
-            let resp = req.send().await.map_err(|e| network(url, &e))?;
-            let status = resp.status();
-            if status == StatusCode::NOT_MODIFIED {
-                return Ok(Conditional::NotModified);
-            }
-            if !status.is_success() {
-                return Err(FetchError::Status {
-                    url: url.to_string(),
-                    status,
-                });
-            }
-            let header = |name| {
-                resp.headers()
-                    .get(name)
-                    .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let validators = Validators {
-                etag: header(ETAG),
-                last_modified: header(LAST_MODIFIED),
-            };
-            let bytes = resp.bytes().await.map_err(|e| network(url, &e))?;
-            Ok(Conditional::Fetched {
-                bytes: bytes.to_vec(),
-                validators,
-            })
+    with_retries(opts, || async {
+        let mut req = client.get(url);
+        if let Some(etag) = &held.etag {
+            req = req.header(IF_NONE_MATCH, etag);
         }
-        .await;
-        match result {
-            Err(e) if e.is_retryable() && attempt < opts.retries => {
-                attempt += 1;
-                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
-            }
-            other => return other,
+        if let Some(date) = &held.last_modified {
+            req = req.header(IF_MODIFIED_SINCE, date);
         }
-    }
+        let resp = req.send().await.map_err(|e| network(url, &e))?;
+        let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            etag: header(ETAG),
+            last_modified: header(LAST_MODIFIED),
+        };
+        let bytes = resp.bytes().await.map_err(|e| network(url, &e))?;
+        Ok(Conditional::Fetched {
+            bytes: bytes.to_vec(),
+            validators,
+        })
+    })
+    .await
 }
 
 async fn get_bytes(
@@ -551,24 +541,34 @@ async fn get_bytes(
     opts: &HttpOptions,
     url: &str,
 ) -> Result<Vec<u8>, FetchError> {
+    with_retries(opts, || async {
+        let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| network(url, &e))
+    })
+    .await
+}
+
+/// Run one request attempt after another while it fails in a way worth
+/// retrying (see [`crate::http`]), up to `opts.retries` more, with backoff.
+/// (File downloads have their own loop in `fetch_one`: they also resume.)
+async fn with_retries<T, F, Fut>(opts: &HttpOptions, mut attempt_once: F) -> Result<T, FetchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, FetchError>>,
+{
     let mut attempt = 0;
     loop {
-        let result = async {
-            let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
-            let status = resp.status();
-            if !status.is_success() {
-                return Err(FetchError::Status {
-                    url: url.to_string(),
-                    status,
-                });
-            }
-            resp.bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| network(url, &e))
-        }
-        .await;
-        match result {
+        match attempt_once().await {
             Err(e) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
                 tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
