@@ -13,7 +13,8 @@
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
 //!    retried — except that a mismatch after a *resumed* transfer restarts
 //!    once from zero, since the old partial may have come from other bytes.
-//! 4. **Verify**: size and SHA-256 when known, then the detached signature
+//! 4. **Verify**: size, SHA-256 and SHA-512 when known (each hashed while
+//!    streaming), then the detached signature
 //!    (fetched into memory) when one is given.
 //! 5. **Publish**: rename `<dest>.partial` to `dest`, then write the
 //!    signature file and any sidecars (e.g. `.sha256`) atomically.
@@ -36,7 +37,9 @@ use reqwest::StatusCode;
 use crate::http::{self, HttpOptions};
 use crate::report::{Outcome, Reporter};
 use crate::store;
-use crate::verify::digest::{hash_file, DigestMismatch, Hasher, Sha256Digest};
+use crate::verify::digest::{
+    hash_file, hash_file_sha512, DigestMismatch, Hasher, Hasher512, Sha256Digest, Sha512Digest,
+};
 
 /// Checks a detached signature over a file (OpenPGP for toolchains and
 /// Arch packages). Kept as a trait so the engine does not care which kind.
@@ -77,6 +80,8 @@ pub struct FetchItem {
     pub size: Option<u64>,
     /// Expected SHA-256, when the plan knows it.
     pub sha256: Option<Sha256Digest>,
+    /// Expected SHA-512, for upstreams that publish only that.
+    pub sha512: Option<Sha512Digest>,
     /// A detached signature to check before publishing.
     pub signature: Option<SignatureSpec>,
     /// Small files written atomically after `dest` is published
@@ -92,6 +97,7 @@ impl FetchItem {
             dest: dest.into(),
             size: None,
             sha256: None,
+            sha512: None,
             signature: None,
             sidecars: Vec::new(),
         }
@@ -100,6 +106,12 @@ impl FetchItem {
     /// Require this SHA-256.
     pub fn sha256(mut self, digest: Sha256Digest) -> Self {
         self.sha256 = Some(digest);
+        self
+    }
+
+    /// Require this SHA-512.
+    pub fn sha512(mut self, digest: Sha512Digest) -> Self {
+        self.sha512 = Some(digest);
         self
     }
 
@@ -452,10 +464,14 @@ fn is_present(item: &FetchItem, assume_ok: bool) -> bool {
     if item.sidecars.iter().any(|(p, _)| !p.is_file()) {
         return false;
     }
-    match (&item.sha256, assume_ok) {
-        (Some(expected), false) => hash_file(&item.dest).is_ok_and(|(d, _)| d == *expected),
-        _ => true,
+    if assume_ok {
+        return true;
     }
+    item.sha256
+        .is_none_or(|expected| hash_file(&item.dest).is_ok_and(|(d, _)| d == expected))
+        && item
+            .sha512
+            .is_none_or(|expected| hash_file_sha512(&item.dest).is_ok_and(|d| d == expected))
 }
 
 /// `<dest>.partial`.
@@ -703,6 +719,7 @@ async fn transfer(
 
     let io_err = |e| err(FetchError::io(partial, e));
     let mut hasher = Hasher::new();
+    let mut hasher512 = item.sha512.map(|_| Hasher512::default());
     let mut file = if offset > 0 {
         let mut f = OpenOptions::new()
             .read(true)
@@ -718,6 +735,9 @@ async fn transfer(
                 break;
             }
             hasher.update(&buf[..n]);
+            if let Some(h) = &mut hasher512 {
+                h.update(&buf[..n]);
+            }
             seen += n as u64;
         }
         f
@@ -734,6 +754,9 @@ async fn transfer(
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 hasher.update(&chunk);
+                if let Some(h) = &mut hasher512 {
+                    h.update(&chunk);
+                }
                 file.write_all(&chunk).map_err(io_err)?;
                 received += chunk.len() as u64;
                 reporter.bytes(chunk.len() as u64);
@@ -781,11 +804,17 @@ async fn transfer(
     if let Some(expected) = item.sha256 {
         let actual = hasher.finish();
         if actual != expected {
-            return Err(err(FetchError::Digest(DigestMismatch {
-                what: url.to_string(),
-                expected,
-                actual,
-            })));
+            return Err(err(FetchError::Digest(DigestMismatch::new(
+                url, expected, actual,
+            ))));
+        }
+    }
+    if let (Some(expected), Some(h)) = (item.sha512, hasher512) {
+        let actual = h.finish();
+        if actual != expected {
+            return Err(err(FetchError::Digest(DigestMismatch::new(
+                url, expected, actual,
+            ))));
         }
     }
     Ok(received)

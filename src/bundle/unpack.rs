@@ -327,11 +327,11 @@ fn stage(
         if let (Some(h), Some(expected)) = (hasher, want) {
             let actual = h.finish();
             if actual != expected {
-                return Err(DigestMismatch {
-                    what: format!("{} in {}", path, archive.display()),
+                return Err(DigestMismatch::new(
+                    format!("{} in {}", path, archive.display()),
                     expected,
                     actual,
-                }
+                )
                 .into());
             }
         }

@@ -548,11 +548,11 @@ pub fn verify_with_sidecar(file: &Path) -> Result<Sha256Digest> {
     let (actual, _) =
         hash_file(file).with_context(|| format!("{}: cannot read", file.display()))?;
     if actual != expected {
-        return Err(crate::verify::digest::DigestMismatch {
-            what: file.display().to_string(),
+        return Err(crate::verify::digest::DigestMismatch::new(
+            file.display().to_string(),
             expected,
             actual,
-        }
+        )
         .into());
     }
     Ok(actual)

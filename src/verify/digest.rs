@@ -1,4 +1,6 @@
-//! SHA-256 digests: the type, streaming hashing, and `.sha256` sidecars.
+//! Digests: SHA-256 (the type, streaming hashing, `.sha256` sidecars) and
+//! SHA-512 (for the few upstreams that publish only that, such as Hex's
+//! `installs/` CSV).
 //!
 //! A `.sha256` sidecar upstream is either a bare 64-hex digest or
 //! `<hex>  <name>` (`<hex> *<name>` in binary mode). Both are accepted; we
@@ -10,7 +12,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,16 +150,155 @@ pub fn format_sidecar(digest: &Sha256Digest, name: &str) -> String {
     format!("{}  {}\n", digest.to_hex(), name)
 }
 
+/// A SHA-512 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha512Digest(pub [u8; 64]);
+
+impl Sha512Digest {
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self(Sha512::digest(data).into())
+    }
+
+    /// The lower-case hex form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Sha512Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha512Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha512Digest({})", self.to_hex())
+    }
+}
+
+impl FromStr for Sha512Digest {
+    type Err = ParseDigestError;
+
+    /// 128 hex digits, either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 64];
+        if s.len() != 128 || hex::decode_to_slice(s, &mut out).is_err() {
+            return Err(ParseDigestError {
+                found: s.chars().take(140).collect(),
+            });
+        }
+        Ok(Self(out))
+    }
+}
+
+/// An incremental SHA-512 hasher.
+#[derive(Clone, Default)]
+pub struct Hasher512(Sha512);
+
+impl Hasher512 {
+    /// Feed bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> Sha512Digest {
+        Sha512Digest(self.0.finalize().into())
+    }
+}
+
+/// The SHA-512 of a file.
+pub fn hash_file_sha512(path: &Path) -> io::Result<Sha512Digest> {
+    let mut file = File::open(path)?;
+    let mut hasher = Hasher512::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A digest of either kind, as an expectation or a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyDigest {
+    /// SHA-256.
+    Sha256(Sha256Digest),
+    /// SHA-512.
+    Sha512(Sha512Digest),
+}
+
+impl AnyDigest {
+    /// `sha256` or `sha512`.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            AnyDigest::Sha256(_) => "sha256",
+            AnyDigest::Sha512(_) => "sha512",
+        }
+    }
+
+    /// The lower-case hex form.
+    pub fn to_hex(&self) -> String {
+        match self {
+            AnyDigest::Sha256(d) => d.to_hex(),
+            AnyDigest::Sha512(d) => d.to_hex(),
+        }
+    }
+}
+
+impl From<Sha256Digest> for AnyDigest {
+    fn from(d: Sha256Digest) -> Self {
+        AnyDigest::Sha256(d)
+    }
+}
+
+impl From<Sha512Digest> for AnyDigest {
+    fn from(d: Sha512Digest) -> Self {
+        AnyDigest::Sha512(d)
+    }
+}
+
+impl PartialEq<Sha256Digest> for AnyDigest {
+    fn eq(&self, other: &Sha256Digest) -> bool {
+        *self == AnyDigest::Sha256(*other)
+    }
+}
+
 /// Bytes that did not hash to what was expected.
 #[derive(Debug, thiserror::Error)]
-#[error("checksum mismatch for {what}\n  expected sha256: {expected}\n  actual sha256:   {actual}")]
+#[error(
+    "checksum mismatch for {what}\n  expected {alg}: {}\n  actual {alg}:   {}",
+    expected.to_hex(),
+    actual.to_hex(),
+    alg = expected.algorithm()
+)]
 pub struct DigestMismatch {
     /// The URL or path whose bytes were checked.
     pub what: String,
     /// The digest that was required.
-    pub expected: Sha256Digest,
-    /// The digest of the bytes found.
-    pub actual: Sha256Digest,
+    pub expected: AnyDigest,
+    /// The digest of the bytes found (same algorithm).
+    pub actual: AnyDigest,
+}
+
+impl DigestMismatch {
+    /// A mismatch of two digests of one kind.
+    pub fn new(
+        what: impl Into<String>,
+        expected: impl Into<AnyDigest>,
+        actual: impl Into<AnyDigest>,
+    ) -> Self {
+        DigestMismatch {
+            what: what.into(),
+            expected: expected.into(),
+            actual: actual.into(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +311,34 @@ mod tests {
     fn digest_of_empty_input() {
         assert_eq!(Sha256Digest::of(b"").to_hex(), EMPTY);
         assert_eq!(hash_reader(&b""[..]).unwrap().0.to_hex(), EMPTY);
+    }
+
+    #[test]
+    fn sha512_parses_hashes_and_names_itself_in_mismatches() {
+        let empty = Sha512Digest::of(b"");
+        assert!(empty.to_hex().starts_with("cf83e1357eefb8bd"));
+        assert_eq!(empty.to_hex().parse::<Sha512Digest>().unwrap(), empty);
+        assert_eq!(
+            empty
+                .to_hex()
+                .to_uppercase()
+                .parse::<Sha512Digest>()
+                .unwrap(),
+            empty
+        );
+        assert!(
+            EMPTY.parse::<Sha512Digest>().is_err(),
+            "a SHA-256 is not a SHA-512"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"").unwrap();
+        assert_eq!(hash_file_sha512(&f).unwrap(), empty);
+        let m = DigestMismatch::new("u", empty, Sha512Digest::of(b"x")).to_string();
+        assert!(
+            m.contains("expected sha512: cf83") && m.contains("actual sha512:"),
+            "{m}"
+        );
     }
 
     #[test]

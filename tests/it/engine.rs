@@ -458,3 +458,49 @@ fn a_trickling_transfer_is_abandoned_and_resumed() {
         .unwrap_err();
     assert!(err.to_string().contains("too slow"), "{err}");
 }
+
+/// Items that only have a SHA-512 (Hex's `installs/`): checked while
+/// streaming, also across a resumed transfer; a mismatch names both
+/// digests as SHA-512 and publishes nothing; a present file is re-hashed
+/// and skipped.
+#[test]
+fn sha512_items_are_verified_resumed_and_skipped_when_present() {
+    use mirror::verify::digest::Sha512Digest;
+    let up = Upstream::start();
+    let data = body(200_000, 9);
+    up.put("good.ez", data.clone());
+    up.fault("good.ez", Fault::CutBody { after: 70_000 }, 1);
+    up.put("bad.ez", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let good = FetchItem::new(up.url("good.ez"), dir.path().join("good.ez"))
+        .sha512(Sha512Digest::of(&data));
+    let e = engine(2, true);
+    e.fetch_all(vec![good.clone()], &NullReporter).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("good.ez")).unwrap(), data);
+    assert!(
+        up.requests()
+            .iter()
+            .any(|r| r.path == "/good.ez" && r.header("range") == Some("bytes=70000-")),
+        "the cut transfer was resumed"
+    );
+
+    let bad = FetchItem::new(up.url("bad.ez"), dir.path().join("bad.ez"))
+        .sha512(Sha512Digest::of(b"something else"));
+    let err = e.fetch_all(vec![bad], &NullReporter).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&up.url("bad.ez"))
+            && msg.contains(&format!(
+                "expected sha512: {}",
+                Sha512Digest::of(b"something else")
+            ))
+            && msg.contains(&format!("actual sha512:   {}", Sha512Digest::of(&data))),
+        "{msg}"
+    );
+    assert!(!dir.path().join("bad.ez").exists());
+
+    let before = up.gets("good.ez");
+    let s = e.fetch_all(vec![good], &NullReporter).unwrap();
+    assert_eq!((s.fetched, s.skipped), (0, 1));
+    assert_eq!(up.gets("good.ez"), before);
+}

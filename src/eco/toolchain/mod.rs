@@ -365,12 +365,7 @@ impl Toolchain {
             let expected = parse_sidecar(&sum, &urls[1])?;
             let actual = Sha256Digest::of(&bytes);
             if actual != expected {
-                return Err(DigestMismatch {
-                    what: url.clone(),
-                    expected,
-                    actual,
-                }
-                .into());
+                return Err(DigestMismatch::new(url.clone(), expected, actual).into());
             }
             let asc = match got.next().context("missing result")? {
                 Ok(asc) => Some(asc),
@@ -939,12 +934,7 @@ fn verify_local(
         hash_file(path).with_context(|| format!("{}: cannot read", path.display()))?;
     for want in [Some(from_sidecar), expected].into_iter().flatten() {
         if want != actual {
-            return Err(DigestMismatch {
-                what: path.display().to_string(),
-                expected: want,
-                actual,
-            }
-            .into());
+            return Err(DigestMismatch::new(path.display().to_string(), want, actual).into());
         }
     }
     let asc_path = sibling(path, ".asc");
