@@ -669,7 +669,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --installs --installs-public-key --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -704,6 +704,14 @@ _mirror() {
                     return 0
                     ;;
                 --versions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --installs-public-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

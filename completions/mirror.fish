@@ -124,6 +124,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package-file -d 'M
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l rebar-lock -d 'Mirror the Hex packages pinned in a rebar.lock (exact versions)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l mix-lock -d 'Mirror the Hex packages pinned in a mix.lock (exact versions)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l versions -d 'Versions of each selected package: latest, all or N (the newest N)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs -d 'Hex itself for `mix local.hex` (installs/): none, latest (the archive each Elixir/OTP version installs) or all' -r
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs-public-key -d 'PEM public key the install lists are signed with [default: the embedded Elixir key, as Mix has it]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r

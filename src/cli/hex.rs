@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::cli::{split_values, GlobalArgs};
+use crate::eco::hex::installs::{self, InstallsPolicy};
 use crate::eco::hex::lock;
 use crate::eco::hex::registry::PublicKey;
 use crate::eco::hex::{
@@ -44,7 +45,8 @@ pub enum HexOp {
 #[command(
     after_help = "Selection: every package by default, or --package NAME / \
 --package-file FILE with --versions latest|all|N, and/or the exact versions pinned by \
---rebar-lock FILE / --mix-lock FILE; --with-deps adds dependencies.\n\
+--rebar-lock FILE / --mix-lock FILE; --with-deps adds dependencies. Hex itself \
+(installs/, for `mix local.hex`) comes too: --installs latest|all|none.\n\
 Example: mirror hex download pack --package cowboy --versions latest --with-deps"
 )]
 pub struct HexArgs {
@@ -88,6 +90,16 @@ pub struct HexArgs {
     #[arg(long)]
     pub with_deps: bool,
 
+    /// Hex itself for `mix local.hex` (installs/): none, latest (the
+    /// archive each Elixir/OTP version installs) or all
+    #[arg(long, default_value = "latest", value_name = "WHICH")]
+    pub installs: String,
+
+    /// PEM public key the install lists are signed with [default: the
+    /// embedded Elixir key, as Mix has it]
+    #[arg(long, value_name = "FILE")]
+    pub installs_public_key: Option<PathBuf>,
+
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
     pub archive: PathBuf,
@@ -124,7 +136,12 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
         versions: VersionPolicy::parse(&args.versions)?,
         with_deps: args.with_deps,
     };
-    let hex = Hex::new(&settings.root, &url, &args.repo_name, key);
+    let installs_key = match &args.installs_public_key {
+        Some(p) => PublicKey::from_file(p)?,
+        None => installs::elixir_key(),
+    };
+    let hex = Hex::new(&settings.root, &url, &args.repo_name, key)
+        .with_installs(InstallsPolicy::parse(&args.installs)?, installs_key);
 
     let mut ops = Vec::new();
     for op in &args.ops {

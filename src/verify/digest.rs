@@ -224,13 +224,14 @@ pub fn hash_file_sha512(path: &Path) -> io::Result<Sha512Digest> {
     }
 }
 
-/// A digest of either kind, as an expectation or a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A digest of either kind, as an expectation or a result (the larger one
+/// boxed, so errors that carry two stay small).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnyDigest {
     /// SHA-256.
     Sha256(Sha256Digest),
     /// SHA-512.
-    Sha512(Sha512Digest),
+    Sha512(Box<Sha512Digest>),
 }
 
 impl AnyDigest {
@@ -259,7 +260,7 @@ impl From<Sha256Digest> for AnyDigest {
 
 impl From<Sha512Digest> for AnyDigest {
     fn from(d: Sha512Digest) -> Self {
-        AnyDigest::Sha512(d)
+        AnyDigest::Sha512(Box::new(d))
     }
 }
 

@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::rustup::{mirror, require_client};
-use crate::support::hex::{key_path, rel, sign_with, tarball, test_public_key_pem, HexRepo};
+use crate::support::hex::{
+    install_line, key_path, publish_installs, rel, sign_with, tarball, test_public_key_pem,
+    HexRepo, InstallLine,
+};
+use crate::support::run_logged;
 use crate::support::upstream::{Fault, Upstream};
 
 fn ok(out: &Output) -> String {
@@ -73,11 +77,23 @@ fn download_keeps_signed_files_byte_for_byte_and_verifies() {
     assert_eq!(listed, "alpha\nbeta\ngamma\n");
     ok(&hex(root.path(), &up, &["verify"], &[]));
 
-    // A second run asks for names and versions only.
+    // A second run asks for the metadata only: names, versions and the
+    // two install lists with their signatures.
     up.clear_requests();
     ok(&hex(root.path(), &up, &["download"], &[]));
-    let paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths.len(), 2, "{paths:?}");
+    let mut paths: Vec<String> = up.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/hex/installs/hex-1.x.csv",
+            "/hex/installs/hex-1.x.csv.signed",
+            "/hex/installs/hex.csv",
+            "/hex/installs/hex.csv.signed",
+            "/hex/names",
+            "/hex/versions"
+        ]
+    );
 
     // verify names a tampered tarball.
     std::fs::write(h.join("tarballs/beta-2.0.0.tar"), b"tampered").unwrap();
@@ -290,24 +306,18 @@ fn rebar_project(dir: &Path, dep: &str, req: &str) {
 }
 
 fn rebar3(rebar3: &Path, home: &Path, project: &Path, cdn: &str, args: &[&str]) -> Output {
-    let out = Command::new(rebar3)
-        .args(args)
-        .current_dir(project)
-        .env("HOME", home)
-        .env("HEX_CDN", cdn)
-        .env_remove("HEX_MIRROR")
-        .env_remove("REBAR_CACHE_DIR")
-        .env_remove("REBAR_GLOBAL_CONFIG_DIR")
-        .env("DEBUG", "")
-        .output()
-        .expect("run rebar3");
-    eprintln!(
-        "rebar3 {args:?}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    run_logged(
+        Command::new(rebar3)
+            .args(args)
+            .current_dir(project)
+            .env("HOME", home)
+            .env("HEX_CDN", cdn)
+            .env_remove("HEX_MIRROR")
+            .env_remove("REBAR_CACHE_DIR")
+            .env_remove("REBAR_GLOBAL_CONFIG_DIR")
+            .env("DEBUG", ""),
+        &format!("rebar3 {args:?}"),
+    )
 }
 
 /// download (a partial selection) → pack → unpack on a second tree →
@@ -505,4 +515,302 @@ fn measure_download_and_noop_update() {
         &["--archive", &archive],
     ));
     eprintln!("MEASURE unpack: {:?}", t.elapsed());
+}
+
+/// The install lists of the installs tests: in `hex-1.x.csv`, Hex 1.0.0
+/// for Elixir 1.0.0 and Hex 2.0.0 for 1.5.0 and 1.0.0; in `hex.csv`, Hex
+/// 2.0.0 for Elixir 1.15.0 on OTP 26.
+fn sample_installs(up: &Upstream) -> (Vec<InstallLine>, Vec<InstallLine>) {
+    let legacy = vec![
+        install_line("1.0.0", b"hex 1.0.0 archive", &["1.0.0"]),
+        install_line("2.0.0", b"hex 2.0.0 archive", &["1.5.0", "1.0.0"]),
+    ];
+    let current = vec![install_line(
+        "2.0.0",
+        b"hex 2.0.0 otp 26",
+        &["1.15.0", "26"],
+    )];
+    publish_installs(up, "hex-1.x.csv", &legacy, "hex-test.key.pem");
+    publish_installs(up, "hex.csv", &current, "hex-test.key.pem");
+    (legacy, current)
+}
+
+fn installs_key_args() -> Vec<String> {
+    vec!["--installs-public-key".into(), key_arg()]
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn archive_gets(up: &Upstream) -> Vec<String> {
+    let mut v: Vec<String> = up
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.ends_with(".ez"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `installs/` by default: both lists kept byte-for-byte, and for each
+/// Elixir (and OTP) version the archive of its last line — what
+/// `mix local.hex` installs there; `--installs all` adds the rest, one
+/// request each; `verify` re-checks every archive.
+#[test]
+fn installs_mirror_what_each_elixir_version_installs() {
+    let (up, _) = sample_upstream();
+    sample_installs(&up);
+    let root = tempfile::tempdir().unwrap();
+    let extra = installs_key_args();
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download", "verify"],
+        &args(&extra),
+    ));
+    assert_eq!(
+        archive_gets(&up),
+        [
+            "/hex/installs/1.0.0/hex-2.0.0.ez",
+            "/hex/installs/1.15.0/hex-2.0.0-otp-26.ez",
+            "/hex/installs/1.5.0/hex-2.0.0.ez",
+        ]
+    );
+    let inst = root.path().join("hex/installs");
+    for f in [
+        "hex-1.x.csv",
+        "hex-1.x.csv.signed",
+        "hex.csv",
+        "hex.csv.signed",
+    ] {
+        assert_eq!(
+            std::fs::read(inst.join(f)).unwrap(),
+            up.get(&format!("hex/installs/{f}")).unwrap(),
+            "{f} kept byte-for-byte"
+        );
+    }
+    assert_eq!(
+        std::fs::read(inst.join("1.5.0/hex-2.0.0.ez")).unwrap(),
+        b"hex 2.0.0 archive"
+    );
+    assert!(!inst.join("1.0.0/hex-1.0.0.ez").exists());
+
+    let mut all = extra.clone();
+    all.extend(["--installs".into(), "all".into()]);
+    ok(&hex(root.path(), &up, &["download"], &args(&all)));
+    assert_eq!(archive_gets(&up).len(), 4, "only the one archive more");
+    assert!(inst.join("1.0.0/hex-1.0.0.ez").is_file());
+
+    // A damaged archive in the tree: verify names it and the SHA-512s.
+    std::fs::write(inst.join("1.0.0/hex-1.0.0.ez"), b"damaged").unwrap();
+    let e = failed(&hex(root.path(), &up, &["verify"], &args(&extra)));
+    assert!(
+        e.contains("hex/installs/1.0.0/hex-1.0.0.ez") && e.contains("expected sha512:"),
+        "{e}"
+    );
+}
+
+/// Refusals: an archive whose bytes are not the listed SHA-512, and lists
+/// that do not verify with the key (here the embedded Elixir key, since
+/// the fixture signs with the test key) — nothing of installs/ published.
+#[test]
+fn installs_with_bad_archives_or_signatures_are_refused() {
+    let (up, _) = sample_upstream();
+    sample_installs(&up);
+    up.fault("hex/installs/1.5.0/hex-2.0.0.ez", Fault::WrongBytes, 100);
+    let root = tempfile::tempdir().unwrap();
+    let e = failed(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &args(&installs_key_args()),
+    ));
+    assert!(
+        e.contains("/hex/installs/1.5.0/hex-2.0.0.ez")
+            && e.contains("expected sha512:")
+            && e.contains("the install lists were not updated"),
+        "{e}"
+    );
+    let inst = root.path().join("hex/installs");
+    assert!(!inst.join("hex-1.x.csv").exists() && !inst.join("1.5.0/hex-2.0.0.ez").exists());
+    assert!(!root.path().join("hex/names").exists());
+
+    let root = tempfile::tempdir().unwrap();
+    let before = archive_gets(&up).len();
+    let e = failed(&hex(root.path(), &up, &["download"], &[]));
+    assert!(
+        e.contains("/hex/installs/hex-1.x.csv")
+            && e.contains("does not verify with embedded Elixir key"),
+        "{e}"
+    );
+    assert!(!root.path().join("hex/installs").exists());
+    assert_eq!(archive_gets(&up).len(), before, "no archive asked for");
+}
+
+/// An upstream without install lists (a private repository) is mirrored
+/// with a warning; `--installs none` does not ask.
+#[test]
+fn an_upstream_without_installs_is_mirrored_with_a_warning() {
+    let (up, _) = sample_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let out = hex(root.path(), &up, &["download"], &[]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("/hex/installs/hex-1.x.csv: not found"),
+        "{stderr}"
+    );
+    let before = up.requests().len();
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &["--installs", "none"],
+    ));
+    assert!(up
+        .requests()
+        .iter()
+        .skip(before)
+        .all(|r| !r.path.contains("/installs/")));
+}
+
+/// `export` on one tree, `import` on another, with the test key for the
+/// install lists; returns both trees and the arguments used.
+fn export_import_with_installs(
+    up: &Upstream,
+) -> (tempfile::TempDir, tempfile::TempDir, Vec<String>) {
+    let online = tempfile::tempdir().unwrap();
+    let offline = tempfile::tempdir().unwrap();
+    let archive = online.path().join("hex.tar.gz").display().to_string();
+    let mut extra = installs_key_args();
+    extra.extend(["--archive".into(), archive]);
+    ok(&hex(online.path(), up, &["export"], &args(&extra)));
+    ok(&hex(offline.path(), up, &["import"], &args(&extra)));
+    (online, offline, extra)
+}
+
+/// Installs travel in bundles: export carries the archives and the lists;
+/// import checks them before publishing (lists last); a bundle with a
+/// damaged archive publishes nothing.
+#[test]
+fn installs_travel_in_bundles_and_are_checked_on_unpack() {
+    let (up, _) = sample_upstream();
+    sample_installs(&up);
+    let (online, offline, extra) = export_import_with_installs(&up);
+    for f in [
+        "hex-1.x.csv",
+        "hex.csv.signed",
+        "1.15.0/hex-2.0.0-otp-26.ez",
+    ] {
+        assert_eq!(
+            std::fs::read(offline.path().join("hex/installs").join(f)).unwrap(),
+            std::fs::read(online.path().join("hex/installs").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    let third = tempfile::tempdir().unwrap();
+    std::fs::write(
+        online.path().join("hex/installs/1.0.0/hex-2.0.0.ez"),
+        b"damaged",
+    )
+    .unwrap();
+    let mark = online.path().join(".mirror/state.json");
+    std::fs::remove_file(&mark).unwrap();
+    ok(&hex(online.path(), &up, &["pack"], &args(&extra)));
+    let e = failed(&hex(third.path(), &up, &["unpack"], &args(&extra)));
+    assert!(
+        e.contains("hex/installs/1.0.0/hex-2.0.0.ez") && e.contains("expected sha512:"),
+        "{e}"
+    );
+    assert!(!third.path().join("hex").exists(), "nothing published");
+}
+
+/// A real Hex-like archive built by `mix archive.build` (app `hex`,
+/// version 9.9.9).
+fn build_hex_archive(mix: &Path, work: &Path) -> Vec<u8> {
+    let proj = work.join("hexsrc");
+    std::fs::create_dir_all(proj.join("lib")).unwrap();
+    std::fs::write(
+        proj.join("mix.exs"),
+        "defmodule Hex.MixProject do\n  use Mix.Project\n  def project, do: [app: :hex, version: \"9.9.9\"]\nend\n",
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("lib/hex.ex"),
+        "defmodule Hex do\n  def version, do: \"9.9.9\"\nend\n",
+    )
+    .unwrap();
+    let out = run_logged(
+        Command::new(mix)
+            .args(["archive.build", "-o", "hex-9.9.9.ez"])
+            .current_dir(&proj)
+            .env("HOME", work)
+            .env("MIX_HOME", work.join("mix-build"))
+            .env("MIX_ENV", "prod"),
+        "mix archive.build",
+    );
+    assert!(out.status.success(), "mix archive.build failed");
+    std::fs::read(proj.join("hex-9.9.9.ez")).unwrap()
+}
+
+/// The real `mix local.hex` installs Hex from the served mirror
+/// (`HEX_MIRROR`), after download → pack → unpack: Mix checks the list's
+/// signature (the test key, added with `mix local.public_keys`) and the
+/// archive's SHA-512 itself. A list signed by another key is refused by
+/// Mix too.
+#[test]
+fn real_mix_installs_hex_from_the_served_mirror() {
+    let Some(mix) = require_client("mix") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let ez = build_hex_archive(&mix, work.path());
+    let (up, _) = sample_upstream();
+    // For every Elixir from 1.0.0 on (the newest line that fits wins).
+    publish_installs(
+        &up,
+        "hex-1.x.csv",
+        &[
+            install_line("1.0.0", b"an older hex", &["1.0.0"]),
+            install_line("9.9.9", &ez, &["1.0.0"]),
+        ],
+        "hex-test.key.pem",
+    );
+    let (_online, offline, _extra) = export_import_with_installs(&up);
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
+    let hex_mirror = server.url("/hex");
+
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let run_mix = |args: &[&str]| {
+        run_logged(
+            Command::new(&mix)
+                .args(args)
+                .current_dir(&home)
+                .env("HOME", &home)
+                .env("MIX_HOME", home.join("mix"))
+                .env("HEX_MIRROR", &hex_mirror)
+                .env_remove("HEX_BUILDS_URL"),
+            &format!("mix {args:?}"),
+        )
+    };
+    // Without the test key Mix refuses the list.
+    let out = run_mix(&["local.hex", "--force"]);
+    assert!(
+        !out.status.success(),
+        "mix accepted a list it cannot verify"
+    );
+
+    let key = key_arg();
+    assert!(run_mix(&["local.public_keys", &key, "--force"])
+        .status
+        .success());
+    let out = run_mix(&["local.hex", "--force"]);
+    assert!(out.status.success(), "mix local.hex failed");
+    let listed = run_mix(&["archive"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("hex-9.9.9"), "{text}");
 }

@@ -12,21 +12,15 @@ const WINDOWS: &str = "x86_64-pc-windows-msvc";
 
 /// Run the `mirror` binary with `--root root`; no retry delays.
 pub fn mirror(root: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env("MIRROR_RETRY_DELAY_MS", "0")
-        .env_remove("MIRROR_JOBS")
-        .output()
-        .expect("run mirror");
-    eprintln!(
-        "mirror {args:?}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::support::run_logged(
+        Command::new(env!("CARGO_BIN_EXE_mirror"))
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env("MIRROR_RETRY_DELAY_MS", "0")
+            .env_remove("MIRROR_JOBS"),
+        &format!("mirror {args:?}"),
+    )
 }
 
 fn ok(out: &Output) -> String {

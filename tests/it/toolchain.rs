@@ -486,24 +486,18 @@ fn real_rustup_installs_toolchains_from_the_mirror() {
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| -> Output {
-        let out = Command::new(&rustup)
-            .args(args)
-            .env("RUSTUP_HOME", home.path().join("rustup"))
-            .env("CARGO_HOME", home.path().join("cargo"))
-            .env("RUSTUP_DIST_SERVER", server.url(""))
-            .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("RUSTC")
-            .env_remove("CARGO")
-            .output()
-            .expect("run rustup");
-        eprintln!(
-            "rustup {args:?}: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        crate::support::run_logged(
+            Command::new(&rustup)
+                .args(args)
+                .env("RUSTUP_HOME", home.path().join("rustup"))
+                .env("CARGO_HOME", home.path().join("cargo"))
+                .env("RUSTUP_DIST_SERVER", server.url(""))
+                .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("RUSTC")
+                .env_remove("CARGO"),
+            &format!("rustup {args:?}"),
+        )
     };
     for (toolchain, version) in [
         ("stable", "1.99.1"),

@@ -10,6 +10,7 @@
 //!   packages/<name>              gzip(Signed(Package))   releases, deps, outer checksum
 //!   tarballs/<name>-<ver>.tar    SHA-256 of the file = the release's outer checksum
 //!   public_key                   the PEM key the signed files verify with
+//!   installs/                    Hex itself for `mix local.hex` (see [`installs`])
 //! ```
 //!
 //! See [`registry`] for the signed resources. The signed files are kept
@@ -28,7 +29,10 @@
 //!    that are present are not even hashed (they were verified before their
 //!    package file was published; `verify` re-hashes everything); those of
 //!    changed packages go through the engine's skip check.
-//! 4. Publish: `packages/<name>` after its tarballs, then `public_key`,
+//! 4. `installs/`: both install lists (signed with Elixir's key) into
+//!    memory, the selected archives through the engine (SHA-512), the lists
+//!    after their archives.
+//! 5. Publish: `packages/<name>` after its tarballs, then `public_key`,
 //!    `versions` and `names` last.
 //!
 //! `mark` records a time in `.mirror/state.json`; `pack` carries the
@@ -36,6 +40,7 @@
 //! `versions`; `unpack` checks every signature and checksum of the staged
 //! files before anything is published (`names`/`versions` last).
 
+pub mod installs;
 pub mod lock;
 pub mod registry;
 pub mod requirement;
@@ -50,10 +55,11 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::bundle;
-use crate::fetch::{Engine, FetchItem};
+use crate::fetch::{Engine, FetchError, FetchItem};
 use crate::report::Reporter;
 use crate::store::{self, epoch_nanos, State};
-use crate::verify::digest::hash_file;
+use crate::verify::digest::{hash_file, hash_file_sha512, Sha512Digest};
+use installs::{Csv, InstallsPolicy};
 use registry::{Package, PublicKey, Release, Timestamp};
 use requirement::{newest_match, Requirement, SemVer};
 
@@ -144,6 +150,8 @@ pub struct Hex {
     url: String,
     repo: String,
     key: PublicKey,
+    installs: InstallsPolicy,
+    installs_key: PublicKey,
 }
 
 impl Hex {
@@ -155,7 +163,17 @@ impl Hex {
             url: url.trim_end_matches('/').to_string(),
             repo: repo.to_string(),
             key,
+            installs: InstallsPolicy::None,
+            installs_key: installs::elixir_key(),
         }
+    }
+
+    /// Also mirror `installs/` under `policy`, its lists verified with
+    /// `key` (Elixir's, by default).
+    pub fn with_installs(mut self, policy: InstallsPolicy, key: PublicKey) -> Hex {
+        self.installs = policy;
+        self.installs_key = key;
+        self
     }
 
     fn dir(&self) -> PathBuf {
@@ -470,6 +488,8 @@ impl Hex {
             );
         }
 
+        self.download_installs(engine, reporter)?;
+
         // Metadata last.
         self.write_public_key()?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
@@ -486,6 +506,107 @@ impl Hex {
             summary.tarballs_skipped
         ));
         Ok(summary)
+    }
+
+    /// `installs/`: each list and its signature into memory, checked with
+    /// the Elixir key; the selected archives through the engine (SHA-512);
+    /// then the lists, only when every archive arrived. A list the
+    /// upstream does not have (404) is skipped with a warning.
+    fn download_installs(&self, engine: &Engine, reporter: &dyn Reporter) -> Result<()> {
+        if self.installs == InstallsPolicy::None {
+            return Ok(());
+        }
+        let list_url = |csv: Csv| format!("{}/installs/{}", self.url, csv.file_name());
+        let urls: Vec<String> = Csv::ALL
+            .iter()
+            .flat_map(|&c| [list_url(c), format!("{}.signed", list_url(c))])
+            .collect();
+        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let mut lists = Vec::new();
+        let mut items = Vec::new();
+        for csv in Csv::ALL {
+            let url = list_url(csv);
+            let (text, signed) = (
+                got.next().expect("two per list"),
+                got.next().expect("two per list"),
+            );
+            let text = match text {
+                Err(FetchError::Status { status, .. })
+                    if status == reqwest::StatusCode::NOT_FOUND =>
+                {
+                    reporter.info(&format!("warning: {url}: not found upstream; skipped"));
+                    continue;
+                }
+                r => r?,
+            };
+            let signed = signed.context("an install list must come with its signature")?;
+            let archives = installs::open(csv, &text, &signed, &self.installs_key, &url)?;
+            for a in installs::select(archives, self.installs) {
+                items.push(
+                    FetchItem::new(
+                        format!("{}/installs/{}", self.url, a.path),
+                        self.dir().join("installs").join(&a.path),
+                    )
+                    .sha512(a.sha512),
+                );
+            }
+            lists.push((csv, text, signed));
+        }
+        let s = engine.fetch_all(items, reporter).map_err(|f| {
+            anyhow::Error::from(f)
+                .context("some Hex archives failed; the install lists were not updated")
+        })?;
+        for (csv, text, signed) in &lists {
+            let path = self.dir().join("installs").join(csv.file_name());
+            let sig = path.with_file_name(format!("{}.signed", csv.file_name()));
+            for (p, bytes) in [(&sig, signed), (&path, text)] {
+                store::write_atomic(p, bytes)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+        }
+        if !lists.is_empty() {
+            reporter.info(&format!(
+                "hex: installs: {} archives downloaded ({} bytes), {} already present",
+                s.fetched, s.bytes, s.skipped
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every file under `installs/` (relative to the root, `hex/...`),
+    /// sorted: archives in their version directories, then the lists.
+    fn local_installs(&self) -> Result<Vec<(String, PathBuf)>> {
+        let dir = self.dir().join("installs");
+        let mut out = Vec::new();
+        let mut lists = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for e in entries {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with(".partial") {
+                continue;
+            }
+            if e.file_type()?.is_dir() {
+                for f in fs::read_dir(e.path())? {
+                    let f = f?;
+                    let file = f.file_name().to_string_lossy().into_owned();
+                    if f.file_type()?.is_file()
+                        && !file.starts_with('.')
+                        && !file.ends_with(".partial")
+                    {
+                        out.push((format!("hex/installs/{name}/{file}"), f.path()));
+                    }
+                }
+            } else if e.file_type()?.is_file() {
+                lists.push((format!("hex/installs/{name}"), e.path()));
+            }
+        }
+        out.sort();
+        lists.sort();
+        out.extend(lists);
+        Ok(out)
     }
 
     fn write_public_key(&self) -> Result<()> {
@@ -560,6 +681,19 @@ impl Hex {
             .filter_map(|(path, r)| check_tarball(path, r).err())
             .collect();
         failures.extend(bad);
+        let installs_dir = self.dir().join("installs");
+        let archives: Vec<(String, PathBuf)> = self
+            .local_installs()?
+            .into_iter()
+            .filter(|(rel, _)| rel.matches('/').count() == 3)
+            .collect();
+        let lists = load_install_lists(|name| {
+            let path = installs_dir.join(name);
+            fs::read(&path)
+                .ok()
+                .map(|b| (path.display().to_string(), b))
+        });
+        failures.extend(check_installs(lists, &archives, &self.installs_key));
         for (path, _) in &tarballs {
             reporter.verbose(&format!("[verified] {}", path.display()));
         }
@@ -571,9 +705,10 @@ impl Hex {
             );
         }
         reporter.info(&format!(
-            "hex: names, versions, {} package files and {} tarballs verified",
+            "hex: names, versions, {} package files, {} tarballs and {} Hex archives verified",
             self.local_packages()?.len(),
-            tarballs.len()
+            tarballs.len(),
+            archives.len()
         ));
         Ok(tarballs.len())
     }
@@ -631,6 +766,13 @@ impl Hex {
             found.sort();
             members.extend(found);
         }
+        for (rel, path) in self.local_installs()? {
+            // The lists travel every time, as names and versions do.
+            let is_list = rel.matches('/').count() == 2;
+            if is_list || epoch_nanos(fs::metadata(&path)?.modified()?) > since {
+                members.push(rel);
+            }
+        }
         for f in ["versions", "names"] {
             if !self.dir().join(f).is_file() {
                 bail!(
@@ -662,10 +804,11 @@ impl Hex {
     /// staging area before anything is published; `names`/`versions` last.
     pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
         let key = self.key.clone();
+        let installs_key = self.installs_key.clone();
         let repo = self.repo.clone();
         let root = self.root.clone();
         let check: bundle::StagedCheck = Arc::new(move |dir: &Path, files: &[String]| {
-            check_staged(&root, &key, &repo, dir, files)
+            check_staged(&root, &key, &installs_key, &repo, dir, files)
         });
         let opts = bundle::UnpackOptions {
             allowed_prefixes: vec![
@@ -673,9 +816,14 @@ impl Hex {
                 "hex/versions".to_string(),
                 "hex/packages/".to_string(),
                 "hex/tarballs/".to_string(),
+                "hex/installs/".to_string(),
             ],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: vec![
+                "hex/installs/hex-1.x.csv.signed".to_string(),
+                "hex/installs/hex-1.x.csv".to_string(),
+                "hex/installs/hex.csv.signed".to_string(),
+                "hex/installs/hex.csv".to_string(),
                 "hex/packages/".to_string(),
                 "hex/versions".to_string(),
                 "hex/names".to_string(),
@@ -759,6 +907,7 @@ fn check_tarball(path: &Path, release: &Release) -> std::result::Result<(), Stri
 fn check_staged(
     root: &Path,
     key: &PublicKey,
+    installs_key: &PublicKey,
     repo: &str,
     dir: &Path,
     files: &[String],
@@ -795,6 +944,8 @@ fn check_staged(
                     f.clone(),
                     file.trim_end_matches(".tar").to_string(),
                 )),
+                // Checked below, as a whole.
+                ["hex", "installs", ..] => Ok(Staged::Checked),
                 _ => Err(format!("{f}: not a file of a Hex repository")),
             }
         })
@@ -857,9 +1008,89 @@ fn check_staged(
         .map(|e| e.replace(&format!("{}/", dir.display()), ""))
         .collect();
     failures.extend(bad);
+
+    // installs/: staged lists (else the tree's) checked, staged archives
+    // against them.
+    let staged_installs: Vec<&String> = files
+        .iter()
+        .filter(|f| f.starts_with("hex/installs/"))
+        .collect();
+    if !staged_installs.is_empty() {
+        let archives: Vec<(String, PathBuf)> = staged_installs
+            .iter()
+            .filter(|f| f.matches('/').count() == 3)
+            .map(|f| ((*f).clone(), dir.join(f)))
+            .collect();
+        let lists = load_install_lists(|name| {
+            let rel = format!("hex/installs/{name}");
+            let path = if files.contains(&rel) {
+                dir.join(&rel)
+            } else {
+                root.join(&rel)
+            };
+            fs::read(&path).ok().map(|b| (rel, b))
+        });
+        failures.extend(check_installs(lists, &archives, installs_key));
+    }
     if failures.is_empty() {
         Ok(())
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// The install lists found through `read` (a file name under `installs/`
+/// → where it was found and its bytes): each with its signature, if found.
+type InstallList = (Csv, String, Vec<u8>, Option<Vec<u8>>);
+
+fn load_install_lists(read: impl Fn(&str) -> Option<(String, Vec<u8>)>) -> Vec<InstallList> {
+    Csv::ALL
+        .into_iter()
+        .filter_map(|csv| {
+            let (what, text) = read(csv.file_name())?;
+            let signed = read(&format!("{}.signed", csv.file_name())).map(|(_, b)| b);
+            Some((csv, what, text, signed))
+        })
+        .collect()
+}
+
+/// Check each install list against its signature (with `key`), then each
+/// of `archives` (`hex/installs/<version>/<file>`, its path) against the
+/// SHA-512 a verified list gives it. Returns the failures.
+fn check_installs(
+    lists: Vec<InstallList>,
+    archives: &[(String, PathBuf)],
+    key: &PublicKey,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut want: HashMap<String, Sha512Digest> = HashMap::new();
+    for (csv, what, text, signed) in lists {
+        let Some(signed) = signed else {
+            failures.push(format!("{what}: no {}.signed beside it", csv.file_name()));
+            continue;
+        };
+        match installs::open(csv, &text, &signed, key, &what) {
+            Ok(list) => want.extend(list.into_iter().map(|a| (a.path, a.sha512))),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    let bad: Vec<String> = archives
+        .par_iter()
+        .filter_map(|(rel, path)| {
+            let sub = rel.strip_prefix("hex/installs/").unwrap_or(rel);
+            let Some(expected) = want.get(sub) else {
+                return Some(format!("{rel}: not named by a verified install list"));
+            };
+            match hash_file_sha512(path) {
+                Ok(actual) if actual == *expected => None,
+                Ok(actual) => Some(
+                    crate::verify::digest::DigestMismatch::new(rel.as_str(), *expected, actual)
+                        .to_string(),
+                ),
+                Err(e) => Some(format!("{rel}: {e}")),
+            }
+        })
+        .collect();
+    failures.extend(bad);
+    failures
 }

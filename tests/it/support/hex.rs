@@ -295,3 +295,76 @@ fn append<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) {
     h.set_cksum();
     b.append_data(&mut h, path, data).unwrap();
 }
+
+/// One line of an install list: a Hex version, its archive's bytes, and
+/// what it is for: Elixir versions (`hex-1.x.csv`) or `[elixir, otp]`
+/// (`hex.csv`).
+#[derive(Debug, Clone)]
+pub struct InstallLine {
+    /// Hex version.
+    pub hex: String,
+    /// The archive (`.ez`) bytes.
+    pub archive: Vec<u8>,
+    /// Elixir versions, or Elixir version and OTP release.
+    pub for_versions: Vec<String>,
+}
+
+/// `InstallLine` shorthand.
+pub fn install_line(hex: &str, archive: &[u8], for_versions: &[&str]) -> InstallLine {
+    InstallLine {
+        hex: hex.to_string(),
+        archive: archive.to_vec(),
+        for_versions: for_versions.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The `.signed` of an install list as upstream writes it: base64 of the
+/// RSA SHA-512 signature, wrapped at 64 columns (`openssl base64`).
+pub fn sign_install_list(csv: &[u8], key: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let digest = Sha512::digest(csv);
+    let signature = private_key(key)
+        .sign(Pkcs1v15Sign::new::<Sha512>(), &digest)
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
+    let mut out = String::new();
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// The archive paths (under `installs/`) of `line` in list `csv`.
+pub fn install_paths(csv: &str, line: &InstallLine) -> Vec<String> {
+    if csv == "hex.csv" {
+        vec![format!(
+            "{}/hex-{}-otp-{}.ez",
+            line.for_versions[0], line.hex, line.for_versions[1]
+        )]
+    } else {
+        line.for_versions
+            .iter()
+            .map(|e| format!("{e}/hex-{}.ez", line.hex))
+            .collect()
+    }
+}
+
+/// Put `hex/installs/<csv>`, its `.signed` (by key file `key`) and every
+/// archive on `up`; returns the CSV bytes.
+pub fn publish_installs(up: &Upstream, csv: &str, lines: &[InstallLine], key: &str) -> Vec<u8> {
+    let mut text = String::new();
+    for l in lines {
+        let sha = hex::encode(Sha512::digest(&l.archive));
+        text.push_str(&format!("{},{sha},{}\n", l.hex, l.for_versions.join(",")));
+        for p in install_paths(csv, l) {
+            up.put(&format!("hex/installs/{p}"), l.archive.clone());
+        }
+    }
+    up.put(&format!("hex/installs/{csv}"), text.clone().into_bytes());
+    up.put(
+        &format!("hex/installs/{csv}.signed"),
+        sign_install_list(text.as_bytes(), key),
+    );
+    text.into_bytes()
+}

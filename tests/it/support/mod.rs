@@ -8,3 +8,18 @@ pub mod keys;
 pub mod rustup;
 pub mod sparse;
 pub mod upstream;
+
+/// Run `cmd`, print what it said (shown when a test fails), return its
+/// output. `what` names the command in the log.
+pub fn run_logged(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    eprintln!(
+        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

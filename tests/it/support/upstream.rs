@@ -145,6 +145,15 @@ impl Upstream {
             .insert(normalize(path), Arc::new(body.into()));
     }
 
+    /// The body served at `path`, if any.
+    pub fn get(&self, path: &str) -> Option<Vec<u8>> {
+        self.shared
+            .state()
+            .files
+            .get(&normalize(path))
+            .map(|b| b.to_vec())
+    }
+
     /// Stop serving `path` (it answers 404).
     pub fn remove(&self, path: &str) {
         self.shared.state().files.remove(&normalize(path));
