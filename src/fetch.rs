@@ -272,9 +272,30 @@ fn list_failures(failures: &[(String, FetchError)]) -> String {
         .join("\n")
 }
 
+/// A runtime that does not wait for its tasks when dropped: by then every
+/// transfer has finished, and what is left (idle pooled connections) needs
+/// no orderly close — waiting for it only delays the end of a run.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// The engine: one runtime and one client for a whole run.
 pub struct Engine {
-    rt: tokio::runtime::Runtime,
+    rt: Runtime,
     client: reqwest::Client,
     opts: FetchOptions,
 }
@@ -290,7 +311,11 @@ impl Engine {
             let _guard = rt.enter();
             http::client(&opts.http)?
         };
-        Ok(Engine { rt, client, opts })
+        Ok(Engine {
+            rt: Runtime(Some(rt)),
+            client,
+            opts,
+        })
     }
 
     /// The engine's settings.

@@ -447,23 +447,38 @@ impl Crates {
         expand_template(&self.opts.crates_url, e)
     }
 
-    fn download(&mut self, reporter: &dyn Reporter) -> Result<()> {
-        let changes = if self.sparse_base()?.is_some() {
-            // A selection may grow to versions older than START: every
-            // version selected is planned (the engine skips those held).
+    /// What `download` plans: the RANGE's added versions, or for a sparse
+    /// selection (which may grow to versions older than START) every
+    /// version selected (the engine skips those held).
+    fn planned_changes(&self) -> Result<index::Changes> {
+        if self.sparse_base()?.is_some() {
             let (_, end) = self.range()?;
-            self.index.changes(None, end, &self.effective_filter()?)?
+            self.index.changes(None, end, &self.effective_filter()?)
         } else {
-            self.changes()?
-        };
+            self.changes()
+        }
+    }
+
+    fn download(&mut self, reporter: &dyn Reporter) -> Result<()> {
+        // The engine (runtime, client, TLS roots) is built while the range
+        // diff runs: both are fixed costs before the first request.
+        let fetch = self.fetch.clone();
+        let need_engine = self.engine.is_none();
+        let (changes, engine) = std::thread::scope(|scope| {
+            let engine = need_engine.then(|| scope.spawn(move || Engine::new(fetch)));
+            let changes = self.planned_changes();
+            let engine = engine.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (changes, engine)
+        });
+        let changes = changes?;
+        if let Some(engine) = engine {
+            self.engine = Some(engine?);
+        }
         let items: Vec<FetchItem> = changes
             .added
             .iter()
             .map(|e| FetchItem::new(self.crate_url(e), self.crate_path(e)).sha256(e.cksum))
             .collect();
-        if self.engine.is_none() {
-            self.engine = Some(Engine::new(self.fetch.clone())?);
-        }
         let engine = self.engine.as_ref().expect("engine");
         let result = engine.fetch_all(items, reporter);
         let failed: Vec<String> = match &result {
