@@ -185,7 +185,8 @@ pub fn page(root: &Path, base: &str) -> String {
         "hex",
         "Hex (rebar3, mix)",
         format!(
-            "<pre>export HEX_CDN={b}/hex      # rebar3\nexport HEX_MIRROR={b}/hex   # mix</pre>\n"
+            "<pre>export HEX_CDN={b}/hex      # rebar3\nexport HEX_MIRROR={b}/hex   # mix\n\
+             mix local.hex --force   # Hex itself, from this mirror</pre>\n"
         ),
     );
     add(

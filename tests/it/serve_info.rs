@@ -77,3 +77,68 @@ async fn index_page_shows_client_settings_for_the_trees_present() {
         .await
         .unwrap();
 }
+
+/// The index page as a person sees it: the real Chromium (headless) loads
+/// it from `mirror serve`, and the rendered document (after parsing, as
+/// the browser built it) tells how to point every client present here,
+/// with this server's address; a screenshot is rendered too.
+#[test]
+fn index_page_renders_in_headless_chromium() {
+    let Some(chromium) = crate::rustup::require_client("chromium") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["dist", "rustup", "crates", "hex", "archlinux"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let server = spawn(ServeOptions::local(root.path())).unwrap();
+    let base = format!("http://{}", server.addr);
+    let profile = tempfile::tempdir().unwrap();
+    let shot = profile.path().join("page.png");
+    let browse = |extra: &[String]| {
+        crate::support::run_logged(
+            std::process::Command::new(&chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1000,1400",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .args(extra)
+                .arg(server.url("/")),
+            "chromium",
+        )
+    };
+    let out = browse(&["--dump-dom".to_string()]);
+    assert!(out.status.success(), "chromium failed");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        format!("<title>mirror at {base}</title>"),
+        format!("export RUSTUP_DIST_SERVER={base}"),
+        format!("export RUSTUP_UPDATE_ROOT={base}/rustup"),
+        format!("registry = \"sparse+{base}/index/\""),
+        format!("export HEX_MIRROR={base}/hex"),
+        "mix local.hex --force".to_string(),
+        format!("Server = {base}/archlinux/$repo/os/$arch"),
+        "<a href=\"/stats\">/stats</a>".to_string(),
+    ] {
+        assert!(dom.contains(&want), "rendered page lacks {want:?}:\n{dom}");
+    }
+    let out = browse(&[format!("--screenshot={}", shot.display())]);
+    assert!(out.status.success(), "chromium screenshot failed");
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if let Some(dir) = std::env::var_os("MIRROR_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, std::path::Path::new(&dir).join("index-page.png")).unwrap();
+    }
+}
