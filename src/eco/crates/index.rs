@@ -50,6 +50,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gix::ObjectId;
+use rayon::prelude::*;
 
 use super::filter::CrateFilter;
 use super::layout;
@@ -411,7 +412,10 @@ impl Index {
         let diff = repo
             .diff_tree_to_tree(start_tree.as_ref(), Some(&end_tree), Some(opts))
             .with_context(|| format!("cannot diff the index trees of {start:?} and {end}"))?;
-        let mut changes = Changes::default();
+        // The tree diff names the changed files; reading and parsing both
+        // sides of each (the bulk of the work: inflating blobs, JSON lines)
+        // runs on every core, each thread with its own repository handle.
+        let mut files: Vec<(String, Option<ObjectId>, Option<ObjectId>)> = Vec::new();
         for change in diff {
             use gix::object::tree::diff::ChangeDetached as C;
             let (path, old, new) = match change {
@@ -444,30 +448,54 @@ impl Index {
             let Some(file_name) = crate_file_name(&path) else {
                 continue;
             };
-            if !filter.name_matches(file_name) {
-                continue;
+            if filter.name_matches(file_name) {
+                files.push((path, old, new));
             }
-            let read = |id: Option<ObjectId>, at: String| -> Result<BTreeMap<String, Entry>> {
-                match id {
-                    Some(id) => parse_file(&repo.find_blob(id)?.data, &path, &at),
-                    None => Ok(BTreeMap::new()),
-                }
-            };
-            let old = read(old, start.map(|s| s.to_string()).unwrap_or_default())?;
-            let new = read(new, end.to_string())?;
-            for (vers, e) in &new {
-                if !filter.matches(&e.name, vers) {
-                    continue;
-                }
-                if old.get(vers).is_none_or(|o| o.cksum != e.cksum) {
-                    changes.added.push(e.clone());
-                }
-            }
-            for (vers, e) in old {
-                if !new.contains_key(&vers) && filter.matches(&e.name, &vers) {
-                    changes.removed.push(e);
-                }
-            }
+        }
+        drop((start_tree, end_tree));
+        let shared = repo.into_sync();
+        let start_at = start.map(|s| s.to_string()).unwrap_or_default();
+        let end_at = end.to_string();
+        let per_file: Vec<Result<Changes>> = files
+            .par_iter()
+            .map_init(
+                || {
+                    let mut repo = shared.to_thread_local();
+                    repo.object_cache_size_if_unset(4 << 20);
+                    repo
+                },
+                |repo, (path, old, new)| {
+                    let read = |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
+                        match id {
+                            Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
+                            None => Ok(BTreeMap::new()),
+                        }
+                    };
+                    let old = read(old, &start_at)?;
+                    let new = read(new, &end_at)?;
+                    let mut changes = Changes::default();
+                    for (vers, e) in &new {
+                        if !filter.matches(&e.name, vers) {
+                            continue;
+                        }
+                        if old.get(vers).is_none_or(|o| o.cksum != e.cksum) {
+                            changes.added.push(e.clone());
+                        }
+                    }
+                    for (vers, e) in old {
+                        if !new.contains_key(&vers) && filter.matches(&e.name, &vers) {
+                            changes.removed.push(e);
+                        }
+                    }
+                    Ok(changes)
+                },
+            )
+            .collect();
+        let mut changes = Changes::default();
+        for c in per_file {
+            let c = c?;
+            changes.added.extend(c.added);
+            changes.removed.extend(c.removed);
         }
         let key = |e: &Entry| (e.name.clone(), e.vers.clone());
         changes.added.sort_by_key(key);
