@@ -650,3 +650,58 @@ fn missing_git_is_a_clear_error() {
     );
     assert!(!index_dir(root.path()).exists(), "no half-made index left");
 }
+
+/// A bundle whose prerequisites the far side lacks (the archive of an
+/// earlier trip never arrived): import refuses it, naming the missing
+/// commits, and publishes nothing — the far side's branches and crates
+/// stay; once the earlier archive is imported, the later one imports too.
+#[test]
+fn a_bundle_with_missing_prerequisites_is_refused_and_nothing_is_published() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    let pair = Pair::new(&fx);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf 1.0.0");
+    let (first, second) = (pair.archive(1), pair.archive(2));
+    ok(crate_cmd(
+        pair.near(),
+        &["export", "--crates-url", &pair.url, "--archive", &first],
+    ));
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.commit("Add leaf 1.1.0");
+    ok(crate_cmd(
+        pair.near(),
+        &["export", "--crates-url", &pair.url, "--archive", &second],
+    ));
+
+    let before = (
+        rev(pair.far(), "master"),
+        rev(pair.far(), "mark"),
+        rev(pair.far(), "origin_master"),
+    );
+    let err = failed(crate_cmd(pair.far(), &["import", "--archive", &second]));
+    assert!(
+        err.contains("the bundle builds on commits this index lacks")
+            && err.contains("an earlier archive")
+            && err.contains(&second),
+        "{err}"
+    );
+    assert_eq!(
+        (
+            rev(pair.far(), "master"),
+            rev(pair.far(), "mark"),
+            rev(pair.far(), "origin_master"),
+        ),
+        before,
+        "no branch moved"
+    );
+    assert!(
+        crate_tree(pair.far()).is_empty(),
+        "no crate published: {:?}",
+        crate_tree(pair.far()).keys().collect::<Vec<_>>()
+    );
+
+    ok(crate_cmd(pair.far(), &["import", "--archive", &first]));
+    ok(crate_cmd(pair.far(), &["import", "--archive", &second]));
+    pair.check(&fx);
+}

@@ -251,6 +251,50 @@ impl Index {
         Ok((before, new))
     }
 
+    /// The prerequisite commits a git bundle names (`-<oid> <comment>`
+    /// lines of its header) that this repository does not have, each as
+    /// `<oid> <comment>`.
+    fn missing_prerequisites(&self, bundle: &Path) -> Result<Vec<String>> {
+        use std::io::BufRead;
+        let file = std::fs::File::open(bundle)
+            .with_context(|| format!("cannot open {}", bundle.display()))?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = Vec::new();
+        reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", bundle.display()))?;
+        if !matches!(&line[..], b"# v2 git bundle\n" | b"# v3 git bundle\n") {
+            bail!(
+                "{}: not a git bundle (expected \"# v2 git bundle\", found {:?})",
+                bundle.display(),
+                String::from_utf8_lossy(&line[..line.len().min(40)])
+            );
+        }
+        let repo = self.repo()?;
+        let mut missing = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read {}", bundle.display()))?;
+            if n == 0 || line == b"\n" {
+                break;
+            }
+            let Some(rest) = line.strip_prefix(b"-") else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(rest).trim_end().to_string();
+            let oid = text.split_whitespace().next().unwrap_or("");
+            let have = ObjectId::from_hex(oid.as_bytes())
+                .map(|id| repo.has_object(id))
+                .unwrap_or(false);
+            if !have {
+                missing.push(text);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Fetch the bundle at `bundle` (after `git bundle verify`) into
     /// `refs/remotes/origin/master`; returns its commit. Accepts bundles
     /// carrying `bundle/master` (ours and romt's) or `master` (romt's when
@@ -259,6 +303,15 @@ impl Index {
         let path = bundle
             .to_str()
             .with_context(|| format!("bundle path {} is not UTF-8", bundle.display()))?;
+        let missing = self.missing_prerequisites(bundle)?;
+        if !missing.is_empty() {
+            bail!(
+                "{}: the bundle builds on commits this index lacks:\n  {}\n\
+                 an earlier archive (whose range ends at these commits) must be imported first",
+                bundle.display(),
+                missing.join("\n  ")
+            );
+        }
         self.git("verify a bundle", &["bundle", "verify", "-q", path])
             .with_context(|| format!("{}: not a bundle this index can take", bundle.display()))?;
         let heads = self.git("read a bundle", &["bundle", "list-heads", path])?;

@@ -828,7 +828,12 @@ impl Crates {
         }
         // The bundle first: the crates are checked against the index it brings.
         let staged_bundle = work.0.join(BUNDLE_MEMBER);
-        let origin = self.index.fetch_bundle(&staged_bundle)?;
+        let origin = self.index.fetch_bundle(&staged_bundle).with_context(|| {
+            format!(
+                "cannot import {}: its {BUNDLE_MEMBER} does not fit the index",
+                self.opts.archive.display()
+            )
+        })?;
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         for f in &crate_files {
