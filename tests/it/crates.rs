@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::crates::{self, CratesFixture};
+use crate::support::tree;
 use crate::support::upstream::{Fault, Upstream};
 
 #[test]
@@ -76,7 +77,7 @@ fn index_dir(root: &Path) -> PathBuf {
 }
 
 /// `git rev-parse` in a mirror's index; `None` when the ref is missing.
-fn rev(root: &Path, spec: &str) -> Option<String> {
+pub(crate) fn rev(root: &Path, spec: &str) -> Option<String> {
     let out = Command::new("git")
         .current_dir(index_dir(root))
         .args(["rev-parse", "--verify", "-q", spec])
@@ -89,25 +90,8 @@ fn rev(root: &Path, spec: &str) -> Option<String> {
 
 /// Every file under `crates/` (but romt's config.toml), with its bytes.
 fn crate_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if rel != "config.toml" {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let base = root.join("crates");
-    walk(&base, &base, &mut out);
+    let mut out = tree::files(&root.join("crates"), |_| true);
+    out.remove("config.toml");
     out
 }
 

@@ -7,4 +7,5 @@ pub mod hex;
 pub mod keys;
 pub mod rustup;
 pub mod sparse;
+pub mod tree;
 pub mod upstream;
