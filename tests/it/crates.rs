@@ -634,3 +634,34 @@ fn missing_git_is_a_clear_error() {
     );
     assert!(!index_dir(root.path()).exists(), "no half-made index left");
 }
+
+/// The pid of a process that has exited.
+pub(crate) fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// Regression: a killed `crate import` left its work directory (every
+/// crate of the archive) under `.mirror/staging/` for good; the bundle
+/// module cleared the staging directory of the work directory it unpacked
+/// into, not the tree's.
+#[test]
+fn killed_crate_import_left_its_staging_behind() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let pair = Pair::new(&fx);
+    pair.cycle(&fx, 1);
+    let left = pair
+        .far()
+        .join(format!(".mirror/staging/{}-crate-unpack-1", dead_pid()));
+    std::fs::create_dir_all(left.join("crates/le/af/leaf")).unwrap();
+    std::fs::write(left.join("crates/le/af/leaf/leaf-1.0.0.crate"), b"x").unwrap();
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.commit("Add leaf 1.1.0");
+    pair.cycle(&fx, 2);
+    assert!(!left.exists(), "a killed import's staging is left behind");
+}

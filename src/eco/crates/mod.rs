@@ -888,12 +888,13 @@ impl WorkDir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         // Under `.mirror/staging/`, named `<pid>-…` like the bundle
-        // module's staging directories, so a killed run's leftovers are
-        // removed by the next unpack.
-        let dir = crate::store::meta_path(
-            root,
-            &format!("staging/{}-crate-unpack-{nanos}", std::process::id()),
-        );
+        // module's staging directories. The bundle module clears the
+        // staging directory of the root it unpacks into, which is this
+        // one, not the tree's: a killed run's work directory is removed
+        // here.
+        let staging = crate::store::meta_path(root, "staging");
+        crate::store::remove_abandoned(&staging, "");
+        let dir = staging.join(format!("{}-crate-unpack-{nanos}", std::process::id()));
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(WorkDir(dir))
     }
