@@ -665,3 +665,90 @@ fn killed_crate_import_left_its_staging_behind() {
     pair.cycle(&fx, 2);
     assert!(!left.exists(), "a killed import's staging is left behind");
 }
+
+/// Whether process `pid` is gone (or a zombie nobody reaps yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .starts_with('Z'),
+    }
+}
+
+/// Regression: `kill -9` of a `crate` run left its `git fetch` running,
+/// writing the index while the rerun (which took the lock the dead run
+/// left) ran its own fetch: "cannot lock ref 'refs/remotes/origin/master':
+/// is at X but expected Y".
+#[test]
+fn killed_crate_run_left_its_git_fetch_running() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let root = tempfile::tempdir().unwrap();
+    ok(crate_cmd(
+        root.path(),
+        &["init", "--index-url", &fx.index_url()],
+    ));
+    // A git whose fetch never ends, and tells its pid.
+    let real =
+        String::from_utf8(Command::new("which").arg("git").output().unwrap().stdout).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let pidfile = bin.path().join("pid");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = fetch ] && {{ echo $$ > '{}'; exec sleep 60; }}; done\nexec '{}' \"$@\"\n",
+        pidfile.display(),
+        real.trim()
+    );
+    std::fs::write(bin.path().join("git"), script).unwrap();
+    Command::new("chmod")
+        .args(["+x", &bin.path().join("git").display().to_string()])
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["crate", "pull"])
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let git = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "git fetch never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while !gone(git) && killed.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let alive = !gone(git);
+    if alive {
+        let _ = Command::new("kill").args(["-9", &git.to_string()]).status();
+    }
+    assert!(!alive, "git fetch outlived the killed run");
+}

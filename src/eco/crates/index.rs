@@ -841,8 +841,38 @@ fn git_command(dir: &Path) -> Command {
         .env_remove("GIT_DIR")
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_WORK_TREE");
+    die_with_parent(&mut cmd);
     cmd
 }
+
+/// Have git die with us. A `git fetch` that outlives a killed run keeps
+/// writing refs and objects while the rerun, which took the tree lock
+/// the dead run left, runs its own: one of the two fails ("cannot lock
+/// ref … is at X but expected Y") or they interleave.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: between fork and exec the closure calls only
+    // async-signal-safe functions (prctl, getppid, _exit) and allocates
+    // nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // We died between fork and prctl: no signal will come.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere a killed run's git child may outlive it.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 fn missing_git(e: std::io::Error, what: &str) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
