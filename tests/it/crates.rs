@@ -752,3 +752,37 @@ fn killed_crate_run_left_its_git_fetch_running() {
     }
     assert!(!alive, "git fetch outlived the killed run");
 }
+
+/// Regression: lock files a killed run (or its git) left in the index
+/// (`refs/heads/mark.lock`, `packed-refs.lock`, …) made every later run
+/// fail until someone removed them by hand.
+#[test]
+fn stale_git_locks_of_a_killed_run_failed_every_rerun() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let root = tempfile::tempdir().unwrap();
+    let url = fx.crates_url_template();
+    ok(crate_cmd(
+        root.path(),
+        &["init", "--index-url", &fx.index_url()],
+    ));
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    let idx = index_dir(root.path());
+    for lock in [
+        "refs/heads/mark.lock",
+        "refs/heads/master.lock",
+        "refs/remotes/origin/master.lock",
+        "packed-refs.lock",
+        "shallow.lock",
+    ] {
+        std::fs::create_dir_all(idx.join(lock).parent().unwrap()).unwrap();
+        std::fs::write(idx.join(lock), "").unwrap();
+    }
+    fx.publish("leaf", "1.1.0", &[]);
+    let head = fx.commit("Add leaf 1.1.0");
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    assert_eq!(rev(root.path(), "mark"), Some(head.clone()));
+    assert_eq!(rev(root.path(), "master"), Some(head));
+}

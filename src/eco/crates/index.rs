@@ -45,6 +45,7 @@
 //! error that says which operation needs it.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -196,6 +197,38 @@ impl Index {
                 self.dir.display()
             )
         })
+    }
+
+    /// Remove the lock files (`<file>.lock`: refs, `packed-refs`, `HEAD`,
+    /// `config`, `shallow`) a killed run or its git left behind; git and
+    /// gix refuse to update a file whose lock exists, so every later run
+    /// would fail. Only for a run holding the tree lock: no other process
+    /// writes the index then. Returns the files removed.
+    pub fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
+        fn walk(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let e = e?;
+                let path = e.path();
+                if e.file_type()?.is_dir() {
+                    if deep || e.file_name() == "refs" {
+                        walk(&path, true, out)?;
+                    }
+                } else if path.extension().is_some_and(|x| x == "lock") {
+                    fs::remove_file(&path)?;
+                    out.push(path);
+                }
+            }
+            Ok(())
+        }
+        let mut removed = Vec::new();
+        walk(&self.dir, false, &mut removed)
+            .with_context(|| format!("cannot remove stale lock files in {}", self.dir.display()))?;
+        Ok(removed)
     }
 
     /// Point branch `name` at `commit` (with gix: a `git update-ref`

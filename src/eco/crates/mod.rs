@@ -193,6 +193,16 @@ impl Crates {
     /// `verify` and `pack` are collected and reported at the end.
     pub fn run(&mut self, ops: &[Op], reporter: &dyn Reporter) -> Result<()> {
         let keep_going = self.fetch.keep_going;
+        if ops.iter().any(|o| !matches!(o, Op::List | Op::Verify)) {
+            // A run that writes holds the tree lock: lock files in the
+            // index are a killed run's.
+            for f in self.index.remove_stale_locks()? {
+                reporter.info(&format!(
+                    "crate: removed {}, left by a run that was killed",
+                    f.display()
+                ));
+            }
+        }
         let mut failures: Vec<String> = Vec::new();
         let mut marked_partial = false;
         for op in ops.iter().flat_map(|o| o.expand()) {
