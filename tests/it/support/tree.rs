@@ -17,16 +17,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Every file under `dir` whose name `keep` accepts (directories too:
-/// one it refuses is not entered), keyed by its `/`-separated path
-/// relative to `dir`, with its bytes. A missing `dir` is an empty tree; a
-/// file that vanishes while it is read is left out.
-pub fn files(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, Vec<u8>> {
-    fn walk(
-        dir: &Path,
-        prefix: &str,
-        keep: &dyn Fn(&str) -> bool,
-        out: &mut BTreeMap<String, Vec<u8>>,
-    ) {
+/// one it refuses is not entered), as its `/`-separated path relative to
+/// `dir`, sorted. A missing `dir` is an empty tree.
+pub fn paths(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, keep: &dyn Fn(&str) -> bool, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -38,16 +32,22 @@ pub fn files(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, Vec<u8
             let rel = format!("{prefix}{name}");
             match e.file_type() {
                 Ok(t) if t.is_dir() => walk(&e.path(), &format!("{rel}/"), keep, out),
-                Ok(_) => {
-                    if let Ok(bytes) = std::fs::read(e.path()) {
-                        out.insert(rel, bytes);
-                    }
-                }
+                Ok(_) => out.push(rel),
                 Err(_) => {}
             }
         }
     }
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     walk(dir, "", &keep, &mut out);
+    out.sort();
     out
+}
+
+/// [`paths`] with each file's bytes; a file that vanishes before it is
+/// read is left out.
+pub fn files(dir: &Path, keep: impl Fn(&str) -> bool) -> BTreeMap<String, Vec<u8>> {
+    paths(dir, keep)
+        .into_iter()
+        .filter_map(|rel| Some((rel.clone(), std::fs::read(dir.join(&rel)).ok()?)))
+        .collect()
 }
