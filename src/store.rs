@@ -73,9 +73,10 @@ pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)
 }
 
-/// Remove the entries of `dir` named `<prefix><pid>-…` whose process no
-/// longer exists: temporary directories of runs that were killed. Only
-/// where `/proc` tells which processes exist; elsewhere nothing is removed.
+/// Remove the entries of `dir` named `<prefix><pid>` or `<prefix><pid>-…`
+/// whose process no longer exists: temporary directories and files of runs
+/// that were killed. Only where `/proc` tells which processes exist;
+/// elsewhere nothing is removed.
 pub fn remove_abandoned(dir: &Path, prefix: &str) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -92,7 +93,10 @@ pub fn remove_abandoned(dir: &Path, prefix: &str) {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir_all(entry.path()),
+                _ => fs::remove_file(entry.path()),
+            };
         }
     }
 }
@@ -268,6 +272,7 @@ mod tests {
         for name in [mine.as_str(), "x-4194305-7", "y-4194305-7", "x-notapid"] {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
+        fs::write(dir.path().join("x-4194305"), b"a file").unwrap();
         remove_abandoned(dir.path(), "x-");
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
