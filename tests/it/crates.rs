@@ -786,3 +786,20 @@ fn stale_git_locks_of_a_killed_run_failed_every_rerun() {
     assert_eq!(rev(root.path(), "mark"), Some(head.clone()));
     assert_eq!(rev(root.path(), "master"), Some(head));
 }
+
+/// Regression: a run killed while git wrote the index bundle left
+/// `.origin.bundle.tmp.<pid>` (as large as the bundle) in the index for
+/// good.
+#[test]
+fn killed_export_left_its_temporary_bundle_behind() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let pair = Pair::new(&fx);
+    // pid 2^22 + 1 is above Linux's pid_max: never alive.
+    let left = index_dir(pair.near()).join(".origin.bundle.tmp.4194305");
+    std::fs::write(&left, b"half a bundle").unwrap();
+    pair.cycle(&fx, 1);
+    assert!(!left.exists(), "a killed export's bundle is left behind");
+}

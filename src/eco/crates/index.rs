@@ -409,6 +409,10 @@ impl Index {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let tmp = crate::store::temp_sibling(path);
+        // The temporaries of killed runs, each as large as a bundle.
+        if let (Some(dir), Some(name)) = (tmp.parent(), path.file_name()) {
+            crate::store::remove_abandoned(dir, &format!(".{}.tmp.", name.to_string_lossy()));
+        }
         let tmp_str = tmp
             .to_str()
             .with_context(|| format!("bundle path {} is not UTF-8", path.display()))?;
