@@ -263,8 +263,9 @@ impl Watcher {
     }
 }
 
-/// Start `mirror` with `args`, kill -9 it after `after`, wait.
-fn run_and_kill(root: &Path, args: &[String], after: Duration) {
+/// Start `mirror` with `args`, kill -9 it after `after`, wait; returns
+/// its pid.
+fn run_and_kill(root: &Path, args: &[String], after: Duration) -> u32 {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
         .arg("--root")
         .arg(root)
@@ -278,6 +279,7 @@ fn run_and_kill(root: &Path, args: &[String], after: Duration) {
     std::thread::sleep(after);
     let _ = child.kill();
     let _ = child.wait();
+    child.id()
 }
 
 /// The kill moment of `seed`: a deterministic spread over `window`, the
@@ -345,7 +347,7 @@ impl Interrupt<'_> {
             copy_dir(self.base, root);
             let args = (self.args)(root);
             let watcher = Watcher::start(root, expect.clone());
-            run_and_kill(root, &args, kill_moment(seed, window));
+            let killed = run_and_kill(root, &args, kill_moment(seed, window));
             let at_kill = expect.violations(root);
             assert!(at_kill.is_empty(), "{name}, seed {seed}: {at_kill:?}");
             (self.after_kill)(root, self.base);
@@ -365,14 +367,25 @@ impl Interrupt<'_> {
                 served_files(root, &self.served) == want,
                 "{name}, seed {seed}: the tree differs from an uninterrupted run's"
             );
-            // The killed run's staging directory is gone after the rerun.
-            let staging = root.join(".mirror/staging");
-            let left: Vec<_> = std::fs::read_dir(&staging)
-                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            // The rerun removed what the killed run left that is large:
+            // its staging, its temporary archive and index bundle
+            // (`.<name>.tmp.<pid>`). Small temporaries of atomic writes
+            // may stay (never served).
+            let mut left: Vec<_> = std::fs::read_dir(root.join(".mirror/staging"))
+                .map(|d| d.flatten().map(|e| e.path()).collect())
                 .unwrap_or_default();
+            let suffix = format!(".tmp.{killed}");
+            for dir in [Path::new("carry"), Path::new("git/crates.io-index")] {
+                left.extend(
+                    paths(&root.join(dir), |_| true)
+                        .into_iter()
+                        .filter(|p| p.ends_with(&suffix))
+                        .map(|p| dir.join(p)),
+                );
+            }
             assert!(
                 left.is_empty(),
-                "{name}, seed {seed}: staging left behind: {left:?}"
+                "{name}, seed {seed}: the killed run left {left:?}"
             );
         }
         eprintln!("{name}: {SEEDS} kills in {:?}", all.elapsed());
