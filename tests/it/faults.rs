@@ -395,21 +395,35 @@ impl Interrupt<'_> {
 /// No check after the kill beyond the invariants.
 fn nothing(_: &Path, _: &Path) {}
 
-/// The archive at [`ARCHIVE`], if any, is whole: every member there and
-/// matching the manifest. Returns its manifest.
-fn whole_archive(root: &Path) -> Option<mirror::bundle::Manifest> {
-    let archive = root.join(ARCHIVE);
-    if !archive.exists() {
-        return None;
-    }
+fn unpack_anywhere(archive: &Path) -> Result<mirror::bundle::UnpackSummary, String> {
     let scratch = tempfile::tempdir().unwrap();
-    let summary = mirror::bundle::unpack(
-        &archive,
+    mirror::bundle::unpack(
+        archive,
         scratch.path(),
         &mirror::bundle::UnpackOptions::default(),
         &mirror::report::NullReporter,
     )
-    .unwrap_or_else(|e| panic!("a killed pack left a torn archive: {e:#}"));
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// The archive at [`ARCHIVE`], if any, is whole: every member there and
+/// matching the manifest; and the same archive cut short anywhere is
+/// refused, so a torn one could not pass for whole. Returns its manifest.
+fn whole_archive(root: &Path) -> Option<mirror::bundle::Manifest> {
+    let archive = root.join(ARCHIVE);
+    let bytes = std::fs::read(&archive).ok()?;
+    let summary = unpack_anywhere(&archive)
+        .unwrap_or_else(|e| panic!("a killed pack left a torn archive: {e}"));
+    let scratch = tempfile::tempdir().unwrap();
+    let cut = scratch.path().join("cut.tar.gz");
+    for len in [bytes.len() / 3, bytes.len() * 2 / 3, bytes.len() - 1] {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        assert!(
+            unpack_anywhere(&cut).is_err(),
+            "the archive cut to {len} of {} bytes unpacks as whole",
+            bytes.len()
+        );
+    }
     Some(summary.manifest.expect("our archives carry a manifest"))
 }
 
