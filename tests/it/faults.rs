@@ -450,8 +450,9 @@ fn with_archive(args: &[&str], root: &Path) -> Vec<String> {
 
 /// Both sides of the gap after one crossing: a near tree that ran
 /// `near_setup` then `export`, and a far tree that ran `far_setup` then
-/// `import` of its archive (which is then removed). Upstream moves on
-/// afterwards: the operations under test carry the next increment.
+/// `import` of its archive. Upstream moves on afterwards: the operations
+/// under test carry the next increment, and a `pack` or `export` under
+/// test replaces the first archive (which a kill must leave whole).
 struct Gap {
     near: tempfile::TempDir,
     far: tempfile::TempDir,
@@ -475,7 +476,6 @@ impl Gap {
             succeeds(far.path(), args, "preparing the far side");
         }
         succeeds(far.path(), &at_near(import), "import");
-        std::fs::remove_file(near.path().join(ARCHIVE)).unwrap();
         Gap { near, far }
     }
 
