@@ -367,22 +367,18 @@ impl Interrupt<'_> {
                 served_files(root, &self.served) == want,
                 "{name}, seed {seed}: the tree differs from an uninterrupted run's"
             );
-            // The rerun removed what the killed run left that is large:
-            // its staging, its temporary archive and index bundle
-            // (`.<name>.tmp.<pid>`). Small temporaries of atomic writes
-            // may stay (never served).
+            // Nothing of the killed run is left after the rerun: no
+            // staging, no temporary (`.<name>.tmp.<pid>`) anywhere.
             let mut left: Vec<_> = std::fs::read_dir(root.join(".mirror/staging"))
                 .map(|d| d.flatten().map(|e| e.path()).collect())
                 .unwrap_or_default();
             let suffix = format!(".tmp.{killed}");
-            for dir in [Path::new("carry"), Path::new("git/crates.io-index")] {
-                left.extend(
-                    paths(&root.join(dir), |_| true)
-                        .into_iter()
-                        .filter(|p| p.ends_with(&suffix))
-                        .map(|p| dir.join(p)),
-                );
-            }
+            left.extend(
+                paths(root, |_| true)
+                    .into_iter()
+                    .filter(|p| p.ends_with(&suffix))
+                    .map(|p| root.join(p)),
+            );
             assert!(
                 left.is_empty(),
                 "{name}, seed {seed}: the killed run left {left:?}"
