@@ -323,12 +323,9 @@ fn update_online_matches_upstream_and_lists_the_range() {
     assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
 
-#[test]
-fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
-    let up = Upstream::start();
-    let mut fx = CratesFixture::new(&up);
-    fx.publish("leaf", "1.0.0", &[]);
-    fx.commit("Add leaf");
+/// A tree that ran `init` and `update` against the fixture, and the
+/// `--crates-url` it used.
+fn updated(fx: &CratesFixture<'_>) -> (tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
     let url = fx.crates_url_template();
     ok(crate_cmd(
@@ -336,6 +333,16 @@ fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
         &["init", "--index-url", &fx.index_url()],
     ));
     ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    (root, url)
+}
+
+#[test]
+fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let (root, url) = updated(&fx);
     let before = rev(root.path(), "mark");
     assert!(before.is_some());
 
@@ -762,13 +769,7 @@ fn stale_git_locks_of_a_killed_run_failed_every_rerun() {
     let mut fx = CratesFixture::new(&up);
     fx.publish("leaf", "1.0.0", &[]);
     fx.commit("Add leaf");
-    let root = tempfile::tempdir().unwrap();
-    let url = fx.crates_url_template();
-    ok(crate_cmd(
-        root.path(),
-        &["init", "--index-url", &fx.index_url()],
-    ));
-    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    let (root, url) = updated(&fx);
     let idx = index_dir(root.path());
     for lock in [
         "refs/heads/mark.lock",

@@ -519,17 +519,7 @@ fn fixup_unpublished_dist_while_replacing_it() {
         })
     };
     for _ in 0..40 {
-        let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
-            .arg("--root")
-            .arg(root.path())
-            .args(["rustup", "fixup", "-s", "stable"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&mirror(root.path(), &["rustup", "fixup", "-s", "stable"]));
     }
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
