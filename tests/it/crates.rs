@@ -705,20 +705,21 @@ fn killed_crate_run_left_its_git_fetch_running() {
         &["init", "--index-url", &fx.index_url()],
     ));
     // A git whose fetch never ends, and tells its pid.
-    let real =
-        String::from_utf8(Command::new("which").arg("git").output().unwrap().stdout).unwrap();
+    let real = crate::rustup::require_client("git").expect("git on PATH");
     let bin = tempfile::tempdir().unwrap();
     let pidfile = bin.path().join("pid");
     let script = format!(
         "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = fetch ] && {{ echo $$ > '{}'; exec sleep 60; }}; done\nexec '{}' \"$@\"\n",
         pidfile.display(),
-        real.trim()
+        real.display()
     );
     std::fs::write(bin.path().join("git"), script).unwrap();
-    Command::new("chmod")
-        .args(["+x", &bin.path().join("git").display().to_string()])
-        .status()
-        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.path().join("git"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let path = format!(
         "{}:{}",
         bin.path().display(),
