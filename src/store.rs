@@ -13,10 +13,11 @@
 //! is renamed over its destination, so readers (and `mirror serve`) see the
 //! old bytes or the new, never a mix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
@@ -26,11 +27,13 @@ use serde::{Deserialize, Serialize};
 pub const META_DIR: &str = ".mirror";
 
 /// Write `data` to `path` atomically: a temporary sibling, fsync, rename.
-/// Parent directories are created.
+/// Parent directories are created; the first write into a directory
+/// removes the temporaries killed runs left there.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = temp_sibling(path);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
+        sweep_once(parent);
     }
     let result = (|| {
         let mut f = File::create(&tmp)?;
@@ -45,11 +48,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Copy `from` to `to` atomically (temporary sibling, rename).
+/// Copy `from` to `to` atomically (temporary sibling, rename), sweeping
+/// the directory as [`write_atomic`] does.
 pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
     let tmp = temp_sibling(to);
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
+        sweep_once(parent);
     }
     let result = fs::copy(from, &tmp).and_then(|_| fs::rename(&tmp, to));
     if result.is_err() {
@@ -68,18 +73,61 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
+/// [`remove_abandoned_temporaries`] of `dir`, once per directory in this
+/// process: the first atomic write into a directory pays one listing.
+fn sweep_once(dir: &Path) {
+    static SWEPT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let first = SWEPT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_path_buf());
+    if first {
+        remove_abandoned_temporaries(dir);
+    }
+}
+
+/// Remove the temporary siblings ([`temp_sibling`]: `.<name>.tmp.<pid>`)
+/// in `dir` whose process no longer exists: what runs that were killed
+/// between writing a file and renaming it left. Only where `/proc` tells
+/// which processes exist.
+pub fn remove_abandoned_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if is_dead(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` is known not to exist (never for ours; never
+/// where `/proc` cannot tell).
+fn is_dead(pid: u32) -> bool {
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The path of `<root>/.mirror/<name>`.
 pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)
 }
 
-/// Remove the entries of `dir` named `<prefix><pid>-…` whose process no
-/// longer exists: temporary directories of runs that were killed. Only
-/// where `/proc` tells which processes exist; elsewhere nothing is removed.
+/// Remove the entries of `dir` named `<prefix><pid>` or `<prefix><pid>-…`
+/// whose process no longer exists: temporary directories and files of runs
+/// that were killed. Only where `/proc` tells which processes exist;
+/// elsewhere nothing is removed.
 pub fn remove_abandoned(dir: &Path, prefix: &str) {
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -91,8 +139,11 @@ pub fn remove_abandoned(dir: &Path, prefix: &str) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir_all(entry.path());
+        if is_dead(pid) {
+            let _ = match entry.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir_all(entry.path()),
+                _ => fs::remove_file(entry.path()),
+            };
         }
     }
 }
@@ -268,6 +319,7 @@ mod tests {
         for name in [mine.as_str(), "x-4194305-7", "y-4194305-7", "x-notapid"] {
             fs::create_dir(dir.path().join(name)).unwrap();
         }
+        fs::write(dir.path().join("x-4194305"), b"a file").unwrap();
         remove_abandoned(dir.path(), "x-");
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
@@ -275,6 +327,28 @@ mod tests {
             .collect();
         left.sort();
         let mut want = vec![mine, "x-notapid".to_string(), "y-4194305-7".to_string()];
+        want.sort();
+        assert_eq!(left, want);
+    }
+
+    /// Regression: a run killed between writing a file's temporary and
+    /// renaming it left `.<name>.tmp.<pid>` for good, in served
+    /// directories and `.mirror/` alike.
+    #[test]
+    fn killed_runs_left_temporaries_of_atomic_writes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = format!(".b.tmp.{}", std::process::id());
+        // pid 2^22 + 1 is above Linux's pid_max: never alive.
+        for name in [".a.tmp.4194305", mine.as_str(), ".c.tmp.x", "d.tmp.4194305"] {
+            fs::write(dir.path().join(name), b"half").unwrap();
+        }
+        write_atomic(&dir.path().join("e"), b"whole").unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![mine, ".c.tmp.x".into(), "d.tmp.4194305".into(), "e".into()];
         want.sort();
         assert_eq!(left, want);
     }

@@ -12,7 +12,7 @@ use super::gz::{Mode, MultiGzWriter};
 use super::manifest::{Manifest, Member, Range, MANIFEST_NAME};
 use super::{check_member_path, is_compressed_name, join_member, BundleError};
 use crate::report::{Outcome, Reporter};
-use crate::store::{temp_sibling, META_DIR};
+use crate::store::{remove_abandoned, temp_sibling, META_DIR};
 use crate::verify::digest::Hasher;
 
 /// Members smaller than this never switch the compression mode: they go
@@ -142,6 +142,16 @@ pub fn pack(
             .map_err(|e| BundleError::io(format!("cannot create {}", parent.display()), e))?;
     }
     let tmp = temp_sibling(archive);
+    // The temporary archives of killed packs (`.<name>.tmp.<pid>`), each
+    // as large as a whole bundle.
+    if let (Some(dir), Some(name)) = (tmp.parent(), archive.file_name()) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        remove_abandoned(dir, &format!(".{}.tmp.", name.to_string_lossy()));
+    }
     reporter.begin("pack", members.len() as u64 + 1, Some(total));
     let written = write_archive(root, &tmp, &manifest, &prepared, reporter);
     reporter.end();

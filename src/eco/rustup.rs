@@ -597,25 +597,71 @@ fn list_dirs(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Replace `dest` with a copy of `src`: build the copy beside it, then
-/// swap with two renames so `dest` is never half-written.
+/// Replace the directory `dest` by a copy of `src`: the copy is made
+/// beside it, then swapped in with one `renameat2(RENAME_EXCHANGE)`, so a
+/// reader (or a run killed at any point) finds the old tree or the new,
+/// never none. Where the exchange is not available, two renames.
 fn replace_dir_with_copy(src: &Path, dest: &Path) -> Result<()> {
     let parent = dest.parent().context("dist has no parent")?;
     let pid = std::process::id();
+    // Copies of killed runs are not needed.
+    store::remove_abandoned(parent, ".dist.new.");
+    store::remove_abandoned(parent, ".dist.old.");
     let fresh = parent.join(format!(".dist.new.{pid}"));
     let old = parent.join(format!(".dist.old.{pid}"));
     let _ = fs::remove_dir_all(&fresh);
     copy_tree(src, &fresh)
         .with_context(|| format!("cannot copy {} to {}", src.display(), fresh.display()))?;
-    let had_old = dest.exists();
-    if had_old {
-        fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
+    if !dest.exists() {
+        return fs::rename(&fresh, dest)
+            .with_context(|| format!("cannot publish {}", dest.display()));
     }
+    match exchange(&fresh, dest) {
+        Ok(()) => {
+            // `fresh` now holds the old tree.
+            let _ = fs::remove_dir_all(&fresh);
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot publish {}", dest.display())),
+    }
+    fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
     fs::rename(&fresh, dest).with_context(|| format!("cannot publish {}", dest.display()))?;
-    if had_old {
-        let _ = fs::remove_dir_all(&old);
-    }
+    let _ = fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Swap two directories atomically; `Unsupported` where the system or the
+/// file system cannot.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes())?;
+    let b = CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS) => Err(std::io::ErrorKind::Unsupported.into()),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {

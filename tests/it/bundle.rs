@@ -278,6 +278,30 @@ fn pack_refuses_bad_members_and_leaves_nothing() {
     }
 }
 
+/// Regression: a killed pack left its temporary archive
+/// (`.<name>.tmp.<pid>`, as large as the bundle) beside `--archive` for
+/// good; every later pack of the same archive left it there.
+#[test]
+fn killed_pack_left_its_temporary_archive_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src, "a/b", b"x");
+    let archive = tmp.path().join("out.tar.gz");
+    // pid 2^22 + 1 is above Linux's pid_max: never alive.
+    let dead = tmp.path().join(".out.tar.gz.tmp.4194305");
+    let other = tmp.path().join(".other.tar.gz.tmp.4194305");
+    for f in [&dead, &other] {
+        fs::write(f, b"half an archive").unwrap();
+    }
+    let opts = PackOptions {
+        ecosystem: "rustup".into(),
+        range: None,
+    };
+    bundle::pack(&src, &["a/b".to_string()], &archive, &opts, &NullReporter).unwrap();
+    assert!(!dead.exists(), "the killed pack's temporary is left");
+    assert!(other.exists(), "another archive's temporary was removed");
+}
+
 // ---------------------------------------------------------------------------
 // Hand-made archives.
 

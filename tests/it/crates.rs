@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::support::crates::{self, CratesFixture};
+use crate::support::tree;
 use crate::support::upstream::{Fault, Upstream};
 
 #[test]
@@ -76,7 +77,7 @@ fn index_dir(root: &Path) -> PathBuf {
 }
 
 /// `git rev-parse` in a mirror's index; `None` when the ref is missing.
-fn rev(root: &Path, spec: &str) -> Option<String> {
+pub(crate) fn rev(root: &Path, spec: &str) -> Option<String> {
     let out = Command::new("git")
         .current_dir(index_dir(root))
         .args(["rev-parse", "--verify", "-q", spec])
@@ -89,25 +90,8 @@ fn rev(root: &Path, spec: &str) -> Option<String> {
 
 /// Every file under `crates/` (but romt's config.toml), with its bytes.
 fn crate_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if rel != "config.toml" {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    let base = root.join("crates");
-    walk(&base, &base, &mut out);
+    let mut out = tree::files(&root.join("crates"), |_| true);
+    out.remove("config.toml");
     out
 }
 
@@ -339,12 +323,9 @@ fn update_online_matches_upstream_and_lists_the_range() {
     assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
 
-#[test]
-fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
-    let up = Upstream::start();
-    let mut fx = CratesFixture::new(&up);
-    fx.publish("leaf", "1.0.0", &[]);
-    fx.commit("Add leaf");
+/// A tree that ran `init` and `update` against the fixture, and the
+/// `--crates-url` it used.
+fn updated(fx: &CratesFixture<'_>) -> (tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
     let url = fx.crates_url_template();
     ok(crate_cmd(
@@ -352,6 +333,16 @@ fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
         &["init", "--index-url", &fx.index_url()],
     ));
     ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    (root, url)
+}
+
+#[test]
+fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let (root, url) = updated(&fx);
     let before = rev(root.path(), "mark");
     assert!(before.is_some());
 
@@ -704,4 +695,168 @@ fn a_bundle_with_missing_prerequisites_is_refused_and_nothing_is_published() {
     ok(crate_cmd(pair.far(), &["import", "--archive", &first]));
     ok(crate_cmd(pair.far(), &["import", "--archive", &second]));
     pair.check(&fx);
+}
+
+/// The pid of a process that has exited.
+pub(crate) fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// Regression: a killed `crate import` left its work directory (every
+/// crate of the archive) under `.mirror/staging/` for good; the bundle
+/// module cleared the staging directory of the work directory it unpacked
+/// into, not the tree's.
+#[test]
+fn killed_crate_import_left_its_staging_behind() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let pair = Pair::new(&fx);
+    pair.cycle(&fx, 1);
+    let left = pair
+        .far()
+        .join(format!(".mirror/staging/{}-crate-unpack-1", dead_pid()));
+    std::fs::create_dir_all(left.join("crates/le/af/leaf")).unwrap();
+    std::fs::write(left.join("crates/le/af/leaf/leaf-1.0.0.crate"), b"x").unwrap();
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.commit("Add leaf 1.1.0");
+    pair.cycle(&fx, 2);
+    assert!(!left.exists(), "a killed import's staging is left behind");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaps yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .starts_with('Z'),
+    }
+}
+
+/// Regression: `kill -9` of a `crate` run left its `git fetch` running,
+/// writing the index while the rerun (which took the lock the dead run
+/// left) ran its own fetch: "cannot lock ref 'refs/remotes/origin/master':
+/// is at X but expected Y".
+#[test]
+fn killed_crate_run_left_its_git_fetch_running() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let root = tempfile::tempdir().unwrap();
+    ok(crate_cmd(
+        root.path(),
+        &["init", "--index-url", &fx.index_url()],
+    ));
+    // A git whose fetch never ends, and tells its pid.
+    let real = crate::rustup::require_client("git").expect("git on PATH");
+    let bin = tempfile::tempdir().unwrap();
+    let pidfile = bin.path().join("pid");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = fetch ] && {{ echo $$ > '{}'; exec sleep 60; }}; done\nexec '{}' \"$@\"\n",
+        pidfile.display(),
+        real.display()
+    );
+    std::fs::write(bin.path().join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.path().join("git"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["crate", "pull"])
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let git = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "git fetch never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let killed = std::time::Instant::now();
+    while !gone(git) && killed.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let alive = !gone(git);
+    if alive {
+        let _ = Command::new("kill").args(["-9", &git.to_string()]).status();
+    }
+    assert!(!alive, "git fetch outlived the killed run");
+}
+
+/// Regression: lock files a killed run (or its git) left in the index
+/// (`refs/heads/mark.lock`, `packed-refs.lock`, …) made every later run
+/// fail until someone removed them by hand.
+#[test]
+fn stale_git_locks_of_a_killed_run_failed_every_rerun() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let (root, url) = updated(&fx);
+    let idx = index_dir(root.path());
+    for lock in [
+        "refs/heads/mark.lock",
+        "refs/heads/master.lock",
+        "refs/remotes/origin/master.lock",
+        "packed-refs.lock",
+        "shallow.lock",
+    ] {
+        std::fs::create_dir_all(idx.join(lock).parent().unwrap()).unwrap();
+        std::fs::write(idx.join(lock), "").unwrap();
+    }
+    fx.publish("leaf", "1.1.0", &[]);
+    let head = fx.commit("Add leaf 1.1.0");
+    ok(crate_cmd(root.path(), &["update", "--crates-url", &url]));
+    assert_eq!(rev(root.path(), "mark"), Some(head.clone()));
+    assert_eq!(rev(root.path(), "master"), Some(head));
+}
+
+/// Regression: a run killed while git wrote the index bundle left
+/// `.origin.bundle.tmp.<pid>` (as large as the bundle) in the index for
+/// good.
+#[test]
+fn killed_export_left_its_temporary_bundle_behind() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let pair = Pair::new(&fx);
+    // pid 2^22 + 1 is above Linux's pid_max: never alive.
+    let left = index_dir(pair.near()).join(".origin.bundle.tmp.4194305");
+    std::fs::write(&left, b"half a bundle").unwrap();
+    pair.cycle(&fx, 1);
+    assert!(!left.exists(), "a killed export's bundle is left behind");
 }

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 use crate::support::crates::{index_path, CratesFixture};
 use crate::support::sparse::{dep, publish_line, SparseUpstream};
+use crate::support::tree::copy_dir;
 use crate::support::upstream::Upstream;
 
 fn run(root: &Path, args: &[&str]) -> Output {
@@ -357,16 +358,4 @@ fn walk_sizes(dir: &Path) -> u64 {
         };
     }
     n
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }

@@ -286,6 +286,34 @@ fn pack_after_mark_carries_only_what_changed() {
     assert!(b.path().join("hex/tarballs/gamma-0.2.0.tar").is_file());
 }
 
+/// When a file last changed (its inode: a rename counts), nanoseconds.
+fn changed_at(path: &Path) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+}
+
+/// Regression: `unpack` wrote `public_key` after publishing `names` and
+/// `versions`, so a client fetching the key to check them (as `mix
+/// hex.repo add --fetch-public-key` does) found none in between; a kill at
+/// that moment left a tree with `names` and no key.
+#[test]
+fn unpack_published_names_before_the_public_key() {
+    let (up, _repo) = sample_upstream();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let archive = a.path().join("hex.tar.gz").display().to_string();
+    ok(&hex(
+        a.path(),
+        &up,
+        &["download", "pack"],
+        &["--archive", &archive],
+    ));
+    ok(&hex(b.path(), &up, &["unpack"], &["--archive", &archive]));
+    let h = b.path().join("hex");
+    assert!(changed_at(&h.join("public_key")) <= changed_at(&h.join("names")));
+}
+
 /// A rebar3 project depending on `dep` from hexpm.
 fn rebar_project(dir: &Path, dep: &str, req: &str) {
     std::fs::create_dir_all(dir.join("src")).unwrap();
@@ -725,7 +753,11 @@ fn installs_travel_in_bundles_and_are_checked_on_unpack() {
         e.contains("hex/installs/1.0.0/hex-2.0.0.ez") && e.contains("expected sha512:"),
         "{e}"
     );
-    assert!(!third.path().join("hex").exists(), "nothing published");
+    assert_nothing_published(third.path());
+    assert!(
+        !third.path().join("hex/installs").exists(),
+        "nothing of installs/ published"
+    );
 }
 
 /// A real Hex-like archive built by `mix archive.build` (app `hex`,

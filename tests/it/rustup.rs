@@ -476,3 +476,54 @@ fn live_download_of_stable_rustup_for_linux() {
         .join(format!("rustup/dist/{LINUX}/rustup-init"))
         .is_file());
 }
+
+/// Regression: `fixup` (after every download and unpack) replaced
+/// `rustup/dist/` by moving the old directory aside and the new one in, so
+/// for a moment `dist/<triple>/rustup-init` was gone while
+/// `release-stable.toml` named its version, and a run killed in between
+/// left no `dist/` at all until the next one.
+#[test]
+#[cfg_attr(
+    not(all(target_os = "linux", target_env = "gnu")),
+    ignore = "the atomic exchange needs Linux with glibc; elsewhere dist/ is swapped with two renames"
+)]
+fn fixup_unpublished_dist_while_replacing_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let up = fake_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("rustup");
+    ok(&mirror(
+        root.path(),
+        &[
+            "rustup", "download", "-s", "stable", "-t", "linux", "--url", &url,
+        ],
+    ));
+    let bin = root.path().join(format!("rustup/dist/{LINUX}/rustup-init"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let misses = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (stop, misses, bin) = (stop.clone(), misses.clone(), bin.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !bin.is_file() {
+                    misses.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for _ in 0..40 {
+        ok(&mirror(root.path(), &["rustup", "fixup", "-s", "stable"]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(misses.load(Ordering::Relaxed), 0, "dist/ was unpublished");
+    let parent = root.path().join("rustup");
+    let left: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

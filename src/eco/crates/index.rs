@@ -45,6 +45,7 @@
 //! error that says which operation needs it.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -197,6 +198,38 @@ impl Index {
                 self.dir.display()
             )
         })
+    }
+
+    /// Remove the lock files (`<file>.lock`: refs, `packed-refs`, `HEAD`,
+    /// `config`, `shallow`) a killed run or its git left behind; git and
+    /// gix refuse to update a file whose lock exists, so every later run
+    /// would fail. Only for a run holding the tree lock: no other process
+    /// writes the index then. Returns the files removed.
+    pub fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
+        fn walk(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let e = e?;
+                let path = e.path();
+                if e.file_type()?.is_dir() {
+                    if deep || e.file_name() == "refs" {
+                        walk(&path, true, out)?;
+                    }
+                } else if path.extension().is_some_and(|x| x == "lock") {
+                    fs::remove_file(&path)?;
+                    out.push(path);
+                }
+            }
+            Ok(())
+        }
+        let mut removed = Vec::new();
+        walk(&self.dir, false, &mut removed)
+            .with_context(|| format!("cannot remove stale lock files in {}", self.dir.display()))?;
+        Ok(removed)
     }
 
     /// Point branch `name` at `commit` (with gix: a `git update-ref`
@@ -430,6 +463,10 @@ impl Index {
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let tmp = crate::store::temp_sibling(path);
+        // The temporaries of killed runs, each as large as a bundle.
+        if let (Some(dir), Some(name)) = (tmp.parent(), path.file_name()) {
+            crate::store::remove_abandoned(dir, &format!(".{}.tmp.", name.to_string_lossy()));
+        }
         let tmp_str = tmp
             .to_str()
             .with_context(|| format!("bundle path {} is not UTF-8", path.display()))?;
@@ -518,12 +555,13 @@ impl Index {
                     repo
                 },
                 |repo, (path, old, new)| {
-                    let read = |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
-                        match id {
-                            Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
-                            None => Ok(BTreeMap::new()),
-                        }
-                    };
+                    let read =
+                        |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
+                            match id {
+                                Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
+                                None => Ok(BTreeMap::new()),
+                            }
+                        };
                     let old = read(old, &start_at)?;
                     let new = read(new, &end_at)?;
                     let mut changes = Changes::default();
@@ -922,8 +960,38 @@ fn git_command(dir: &Path) -> Command {
         .env_remove("GIT_DIR")
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_WORK_TREE");
+    die_with_parent(&mut cmd);
     cmd
 }
+
+/// Have git die with us. A `git fetch` that outlives a killed run keeps
+/// writing refs and objects while the rerun, which took the tree lock
+/// the dead run left, runs its own: one of the two fails ("cannot lock
+/// ref … is at X but expected Y") or they interleave.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: between fork and exec the closure calls only
+    // async-signal-safe functions (prctl, getppid, _exit) and allocates
+    // nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // We died between fork and prctl: no signal will come.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere a killed run's git child may outlive it.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 fn missing_git(e: std::io::Error, what: &str) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::NotFound {

@@ -193,6 +193,16 @@ impl Crates {
     /// `verify` and `pack` are collected and reported at the end.
     pub fn run(&mut self, ops: &[Op], reporter: &dyn Reporter) -> Result<()> {
         let keep_going = self.fetch.keep_going;
+        if ops.iter().any(|o| !matches!(o, Op::List | Op::Verify)) {
+            // A run that writes holds the tree lock: lock files in the
+            // index are a killed run's.
+            for f in self.index.remove_stale_locks()? {
+                reporter.info(&format!(
+                    "crate: removed {}, left by a run that was killed",
+                    f.display()
+                ));
+            }
+        }
         let mut failures: Vec<String> = Vec::new();
         let mut marked_partial = false;
         for op in ops.iter().flat_map(|o| o.expand()) {
@@ -908,12 +918,13 @@ impl WorkDir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         // Under `.mirror/staging/`, named `<pid>-…` like the bundle
-        // module's staging directories, so a killed run's leftovers are
-        // removed by the next unpack.
-        let dir = crate::store::meta_path(
-            root,
-            &format!("staging/{}-crate-unpack-{nanos}", std::process::id()),
-        );
+        // module's staging directories. The bundle module clears the
+        // staging directory of the root it unpacks into, which is this
+        // one, not the tree's: a killed run's work directory is removed
+        // here.
+        let staging = crate::store::meta_path(root, "staging");
+        crate::store::remove_abandoned(&staging, "");
+        let dir = staging.join(format!("{}-crate-unpack-{nanos}", std::process::id()));
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(WorkDir(dir))
     }

@@ -38,7 +38,8 @@
 //! `mark` records a time in `.mirror/state.json`; `pack` carries the
 //! package files and tarballs written since, plus the current `names` and
 //! `versions`; `unpack` checks every signature and checksum of the staged
-//! files before anything is published (`names`/`versions` last).
+//! files before anything is published (`public_key` first,
+//! `names`/`versions` last).
 
 pub mod installs;
 pub mod lock;
@@ -830,9 +831,13 @@ impl Hex {
             ],
             check_staged: Some(check),
         };
+        // The key first, as download does: a client that fetches it to
+        // check `names` must find it once `names` is there. It is ours,
+        // not the archive's, so publishing it before the checks misleads
+        // nobody.
+        self.write_public_key()?;
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
-        self.write_public_key()?;
         reporter.info(&format!(
             "hex: unpacked {} files ({} bytes)",
             summary.files.len(),

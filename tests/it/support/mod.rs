@@ -7,6 +7,7 @@ pub mod hex;
 pub mod keys;
 pub mod rustup;
 pub mod sparse;
+pub mod tree;
 pub mod upstream;
 
 /// Run `cmd`, print what it said (shown when a test fails), return its
