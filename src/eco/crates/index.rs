@@ -968,6 +968,10 @@ fn git_command(dir: &Path) -> Command {
 /// writing refs and objects while the rerun, which took the tree lock
 /// the dead run left, runs its own: one of the two fails ("cannot lock
 /// ref … is at X but expected Y") or they interleave.
+///
+/// The signal comes when the *thread* that spawned git ends, not only the
+/// process: spawn git only from threads that outlive it (the main thread
+/// or a pool's), never from a short-lived one.
 #[cfg(target_os = "linux")]
 fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
