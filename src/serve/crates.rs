@@ -20,9 +20,12 @@
 //!
 //! # The sparse index
 //!
-//! Index files are read from git objects with gix, never from a checkout:
-//! the `master` reference is read on every request (a small file read), so
-//! a `mirror crate` run that moves `master` is visible at once, and gix's
+//! Index files are read from git objects with gix, never from a checkout,
+//! and kept in memory (up to [`INDEX_CACHE_BYTES`], answers "no such file"
+//! included) for as long as `master` stays where it was: every request
+//! `stat`s the loose `refs/heads/master` and `packed-refs` (a `mirror
+//! crate` run that moves `master` renames one of them), so a move is
+//! visible at once and an unchanged index is served without a read. gix's
 //! object database rescans its packs when an object is missing. Index paths
 //! are lower-case, so requests are lower-cased before the lookup. The
 //! `ETag` is the blob id; `If-None-Match` with it answers `304`. An unknown
@@ -34,8 +37,12 @@
 //! request's `Host`, else `http://<bind>:<port>`. Its `ETag` is derived
 //! from the body.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -50,6 +57,9 @@ use super::git;
 use super::path::parse_request_path;
 use super::{status_response, Rewrite, ServeOptions};
 use crate::eco::crates::layout::{self, CRATES_DIR, INDEX_DIR};
+
+/// How many bytes of index files the server keeps in memory.
+pub const INDEX_CACHE_BYTES: usize = 64 << 20;
 
 /// Request prefixes answered with the sparse index.
 pub const SPARSE_PREFIXES: [&str; 2] = ["index", "crates-index"];
@@ -143,6 +153,64 @@ pub(crate) struct CratesState {
     base: super::PublicBase,
     /// Opened on first use; dropped and reopened after an error.
     repo: Mutex<Option<gix::ThreadSafeRepository>>,
+    /// Index files read from `master`, while it stays where it was.
+    files: Mutex<IndexFiles>,
+}
+
+/// What identifies where `master` is without reading it: the (inode,
+/// size, mtime) of the loose ref and of `packed-refs`. Refs are written by
+/// renaming a new file over the old, so a move changes one of them.
+type RefStamp = [Option<(u64, u64, SystemTime)>; 2];
+
+fn ref_stamp(git_dir: &Path) -> RefStamp {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |p: PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.ino(), m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+    };
+    [
+        stamp(git_dir.join("refs/heads/master")),
+        stamp(git_dir.join("packed-refs")),
+    ]
+}
+
+/// An index file as served: its blob id and bytes, or `None` (404).
+type IndexFile = Option<(gix::ObjectId, Bytes)>;
+
+/// Index files of one state of `master`.
+#[derive(Default)]
+struct IndexFiles {
+    /// The repository's git directory (the index itself when bare, its
+    /// `.git` otherwise), known once the repository was opened.
+    git_dir: Option<PathBuf>,
+    stamp: Option<RefStamp>,
+    files: HashMap<String, IndexFile>,
+    bytes: usize,
+}
+
+impl IndexFiles {
+    fn get(&self, stamp: &RefStamp, path: &str) -> Option<IndexFile> {
+        if self.stamp.as_ref() != Some(stamp) {
+            return None;
+        }
+        self.files.get(path).cloned()
+    }
+
+    /// Remember `file` as read while `master` was at `stamp`; a new stamp
+    /// forgets the old state, a full cache starts over.
+    fn put(&mut self, stamp: RefStamp, path: String, file: IndexFile) {
+        let size = file.as_ref().map_or(0, |(_, b)| b.len()) + path.len();
+        if self.stamp != Some(stamp) || self.bytes + size > INDEX_CACHE_BYTES {
+            *self = IndexFiles {
+                git_dir: self.git_dir.take(),
+                stamp: Some(stamp),
+                ..IndexFiles::default()
+            };
+        }
+        self.bytes += size;
+        self.files.insert(path, file);
+    }
 }
 
 /// Why the index could not be read.
@@ -184,6 +252,7 @@ impl CratesState {
             index_dir: opts.root.join(INDEX_DIR),
             base: super::PublicBase::new(opts),
             repo: Mutex::new(None),
+            files: Mutex::new(IndexFiles::default()),
         }
     }
 
@@ -207,6 +276,10 @@ impl CratesState {
             gix::ThreadSafeRepository::open_opts(&self.index_dir, gix::open::Options::isolated())
                 .map_err(|e| self.broken(e))?;
         let local = repo.to_thread_local();
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .git_dir = Some(local.git_dir().to_path_buf());
         *slot = Some(repo);
         Ok(local)
     }
@@ -322,17 +395,57 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
     if !layout::is_valid_crate_name(name) || layout::index_path(name) != path {
         return status_response(StatusCode::NOT_FOUND);
     }
-    let found = tokio::task::spawn_blocking(move || state.read_master_file(&path)).await;
-    match found {
-        Ok(Ok(Some((id, body)))) => answer(
+    // A file already read from this `master` is answered from memory, on
+    // the async worker (two `stat`s); anything else is read in the
+    // blocking pool and remembered.
+    let git_dir = state
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .git_dir
+        .clone();
+    let stamp = git_dir.as_deref().map(ref_stamp);
+    let cached = stamp.as_ref().and_then(|stamp| {
+        state
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(stamp, &path)
+    });
+    let file = match cached {
+        Some(file) => file,
+        None => {
+            let st = Arc::clone(&state);
+            let found = tokio::task::spawn_blocking(move || {
+                let file = st
+                    .read_master_file(&path)?
+                    .map(|(id, body)| (id, Bytes::from(body)));
+                // Remembered under the stamp taken before the read: if
+                // master moved meanwhile, the next request sees a new one.
+                if let Some(stamp) = stamp {
+                    st.files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .put(stamp, path, file.clone());
+                }
+                Ok::<_, IndexError>(file)
+            })
+            .await;
+            match found {
+                Ok(Ok(file)) => file,
+                Ok(Err(e)) => return e.response(),
+                Err(e) => return internal(e),
+            }
+        }
+    };
+    match file {
+        Some((id, body)) => answer(
             &headers,
             format!("\"{id}\""),
             "text/plain; charset=utf-8",
             body,
         ),
-        Ok(Ok(None)) => status_response(StatusCode::NOT_FOUND),
-        Ok(Err(e)) => e.response(),
-        Err(e) => internal(e),
+        None => status_response(StatusCode::NOT_FOUND),
     }
 }
 
@@ -341,8 +454,9 @@ fn answer(
     headers: &HeaderMap,
     etag: String,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
 ) -> Response {
+    let body: Bytes = body.into();
     let not_modified = headers
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
