@@ -165,6 +165,9 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Pull-through cache: fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r

@@ -1,15 +1,18 @@
 //! `mirror serve`: maps arguments onto [`crate::serve`].
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::cli::GlobalArgs;
 use crate::output::Printer;
+use crate::serve::cache::{CratesUpstream, UpstreamOptions};
 use crate::settings::Settings;
 
-/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]`
+/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
+/// [--upstream-crates URL] [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -48,6 +51,40 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Pull-through cache: fetch crates the tree lacks from this sparse
+    /// index (e.g. https://index.crates.io/), verify them against its
+    /// cksum and keep them
+    #[arg(long, env = "MIRROR_UPSTREAM_CRATES", value_name = "URL", value_parser = parse_upstream_url)]
+    pub upstream_crates: Option<String>,
+
+    /// Download template of --upstream-crates: {crate}, {version},
+    /// {prefix}, {lowerprefix}, {sha256-checksum}
+    #[arg(
+        long,
+        env = "MIRROR_UPSTREAM_CRATES_DL",
+        value_name = "TEMPLATE",
+        default_value = crate::eco::crates::DEFAULT_CRATES_URL,
+        requires = "upstream_crates"
+    )]
+    pub upstream_crates_dl: String,
+
+    /// How long (seconds) metadata pulled from an upstream (index files)
+    /// is served before it is revalidated with a conditional request
+    #[arg(
+        long,
+        env = "MIRROR_CACHE_TTL",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
+    pub cache_ttl: u64,
+}
+
+/// An upstream base URL (http or https; `sparse+` accepted), ending in `/`.
+fn parse_upstream_url(s: &str) -> Result<String, String> {
+    let bare = s.strip_prefix("sparse+").unwrap_or(s);
+    let url = parse_base_url(bare)?;
+    Ok(format!("{url}/"))
 }
 
 /// An absolute http(s) URL, without a trailing `/`.
@@ -83,6 +120,14 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles { cert, key }),
             _ => None,
         },
+        upstream: Some(UpstreamOptions {
+            crates: args.upstream_crates.map(|index| CratesUpstream {
+                index,
+                dl: args.upstream_crates_dl,
+            }),
+            ttl: Duration::from_secs(args.cache_ttl),
+            http: settings.fetch.http.clone(),
+        }),
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::serve::run_blocking(opts, move |addr| {

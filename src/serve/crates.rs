@@ -28,6 +28,12 @@
 //! `ETag` is the blob id; `If-None-Match` with it answers `304`. An unknown
 //! crate is `404` (cargo then tries the `-`/`_` variants itself).
 //!
+//! With a crates upstream (`--upstream-crates`), index files come from the
+//! pull-through cache ([`super::cache::crates`]) first, with an `ETag`
+//! derived from the body; the git `master` tree answers only when upstream
+//! fails and the cache holds no copy. Missing `.crate` files are fetched by
+//! the cache too.
+//!
 //! `config.json` keeps every key of the index's own file but sets `dl` to
 //! `<base>/crates/{crate}/{crate}-{version}.crate` and `api` to `<base>`,
 //! where `<base>` is [`ServeOptions::base_url`], else `http://` + the
@@ -45,6 +51,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
+use super::cache::{self, Cache, CacheError};
 use super::files::none_match;
 use super::git;
 use super::path::parse_request_path;
@@ -104,7 +111,7 @@ fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
 }
 
 /// `serde-1.0.0.crate` with name `serde` → `1.0.0`.
-fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+pub(crate) fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
     file.strip_prefix(name)?
         .strip_prefix('-')?
         .strip_suffix(".crate")
@@ -112,10 +119,12 @@ fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
 
 /// The crate routes (sparse index and git smart HTTP), to merge into the
 /// main router.
-pub fn routes(opts: &ServeOptions) -> Router {
+pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
     // Views left by a server that was killed mid-request.
     crate::store::remove_abandoned(&std::env::temp_dir(), "mirror-serve-git-");
-    let state = Arc::new(CratesState::new(opts));
+    let mut state = CratesState::new(opts);
+    state.cache = cache.filter(|c| c.options().crates.is_some());
+    let state = Arc::new(state);
     let mut router = Router::new();
     for prefix in SPARSE_PREFIXES {
         router = router
@@ -143,6 +152,8 @@ pub(crate) struct CratesState {
     base: super::PublicBase,
     /// Opened on first use; dropped and reopened after an error.
     repo: Mutex<Option<gix::ThreadSafeRepository>>,
+    /// The pull-through cache, when a crates upstream is configured.
+    cache: Option<Arc<Cache>>,
 }
 
 /// Why the index could not be read.
@@ -184,6 +195,7 @@ impl CratesState {
             index_dir: opts.root.join(INDEX_DIR),
             base: super::PublicBase::new(opts),
             repo: Mutex::new(None),
+            cache: None,
         }
     }
 
@@ -302,6 +314,10 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
         let own = tokio::task::spawn_blocking(move || st.read_master_file("config.json")).await;
         let own = match own {
             Ok(Ok(own)) => own,
+            // With an upstream, a tree without a git index is fine.
+            Ok(Err(IndexError::Missing(_) | IndexError::NoMaster(_))) if state.cache.is_some() => {
+                None
+            }
             Ok(Err(e)) => return e.response(),
             Err(e) => return internal(e),
         };
@@ -322,6 +338,26 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
     if !layout::is_valid_crate_name(name) || layout::index_path(name) != path {
         return status_response(StatusCode::NOT_FOUND);
     }
+    let mut upstream_failed = None;
+    if let Some(cache) = &state.cache {
+        match cache::crates::index_file(cache, name).await {
+            Ok(file) => {
+                return match tokio::fs::read(&file).await {
+                    Ok(body) => {
+                        let etag = format!(
+                            "\"{}\"",
+                            &crate::verify::Sha256Digest::of(&body).to_string()[..32]
+                        );
+                        answer(&headers, etag, "text/plain; charset=utf-8", body)
+                    }
+                    Err(e) => internal(format!("cannot read {}: {e}", file.display())),
+                };
+            }
+            Err(e @ CacheError::NotFound(_)) => return e.response(),
+            // The git index may still have it.
+            Err(e) => upstream_failed = Some(e),
+        }
+    }
     let found = tokio::task::spawn_blocking(move || state.read_master_file(&path)).await;
     match found {
         Ok(Ok(Some((id, body)))) => answer(
@@ -330,7 +366,9 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
             "text/plain; charset=utf-8",
             body,
         ),
-        Ok(Ok(None)) => status_response(StatusCode::NOT_FOUND),
+        Ok(Ok(None)) | Ok(Err(IndexError::Missing(_) | IndexError::NoMaster(_))) => {
+            upstream_failed.map_or_else(|| status_response(StatusCode::NOT_FOUND), |e| e.response())
+        }
         Ok(Err(e)) => e.response(),
         Err(e) => internal(e),
     }

@@ -15,6 +15,7 @@ mod hex;
 mod openpgp;
 mod rustup;
 mod serve;
+mod serve_cache;
 mod serve_info;
 mod serve_load;
 mod serve_tls;

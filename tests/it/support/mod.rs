@@ -6,5 +6,6 @@ pub mod dist;
 pub mod hex;
 pub mod keys;
 pub mod rustup;
+pub mod serve_process;
 pub mod sparse;
 pub mod upstream;

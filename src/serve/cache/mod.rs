@@ -1,0 +1,556 @@
+//! The pull-through cache of `mirror serve --upstream-…`: when the machine
+//! is online, a request for a file the tree lacks is fetched from the
+//! ecosystem's upstream, verified like a download, stored in the tree's
+//! own layout and then served from disk, as flexo (pacman) and caching
+//! registry proxies do.
+//!
+//! # Two kinds of files
+//!
+//! - **Immutable files** (`.crate` files, …): a file present on disk is a
+//!   *hit* and is served without any upstream request. A missing one is a
+//!   *miss*: its expected SHA-256 is taken from the ecosystem's metadata
+//!   (refreshed first when needed), then the download engine's
+//!   `fetch::fetch_one` streams it into
+//!   `<dest>.partial` (never served), checks size and digest, and renames it
+//!   into place. Only then is it served.
+//! - **Metadata** (sparse index files, …): a copy checked less than
+//!   [`UpstreamOptions::ttl`] ago is a hit. An older one is revalidated with
+//!   a conditional GET (`If-None-Match` / `If-Modified-Since` from the
+//!   validators stored with it): `304` keeps it, a new body is verified
+//!   (each ecosystem says how) and written with
+//!   [`store::write_atomic`]. When upstream is
+//!   down, answers an error, or sends bytes that do not verify, the last good
+//!   copy is served (and not retried before the TTL passes again); without
+//!   one the answer is `502` naming the URL and what went wrong.
+//!
+//! Bytes that do not verify are never stored and never served: the client
+//! gets `502 Bad Gateway` with the checksum mismatch (URL, expected, actual)
+//! in the body. An upstream `404` is a `404`.
+//!
+//! # Single flight
+//!
+//! Concurrent requests for one file share one upstream transfer: the first
+//! starts it as a task of its own (so it finishes and is stored even if
+//! that client goes away); later ones wait for the same task and, like the
+//! first, are then served the published file from disk, so every client
+//! gets the same verified bytes. Nothing is streamed to a client before it
+//! verified: that is what lets a corrupt upstream answer be a clean `502`
+//! rather than a truncated `200`. The cost is that a client of a large miss
+//! waits for the whole transfer before its first byte.
+//!
+//! # On disk
+//!
+//! ```text
+//! crates/<prefix>/<name>/<name>-<version>.crate   as `mirror crate` lays them out
+//! .mirror/cache/crates-index/<prefix>/<name>       sparse index files, byte-for-byte
+//! .mirror/cache/validators/<key>.json              ETag / Last-Modified of each metadata file
+//! ```
+//!
+//! The sparse index files are kept apart from the git index that
+//! `mirror crate` maintains (a commit per miss would be costly); the
+//! `/index/` route prefers the cached upstream copy and falls back to the
+//! git `master` tree.
+//!
+//! # Counters
+//!
+//! [`CacheStats`] (in `/stats`): hits, misses, requests that joined a
+//! transfer in flight, metadata revalidated with `304`, stale copies served,
+//! upstream answers rejected, upstream errors, and bytes received.
+
+pub mod crates;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use serde::Serialize;
+
+use crate::fetch::{self, Conditional, FetchError, FetchItem, Validators};
+use crate::http::HttpOptions;
+use crate::report::NullReporter;
+use crate::store;
+
+/// The default `--cache-ttl`.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// Where the cache keeps its own files, below the root.
+pub const CACHE_DIR: &str = ".mirror/cache";
+
+/// The upstreams `mirror serve` pulls from (`--upstream-…`); all `None`:
+/// nothing is pulled.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// crates.io-like registry (`--upstream-crates`, `--upstream-crates-dl`).
+    pub crates: Option<CratesUpstream>,
+    /// How long a metadata copy is served without asking upstream.
+    pub ttl: Duration,
+    /// Client and retry settings.
+    pub http: HttpOptions,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            crates: None,
+            ttl: DEFAULT_TTL,
+            http: HttpOptions::default(),
+        }
+    }
+}
+
+impl UpstreamOptions {
+    /// Whether any upstream is configured.
+    pub fn any(&self) -> bool {
+        self.crates.is_some()
+    }
+}
+
+/// A sparse registry upstream.
+#[derive(Debug, Clone)]
+pub struct CratesUpstream {
+    /// Base URL of the sparse index, ending in `/`
+    /// (`https://index.crates.io/`).
+    pub index: String,
+    /// Download template with `{crate}`, `{version}`, `{prefix}`,
+    /// `{lowerprefix}`, `{sha256-checksum}`.
+    pub dl: String,
+}
+
+/// Why the cache could not provide a file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CacheError {
+    /// Upstream has no such file: `404`.
+    #[error("{0}")]
+    NotFound(String),
+    /// Upstream could not be reached or answered an error: `502`.
+    #[error("{0}")]
+    Upstream(String),
+    /// Upstream sent bytes that did not verify: `502`.
+    #[error("{0}")]
+    Rejected(String),
+    /// A local file could not be read or written: `500`.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl CacheError {
+    /// The answer to the client: the status and the message.
+    pub fn response(&self) -> Response {
+        let status = match self {
+            CacheError::NotFound(_) => StatusCode::NOT_FOUND,
+            CacheError::Upstream(_) | CacheError::Rejected(_) => StatusCode::BAD_GATEWAY,
+            CacheError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if !matches!(self, CacheError::NotFound(_)) {
+            eprintln!("mirror serve: {self}");
+        }
+        let text = format!(
+            "{} {}\n{self}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            text,
+        )
+            .into_response()
+    }
+
+    fn from_fetch(e: FetchError) -> CacheError {
+        match &e {
+            FetchError::Status { status, .. } if *status == reqwest::StatusCode::NOT_FOUND => {
+                CacheError::NotFound(e.to_string())
+            }
+            FetchError::Digest(_) | FetchError::Size { .. } | FetchError::Signature { .. } => {
+                CacheError::Rejected(format!("refusing upstream bytes: {e}"))
+            }
+            FetchError::Io { .. } => CacheError::Local(e.to_string()),
+            FetchError::Status { .. } | FetchError::Network { .. } => {
+                CacheError::Upstream(format!("upstream failed: {e}"))
+            }
+        }
+    }
+}
+
+/// The counters in `/stats`.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    joined: AtomicU64,
+    revalidated: AtomicU64,
+    stale: AtomicU64,
+    rejected: AtomicU64,
+    upstream_errors: AtomicU64,
+    upstream_bytes: AtomicU64,
+}
+
+/// A snapshot of the cache counters (`/stats` → `cache`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Requests answered from the tree without asking upstream.
+    pub hits: u64,
+    /// Requests that started an upstream transfer or revalidation.
+    pub misses: u64,
+    /// Requests that waited for a transfer another request started.
+    pub joined: u64,
+    /// Metadata revalidations upstream answered with `304`.
+    pub revalidated: u64,
+    /// Metadata served from the last good copy because upstream failed.
+    pub stale: u64,
+    /// Upstream answers refused because they did not verify.
+    pub rejected: u64,
+    /// Upstream requests that failed (network, 5xx, …; not 404).
+    pub upstream_errors: u64,
+    /// Bytes received from upstream.
+    pub upstream_bytes: u64,
+}
+
+type Flight = Shared<BoxFuture<'static, Result<(), CacheError>>>;
+
+/// One metadata file: where it lives, where it comes from and how its
+/// bytes are checked.
+pub(crate) struct Meta {
+    /// Key for validators, freshness and single flight (a relative path).
+    pub key: String,
+    /// The file in the tree.
+    pub dest: PathBuf,
+    /// Upstream URLs, tried in order.
+    pub urls: Vec<String>,
+    /// Checks a new body; the error says what is wrong with it.
+    pub verify: Verify,
+}
+
+/// How a metadata body is checked: the error says what is wrong with it.
+pub(crate) type Verify = Box<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+/// The cache: one per server.
+pub struct Cache {
+    root: PathBuf,
+    opts: UpstreamOptions,
+    client: reqwest::Client,
+    flights: Mutex<HashMap<String, Flight>>,
+    checked: Mutex<HashMap<String, Instant>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("root", &self.root)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache over `root` pulling from `opts`.
+    pub fn new(root: &Path, opts: UpstreamOptions) -> anyhow::Result<Cache> {
+        Ok(Cache {
+            root: root.to_path_buf(),
+            client: crate::http::client(&opts.http)?,
+            opts,
+            flights: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &UpstreamOptions {
+        &self.opts
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CacheStats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            joined: get(&c.joined),
+            revalidated: get(&c.revalidated),
+            stale: get(&c.stale),
+            rejected: get(&c.rejected),
+            upstream_errors: get(&c.upstream_errors),
+            upstream_bytes: get(&c.upstream_bytes),
+        }
+    }
+
+    fn count(&self, which: impl Fn(&Counters) -> &AtomicU64, n: u64) {
+        which(&self.counters).fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Make sure the file the request maps to (on-disk `segments`) is in
+    /// the tree when an upstream can provide it. Paths no upstream covers
+    /// are left alone (`Ok`).
+    pub async fn prepare(self: &Arc<Self>, segments: &[String]) -> Result<(), CacheError> {
+        if let Some(crates) = &self.opts.crates {
+            if let Some((name, version)) = crates::crate_file_of(segments) {
+                let dest = self.root.join(segments.join("/"));
+                return self
+                    .immutable(
+                        &dest,
+                        crates::fetch_crate(self, crates, name, version, &dest),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `work` once for `key` however many requests ask at the same
+    /// time: the first spawns it, the others wait for the same result.
+    /// `done` is checked under the lock, so a request arriving just after
+    /// a flight ended sees its result instead of starting another.
+    async fn single_flight<F>(
+        self: &Arc<Self>,
+        key: &str,
+        done: impl Fn() -> bool,
+        work: F,
+    ) -> Result<(), CacheError>
+    where
+        F: Future<Output = Result<(), CacheError>> + Send + 'static,
+    {
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = flights.get(key) {
+                self.count(|c| &c.joined, 1);
+                f.clone()
+            } else if done() {
+                self.count(|c| &c.hits, 1);
+                return Ok(());
+            } else {
+                self.count(|c| &c.misses, 1);
+                let this = Arc::clone(self);
+                let owned = key.to_string();
+                let task = tokio::spawn(async move {
+                    let r = work.await;
+                    this.flights
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&owned);
+                    r
+                });
+                let flight = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(CacheError::Local(format!("the cache task failed: {e}")))
+                    })
+                }
+                .boxed()
+                .shared();
+                flights.insert(key.to_string(), flight.clone());
+                flight
+            }
+        };
+        flight.await
+    }
+
+    /// An immutable file: a hit when `dest` exists, else `work` (which
+    /// publishes it) in a single flight.
+    async fn immutable<F>(self: &Arc<Self>, dest: &Path, work: F) -> Result<(), CacheError>
+    where
+        F: Future<Output = Result<(), CacheError>> + Send + 'static,
+    {
+        if dest.is_file() {
+            self.count(|c| &c.hits, 1);
+            return Ok(());
+        }
+        let key = self.key_of(dest);
+        let dest = dest.to_path_buf();
+        self.single_flight(&key, || dest.is_file(), work).await
+    }
+
+    /// Download `item` (size and digest checked) with the engine and
+    /// publish it; count the bytes.
+    async fn download(&self, item: FetchItem) -> Result<(), CacheError> {
+        match fetch::fetch_one(&self.client, &self.opts.http, &item, &NullReporter).await {
+            Ok(bytes) => {
+                self.count(|c| &c.upstream_bytes, bytes);
+                Ok(())
+            }
+            Err(e) => {
+                let e = CacheError::from_fetch(e);
+                match &e {
+                    CacheError::Rejected(_) => self.count(|c| &c.rejected, 1),
+                    CacheError::Upstream(_) => self.count(|c| &c.upstream_errors, 1),
+                    _ => {}
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A metadata file, revalidated when older than the TTL (`force`:
+    /// whatever its age). `Ok` means `meta.dest` holds the best copy there
+    /// is (possibly stale, when upstream failed).
+    pub(crate) async fn metadata(
+        self: &Arc<Self>,
+        meta: Meta,
+        force: bool,
+    ) -> Result<(), CacheError> {
+        let key = meta.key.clone();
+        let dest = meta.dest.clone();
+        if !force && self.is_fresh(&key) && dest.is_file() {
+            self.count(|c| &c.hits, 1);
+            return Ok(());
+        }
+        let this = Arc::clone(self);
+        let started = Instant::now();
+        let done = {
+            let this = Arc::clone(self);
+            let key = key.clone();
+            move || this.checked_since(&key, started) && dest.is_file()
+        };
+        self.single_flight(&key, done, async move { this.revalidate(meta).await })
+            .await
+    }
+
+    async fn revalidate(&self, meta: Meta) -> Result<(), CacheError> {
+        let held = meta.dest.is_file();
+        let validators_path = self.validators_path(&meta.key);
+        let validators: Validators = if held {
+            std::fs::read(&validators_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        } else {
+            Validators::default()
+        };
+        let mut errors = Vec::new();
+        let mut not_found = None;
+        for url in &meta.urls {
+            match fetch::get_conditional(&self.client, &self.opts.http, url, &validators).await {
+                Ok(Conditional::NotModified) if held => {
+                    self.count(|c| &c.revalidated, 1);
+                    self.mark_checked(&meta.key);
+                    return Ok(());
+                }
+                Ok(Conditional::NotModified) => {
+                    errors.push(format!(
+                        "{url}: 304 Not Modified to an unconditional request"
+                    ));
+                    self.count(|c| &c.upstream_errors, 1);
+                }
+                Ok(Conditional::Fetched { bytes, validators }) => {
+                    self.count(|c| &c.upstream_bytes, bytes.len() as u64);
+                    if let Err(why) = (meta.verify)(&bytes) {
+                        self.count(|c| &c.rejected, 1);
+                        errors.push(format!("refusing upstream bytes of {url}: {why}"));
+                        continue;
+                    }
+                    let local = |e: std::io::Error, p: &Path| {
+                        CacheError::Local(format!("cannot write {}: {e}", p.display()))
+                    };
+                    store::write_atomic(&meta.dest, &bytes).map_err(|e| local(e, &meta.dest))?;
+                    let json = serde_json::to_vec(&validators).unwrap_or_default();
+                    store::write_atomic(&validators_path, &json)
+                        .map_err(|e| local(e, &validators_path))?;
+                    self.mark_checked(&meta.key);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let e = CacheError::from_fetch(e);
+                    match e {
+                        CacheError::NotFound(m) => not_found = Some(m),
+                        other => {
+                            self.count(|c| &c.upstream_errors, 1);
+                            errors.push(other.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        if held {
+            // The last good copy; not asked again before the TTL passes.
+            self.count(|c| &c.stale, 1);
+            eprintln!(
+                "mirror serve: serving the cached {} ({})",
+                meta.dest.display(),
+                errors.join("; ")
+            );
+            self.mark_checked(&meta.key);
+            return Ok(());
+        }
+        match (not_found, errors.is_empty()) {
+            (Some(m), true) => Err(CacheError::NotFound(m)),
+            _ if errors.iter().any(|e| e.starts_with("refusing")) => {
+                Err(CacheError::Rejected(errors.join("\n")))
+            }
+            _ => Err(CacheError::Upstream(errors.join("\n"))),
+        }
+    }
+
+    fn is_fresh(&self, key: &str) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|at| at.elapsed() < self.opts.ttl)
+    }
+
+    fn checked_since(&self, key: &str, since: Instant) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|at| *at >= since)
+    }
+
+    fn mark_checked(&self, key: &str) {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), Instant::now());
+    }
+
+    /// `<root>/.mirror/cache/<rel>`.
+    pub(crate) fn cache_path(&self, rel: &str) -> PathBuf {
+        self.root.join(CACHE_DIR).join(rel)
+    }
+
+    fn validators_path(&self, key: &str) -> PathBuf {
+        self.cache_path(&format!("validators/{key}.json"))
+    }
+
+    /// A file's path relative to the root, as a key.
+    fn key_of(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_statuses() {
+        let r = CacheError::NotFound("x".into()).response();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = CacheError::Rejected("x".into()).response();
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+        let e = CacheError::from_fetch(FetchError::Status {
+            url: "http://h/x".into(),
+            status: reqwest::StatusCode::NOT_FOUND,
+        });
+        assert!(matches!(e, CacheError::NotFound(_)), "{e:?}");
+        let e = CacheError::from_fetch(FetchError::Status {
+            url: "http://h/x".into(),
+            status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        });
+        assert!(matches!(e, CacheError::Upstream(m) if m.contains("http://h/x")));
+    }
+}
