@@ -167,6 +167,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Ser
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Pull-through cache: fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-arch -d 'Pull-through cache: fetch Arch Linux databases and packages the tree lacks from this mirror (repeatable: tried in order; a base, or a template with $repo and $arch), packages verified against the database\'s %SHA256SUM%' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r

@@ -12,7 +12,7 @@ use crate::serve::cache::{CratesUpstream, UpstreamOptions};
 use crate::settings::Settings;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
-/// [--upstream-crates URL] [--cache-ttl SECONDS]`
+/// [--upstream-crates URL] [--upstream-arch URL]... [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -69,6 +69,13 @@ pub struct ServeArgs {
     )]
     pub upstream_crates_dl: String,
 
+    /// Pull-through cache: fetch Arch Linux databases and packages the tree
+    /// lacks from this mirror (repeatable: tried in order; a base, or a
+    /// template with $repo and $arch), packages verified against the
+    /// database's %SHA256SUM%
+    #[arg(long = "upstream-arch", value_name = "URL", value_parser = parse_arch_url)]
+    pub upstream_arch: Vec<String>,
+
     /// How long (seconds) metadata pulled from an upstream (index files)
     /// is served before it is revalidated with a conditional request
     #[arg(
@@ -78,6 +85,12 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub cache_ttl: u64,
+}
+
+/// An Arch mirror as a `$repo`/`$arch` template.
+fn parse_arch_url(s: &str) -> Result<String, String> {
+    crate::cli::arch::check_url(s).map_err(|e| format!("{e:#}"))?;
+    Ok(crate::eco::arch::url_template(s))
 }
 
 /// An upstream base URL (http or https; `sparse+` accepted), ending in `/`.
@@ -125,6 +138,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
                 index,
                 dl: args.upstream_crates_dl,
             }),
+            arch: args.upstream_arch,
             ttl: Duration::from_secs(args.cache_ttl),
             http: settings.fetch.http.clone(),
         }),

@@ -16,6 +16,7 @@ mod openpgp;
 mod rustup;
 mod serve;
 mod serve_cache;
+mod serve_cache_arch;
 mod serve_info;
 mod serve_load;
 mod serve_tls;

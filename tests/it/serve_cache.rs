@@ -19,26 +19,37 @@ use crate::support::upstream::{Fault, Upstream};
 
 use super::crates_serve::{request, Raw};
 
-/// A server over `root` whose crates come from `up` (index under
-/// `index/`, files under `dl/`), with no retry delays.
-fn cached_server(root: &Path, up: &Upstream, ttl: Duration) -> RunningServer {
+/// A server over `root` pulling from `upstream` (retried once, no delay).
+pub(crate) fn pulling_server(root: &Path, upstream: UpstreamOptions) -> RunningServer {
     let mut opts = ServeOptions::local(root);
     opts.upstream = Some(UpstreamOptions {
-        crates: Some(CratesUpstream {
-            index: format!("{}/", up.url(INDEX_PREFIX)),
-            dl: format!(
-                "{}/{{crate}}/{{crate}}-{{version}}.crate",
-                up.url(DL_PREFIX)
-            ),
-        }),
-        ttl,
         http: HttpOptions {
             retries: 1,
             retry_delay: Duration::ZERO,
             ..HttpOptions::default()
         },
+        ..upstream
     });
     spawn(opts).unwrap()
+}
+
+/// A server over `root` whose crates come from `up` (index under
+/// `index/`, files under `dl/`).
+fn cached_server(root: &Path, up: &Upstream, ttl: Duration) -> RunningServer {
+    pulling_server(
+        root,
+        UpstreamOptions {
+            crates: Some(CratesUpstream {
+                index: format!("{}/", up.url(INDEX_PREFIX)),
+                dl: format!(
+                    "{}/{{crate}}/{{crate}}-{{version}}.crate",
+                    up.url(DL_PREFIX)
+                ),
+            }),
+            ttl,
+            ..UpstreamOptions::default()
+        },
+    )
 }
 
 /// `leaf 1.0.0` on a sparse upstream, and a cached server over an empty
@@ -61,13 +72,13 @@ fn leaf_served(
     (fx, sp, tmp, server)
 }
 
-const LONG: Duration = Duration::from_secs(3600);
+pub(crate) const LONG: Duration = Duration::from_secs(3600);
 
-fn get(server: &RunningServer, target: &str) -> Raw {
+pub(crate) fn get(server: &RunningServer, target: &str) -> Raw {
     request(server.addr, "GET", target, &[])
 }
 
-fn stats(server: &RunningServer) -> serde_json::Value {
+pub(crate) fn stats(server: &RunningServer) -> serde_json::Value {
     let r = get(server, "/stats");
     assert_eq!(r.status, 200);
     serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["cache"].clone()
@@ -222,7 +233,7 @@ fn concurrent_clients_share_one_upstream_download() {
 }
 
 /// Every file under `dir` (hidden ones too).
-fn files_under(dir: &Path) -> Vec<String> {
+pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     super::cargo_client::walk(dir)
         .into_iter()
         .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())

@@ -41,6 +41,16 @@ pub fn crate_file_of(segments: &[String]) -> Option<(String, String)> {
     ok.then(|| (name.clone(), version.to_string()))
 }
 
+/// Make the `.crate` of `segments` present when upstream has it.
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+    let (Some(up), Some((name, version))) = (&cache.opts.crates, crate_file_of(segments)) else {
+        return Ok(());
+    };
+    let dest = cache.root.join(segments.join("/"));
+    let work = fetch_crate(cache, up, name, version, &dest);
+    cache.immutable(&dest, work).await
+}
+
 /// The metadata description of `name`'s index file.
 fn index_meta(cache: &Cache, up: &CratesUpstream, name: &str) -> Meta {
     let path = layout::index_path(name);

@@ -6,14 +6,14 @@
 //!
 //! # Two kinds of files
 //!
-//! - **Immutable files** (`.crate` files, …): a file present on disk is a
+//! - **Immutable files** (`.crate` files, Arch packages, …): a file present on disk is a
 //!   *hit* and is served without any upstream request. A missing one is a
 //!   *miss*: its expected SHA-256 is taken from the ecosystem's metadata
 //!   (refreshed first when needed), then the download engine's
 //!   `fetch::fetch_one` streams it into
 //!   `<dest>.partial` (never served), checks size and digest, and renames it
 //!   into place. Only then is it served.
-//! - **Metadata** (sparse index files, …): a copy checked less than
+//! - **Metadata** (sparse index files, Arch databases, …): a copy checked less than
 //!   [`UpstreamOptions::ttl`] ago is a hit. An older one is revalidated with
 //!   a conditional GET (`If-None-Match` / `If-Modified-Since` from the
 //!   validators stored with it): `304` keeps it, a new body is verified
@@ -42,6 +42,7 @@
 //!
 //! ```text
 //! crates/<prefix>/<name>/<name>-<version>.crate   as `mirror crate` lays them out
+//! archlinux/<repo>/os/<arch>/<file>                as `mirror arch` lays them out
 //! .mirror/cache/crates-index/<prefix>/<name>       sparse index files, byte-for-byte
 //! .mirror/cache/validators/<key>.json              ETag / Last-Modified of each metadata file
 //! ```
@@ -57,6 +58,7 @@
 //! transfer in flight, metadata revalidated with `304`, stale copies served,
 //! upstream answers rejected, upstream errors, and bytes received.
 
+pub mod arch;
 pub mod crates;
 
 use std::collections::HashMap;
@@ -88,6 +90,9 @@ pub const CACHE_DIR: &str = ".mirror/cache";
 pub struct UpstreamOptions {
     /// crates.io-like registry (`--upstream-crates`, `--upstream-crates-dl`).
     pub crates: Option<CratesUpstream>,
+    /// Arch Linux mirrors, tried in order (`--upstream-arch`): URL
+    /// templates with `$repo` and `$arch`.
+    pub arch: Vec<String>,
     /// How long a metadata copy is served without asking upstream.
     pub ttl: Duration,
     /// Client and retry settings.
@@ -98,6 +103,7 @@ impl Default for UpstreamOptions {
     fn default() -> Self {
         UpstreamOptions {
             crates: None,
+            arch: Vec::new(),
             ttl: DEFAULT_TTL,
             http: HttpOptions::default(),
         }
@@ -107,7 +113,7 @@ impl Default for UpstreamOptions {
 impl UpstreamOptions {
     /// Whether any upstream is configured.
     pub fn any(&self) -> bool {
-        self.crates.is_some()
+        self.crates.is_some() || !self.arch.is_empty()
     }
 }
 
@@ -295,18 +301,15 @@ impl Cache {
     /// the tree when an upstream can provide it. Paths no upstream covers
     /// are left alone (`Ok`).
     pub async fn prepare(self: &Arc<Self>, segments: &[String]) -> Result<(), CacheError> {
-        if let Some(crates) = &self.opts.crates {
-            if let Some((name, version)) = crates::crate_file_of(segments) {
-                let dest = self.root.join(segments.join("/"));
-                return self
-                    .immutable(
-                        &dest,
-                        crates::fetch_crate(self, crates, name, version, &dest),
-                    )
-                    .await;
+        match segments.first().map(String::as_str) {
+            Some(crate::eco::crates::layout::CRATES_DIR) if self.opts.crates.is_some() => {
+                crates::prepare(self, segments).await
             }
+            Some(arch::ARCH_DIR) if !self.opts.arch.is_empty() => {
+                arch::prepare(self, segments).await
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Run `work` once for `key` however many requests ask at the same
@@ -389,6 +392,37 @@ impl Cache {
                 Err(e)
             }
         }
+    }
+
+    /// [`Cache::download`] from the first of `items` (the same file on
+    /// several mirrors) that succeeds; when none does, every failure is
+    /// in the error (a 404 only when all mirrors said so).
+    async fn download_first(
+        &self,
+        items: impl IntoIterator<Item = FetchItem>,
+    ) -> Result<(), CacheError> {
+        let mut errors = Vec::new();
+        for item in items {
+            match self.download(item).await {
+                Ok(()) => return Ok(()),
+                Err(e @ CacheError::Local(_)) => return Err(e),
+                Err(e) => errors.push(e),
+            }
+        }
+        let text = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        Err(
+            if errors.iter().all(|e| matches!(e, CacheError::NotFound(_))) {
+                CacheError::NotFound(text)
+            } else if errors.iter().any(|e| matches!(e, CacheError::Rejected(_))) {
+                CacheError::Rejected(text)
+            } else {
+                CacheError::Upstream(text)
+            },
+        )
     }
 
     /// A metadata file, revalidated when older than the TTL (`force`:

@@ -1,0 +1,193 @@
+//! Arch Linux through the cache (`--upstream-arch`, repeatable: mirrors
+//! tried in order), in the layout `mirror arch` writes:
+//! `archlinux/<repo>/os/<arch>/<file>`.
+//!
+//! - `<repo>.db`, `<repo>.db.tar.gz`, `<repo>.files`, `<repo>.files.tar.gz`
+//!   are metadata: revalidated after the TTL, from the first mirror that
+//!   answers; a new body must parse as a database ([`db::packages`]).
+//! - A package (a `%FILENAME%` of the repository's `<repo>.db`, which is
+//!   made current first and refreshed at once when it does not list the
+//!   file) is downloaded from the first mirror whose bytes match the
+//!   database's `%SHA256SUM%` and `%CSIZE%`. When the database embeds the
+//!   signature (`%PGPSIG%`), it is written beside the package as
+//!   `<file>.sig`.
+//! - `<package>.sig` not embedded in the database is fetched from the
+//!   mirrors as it is: the cache holds no Arch keyring, pacman checks it.
+//!
+//! Other files (`<repo>.db.sig`, `lastsync`) are served only when the tree
+//! has them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+
+use super::{Cache, CacheError, Meta};
+use crate::eco::arch::db::{self, Package};
+use crate::fetch::FetchItem;
+
+/// The directory of the Arch tree below the root.
+pub const ARCH_DIR: &str = "archlinux";
+
+/// The upstream bases of one repository directory, `$repo`/`$arch`
+/// expanded.
+fn bases(cache: &Cache, repo: &str, arch: &str) -> Vec<String> {
+    crate::eco::arch::RepoSource {
+        name: repo.to_string(),
+        urls: cache.opts.arch.clone(),
+    }
+    .bases(arch)
+}
+
+/// Make the file of `segments` (`archlinux/<repo>/os/<arch>/<file>`)
+/// present when the mirrors have it.
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+    let [_, repo, os, arch, file] = segments else {
+        return Ok(());
+    };
+    if os != "os" || !crate::eco::arch::is_valid_repo_name(repo) {
+        return Ok(());
+    }
+    let dir = cache.root.join(segments[..4].join("/"));
+    let is_db = [".db", ".db.tar.gz", ".files", ".files.tar.gz"]
+        .iter()
+        .any(|ext| file.strip_prefix(repo.as_str()) == Some(*ext));
+    if is_db {
+        return cache
+            .metadata(db_meta(cache, repo, arch, file), false)
+            .await;
+    }
+    if file.ends_with(".sig") {
+        let package = file.trim_end_matches(".sig");
+        if package.contains(".pkg.tar") {
+            let dest = dir.join(file);
+            let work = fetch(cache, repo, arch, package, Part::Signature, &dest);
+            return cache.immutable(&dest, work).await;
+        }
+        return Ok(());
+    }
+    if file.contains(".pkg.tar") {
+        let dest = dir.join(file);
+        let work = fetch(cache, repo, arch, file, Part::Package, &dest);
+        return cache.immutable(&dest, work).await;
+    }
+    Ok(())
+}
+
+/// The metadata description of a database file.
+fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
+    let rel = format!("{ARCH_DIR}/{repo}/os/{arch}/{file}");
+    let urls: Vec<String> = bases(cache, repo, arch)
+        .iter()
+        .map(|b| format!("{b}/{file}"))
+        .collect();
+    let what = urls.first().cloned().unwrap_or_default();
+    Meta {
+        key: rel.clone(),
+        dest: cache.root.join(&rel),
+        urls,
+        verify: Box::new(move |bytes| {
+            db::packages(bytes, &what)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        }),
+    }
+}
+
+/// The database entry of package file `file`, refreshing `<repo>.db`
+/// first (at once when it does not list the file).
+async fn package(
+    cache: &Arc<Cache>,
+    repo: &str,
+    arch: &str,
+    file: &str,
+) -> Result<Package, CacheError> {
+    let db_file = format!("{repo}.db");
+    for force in [false, true] {
+        let meta = db_meta(cache, repo, arch, &db_file);
+        let dest = meta.dest.clone();
+        cache.metadata(meta, force).await?;
+        let bytes = std::fs::read(&dest)
+            .map_err(|e| CacheError::Local(format!("cannot read {}: {e}", dest.display())))?;
+        let packages = db::packages(&bytes, &dest.display().to_string())
+            .map_err(|e| CacheError::Local(format!("{e:#}")))?;
+        if let Some(p) = packages.into_iter().find(|p| p.filename == file) {
+            return Ok(p);
+        }
+    }
+    Err(CacheError::NotFound(format!(
+        "{file} is not listed in the {repo} database ({arch})"
+    )))
+}
+
+/// Which file of a package a miss is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The package file.
+    Package,
+    /// Its detached signature, `<file>.sig`.
+    Signature,
+}
+
+/// The work of a package miss: its entry, then the first mirror whose
+/// bytes verify, the embedded signature (if any) written beside it. For
+/// a signature miss: the embedded one, else the mirrors' `.sig`.
+fn fetch(
+    cache: &Arc<Cache>,
+    repo: &str,
+    arch: &str,
+    package_file: &str,
+    part: Part,
+    dest: &Path,
+) -> impl std::future::Future<Output = Result<(), CacheError>> + Send + 'static {
+    let (cache, repo, arch, file) = (
+        Arc::clone(cache),
+        repo.to_string(),
+        arch.to_string(),
+        package_file.to_string(),
+    );
+    let dest = dest.to_path_buf();
+    async move {
+        let p = package(&cache, &repo, &arch, &file).await?;
+        let sig = embedded_sig(&p)?;
+        let bases = bases(&cache, &repo, &arch).into_iter();
+        match (part, sig) {
+            (Part::Package, sig) => {
+                let items = bases.map(|base| {
+                    let mut item = FetchItem::new(format!("{base}/{file}"), &dest)
+                        .sha256(p.sha256)
+                        .size(p.csize);
+                    if let Some(sig) = &sig {
+                        item =
+                            item.sidecar(dest.with_file_name(format!("{file}.sig")), sig.clone());
+                    }
+                    item
+                });
+                cache.download_first(items).await
+            }
+            (Part::Signature, Some(sig)) => crate::store::write_atomic(&dest, &sig)
+                .map_err(|e| CacheError::Local(format!("cannot write {}: {e}", dest.display()))),
+            (Part::Signature, None) => {
+                let items = bases.map(|base| FetchItem::new(format!("{base}/{file}.sig"), &dest));
+                cache.download_first(items).await
+            }
+        }
+    }
+}
+
+/// `%PGPSIG%` decoded, when the entry has one.
+fn embedded_sig(p: &Package) -> Result<Option<Vec<u8>>, CacheError> {
+    p.pgpsig
+        .as_deref()
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| {
+                    CacheError::Rejected(format!(
+                        "the database entry of {} has a %PGPSIG% that is not base64: {e}",
+                        p.filename
+                    ))
+                })
+        })
+        .transpose()
+}
