@@ -168,6 +168,9 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The 
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Pull-through cache: fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-arch -d 'Pull-through cache: fetch Arch Linux databases and packages the tree lacks from this mirror (repeatable: tried in order; a base, or a template with $repo and $arch), packages verified against the database\'s %SHA256SUM%' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex -d 'Pull-through cache: fetch Hex resources the tree lacks from this repository (e.g. https://repo.hex.pm), signed files checked with --upstream-hex-public-key, tarballs against their outer checksum' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex-public-key -d 'PEM public key of --upstream-hex [default: the embedded hexpm key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex-repo-name -d 'Repository name every signed payload of --upstream-hex must carry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r

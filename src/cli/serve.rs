@@ -7,12 +7,14 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::cli::GlobalArgs;
+use crate::eco::hex::registry::PublicKey;
 use crate::output::Printer;
-use crate::serve::cache::{CratesUpstream, UpstreamOptions};
+use crate::serve::cache::{CratesUpstream, HexUpstream, UpstreamOptions};
 use crate::settings::Settings;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
-/// [--upstream-crates URL] [--upstream-arch URL]... [--cache-ttl SECONDS]`
+/// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
+/// [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -75,6 +77,25 @@ pub struct ServeArgs {
     /// database's %SHA256SUM%
     #[arg(long = "upstream-arch", value_name = "URL", value_parser = parse_arch_url)]
     pub upstream_arch: Vec<String>,
+
+    /// Pull-through cache: fetch Hex resources the tree lacks from this
+    /// repository (e.g. https://repo.hex.pm), signed files checked with
+    /// --upstream-hex-public-key, tarballs against their outer checksum
+    #[arg(long, env = "MIRROR_UPSTREAM_HEX", value_name = "URL", value_parser = parse_base_url)]
+    pub upstream_hex: Option<String>,
+
+    /// PEM public key of --upstream-hex [default: the embedded hexpm key]
+    #[arg(long, value_name = "FILE", requires = "upstream_hex")]
+    pub upstream_hex_public_key: Option<std::path::PathBuf>,
+
+    /// Repository name every signed payload of --upstream-hex must carry
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = crate::eco::hex::DEFAULT_REPO_NAME,
+        requires = "upstream_hex"
+    )]
+    pub upstream_hex_repo_name: String,
 
     /// How long (seconds) metadata pulled from an upstream (index files)
     /// is served before it is revalidated with a conditional request
@@ -139,6 +160,17 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
                 dl: args.upstream_crates_dl,
             }),
             arch: args.upstream_arch,
+            hex: match args.upstream_hex {
+                Some(url) => Some(HexUpstream {
+                    url,
+                    key: match &args.upstream_hex_public_key {
+                        Some(p) => PublicKey::from_file(p)?,
+                        None => PublicKey::hexpm(),
+                    },
+                    repo: args.upstream_hex_repo_name,
+                }),
+                None => None,
+            },
             ttl: Duration::from_secs(args.cache_ttl),
             http: settings.fetch.http.clone(),
         }),

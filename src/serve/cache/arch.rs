@@ -103,21 +103,20 @@ async fn package(
     file: &str,
 ) -> Result<Package, CacheError> {
     let db_file = format!("{repo}.db");
-    for force in [false, true] {
-        let meta = db_meta(cache, repo, arch, &db_file);
-        let dest = meta.dest.clone();
-        cache.metadata(meta, force).await?;
-        let bytes = std::fs::read(&dest)
-            .map_err(|e| CacheError::Local(format!("cannot read {}: {e}", dest.display())))?;
-        let packages = db::packages(&bytes, &dest.display().to_string())
-            .map_err(|e| CacheError::Local(format!("{e:#}")))?;
-        if let Some(p) = packages.into_iter().find(|p| p.filename == file) {
-            return Ok(p);
-        }
-    }
-    Err(CacheError::NotFound(format!(
-        "{file} is not listed in the {repo} database ({arch})"
-    )))
+    let found = cache
+        .find_in(
+            || db_meta(cache, repo, arch, &db_file),
+            |bytes, url| {
+                let packages = db::packages(bytes, url).map_err(|e| format!("{e:#}"))?;
+                Ok(packages.into_iter().find(|p| p.filename == file))
+            },
+        )
+        .await?;
+    found.ok_or_else(|| {
+        CacheError::NotFound(format!(
+            "{file} is not listed in the {repo} database ({arch})"
+        ))
+    })
 }
 
 /// Which file of a package a miss is for.

@@ -90,36 +90,25 @@ async fn entry(
     name: &str,
     version: &str,
 ) -> Result<Entry, CacheError> {
-    for force in [false, true] {
-        let meta = index_meta(cache, up, name);
-        let dest = meta.dest.clone();
-        let url = meta.urls[0].clone();
-        cache.metadata(meta, force).await?;
-        let found = read_entry(&dest, &url, version)?;
-        if let Some(e) = found.filter(|e| e.name.eq_ignore_ascii_case(name)) {
-            return Ok(e);
-        }
-    }
-    Err(CacheError::NotFound(format!(
-        "{name} {version} is not in the upstream index {}{}",
-        up.index,
-        layout::index_path(name)
-    )))
-}
-
-fn read_entry(dest: &Path, url: &str, version: &str) -> Result<Option<Entry>, CacheError> {
-    let bytes = std::fs::read(dest)
-        .map_err(|e| CacheError::Local(format!("cannot read {}: {e}", dest.display())))?;
-    let entries = parse_file(&bytes, &index_rel(dest), url)
-        .map_err(|e| CacheError::Local(format!("{e:#}")))?;
-    Ok(entries.get(version).cloned())
-}
-
-/// The index path (`se/rd/serde`) of a cached index file.
-fn index_rel(dest: &Path) -> String {
-    let s = dest.to_string_lossy();
-    s.rsplit_once(&format!("{INDEX_CACHE}/"))
-        .map_or_else(|| s.to_string(), |(_, rel)| rel.to_string())
+    let path = layout::index_path(name);
+    let found = cache
+        .find_in(
+            || index_meta(cache, up, name),
+            |bytes, url| {
+                let entries = parse_file(bytes, &path, url).map_err(|e| format!("{e:#}"))?;
+                Ok(entries
+                    .get(version)
+                    .filter(|e| e.name.eq_ignore_ascii_case(name))
+                    .cloned())
+            },
+        )
+        .await?;
+    found.ok_or_else(|| {
+        CacheError::NotFound(format!(
+            "{name} {version} is not in the upstream index {}{path}",
+            up.index
+        ))
+    })
 }
 
 /// The work of a `.crate` miss: the cksum from the index, then the

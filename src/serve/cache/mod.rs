@@ -6,14 +6,15 @@
 //!
 //! # Two kinds of files
 //!
-//! - **Immutable files** (`.crate` files, Arch packages, …): a file present on disk is a
+//! - **Immutable files** (`.crate` files, Arch packages, Hex tarballs, …): a file present on disk is a
 //!   *hit* and is served without any upstream request. A missing one is a
 //!   *miss*: its expected SHA-256 is taken from the ecosystem's metadata
 //!   (refreshed first when needed), then the download engine's
 //!   `fetch::fetch_one` streams it into
 //!   `<dest>.partial` (never served), checks size and digest, and renames it
 //!   into place. Only then is it served.
-//! - **Metadata** (sparse index files, Arch databases, …): a copy checked less than
+//! - **Metadata** (sparse index files, Arch databases, Hex `names`,
+//!   `versions` and `packages/<name>`, …): a copy checked less than
 //!   [`UpstreamOptions::ttl`] ago is a hit. An older one is revalidated with
 //!   a conditional GET (`If-None-Match` / `If-Modified-Since` from the
 //!   validators stored with it): `304` keeps it, a new body is verified
@@ -43,6 +44,7 @@
 //! ```text
 //! crates/<prefix>/<name>/<name>-<version>.crate   as `mirror crate` lays them out
 //! archlinux/<repo>/os/<arch>/<file>                as `mirror arch` lays them out
+//! hex/{names,versions,packages/<n>,tarballs/<n>-<v>.tar}   as `mirror hex` does
 //! .mirror/cache/crates-index/<prefix>/<name>       sparse index files, byte-for-byte
 //! .mirror/cache/validators/<key>.json              ETag / Last-Modified of each metadata file
 //! ```
@@ -60,6 +62,7 @@
 
 pub mod arch;
 pub mod crates;
+pub mod hex;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -93,6 +96,8 @@ pub struct UpstreamOptions {
     /// Arch Linux mirrors, tried in order (`--upstream-arch`): URL
     /// templates with `$repo` and `$arch`.
     pub arch: Vec<String>,
+    /// A Hex repository (`--upstream-hex`).
+    pub hex: Option<HexUpstream>,
     /// How long a metadata copy is served without asking upstream.
     pub ttl: Duration,
     /// Client and retry settings.
@@ -104,6 +109,7 @@ impl Default for UpstreamOptions {
         UpstreamOptions {
             crates: None,
             arch: Vec::new(),
+            hex: None,
             ttl: DEFAULT_TTL,
             http: HttpOptions::default(),
         }
@@ -113,7 +119,7 @@ impl Default for UpstreamOptions {
 impl UpstreamOptions {
     /// Whether any upstream is configured.
     pub fn any(&self) -> bool {
-        self.crates.is_some() || !self.arch.is_empty()
+        self.crates.is_some() || !self.arch.is_empty() || self.hex.is_some()
     }
 }
 
@@ -126,6 +132,17 @@ pub struct CratesUpstream {
     /// Download template with `{crate}`, `{version}`, `{prefix}`,
     /// `{lowerprefix}`, `{sha256-checksum}`.
     pub dl: String,
+}
+
+/// A Hex repository upstream.
+#[derive(Debug, Clone)]
+pub struct HexUpstream {
+    /// Its URL, without a trailing `/` (`https://repo.hex.pm`).
+    pub url: String,
+    /// The key its resources are signed with.
+    pub key: crate::eco::hex::registry::PublicKey,
+    /// The repository name every payload must carry (`hexpm`).
+    pub repo: String,
 }
 
 /// Why the cache could not provide a file.
@@ -308,6 +325,7 @@ impl Cache {
             Some(arch::ARCH_DIR) if !self.opts.arch.is_empty() => {
                 arch::prepare(self, segments).await
             }
+            Some(hex::HEX_DIR) if self.opts.hex.is_some() => hex::prepare(self, segments).await,
             _ => Ok(()),
         }
     }
@@ -448,6 +466,29 @@ impl Cache {
         };
         self.single_flight(&key, done, async move { this.revalidate(meta).await })
             .await
+    }
+
+    /// Look something up in a metadata file: in the copy held (made
+    /// current within the TTL) and, when it is not there, once more after a
+    /// forced revalidation, since upstream may have published it since.
+    /// `find` gets the bytes and the URL (for messages).
+    pub(crate) async fn find_in<T>(
+        self: &Arc<Self>,
+        meta: impl Fn() -> Meta,
+        find: impl Fn(&[u8], &str) -> Result<Option<T>, String>,
+    ) -> Result<Option<T>, CacheError> {
+        for force in [false, true] {
+            let m = meta();
+            let dest = m.dest.clone();
+            let url = m.urls.first().cloned().unwrap_or_default();
+            self.metadata(m, force).await?;
+            let bytes = std::fs::read(&dest)
+                .map_err(|e| CacheError::Local(format!("cannot read {}: {e}", dest.display())))?;
+            if let Some(found) = find(&bytes, &url).map_err(CacheError::Local)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     async fn revalidate(&self, meta: Meta) -> Result<(), CacheError> {
