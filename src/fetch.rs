@@ -539,7 +539,9 @@ pub(crate) async fn get_conditional(
     .await
 }
 
-async fn get_bytes(
+/// One GET into memory, with retries (see [`Engine::fetch_bytes`]); also
+/// used by `mirror serve`'s pull-through cache.
+pub(crate) async fn get_bytes(
     client: &reqwest::Client,
     opts: &HttpOptions,
     url: &str,

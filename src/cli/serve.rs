@@ -1,20 +1,22 @@
 //! `mirror serve`: maps arguments onto [`crate::serve`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cli::GlobalArgs;
 use crate::eco::hex::registry::PublicKey;
 use crate::output::Printer;
-use crate::serve::cache::{CratesUpstream, HexUpstream, UpstreamOptions};
+use crate::serve::cache::{CratesUpstream, DistUpstream, HexUpstream, UpstreamOptions};
 use crate::settings::Settings;
+use crate::verify::openpgp::Keyring;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
 /// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
-/// [--cache-ttl SECONDS]`
+/// [--upstream-dist URL] [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -97,6 +99,18 @@ pub struct ServeArgs {
     )]
     pub upstream_hex_repo_name: String,
 
+    /// Pull-through cache: fetch toolchain manifests and component files
+    /// the tree lacks from this dist server (e.g.
+    /// https://static.rust-lang.org/dist), manifests checked against their
+    /// .asc, files against the manifest's hash
+    #[arg(long, env = "MIRROR_UPSTREAM_DIST", value_name = "URL", value_parser = parse_base_url)]
+    pub upstream_dist: Option<String>,
+
+    /// OpenPGP keyring for --upstream-dist manifests [default: the
+    /// embedded Rust release key]
+    #[arg(long, value_name = "FILE", requires = "upstream_dist")]
+    pub upstream_dist_keyring: Option<std::path::PathBuf>,
+
     /// How long (seconds) metadata pulled from an upstream (index files)
     /// is served before it is revalidated with a conditional request
     #[arg(
@@ -168,6 +182,17 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
                         None => PublicKey::hexpm(),
                     },
                     repo: args.upstream_hex_repo_name,
+                }),
+                None => None,
+            },
+            dist: match args.upstream_dist {
+                Some(url) => Some(DistUpstream {
+                    url,
+                    keyring: Arc::new(match &args.upstream_dist_keyring {
+                        Some(p) => Keyring::from_file(p)
+                            .with_context(|| format!("cannot load keyring {}", p.display()))?,
+                        None => Keyring::rust_release(),
+                    }),
                 }),
                 None => None,
             },

@@ -17,6 +17,7 @@ mod rustup;
 mod serve;
 mod serve_cache;
 mod serve_cache_arch;
+mod serve_cache_dist;
 mod serve_cache_hex;
 mod serve_info;
 mod serve_load;

@@ -485,26 +485,7 @@ fn real_rustup_installs_toolchains_from_the_mirror() {
 
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
     let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| -> Output {
-        let out = Command::new(&rustup)
-            .args(args)
-            .env("RUSTUP_HOME", home.path().join("rustup"))
-            .env("CARGO_HOME", home.path().join("cargo"))
-            .env("RUSTUP_DIST_SERVER", server.url(""))
-            .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("RUSTC")
-            .env_remove("CARGO")
-            .output()
-            .expect("run rustup");
-        eprintln!(
-            "rustup {args:?}: {}\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
+    let run = |args: &[&str]| run_rustup(&rustup, home.path(), &server, args);
     for (toolchain, version) in [
         ("stable", "1.99.1"),
         ("1.98.0", "1.98.0"),
@@ -533,6 +514,34 @@ fn real_rustup_installs_toolchains_from_the_mirror() {
             format!("rustc {version} (fixture)")
         );
     }
+}
+
+/// The real rustup with its homes under `home`, pointed at `server` for
+/// toolchains and self-updates; its output is echoed.
+pub(crate) fn run_rustup(
+    rustup: &Path,
+    home: &Path,
+    server: &mirror::serve::RunningServer,
+    args: &[&str],
+) -> Output {
+    let out = Command::new(rustup)
+        .args(args)
+        .env("RUSTUP_HOME", home.join("rustup"))
+        .env("CARGO_HOME", home.join("cargo"))
+        .env("RUSTUP_DIST_SERVER", server.url(""))
+        .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("CARGO")
+        .output()
+        .expect("run rustup");
+    eprintln!(
+        "rustup {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The real upstream: fetch and check the stable manifest. Run by hand:

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::{Cache, CacheError, Meta};
+use super::{check_body, Cache, CacheError, Meta};
 use crate::eco::arch::db::{self, Package};
 use crate::fetch::FetchItem;
 
@@ -86,7 +86,8 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         key: rel.clone(),
         dest: cache.root.join(&rel),
         urls,
-        verify: Box::new(move |bytes| {
+        companions: Vec::new(),
+        verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())
                 .map_err(|e| format!("{e:#}"))

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Cache, CacheError, CratesUpstream, Meta};
+use super::{check_body, Cache, CacheError, CratesUpstream, Meta};
 use crate::eco::crates::expand_template;
 use crate::eco::crates::index::{parse_file, Entry};
 use crate::eco::crates::layout::{self, CRATES_DIR};
@@ -61,7 +61,8 @@ fn index_meta(cache: &Cache, up: &CratesUpstream, name: &str) -> Meta {
         key: format!("{INDEX_CACHE}/{path}"),
         dest: cache.cache_path(&format!("{INDEX_CACHE}/{path}")),
         urls: vec![url],
-        verify: Box::new(move |bytes| {
+        companions: Vec::new(),
+        verify: check_body(move |bytes| {
             parse_file(bytes, &check_path, &what)
                 .map(|_| ())
                 .map_err(|e| format!("{e:#}"))

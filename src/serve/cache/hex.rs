@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Cache, CacheError, HexUpstream, Meta};
+use super::{check_body, Cache, CacheError, HexUpstream, Meta};
 use crate::eco::hex::registry::{self, Release};
 use crate::fetch::FetchItem;
 
@@ -82,19 +82,19 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
     let url = format!("{}/{rel}", up.url);
     let (key, repo, what) = (up.key.clone(), up.repo.clone(), url.clone());
     let verify: super::Verify = match resource {
-        Resource::Index("names") => Box::new(move |b| {
+        Resource::Index("names") => check_body(move |b| {
             registry::parse_names(b, &key, &repo, &what)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
-        Resource::Index(_) => Box::new(move |b| {
+        Resource::Index(_) => check_body(move |b| {
             registry::parse_versions(b, &key, &repo, &what)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }),
         Resource::Package(name) => {
             let name = name.to_string();
-            Box::new(move |b| {
+            check_body(move |b| {
                 registry::parse_package(b, &key, &repo, &name, &what)
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -105,6 +105,7 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         key: format!("{HEX_DIR}/{rel}"),
         dest: cache.root.join(HEX_DIR).join(&rel),
         urls: vec![url],
+        companions: Vec::new(),
         verify,
     }
 }

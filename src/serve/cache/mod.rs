@@ -6,7 +6,8 @@
 //!
 //! # Two kinds of files
 //!
-//! - **Immutable files** (`.crate` files, Arch packages, Hex tarballs, …): a file present on disk is a
+//! - **Immutable files** (`.crate` files, Arch packages, Hex tarballs,
+//!   toolchain component files): a file present on disk is a
 //!   *hit* and is served without any upstream request. A missing one is a
 //!   *miss*: its expected SHA-256 is taken from the ecosystem's metadata
 //!   (refreshed first when needed), then the download engine's
@@ -14,7 +15,7 @@
 //!   `<dest>.partial` (never served), checks size and digest, and renames it
 //!   into place. Only then is it served.
 //! - **Metadata** (sparse index files, Arch databases, Hex `names`,
-//!   `versions` and `packages/<name>`, …): a copy checked less than
+//!   `versions` and `packages/<name>`, channel manifests): a copy checked less than
 //!   [`UpstreamOptions::ttl`] ago is a hit. An older one is revalidated with
 //!   a conditional GET (`If-None-Match` / `If-Modified-Since` from the
 //!   validators stored with it): `304` keeps it, a new body is verified
@@ -45,6 +46,7 @@
 //! crates/<prefix>/<name>/<name>-<version>.crate   as `mirror crate` lays them out
 //! archlinux/<repo>/os/<arch>/<file>                as `mirror arch` lays them out
 //! hex/{names,versions,packages/<n>,tarballs/<n>-<v>.tar}   as `mirror hex` does
+//! dist/[<date>/]channel-rust-*.toml(.asc,.sha256), dist/<date>/<file>(.sha256)
 //! .mirror/cache/crates-index/<prefix>/<name>       sparse index files, byte-for-byte
 //! .mirror/cache/validators/<key>.json              ETag / Last-Modified of each metadata file
 //! ```
@@ -62,6 +64,7 @@
 
 pub mod arch;
 pub mod crates;
+pub mod dist;
 pub mod hex;
 
 use std::collections::HashMap;
@@ -98,6 +101,8 @@ pub struct UpstreamOptions {
     pub arch: Vec<String>,
     /// A Hex repository (`--upstream-hex`).
     pub hex: Option<HexUpstream>,
+    /// A Rust dist server (`--upstream-dist`).
+    pub dist: Option<DistUpstream>,
     /// How long a metadata copy is served without asking upstream.
     pub ttl: Duration,
     /// Client and retry settings.
@@ -110,6 +115,7 @@ impl Default for UpstreamOptions {
             crates: None,
             arch: Vec::new(),
             hex: None,
+            dist: None,
             ttl: DEFAULT_TTL,
             http: HttpOptions::default(),
         }
@@ -119,7 +125,7 @@ impl Default for UpstreamOptions {
 impl UpstreamOptions {
     /// Whether any upstream is configured.
     pub fn any(&self) -> bool {
-        self.crates.is_some() || !self.arch.is_empty() || self.hex.is_some()
+        self.crates.is_some() || !self.arch.is_empty() || self.hex.is_some() || self.dist.is_some()
     }
 }
 
@@ -143,6 +149,16 @@ pub struct HexUpstream {
     pub key: crate::eco::hex::registry::PublicKey,
     /// The repository name every payload must carry (`hexpm`).
     pub repo: String,
+}
+
+/// A Rust dist server upstream.
+#[derive(Debug, Clone)]
+pub struct DistUpstream {
+    /// Its dist root, without a trailing `/`
+    /// (`https://static.rust-lang.org/dist`).
+    pub url: String,
+    /// The keys manifests must be signed with.
+    pub keyring: Arc<crate::verify::openpgp::Keyring>,
 }
 
 /// Why the cache could not provide a file.
@@ -250,12 +266,27 @@ pub(crate) struct Meta {
     pub dest: PathBuf,
     /// Upstream URLs, tried in order.
     pub urls: Vec<String>,
-    /// Checks a new body; the error says what is wrong with it.
+    /// Suffixes of files fetched with a new body from the same mirror
+    /// (`.asc`: `<url>.asc`), handed to `verify` and stored beside `dest`.
+    pub companions: Vec<&'static str>,
+    /// Checks a new body.
     pub verify: Verify,
 }
 
-/// How a metadata body is checked: the error says what is wrong with it.
-pub(crate) type Verify = Box<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+/// Files written beside a metadata file, as (suffix, bytes).
+pub(crate) type Sidecars = Vec<(&'static str, Vec<u8>)>;
+
+/// How a metadata body is checked, given its companions (in the order of
+/// [`Meta::companions`]): the error says what is wrong with it; success
+/// gives sidecars derived from it (a `.sha256`), written with it.
+pub(crate) type Verify = Box<dyn Fn(&[u8], &[Vec<u8>]) -> Result<Sidecars, String> + Send + Sync>;
+
+/// A [`Verify`] for a body that needs no companions and makes no sidecars.
+pub(crate) fn check_body(
+    f: impl Fn(&[u8]) -> Result<(), String> + Send + Sync + 'static,
+) -> Verify {
+    Box::new(move |body, _| f(body).map(|()| Vec::new()))
+}
 
 /// The cache: one per server.
 pub struct Cache {
@@ -326,6 +357,7 @@ impl Cache {
                 arch::prepare(self, segments).await
             }
             Some(hex::HEX_DIR) if self.opts.hex.is_some() => hex::prepare(self, segments).await,
+            Some(dist::DIST_DIR) if self.opts.dist.is_some() => dist::prepare(self, segments).await,
             _ => Ok(()),
         }
     }
@@ -519,18 +551,41 @@ impl Cache {
                 }
                 Ok(Conditional::Fetched { bytes, validators }) => {
                     self.count(|c| &c.upstream_bytes, bytes.len() as u64);
-                    if let Err(why) = (meta.verify)(&bytes) {
-                        self.count(|c| &c.rejected, 1);
-                        errors.push(format!("refusing upstream bytes of {url}: {why}"));
-                        continue;
-                    }
-                    let local = |e: std::io::Error, p: &Path| {
-                        CacheError::Local(format!("cannot write {}: {e}", p.display()))
+                    let companions = match self.companions(url, &meta.companions).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.count(|c| &c.upstream_errors, 1);
+                            errors.push(e.to_string());
+                            continue;
+                        }
                     };
-                    store::write_atomic(&meta.dest, &bytes).map_err(|e| local(e, &meta.dest))?;
-                    let json = serde_json::to_vec(&validators).unwrap_or_default();
-                    store::write_atomic(&validators_path, &json)
-                        .map_err(|e| local(e, &validators_path))?;
+                    let sidecars = match (meta.verify)(&bytes, &companions) {
+                        Ok(s) => s,
+                        Err(why) => {
+                            self.count(|c| &c.rejected, 1);
+                            errors.push(format!("refusing upstream bytes of {url}: {why}"));
+                            continue;
+                        }
+                    };
+                    let files = meta
+                        .companions
+                        .iter()
+                        .copied()
+                        .zip(companions)
+                        .chain(sidecars)
+                        .map(|(suffix, data)| (sibling(&meta.dest, suffix), data))
+                        .chain([
+                            (meta.dest.clone(), bytes),
+                            (
+                                validators_path.clone(),
+                                serde_json::to_vec(&validators).unwrap_or_default(),
+                            ),
+                        ]);
+                    for (path, data) in files {
+                        store::write_atomic(&path, &data).map_err(|e| {
+                            CacheError::Local(format!("cannot write {}: {e}", path.display()))
+                        })?;
+                    }
                     self.mark_checked(&meta.key);
                     return Ok(());
                 }
@@ -564,6 +619,20 @@ impl Cache {
             }
             _ => Err(CacheError::Upstream(errors.join("\n"))),
         }
+    }
+
+    /// `<url><suffix>` for each suffix, into memory.
+    async fn companions(&self, url: &str, suffixes: &[&str]) -> Result<Vec<Vec<u8>>, CacheError> {
+        let mut out = Vec::new();
+        for suffix in suffixes {
+            let url = format!("{url}{suffix}");
+            let bytes = fetch::get_bytes(&self.client, &self.opts.http, &url)
+                .await
+                .map_err(CacheError::from_fetch)?;
+            self.count(|c| &c.upstream_bytes, bytes.len() as u64);
+            out.push(bytes);
+        }
+        Ok(out)
     }
 
     fn is_fresh(&self, key: &str) -> bool {
@@ -605,6 +674,13 @@ impl Cache {
             .to_string_lossy()
             .into_owned()
     }
+}
+
+/// `<path><suffix>`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 #[cfg(test)]
