@@ -16,7 +16,7 @@ use crate::verify::openpgp::Keyring;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
 /// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
-/// [--upstream-dist URL] [--cache-ttl SECONDS]`
+/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -111,6 +111,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", requires = "upstream_dist")]
     pub upstream_dist_keyring: Option<std::path::PathBuf>,
 
+    /// Pull-through cache: fetch rustup-init binaries and
+    /// release-stable.toml the tree lacks from this server (e.g.
+    /// https://static.rust-lang.org/rustup), binaries checked against its
+    /// .sha256 files
+    #[arg(long, env = "MIRROR_UPSTREAM_RUSTUP", value_name = "URL", value_parser = parse_base_url)]
+    pub upstream_rustup: Option<String>,
+
     /// How long (seconds) metadata pulled from an upstream (index files)
     /// is served before it is revalidated with a conditional request
     #[arg(
@@ -196,6 +203,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
                 }),
                 None => None,
             },
+            rustup: args.upstream_rustup,
             ttl: Duration::from_secs(args.cache_ttl),
             http: settings.fetch.http.clone(),
         }),

@@ -19,6 +19,7 @@ mod serve_cache;
 mod serve_cache_arch;
 mod serve_cache_dist;
 mod serve_cache_hex;
+mod serve_cache_rustup;
 mod serve_info;
 mod serve_load;
 mod serve_tls;

@@ -57,9 +57,8 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
             .metadata(db_meta(cache, repo, arch, file), false)
             .await;
     }
-    if file.ends_with(".sig") {
-        let package = file.trim_end_matches(".sig");
-        if package.contains(".pkg.tar") {
+    if let Some(package) = file.strip_suffix(".sig") {
+        if package.contains(".pkg.tar") && !package.ends_with(".sig") {
             let dest = dir.join(file);
             let work = fetch(cache, repo, arch, package, Part::Signature, &dest);
             return cache.immutable(&dest, work).await;

@@ -7,23 +7,25 @@
 //! # Two kinds of files
 //!
 //! - **Immutable files** (`.crate` files, Arch packages, Hex tarballs,
-//!   toolchain component files): a file present on disk is a
-//!   *hit* and is served without any upstream request. A missing one is a
-//!   *miss*: its expected SHA-256 is taken from the ecosystem's metadata
-//!   (refreshed first when needed), then the download engine's
-//!   `fetch::fetch_one` streams it into
-//!   `<dest>.partial` (never served), checks size and digest, and renames it
-//!   into place. Only then is it served.
+//!   toolchain component files, archived `rustup-init`s): a file present
+//!   on disk is a *hit* and is served without any upstream request. A
+//!   missing one is a *miss*: its expected SHA-256 is taken from the
+//!   ecosystem's metadata (refreshed first when needed), then the download
+//!   engine's `fetch::fetch_one` streams it into `<dest>.partial` (never
+//!   served), checks size and digest, and renames it into place. Only then
+//!   is it served.
 //! - **Metadata** (sparse index files, Arch databases, Hex `names`,
-//!   `versions` and `packages/<name>`, channel manifests): a copy checked less than
-//!   [`UpstreamOptions::ttl`] ago is a hit. An older one is revalidated with
-//!   a conditional GET (`If-None-Match` / `If-Modified-Since` from the
-//!   validators stored with it): `304` keeps it, a new body is verified
-//!   (each ecosystem says how) and written with
-//!   [`store::write_atomic`]. When upstream is
-//!   down, answers an error, or sends bytes that do not verify, the last good
-//!   copy is served (and not retried before the TTL passes again); without
-//!   one the answer is `502` naming the URL and what went wrong.
+//!   `versions` and `packages/<name>`, channel manifests, rustup's
+//!   `release-stable.toml` and `dist/<triple>/rustup-init`): a copy checked
+//!   less than [`UpstreamOptions::ttl`] ago is a hit. An older one is
+//!   revalidated with a conditional GET (`If-None-Match` /
+//!   `If-Modified-Since` from the validators stored with it): `304` keeps
+//!   it, a new body is verified (each ecosystem says how, possibly with
+//!   companion files such as a manifest's `.asc`) and written with
+//!   [`store::write_atomic`]. When upstream is down, answers an error, or
+//!   sends bytes that do not verify, the last good copy is served (and not
+//!   retried before the TTL passes again); without one the answer is `502`
+//!   naming the URL and what went wrong.
 //!
 //! Bytes that do not verify are never stored and never served: the client
 //! gets `502 Bad Gateway` with the checksum mismatch (URL, expected, actual)
@@ -47,6 +49,7 @@
 //! archlinux/<repo>/os/<arch>/<file>                as `mirror arch` lays them out
 //! hex/{names,versions,packages/<n>,tarballs/<n>-<v>.tar}   as `mirror hex` does
 //! dist/[<date>/]channel-rust-*.toml(.asc,.sha256), dist/<date>/<file>(.sha256)
+//! rustup/release-stable.toml, rustup/{archive/<ver>,dist}/<triple>/rustup-init(.sha256)
 //! .mirror/cache/crates-index/<prefix>/<name>       sparse index files, byte-for-byte
 //! .mirror/cache/validators/<key>.json              ETag / Last-Modified of each metadata file
 //! ```
@@ -66,6 +69,7 @@ pub mod arch;
 pub mod crates;
 pub mod dist;
 pub mod hex;
+pub mod rustup;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -103,6 +107,9 @@ pub struct UpstreamOptions {
     pub hex: Option<HexUpstream>,
     /// A Rust dist server (`--upstream-dist`).
     pub dist: Option<DistUpstream>,
+    /// rustup's own server, without a trailing `/`
+    /// (`--upstream-rustup`, `https://static.rust-lang.org/rustup`).
+    pub rustup: Option<String>,
     /// How long a metadata copy is served without asking upstream.
     pub ttl: Duration,
     /// Client and retry settings.
@@ -116,6 +123,7 @@ impl Default for UpstreamOptions {
             arch: Vec::new(),
             hex: None,
             dist: None,
+            rustup: None,
             ttl: DEFAULT_TTL,
             http: HttpOptions::default(),
         }
@@ -125,7 +133,11 @@ impl Default for UpstreamOptions {
 impl UpstreamOptions {
     /// Whether any upstream is configured.
     pub fn any(&self) -> bool {
-        self.crates.is_some() || !self.arch.is_empty() || self.hex.is_some() || self.dist.is_some()
+        self.crates.is_some()
+            || !self.arch.is_empty()
+            || self.hex.is_some()
+            || self.dist.is_some()
+            || self.rustup.is_some()
     }
 }
 
@@ -358,6 +370,9 @@ impl Cache {
             }
             Some(hex::HEX_DIR) if self.opts.hex.is_some() => hex::prepare(self, segments).await,
             Some(dist::DIST_DIR) if self.opts.dist.is_some() => dist::prepare(self, segments).await,
+            Some(rustup::RUSTUP_DIR) if self.opts.rustup.is_some() => {
+                rustup::prepare(self, segments).await
+            }
             _ => Ok(()),
         }
     }
