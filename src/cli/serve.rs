@@ -127,6 +127,12 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub cache_ttl: u64,
+
+    /// How long (seconds) a client of a file being pulled waits for the
+    /// verified file before it follows the download as it arrives (cut
+    /// short if the bytes then fail to verify)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub cache_follow_after: u64,
 }
 
 /// An Arch mirror as a `$repo`/`$arch` template.
@@ -205,6 +211,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             },
             rustup: args.upstream_rustup,
             ttl: Duration::from_secs(args.cache_ttl),
+            follow_after: Duration::from_secs(args.cache_follow_after),
             http: settings.fetch.http.clone(),
         }),
     };

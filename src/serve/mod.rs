@@ -75,7 +75,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::{ALLOW, CONTENT_TYPE, RANGE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -589,15 +589,19 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
         Ok(s) => s,
         Err(refusal) => return status_response(refusal.status()),
     };
+    let name = segments.last().map(String::as_str).unwrap_or("");
     if let Some(cache) = &tree.cache {
-        if let Err(e) = cache.prepare(&segments).await {
-            return e.response();
+        // Only a plain GET of the whole file may follow a download.
+        let may_follow = method == Method::GET && !req.headers().contains_key(RANGE);
+        match cache.prepare(&segments, may_follow).await {
+            Ok(Some(following)) => return following.response(name),
+            Ok(None) => {}
+            Err(e) => return e.response(),
         }
     }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
         return status_response(StatusCode::NOT_FOUND);
     };
-    let name = segments.last().map(String::as_str).unwrap_or("");
     files::respond(method, req.headers(), name, file).await
 }
 

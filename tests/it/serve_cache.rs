@@ -33,19 +33,23 @@ pub(crate) fn pulling_server(root: &Path, upstream: UpstreamOptions) -> RunningS
     spawn(opts).unwrap()
 }
 
-/// A server over `root` whose crates come from `up` (index under
-/// `index/`, files under `dl/`).
+/// The crates upstream of `up` (index under `index/`, files under `dl/`).
+fn crates_upstream(up: &Upstream) -> Option<CratesUpstream> {
+    Some(CratesUpstream {
+        index: format!("{}/", up.url(INDEX_PREFIX)),
+        dl: format!(
+            "{}/{{crate}}/{{crate}}-{{version}}.crate",
+            up.url(DL_PREFIX)
+        ),
+    })
+}
+
+/// A server over `root` whose crates come from `up`.
 fn cached_server(root: &Path, up: &Upstream, ttl: Duration) -> RunningServer {
     pulling_server(
         root,
         UpstreamOptions {
-            crates: Some(CratesUpstream {
-                index: format!("{}/", up.url(INDEX_PREFIX)),
-                dl: format!(
-                    "{}/{{crate}}/{{crate}}-{{version}}.crate",
-                    up.url(DL_PREFIX)
-                ),
-            }),
+            crates: crates_upstream(up),
             ttl,
             ..UpstreamOptions::default()
         },
@@ -181,25 +185,8 @@ fn miss_is_fetched_verified_and_stored_then_hits_never_ask_upstream() {
 fn concurrent_clients_share_one_upstream_download() {
     let up = Upstream::start();
     let fx = CratesFixture::new(&up);
-    // 8 MiB of incompressible bytes, sent slowly enough to overlap.
-    let mut big = Vec::with_capacity(8 << 20);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    while big.len() < 8 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
-    publish_bytes(&up, &fx, "big", "1.0.0", &big);
-    SparseUpstream::new(&up).sync(&fx);
-    up.fault(
-        "dl/big/big-1.0.0.crate",
-        Fault::Trickle {
-            bytes: 512 * 1024,
-            every_ms: 60,
-        },
-        1,
-    );
+    // Sent slowly enough to overlap.
+    let big = slow_big_crate(&up, &fx, 60);
     let tmp = tempfile::tempdir().unwrap();
     let server = cached_server(tmp.path(), &up, LONG);
 
@@ -426,4 +413,130 @@ fn cargo_fetch_through_the_cache_fills_the_tree() {
     for want in ["app-0.1.0.crate", "leaf-1.1.0.crate"] {
         assert!(cached.iter().any(|c| c == want), "{want} not in {cached:?}");
     }
+}
+
+/// 8 MiB of incompressible bytes.
+fn big_bytes(seed: u64) -> Vec<u8> {
+    let mut big = Vec::with_capacity(8 << 20);
+    let mut x = seed;
+    while big.len() < 8 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    big
+}
+
+/// Publish `big 1.0.0` (8 MiB), whose next download is sent 512 KiB at a
+/// time, `every_ms` apart; its bytes.
+fn slow_big_crate(up: &Upstream, fx: &CratesFixture<'_>, every_ms: u64) -> Vec<u8> {
+    let big = big_bytes(0x9e37_79b9_7f4a_7c15);
+    publish_bytes(up, fx, "big", "1.0.0", &big);
+    SparseUpstream::new(up).sync(fx);
+    up.fault(
+        "dl/big/big-1.0.0.crate",
+        Fault::Trickle {
+            bytes: 512 * 1024,
+            every_ms,
+        },
+        1,
+    );
+    big
+}
+
+/// A server whose clients follow downloads after 100 ms.
+fn following_server(root: &Path, up: &Upstream) -> RunningServer {
+    pulling_server(
+        root,
+        UpstreamOptions {
+            crates: crates_upstream(up),
+            ttl: LONG,
+            follow_after: Duration::from_millis(100),
+            ..UpstreamOptions::default()
+        },
+    )
+}
+
+/// GET `url`: when the headers came, and the body (or the error that cut
+/// it).
+async fn timed_get(url: String) -> (Duration, u16, Result<Vec<u8>, String>) {
+    let started = std::time::Instant::now();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = client.get(url).send().await.unwrap();
+    let head = started.elapsed();
+    let status = res.status().as_u16();
+    let body = res
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("{e:?}"));
+    (head, status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_downloads_are_followed_as_they_arrive() {
+    let up = Upstream::start();
+    let fx = CratesFixture::new(&up);
+    // 16 writes 150 ms apart: about 2.4 s.
+    let big = slow_big_crate(&up, &fx, 150);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = following_server(tmp.path(), &up);
+    let url = server.url("/crates/big/big-1.0.0.crate");
+    let first = tokio::spawn(timed_get(url.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = tokio::spawn(timed_get(url.clone()));
+    let (head1, status1, body1) = first.await.unwrap();
+    let (head2, status2, body2) = second.await.unwrap();
+    assert_eq!((status1, status2), (200, 200));
+    // Both had their headers long before the 2.4 s transfer ended.
+    assert!(head1 < Duration::from_millis(1500), "{head1:?}");
+    assert!(head2 < Duration::from_millis(1500), "{head2:?}");
+    for body in [body1.unwrap(), body2.unwrap()] {
+        assert_eq!(sha256_hex(&body), sha256_hex(&big));
+    }
+    assert_eq!(up.gets("dl/big/big-1.0.0.crate"), 1);
+    assert_eq!(
+        std::fs::read(crate_on_disk(tmp.path(), "big", "1.0.0")).unwrap(),
+        big
+    );
+    // Later clients get the file from disk.
+    let (_, status, body) = timed_get(url).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap().len(), big.len());
+    assert_eq!(up.gets("dl/big/big-1.0.0.crate"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_followed_download_that_fails_to_verify_is_cut_short_and_not_stored() {
+    let up = Upstream::start();
+    let fx = CratesFixture::new(&up);
+    let good = big_bytes(1);
+    publish_bytes(&up, &fx, "big", "1.0.0", &good);
+    SparseUpstream::new(&up).sync(&fx);
+    // Upstream sends other bytes than the index's cksum, slowly.
+    up.put("dl/big/big-1.0.0.crate", big_bytes(2));
+    up.fault(
+        "dl/big/big-1.0.0.crate",
+        Fault::Trickle {
+            bytes: 1024 * 1024,
+            every_ms: 100,
+        },
+        1,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let server = following_server(tmp.path(), &up);
+    let (_, status, body) = timed_get(server.url("/crates/big/big-1.0.0.crate")).await;
+    assert_eq!(status, 200, "followed");
+    let err = body.expect_err("a body that failed to verify must not complete");
+    assert!(!err.is_empty());
+    assert!(!crate_on_disk(tmp.path(), "big", "1.0.0").exists());
+    // A client that waits for verification (the default 5 s) gets the
+    // reason instead.
+    let waiting = cached_server(tmp.path(), &up, LONG);
+    let (_, status, body) = timed_get(waiting.url("/crates/big/big-1.0.0.crate")).await;
+    assert_eq!(status, 502);
+    let text = String::from_utf8(body.unwrap()).unwrap();
+    assert!(text.contains("checksum mismatch"), "{text}");
+    assert!(!crate_on_disk(tmp.path(), "big", "1.0.0").exists());
 }

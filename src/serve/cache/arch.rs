@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::{check_body, Cache, CacheError, Meta};
+use super::{check_body, Cache, CacheError, Meta, Ready};
 use crate::eco::arch::db::{self, Package};
 use crate::fetch::FetchItem;
 
@@ -41,12 +41,12 @@ fn bases(cache: &Cache, repo: &str, arch: &str) -> Vec<String> {
 
 /// Make the file of `segments` (`archlinux/<repo>/os/<arch>/<file>`)
 /// present when the mirrors have it.
-pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, CacheError> {
     let [_, repo, os, arch, file] = segments else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     if os != "os" || !crate::eco::arch::is_valid_repo_name(repo) {
-        return Ok(());
+        return Ok(Ready::Tree);
     }
     let dir = cache.root.join(segments[..4].join("/"));
     let is_db = [".db", ".db.tar.gz", ".files", ".files.tar.gz"]
@@ -55,22 +55,23 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
     if is_db {
         return cache
             .metadata(db_meta(cache, repo, arch, file), false)
-            .await;
+            .await
+            .map(|()| Ready::Tree);
     }
     if let Some(package) = file.strip_suffix(".sig") {
         if package.contains(".pkg.tar") && !package.ends_with(".sig") {
             let dest = dir.join(file);
             let work = fetch(cache, repo, arch, package, Part::Signature, &dest);
-            return cache.immutable(&dest, work).await;
+            return Ok(cache.immutable(&dest, work));
         }
-        return Ok(());
+        return Ok(Ready::Tree);
     }
     if file.contains(".pkg.tar") {
         let dest = dir.join(file);
         let work = fetch(cache, repo, arch, file, Part::Package, &dest);
-        return cache.immutable(&dest, work).await;
+        return Ok(cache.immutable(&dest, work));
     }
-    Ok(())
+    Ok(Ready::Tree)
 }
 
 /// The metadata description of a database file.

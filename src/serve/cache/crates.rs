@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, CratesUpstream, Meta};
+use super::{check_body, Cache, CacheError, CratesUpstream, Meta, Ready};
 use crate::eco::crates::expand_template;
 use crate::eco::crates::index::{parse_file, Entry};
 use crate::eco::crates::layout::{self, CRATES_DIR};
@@ -42,13 +42,13 @@ pub fn crate_file_of(segments: &[String]) -> Option<(String, String)> {
 }
 
 /// Make the `.crate` of `segments` present when upstream has it.
-pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, CacheError> {
     let (Some(up), Some((name, version))) = (&cache.opts.crates, crate_file_of(segments)) else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     let dest = cache.root.join(segments.join("/"));
     let work = fetch_crate(cache, up, name, version, &dest);
-    cache.immutable(&dest, work).await
+    Ok(cache.immutable(&dest, work))
 }
 
 /// The metadata description of `name`'s index file.

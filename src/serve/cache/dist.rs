@@ -18,7 +18,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Cache, CacheError, DistUpstream, Meta};
+use super::{Cache, CacheError, DistUpstream, Meta, Ready};
 use crate::eco::toolchain::manifest::{is_date, Manifest};
 use crate::eco::toolchain::Channel;
 use crate::fetch::FetchItem;
@@ -29,14 +29,14 @@ use crate::verify::openpgp::verify_detached;
 pub const DIST_DIR: &str = "dist";
 
 /// Make the file of `segments` (`dist/...`) present when upstream has it.
-pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, CacheError> {
     let Some(up) = cache.opts.dist.clone() else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     let (date, file) = match &segments[1..] {
         [file] => (None, file.as_str()),
         [date, file] if is_date(date) => (Some(date.as_str()), file.as_str()),
-        _ => return Ok(()),
+        _ => return Ok(Ready::Tree),
     };
     let manifest = [".sha256", ".asc", ""]
         .iter()
@@ -45,15 +45,16 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
     if let Some(name) = manifest {
         return cache
             .metadata(manifest_meta(cache, &up, date, name), false)
-            .await;
+            .await
+            .map(|()| Ready::Tree);
     }
     // A component's own `.sha256`/`.asc`: only when the tree has them.
     let (Some(date), false) = (date, file.ends_with(".sha256") || file.ends_with(".asc")) else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     let dest = cache.root.join(segments.join("/"));
     let work = fetch_component(cache, &up, date, file, &dest);
-    cache.immutable(&dest, work).await
+    Ok(cache.immutable(&dest, work))
 }
 
 /// The metadata description of a manifest (`date`: in `dist/<date>/`).

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, HexUpstream, Meta};
+use super::{check_body, Cache, CacheError, HexUpstream, Meta, Ready};
 use crate::eco::hex::registry::{self, Release};
 use crate::fetch::FetchItem;
 
@@ -22,33 +22,31 @@ use crate::fetch::FetchItem;
 pub const HEX_DIR: &str = "hex";
 
 /// Make the file of `segments` (`hex/...`) present when upstream has it.
-pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, CacheError> {
     let Some(up) = cache.opts.hex.clone() else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     let rest: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     match rest[..] {
-        ["names"] | ["versions"] => {
-            cache
-                .metadata(meta(cache, &up, Resource::Index(rest[0])), false)
-                .await
-        }
-        ["packages", name] if registry::is_valid_name(name) => {
-            cache
-                .metadata(meta(cache, &up, Resource::Package(name)), false)
-                .await
-        }
+        ["names"] | ["versions"] => cache
+            .metadata(meta(cache, &up, Resource::Index(rest[0])), false)
+            .await
+            .map(|()| Ready::Tree),
+        ["packages", name] if registry::is_valid_name(name) => cache
+            .metadata(meta(cache, &up, Resource::Package(name)), false)
+            .await
+            .map(|()| Ready::Tree),
         ["tarballs", file] => {
             let Some((name, version)) = file
                 .strip_suffix(".tar")
                 .and_then(|stem| stem.split_once('-'))
                 .filter(|(n, v)| registry::is_valid_name(n) && registry::is_valid_version(v))
             else {
-                return Ok(());
+                return Ok(Ready::Tree);
             };
             let dest = cache.root.join(segments.join("/"));
             let work = fetch_tarball(cache, &up, name, version, &dest);
-            cache.immutable(&dest, work).await
+            Ok(cache.immutable(&dest, work))
         }
         ["public_key"] => {
             let dest = cache.root.join(segments.join("/"));
@@ -59,9 +57,9 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
                     CacheError::Local(format!("cannot write {}: {e}", write.display()))
                 })
             };
-            cache.immutable(&dest, work).await
+            Ok(cache.immutable(&dest, work))
         }
-        _ => Ok(()),
+        _ => Ok(Ready::Tree),
     }
 }
 

@@ -35,12 +35,16 @@
 //!
 //! Concurrent requests for one file share one upstream transfer: the first
 //! starts it as a task of its own (so it finishes and is stored even if
-//! that client goes away); later ones wait for the same task and, like the
-//! first, are then served the published file from disk, so every client
-//! gets the same verified bytes. Nothing is streamed to a client before it
-//! verified: that is what lets a corrupt upstream answer be a clean `502`
-//! rather than a truncated `200`. The cost is that a client of a large miss
-//! waits for the whole transfer before its first byte.
+//! that client goes away); later ones join the same task. A client whose
+//! miss is done within [`UpstreamOptions::follow_after`] (default 5 s) is
+//! served the published file from disk, so a corrupt upstream answer is a
+//! clean `502` with the reason. One still waiting then, if it asked with
+//! a plain GET, *follows* the download ([`stream`]): it gets the bytes
+//! already received and the rest as they arrive, as flexo does, so a large
+//! miss does not run into the client's idle timeout; the end of the body
+//! is held back until the file verified, and a transfer that fails to
+//! verify is cut short instead. `HEAD` and `Range` requests wait. Every
+//! client of a flight gets the same verified bytes.
 //!
 //! # On disk
 //!
@@ -70,6 +74,7 @@ pub mod crates;
 pub mod dist;
 pub mod hex;
 pub mod rustup;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,6 +87,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::fetch::{self, Conditional, FetchError, FetchItem, Validators};
 use crate::http::HttpOptions;
@@ -90,6 +96,9 @@ use crate::store;
 
 /// The default `--cache-ttl`.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+/// The default [`UpstreamOptions::follow_after`].
+pub const DEFAULT_FOLLOW_AFTER: Duration = Duration::from_secs(5);
 
 /// Where the cache keeps its own files, below the root.
 pub const CACHE_DIR: &str = ".mirror/cache";
@@ -112,6 +121,9 @@ pub struct UpstreamOptions {
     pub rustup: Option<String>,
     /// How long a metadata copy is served without asking upstream.
     pub ttl: Duration,
+    /// How long a client of a miss waits for the verified file before it
+    /// is sent the bytes as they arrive instead ([`stream`]).
+    pub follow_after: Duration,
     /// Client and retry settings.
     pub http: HttpOptions,
 }
@@ -125,6 +137,7 @@ impl Default for UpstreamOptions {
             dist: None,
             rustup: None,
             ttl: DEFAULT_TTL,
+            follow_after: DEFAULT_FOLLOW_AFTER,
             http: HttpOptions::default(),
         }
     }
@@ -269,6 +282,20 @@ pub struct CacheStats {
 
 type Flight = Shared<BoxFuture<'static, Result<(), CacheError>>>;
 
+/// What a request for a file the cache covers found.
+pub enum Ready {
+    /// The tree has the file (or no upstream could provide it and the
+    /// tree answers as usual).
+    Tree,
+    /// A download is in flight.
+    Pending(stream::Following),
+}
+
+tokio::task_local! {
+    /// The progress channel of the flight a task runs.
+    static PROGRESS: Arc<stream::FlightProgress>;
+}
+
 /// One metadata file: where it lives, where it comes from and how its
 /// bytes are checked.
 pub(crate) struct Meta {
@@ -305,7 +332,7 @@ pub struct Cache {
     root: PathBuf,
     opts: UpstreamOptions,
     client: reqwest::Client,
-    flights: Mutex<HashMap<String, Flight>>,
+    flights: Mutex<HashMap<String, (Flight, watch::Receiver<stream::Progress>)>>,
     checked: Mutex<HashMap<String, Instant>>,
     counters: Counters,
 }
@@ -359,28 +386,103 @@ impl Cache {
 
     /// Make sure the file the request maps to (on-disk `segments`) is in
     /// the tree when an upstream can provide it. Paths no upstream covers
-    /// are left alone (`Ok`).
-    pub async fn prepare(self: &Arc<Self>, segments: &[String]) -> Result<(), CacheError> {
-        match segments.first().map(String::as_str) {
+    /// are left alone (`Ok(None)`). With `may_follow` (a plain GET), a
+    /// download still running after [`UpstreamOptions::follow_after`] is
+    /// returned to be followed ([`stream`]); otherwise this waits for it.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        segments: &[String],
+        may_follow: bool,
+    ) -> Result<Option<stream::Following>, CacheError> {
+        let ready = match segments.first().map(String::as_str) {
             Some(crate::eco::crates::layout::CRATES_DIR) if self.opts.crates.is_some() => {
-                crates::prepare(self, segments).await
+                crates::prepare(self, segments).await?
             }
             Some(arch::ARCH_DIR) if !self.opts.arch.is_empty() => {
-                arch::prepare(self, segments).await
+                arch::prepare(self, segments).await?
             }
-            Some(hex::HEX_DIR) if self.opts.hex.is_some() => hex::prepare(self, segments).await,
-            Some(dist::DIST_DIR) if self.opts.dist.is_some() => dist::prepare(self, segments).await,
+            Some(hex::HEX_DIR) if self.opts.hex.is_some() => hex::prepare(self, segments).await?,
+            Some(dist::DIST_DIR) if self.opts.dist.is_some() => {
+                dist::prepare(self, segments).await?
+            }
             Some(rustup::RUSTUP_DIR) if self.opts.rustup.is_some() => {
-                rustup::prepare(self, segments).await
+                rustup::prepare(self, segments).await?
             }
-            _ => Ok(()),
+            _ => Ready::Tree,
+        };
+        let Ready::Pending(mut pending) = ready else {
+            return Ok(None);
+        };
+        if !may_follow {
+            return pending.flight.await.map(|()| None);
+        }
+        let deadline = tokio::time::sleep(self.opts.follow_after);
+        tokio::pin!(deadline);
+        let mut late = false;
+        loop {
+            if late && stream::Following::ready(&pending.progress.borrow()) {
+                return Ok(Some(pending));
+            }
+            tokio::select! {
+                r = pending.flight.clone() => return r.map(|()| None),
+                _ = &mut deadline, if !late => late = true,
+                changed = pending.progress.changed(), if late => {
+                    if changed.is_err() {
+                        return pending.flight.await.map(|()| None);
+                    }
+                }
+            }
         }
     }
 
     /// Run `work` once for `key` however many requests ask at the same
-    /// time: the first spawns it, the others wait for the same result.
-    /// `done` is checked under the lock, so a request arriving just after
-    /// a flight ended sees its result instead of starting another.
+    /// time: the first spawns it, the others join the same flight. `done`
+    /// is checked under the lock, so a request arriving just after a
+    /// flight ended sees its result instead of starting another (`None`).
+    fn join_or_start<F>(
+        self: &Arc<Self>,
+        key: &str,
+        done: impl Fn() -> bool,
+        work: F,
+    ) -> Option<stream::Following>
+    where
+        F: Future<Output = Result<(), CacheError>> + Send + 'static,
+    {
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((flight, progress)) = flights.get(key) {
+            self.count(|c| &c.joined, 1);
+            return Some(stream::Following {
+                flight: flight.clone(),
+                progress: progress.clone(),
+            });
+        }
+        if done() {
+            self.count(|c| &c.hits, 1);
+            return None;
+        }
+        self.count(|c| &c.misses, 1);
+        let this = Arc::clone(self);
+        let owned = key.to_string();
+        let (progress_tx, progress) = stream::FlightProgress::new();
+        let task = tokio::spawn(PROGRESS.scope(Arc::new(progress_tx), async move {
+            let r = work.await;
+            this.flights
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&owned);
+            r
+        }));
+        let flight = async move {
+            task.await
+                .unwrap_or_else(|e| Err(CacheError::Local(format!("the cache task failed: {e}"))))
+        }
+        .boxed()
+        .shared();
+        flights.insert(key.to_string(), (flight.clone(), progress.clone()));
+        Some(stream::Following { flight, progress })
+    }
+
+    /// [`Cache::join_or_start`], waiting for the flight.
     async fn single_flight<F>(
         self: &Arc<Self>,
         key: &str,
@@ -390,59 +492,44 @@ impl Cache {
     where
         F: Future<Output = Result<(), CacheError>> + Send + 'static,
     {
-        let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(f) = flights.get(key) {
-                self.count(|c| &c.joined, 1);
-                f.clone()
-            } else if done() {
-                self.count(|c| &c.hits, 1);
-                return Ok(());
-            } else {
-                self.count(|c| &c.misses, 1);
-                let this = Arc::clone(self);
-                let owned = key.to_string();
-                let task = tokio::spawn(async move {
-                    let r = work.await;
-                    this.flights
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&owned);
-                    r
-                });
-                let flight = async move {
-                    task.await.unwrap_or_else(|e| {
-                        Err(CacheError::Local(format!("the cache task failed: {e}")))
-                    })
-                }
-                .boxed()
-                .shared();
-                flights.insert(key.to_string(), flight.clone());
-                flight
-            }
-        };
-        flight.await
+        match self.join_or_start(key, done, work) {
+            Some(following) => following.flight.await,
+            None => Ok(()),
+        }
     }
 
     /// An immutable file: a hit when `dest` exists, else `work` (which
-    /// publishes it) in a single flight.
-    async fn immutable<F>(self: &Arc<Self>, dest: &Path, work: F) -> Result<(), CacheError>
+    /// publishes it) in a single flight, left for the caller to wait for
+    /// or follow.
+    fn immutable<F>(self: &Arc<Self>, dest: &Path, work: F) -> Ready
     where
         F: Future<Output = Result<(), CacheError>> + Send + 'static,
     {
         if dest.is_file() {
             self.count(|c| &c.hits, 1);
-            return Ok(());
+            return Ready::Tree;
         }
         let key = self.key_of(dest);
         let dest = dest.to_path_buf();
-        self.single_flight(&key, || dest.is_file(), work).await
+        match self.join_or_start(&key, || dest.is_file(), work) {
+            Some(following) => Ready::Pending(following),
+            None => Ready::Tree,
+        }
     }
 
     /// Download `item` (size and digest checked) with the engine and
     /// publish it; count the bytes.
     async fn download(&self, item: FetchItem) -> Result<(), CacheError> {
-        match fetch::fetch_one(&self.client, &self.opts.http, &item, &NullReporter).await {
+        // Inside a flight, announce the download so clients can follow it.
+        let progress = PROGRESS.try_with(Arc::clone).ok();
+        if let Some(p) = &progress {
+            p.start(fetch::partial_path(&item.dest), item.sha256, item.size);
+        }
+        let reporter: &dyn crate::report::Reporter = match &progress {
+            Some(p) => p.as_ref(),
+            None => &NullReporter,
+        };
+        match fetch::fetch_one(&self.client, &self.opts.http, &item, reporter).await {
             Ok(bytes) => {
                 self.count(|c| &c.upstream_bytes, bytes);
                 Ok(())

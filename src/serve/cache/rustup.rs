@@ -16,7 +16,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, sibling, Cache, CacheError, Meta};
+use super::{check_body, sibling, Cache, CacheError, Meta, Ready};
 use crate::eco::rustup::{init_name, parse_release_stable};
 use crate::eco::{is_valid_target, Version};
 use crate::fetch::{self, FetchItem};
@@ -27,9 +27,9 @@ pub const RUSTUP_DIR: &str = "rustup";
 
 /// Make the file of `segments` (`rustup/...`) present when upstream has
 /// it.
-pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), CacheError> {
+pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, CacheError> {
     let Some(url) = cache.opts.rustup.clone() else {
-        return Ok(());
+        return Ok(Ready::Tree);
     };
     let rest: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     // The binary a request (for it or its `.sha256`) is about.
@@ -52,20 +52,20 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
                         .map_err(|e| format!("{e:#}"))
                 }),
             };
-            cache.metadata(meta, false).await
+            cache.metadata(meta, false).await.map(|()| Ready::Tree)
         }
         ["archive", version, target, file] if Version::parse(version).is_some() => {
             let Some(name) = binary(target, file) else {
-                return Ok(());
+                return Ok(Ready::Tree);
             };
             let rel = format!("archive/{version}/{target}/{name}");
             let dest = cache.root.join(RUSTUP_DIR).join(&rel);
             let work = fetch_archived(cache, format!("{url}/{rel}"), &dest);
-            cache.immutable(&dest, work).await
+            Ok(cache.immutable(&dest, work))
         }
         ["dist", target, file] => {
             let Some(name) = binary(target, file) else {
-                return Ok(());
+                return Ok(Ready::Tree);
             };
             let rel = format!("dist/{target}/{name}");
             let what = format!("{url}/{rel}");
@@ -79,9 +79,9 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<(), Cach
                     check_sum(body, sum, &what).map(|_| Vec::new())
                 }),
             };
-            cache.metadata(meta, false).await
+            cache.metadata(meta, false).await.map(|()| Ready::Tree)
         }
-        _ => Ok(()),
+        _ => Ok(Ready::Tree),
     }
 }
 
