@@ -150,3 +150,27 @@ fn arch_database_is_revalidated_and_survives_mirrors_going_down() {
     let r = get(&server, &path(&Pkg::new("alpha", "1.1-1").filename()));
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The real pacman syncs and downloads through `mirror serve
+/// --upstream-arch` over an empty tree; a second pacman (fresh root and
+/// cache) is served without any upstream request.
+#[test]
+fn real_pacman_through_the_cache() {
+    let Some(clients) = super::arch::pacman_clients() else {
+        return;
+    };
+    let up = Upstream::start();
+    let mut pkgs = super::arch::two_packages();
+    pkgs.push(Pkg::new("epochal", "2:0.5-1"));
+    let repo = publish(&up, "m", "core", &pkgs);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = arch_server(tmp.path(), &[up.url("m")], LONG);
+    super::arch::pacman_round(&clients, &server.url(""), &repo);
+    for (file, bytes) in &repo.files {
+        let stored = tmp.path().join(format!("archlinux/core/os/{ARCH}/{file}"));
+        assert_eq!(&std::fs::read(&stored).unwrap(), bytes, "{file}");
+    }
+    up.clear_requests();
+    super::arch::pacman_round(&clients, &server.url(""), &repo);
+    assert_eq!(up.requests(), vec![], "the second pacman went upstream");
+}

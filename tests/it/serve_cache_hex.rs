@@ -125,3 +125,39 @@ fn hex_options(up: &Upstream) -> UpstreamOptions {
         ..UpstreamOptions::default()
     }
 }
+
+/// The real rebar3 (trusting the test key) fetches and compiles `alpha`
+/// and its dependency `beta` through `mirror serve --upstream-hex` over an
+/// empty tree; a second rebar3 with a fresh HOME makes no upstream request.
+#[test]
+fn real_rebar3_through_the_cache() {
+    use super::hex::{rebar3, rebar3_home, rebar_project};
+    let Some(bin) = crate::rustup::require_client("rebar3") else {
+        return;
+    };
+    let up = Upstream::start();
+    HexRepo::sample().publish(&up);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = hex_server(tmp.path(), &up);
+    let cdn = server.url("/hex");
+    let compile = |home: &Path| {
+        rebar3_home(home);
+        let project = home.join("proj");
+        rebar_project(&project, "alpha", "~> 1.0");
+        let out = rebar3(&bin, home, &project, &cdn, &["compile"]);
+        assert!(out.status.success(), "rebar3 compile failed");
+        for dep in ["alpha", "beta"] {
+            let src = project.join("_build/default/lib").join(dep).join("src");
+            assert!(src.is_dir(), "{dep} not fetched");
+        }
+    };
+    let home = tempfile::tempdir().unwrap();
+    compile(home.path());
+    for tarball in ["alpha-1.1.0.tar", "beta-2.1.0.tar"] {
+        assert!(tmp.path().join("hex/tarballs").join(tarball).is_file());
+    }
+    up.clear_requests();
+    let home2 = tempfile::tempdir().unwrap();
+    compile(home2.path());
+    assert_eq!(up.requests(), vec![], "the second rebar3 went upstream");
+}
