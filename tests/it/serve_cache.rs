@@ -164,6 +164,9 @@ fn miss_is_fetched_verified_and_stored_then_hits_never_ask_upstream() {
 
     // Unknown crates and versions are 404, from upstream's answer.
     assert_eq!(get(&server, "/index/no/ne/nonexistent").status, 404);
+    // Remembered for the TTL: asked upstream once.
+    assert_eq!(get(&server, "/index/no/ne/nonexistent").status, 404);
+    assert_eq!(up.gets("index/no/ne/nonexistent"), 1);
     let r = get(&server, "/crates/leaf/leaf-9.9.9.crate");
     assert_eq!(r.status, 404, "{}", r.text());
     assert!(r.text().contains("leaf 9.9.9"), "{}", r.text());

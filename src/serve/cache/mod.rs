@@ -27,6 +27,12 @@
 //!   retried before the TTL passes again); without one the answer is `502`
 //!   naming the URL and what went wrong.
 //!
+//! A metadata file upstream answers `404` for (with no copy held) is
+//! answered `404` without asking again until the TTL passes, and a lookup
+//! in a copy checked less than [`RECHECK_FLOOR`] ago is not retried
+//! upstream, so requests for things that do not exist cost at most one
+//! upstream request per TTL or floor.
+//!
 //! Bytes that do not verify are never stored and never served: the client
 //! gets `502 Bad Gateway` with the checksum mismatch (URL, expected, actual)
 //! in the body. An upstream `404` is a `404`.
@@ -99,6 +105,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
 /// The default [`UpstreamOptions::follow_after`].
 pub const DEFAULT_FOLLOW_AFTER: Duration = Duration::from_secs(5);
+
+/// A lookup that misses in a metadata copy checked less than this long
+/// ago does not revalidate it again (see [`Cache::find_in`]).
+pub const RECHECK_FLOOR: Duration = Duration::from_secs(10);
 
 /// Where the cache keeps its own files, below the root.
 pub const CACHE_DIR: &str = ".mirror/cache";
@@ -334,6 +344,9 @@ pub struct Cache {
     client: reqwest::Client,
     flights: Mutex<HashMap<String, (Flight, watch::Receiver<stream::Progress>)>>,
     checked: Mutex<HashMap<String, Instant>>,
+    /// Metadata upstream answered 404 for (no copy held): when, and the
+    /// message; answered without asking again until the TTL passes.
+    missing: Mutex<HashMap<String, (Instant, String)>>,
     counters: Counters,
 }
 
@@ -355,6 +368,7 @@ impl Cache {
             opts,
             flights: Mutex::new(HashMap::new()),
             checked: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         })
     }
@@ -587,6 +601,10 @@ impl Cache {
     ) -> Result<(), CacheError> {
         let key = meta.key.clone();
         let dest = meta.dest.clone();
+        if let Some(message) = self.known_missing(&key) {
+            self.count(|c| &c.hits, 1);
+            return Err(CacheError::NotFound(message));
+        }
         if !force && self.is_fresh(&key) && dest.is_file() {
             self.count(|c| &c.hits, 1);
             return Ok(());
@@ -604,7 +622,10 @@ impl Cache {
 
     /// Look something up in a metadata file: in the copy held (made
     /// current within the TTL) and, when it is not there, once more after a
-    /// forced revalidation, since upstream may have published it since.
+    /// forced revalidation, since upstream may have published it since
+    /// (not when the copy was checked less than [`RECHECK_FLOOR`] ago, so
+    /// requests for things that do not exist cannot make every request an
+    /// upstream one).
     /// `find` gets the bytes and the URL (for messages).
     pub(crate) async fn find_in<T>(
         self: &Arc<Self>,
@@ -613,6 +634,10 @@ impl Cache {
     ) -> Result<Option<T>, CacheError> {
         for force in [false, true] {
             let m = meta();
+            if force && self.checked_within(&m.key, RECHECK_FLOOR) {
+                // Just asked: another request would say the same.
+                break;
+            }
             let dest = m.dest.clone();
             let url = m.urls.first().cloned().unwrap_or_default();
             self.metadata(m, force).await?;
@@ -715,7 +740,13 @@ impl Cache {
             return Ok(());
         }
         match (not_found, errors.is_empty()) {
-            (Some(m), true) => Err(CacheError::NotFound(m)),
+            (Some(m), true) => {
+                self.missing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(meta.key.clone(), (Instant::now(), m.clone()));
+                Err(CacheError::NotFound(m))
+            }
             _ if errors.iter().any(|e| e.starts_with("refusing")) => {
                 Err(CacheError::Rejected(errors.join("\n")))
             }
@@ -737,12 +768,30 @@ impl Cache {
         Ok(out)
     }
 
-    fn is_fresh(&self, key: &str) -> bool {
+    /// The 404 message of `key`, when upstream said so within the TTL.
+    fn known_missing(&self, key: &str) -> Option<String> {
+        let mut missing = self.missing.lock().unwrap_or_else(|e| e.into_inner());
+        match missing.get(key) {
+            Some((at, m)) if at.elapsed() < self.opts.ttl => Some(m.clone()),
+            Some(_) => {
+                missing.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether `key` was checked upstream less than `d` ago.
+    fn checked_within(&self, key: &str, d: Duration) -> bool {
         self.checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-            .is_some_and(|at| at.elapsed() < self.opts.ttl)
+            .is_some_and(|at| at.elapsed() < d)
+    }
+
+    fn is_fresh(&self, key: &str) -> bool {
+        self.checked_within(key, self.opts.ttl)
     }
 
     fn checked_since(&self, key: &str, since: Instant) -> bool {
