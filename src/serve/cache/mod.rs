@@ -537,7 +537,12 @@ impl Cache {
         // Inside a flight, announce the download so clients can follow it.
         let progress = PROGRESS.try_with(Arc::clone).ok();
         if let Some(p) = &progress {
-            p.start(fetch::partial_path(&item.dest), item.sha256, item.size);
+            p.start(
+                fetch::partial_path(&item.dest),
+                item.dest.clone(),
+                item.sha256,
+                item.size,
+            );
         }
         let reporter: &dyn crate::report::Reporter = match &progress {
             Some(p) => p.as_ref(),
@@ -734,7 +739,12 @@ impl Cache {
             eprintln!(
                 "mirror serve: serving the cached {} ({})",
                 meta.dest.display(),
-                errors.join("; ")
+                errors
+                    .iter()
+                    .chain(&not_found)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
             self.mark_checked(&meta.key);
             return Ok(());

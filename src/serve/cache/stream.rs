@@ -38,6 +38,8 @@ pub struct Progress {
     /// The file being written and the digest it must reach, once a
     /// download with a known digest started.
     pub file: Option<(PathBuf, Sha256Digest)>,
+    /// Where that file is published.
+    pub dest: PathBuf,
     /// Its expected size, when known.
     pub size: Option<u64>,
     /// Bytes received so far (all attempts).
@@ -60,10 +62,18 @@ impl FlightProgress {
         (FlightProgress { tx }, rx)
     }
 
-    /// A download of `partial` (to reach `digest`, `size`) starts.
-    pub fn start(&self, partial: PathBuf, digest: Option<Sha256Digest>, size: Option<u64>) {
+    /// A download into `partial` (to reach `digest`, `size`, published as
+    /// `dest`) starts.
+    pub fn start(
+        &self,
+        partial: PathBuf,
+        dest: PathBuf,
+        digest: Option<Sha256Digest>,
+        size: Option<u64>,
+    ) {
         self.tx.send_modify(|p| {
             p.file = digest.map(|d| (partial, d));
+            p.dest = dest;
             p.size = size;
             p.attempts += 1;
         });
@@ -109,6 +119,7 @@ impl Following {
             flight: self.flight,
             progress: self.progress,
             partial,
+            dest: p.dest.clone(),
             expected,
             attempts: p.attempts,
             file: None,
@@ -127,6 +138,7 @@ struct State {
     flight: Flight,
     progress: watch::Receiver<Progress>,
     partial: PathBuf,
+    dest: PathBuf,
     expected: Sha256Digest,
     /// The attempt whose file is being read.
     attempts: u64,
@@ -161,8 +173,10 @@ async fn step(mut s: State) -> Option<(Item, State)> {
             s.file = None;
             s.pos = 0;
             s.hasher = Some(Hasher::new());
-            if let Some((partial, expected)) = s.progress.borrow().file.clone() {
+            let p = s.progress.borrow().clone();
+            if let Some((partial, expected)) = p.file {
                 s.partial = partial;
+                s.dest = p.dest;
                 s.expected = expected;
             }
         }
@@ -172,6 +186,17 @@ async fn step(mut s: State) -> Option<(Item, State)> {
                 Err(_) if s.flight.peek().is_none() => {
                     wait(&mut s).await;
                     continue;
+                }
+                // Published before it was opened here: read it from its
+                // place (the hash check still applies).
+                Err(_) if matches!(s.flight.peek(), Some(Ok(()))) => {
+                    match tokio::fs::File::open(&s.dest).await {
+                        Ok(f) => s.file = Some(f),
+                        Err(e) => {
+                            let why = format!("cannot open {}: {e}", s.dest.display());
+                            return fail(s, &why);
+                        }
+                    }
                 }
                 Err(e) => {
                     let why = format!("cannot open {}: {e}", s.partial.display());
@@ -249,4 +274,64 @@ async fn wait(s: &mut State) {
 async fn read_at(file: &mut tokio::fs::File, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     file.seek(SeekFrom::Start(pos)).await?;
     file.read(buf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::FutureExt;
+    use futures_util::StreamExt;
+
+    /// A finished flight with `result`, and a progress that announced a
+    /// download of `partial` (published as `dest`) expected to hash to
+    /// `expected`.
+    async fn following(
+        result: Result<(), CacheError>,
+        partial: PathBuf,
+        dest: PathBuf,
+        expected: Sha256Digest,
+    ) -> Following {
+        let flight: Flight = async move { result }.boxed().shared();
+        let _ = flight.clone().await;
+        let (tx, progress) = FlightProgress::new();
+        tx.start(partial, dest, Some(expected), None);
+        tx.bytes(1);
+        Following { flight, progress }
+    }
+
+    /// The body's bytes, or the error that cut it.
+    async fn body(f: Following) -> Result<Vec<u8>, String> {
+        let mut stream = f.response("x.crate").into_body().into_data_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_file_published_before_it_was_opened_is_read_from_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x.crate");
+        let data: Vec<u8> = (0..(3 * CHUNK as u32)).map(|i| i as u8).collect();
+        std::fs::write(&dest, &data).unwrap();
+        let partial = dir.path().join("x.crate.partial");
+        let f = following(Ok(()), partial, dest, Sha256Digest::of(&data)).await;
+        assert_eq!(body(f).await.unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_miss_the_digest_never_complete_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("x.crate.partial");
+        std::fs::write(&partial, vec![7u8; 2 * CHUNK]).unwrap();
+        let dest = dir.path().join("x.crate");
+        let expected = Sha256Digest::of(b"other bytes");
+        let f = following(Ok(()), partial.clone(), dest.clone(), expected).await;
+        assert!(body(f).await.is_err());
+        // A failed flight cuts the body too.
+        let failed = Err(CacheError::Rejected("bad".into()));
+        let f = following(failed, partial, dest, Sha256Digest::of(&[7u8; 10])).await;
+        assert!(body(f).await.is_err());
+    }
 }
