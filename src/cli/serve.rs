@@ -56,10 +56,10 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Pull-through cache: fetch crates the tree lacks from this sparse
+    /// Fetch crates the tree lacks from this sparse
     /// index (e.g. https://index.crates.io/), verify them against its
     /// cksum and keep them
-    #[arg(long, env = "MIRROR_UPSTREAM_CRATES", value_name = "URL", value_parser = parse_upstream_url)]
+    #[arg(long, env = "MIRROR_UPSTREAM_CRATES", value_name = "URL", value_parser = parse_upstream_url, help_heading = "Pull-through cache")]
     pub upstream_crates: Option<String>,
 
     /// Download template of --upstream-crates: {crate}, {version},
@@ -69,25 +69,31 @@ pub struct ServeArgs {
         env = "MIRROR_UPSTREAM_CRATES_DL",
         value_name = "TEMPLATE",
         default_value = crate::eco::crates::DEFAULT_CRATES_URL,
-        requires = "upstream_crates"
+        requires = "upstream_crates",
+        help_heading = "Pull-through cache"
     )]
     pub upstream_crates_dl: String,
 
-    /// Pull-through cache: fetch Arch Linux databases and packages the tree
+    /// Fetch Arch Linux databases and packages the tree
     /// lacks from this mirror (repeatable: tried in order; a base, or a
     /// template with $repo and $arch), packages verified against the
     /// database's %SHA256SUM%
-    #[arg(long = "upstream-arch", value_name = "URL", value_parser = parse_arch_url)]
+    #[arg(long = "upstream-arch", value_name = "URL", value_parser = parse_arch_url, help_heading = "Pull-through cache")]
     pub upstream_arch: Vec<String>,
 
-    /// Pull-through cache: fetch Hex resources the tree lacks from this
+    /// Fetch Hex resources the tree lacks from this
     /// repository (e.g. https://repo.hex.pm), signed files checked with
     /// --upstream-hex-public-key, tarballs against their outer checksum
-    #[arg(long, env = "MIRROR_UPSTREAM_HEX", value_name = "URL", value_parser = parse_base_url)]
+    #[arg(long, env = "MIRROR_UPSTREAM_HEX", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
     pub upstream_hex: Option<String>,
 
     /// PEM public key of --upstream-hex [default: the embedded hexpm key]
-    #[arg(long, value_name = "FILE", requires = "upstream_hex")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "upstream_hex",
+        help_heading = "Pull-through cache"
+    )]
     pub upstream_hex_public_key: Option<std::path::PathBuf>,
 
     /// Repository name every signed payload of --upstream-hex must carry
@@ -95,43 +101,56 @@ pub struct ServeArgs {
         long,
         value_name = "NAME",
         default_value = crate::eco::hex::DEFAULT_REPO_NAME,
-        requires = "upstream_hex"
+        requires = "upstream_hex",
+        help_heading = "Pull-through cache"
     )]
     pub upstream_hex_repo_name: String,
 
-    /// Pull-through cache: fetch toolchain manifests and component files
+    /// Fetch toolchain manifests and component files
     /// the tree lacks from this dist server (e.g.
     /// https://static.rust-lang.org/dist), manifests checked against their
     /// .asc, files against the manifest's hash
-    #[arg(long, env = "MIRROR_UPSTREAM_DIST", value_name = "URL", value_parser = parse_base_url)]
+    #[arg(long, env = "MIRROR_UPSTREAM_DIST", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
     pub upstream_dist: Option<String>,
 
     /// OpenPGP keyring for --upstream-dist manifests [default: the
     /// embedded Rust release key]
-    #[arg(long, value_name = "FILE", requires = "upstream_dist")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "upstream_dist",
+        help_heading = "Pull-through cache"
+    )]
     pub upstream_dist_keyring: Option<std::path::PathBuf>,
 
-    /// Pull-through cache: fetch rustup-init binaries and
+    /// Fetch rustup-init binaries and
     /// release-stable.toml the tree lacks from this server (e.g.
     /// https://static.rust-lang.org/rustup), binaries checked against its
     /// .sha256 files
-    #[arg(long, env = "MIRROR_UPSTREAM_RUSTUP", value_name = "URL", value_parser = parse_base_url)]
+    #[arg(long, env = "MIRROR_UPSTREAM_RUSTUP", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
     pub upstream_rustup: Option<String>,
 
-    /// How long (seconds) metadata pulled from an upstream (index files)
-    /// is served before it is revalidated with a conditional request
+    /// How long (seconds) metadata pulled from an upstream (index files,
+    /// databases, manifests) is served before it is revalidated with a
+    /// conditional request
     #[arg(
         long,
         env = "MIRROR_CACHE_TTL",
         value_name = "SECONDS",
-        default_value_t = 300
+        default_value_t = 300,
+        help_heading = "Pull-through cache"
     )]
     pub cache_ttl: u64,
 
     /// How long (seconds) a client of a file being pulled waits for the
     /// verified file before it follows the download as it arrives (cut
     /// short if the bytes then fail to verify)
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5,
+        help_heading = "Pull-through cache"
+    )]
     pub cache_follow_after: u64,
 }
 
@@ -222,4 +241,55 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             root.display()
         ));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(args: &[&str]) -> Result<super::ServeArgs, clap::Error> {
+        let argv = ["mirror", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn upstream_flags_are_normalised_and_checked() {
+        let a = serve_args(&[
+            "--upstream-crates",
+            "sparse+https://index.crates.io",
+            "--upstream-arch",
+            "https://m1/archlinux/",
+            "--upstream-arch",
+            "https://m2/$repo/os/$arch",
+            "--upstream-hex",
+            "https://repo.hex.pm/",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.upstream_crates.as_deref(),
+            Some("https://index.crates.io/")
+        );
+        assert_eq!(
+            a.upstream_arch,
+            [
+                "https://m1/archlinux/$repo/os/$arch",
+                "https://m2/$repo/os/$arch"
+            ]
+        );
+        assert_eq!(a.upstream_hex.as_deref(), Some("https://repo.hex.pm"));
+        assert_eq!(a.cache_ttl, 300);
+        for bad in [
+            &["--upstream-crates", "ftp://x/"][..],
+            &["--upstream-arch", "not a url"],
+            &["--upstream-crates-dl", "https://x/{crate}"],
+            &["--upstream-hex-public-key", "k.pem"],
+        ] {
+            assert!(serve_args(bad).is_err(), "{bad:?}");
+        }
+    }
 }
