@@ -1,7 +1,7 @@
 //! What a person or a monitor asks the server itself:
 //!
 //! - `GET /` — an HTML page telling how to point each client at this
-//!   server, for the trees the root holds;
+//!   server, for the trees the root holds or an upstream fills;
 //! - `GET /stats` — JSON: files and bytes per tree (recounted at most every
 //!   [`STATS_TTL`]) and, when an upstream is configured, the pull-through
 //!   cache's counters as they are now (`cache`: hits, misses,
@@ -164,12 +164,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The index page for `base`, listing the trees present under `root`.
-pub fn page(root: &Path, base: &str) -> String {
+/// The index page for `base`, listing the trees present under `root` and
+/// those an upstream fills on demand (`pulled`: their directories).
+pub fn page(root: &Path, base: &str, pulled: &[&str]) -> String {
     let b = esc(base);
     let mut sections = String::new();
     let mut add = |dir: &str, title: &str, body: String| {
-        if root.join(dir).is_dir() {
+        if root.join(dir).is_dir() || pulled.contains(&dir) {
             sections.push_str(&format!(
                 "<section id=\"{dir}\"><h2>{title}</h2>\n{body}</section>\n"
             ));
@@ -225,7 +226,12 @@ pub fn page(root: &Path, base: &str) -> String {
 async fn index_page(State(state): State<Arc<InfoState>>, headers: HeaderMap) -> Response {
     let base = state.base.for_request(&headers);
     let root = state.root.clone();
-    let html = tokio::task::spawn_blocking(move || page(&root, &base))
+    let pulled = state
+        .cache
+        .as_ref()
+        .map(|c| c.options().trees())
+        .unwrap_or_default();
+    let html = tokio::task::spawn_blocking(move || page(&root, &base, &pulled))
         .await
         .unwrap_or_default();
     (

@@ -122,6 +122,12 @@ fn miss_is_fetched_verified_and_stored_then_hits_never_ask_upstream() {
     let tmp = tempfile::tempdir().unwrap();
     let server = cached_server(tmp.path(), &up, LONG);
 
+    // The index page tells cargo users what to do, though the tree is
+    // still empty.
+    let page = get(&server, "/").text();
+    assert!(page.contains("sparse+http://"), "{page}");
+    assert!(!page.contains("pacman"), "{page}");
+
     // The index file: fetched once, byte-for-byte.
     let index = get(&server, "/index/le/af/leaf");
     assert_eq!(index.status, 200, "{}", index.text());

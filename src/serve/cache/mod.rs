@@ -154,6 +154,23 @@ impl Default for UpstreamOptions {
 }
 
 impl UpstreamOptions {
+    /// The tree directories an upstream fills (`crates`, `archlinux` …).
+    pub fn trees(&self) -> Vec<&'static str> {
+        [
+            (self.dist.is_some(), dist::DIST_DIR),
+            (self.rustup.is_some(), rustup::RUSTUP_DIR),
+            (
+                self.crates.is_some(),
+                crate::eco::crates::layout::CRATES_DIR,
+            ),
+            (self.hex.is_some(), hex::HEX_DIR),
+            (!self.arch.is_empty(), arch::ARCH_DIR),
+        ]
+        .into_iter()
+        .filter_map(|(on, dir)| on.then_some(dir))
+        .collect()
+    }
+
     /// Whether any upstream is configured.
     pub fn any(&self) -> bool {
         self.crates.is_some()
