@@ -88,7 +88,11 @@ fn hex_bad_signatures_repositories_and_tarballs_are_refused() {
     up.put("hex/packages/beta", other_repo.package_resource("beta"));
     let r = get(&server, "/hex/packages/beta");
     assert_eq!(r.status, 502, "{}", r.text());
-    assert!(r.text().contains("someone-else"), "{}", r.text());
+    assert!(
+        r.text().contains("someone-else") && r.text().contains("--upstream-hex-repo-name"),
+        "{}",
+        r.text()
+    );
 
     // A package file served under another package's name.
     up.put("hex/packages/gamma", repo.package_resource("beta"));

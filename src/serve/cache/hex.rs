@@ -63,6 +63,22 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     }
 }
 
+/// A refusal in words for `mirror serve` (whose flag for the repository
+/// name is `--upstream-hex-repo-name`).
+fn describe(e: registry::RegistryError) -> String {
+    match e {
+        registry::RegistryError::WrongRepository {
+            what,
+            expected,
+            found,
+        } => format!(
+            "{what}: payload is for repository {found:?}, expected {expected:?} \
+             (set --upstream-hex-repo-name if this is intended)"
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// A signed resource.
 #[derive(Debug, Clone, Copy)]
 enum Resource<'a> {
@@ -83,19 +99,19 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         Resource::Index("names") => check_body(move |b| {
             registry::parse_names(b, &key, &repo, &what)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(describe)
         }),
         Resource::Index(_) => check_body(move |b| {
             registry::parse_versions(b, &key, &repo, &what)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(describe)
         }),
         Resource::Package(name) => {
             let name = name.to_string();
             check_body(move |b| {
                 registry::parse_package(b, &key, &repo, &name, &what)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(describe)
             })
         }
     };
@@ -121,7 +137,7 @@ async fn release(
             || meta(cache, up, Resource::Package(name)),
             |bytes, url| {
                 let package = registry::parse_package(bytes, &up.key, &up.repo, name, url)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(describe)?;
                 Ok(package.releases.into_iter().find(|r| r.version == version))
             },
         )
