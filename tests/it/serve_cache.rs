@@ -148,6 +148,14 @@ fn miss_is_fetched_verified_and_stored_then_hits_never_ask_upstream() {
     assert_eq!(up.gets("index/le/af/leaf"), 1);
 
     // A crate whose index file was never asked for: the index comes first.
+    // A HEAD fills the tree too (it waits for the file).
+    let app = &fx.get("app", "0.1.0").bytes;
+    let r = request(server.addr, "HEAD", "/crates/app/0.1.0/download", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-length"),
+        Some(app.len().to_string().as_str())
+    );
     let r = get(&server, "/crates/app/0.1.0/download");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, fx.get("app", "0.1.0").bytes);
