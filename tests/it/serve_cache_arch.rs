@@ -174,3 +174,27 @@ fn real_pacman_through_the_cache() {
     super::arch::pacman_round(&clients, &server.url(""), &repo);
     assert_eq!(up.requests(), vec![], "the second pacman went upstream");
 }
+
+#[test]
+fn arch_database_signatures_come_and_go_with_their_database() {
+    let up = Upstream::start();
+    let repo = publish(&up, "m", "core", &pkgs());
+    let dir = format!("m/core/os/{ARCH}");
+    let sig = sign_detached(TestKey::Signing, &repo.db, false);
+    up.put(&format!("{dir}/core.db.sig"), sig.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let server = arch_server(tmp.path(), &[up.url("m")], Duration::ZERO);
+
+    let r = get(&server, &path("core.db.sig"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, sig);
+    assert_eq!(get(&server, &path("core.db")).body, repo.db);
+    // An unchanged database (304) keeps its signature without asking.
+    assert_eq!(up.gets(&format!("{dir}/core.db.sig")), 1);
+
+    // A new, unsigned database: the old signature goes with the old one.
+    let newer = publish(&up, "m", "core", &[Pkg::new("alpha", "1.1-1")]);
+    up.remove(&format!("{dir}/core.db.sig"));
+    assert_eq!(get(&server, &path("core.db")).body, newer.db);
+    assert_eq!(get(&server, &path("core.db.sig")).status, 404);
+}

@@ -14,8 +14,11 @@
 //! - `<package>.sig` not embedded in the database is fetched from the
 //!   mirrors as it is: the cache holds no Arch keyring, pacman checks it.
 //!
-//! Other files (`<repo>.db.sig`, `lastsync`) are served only when the tree
-//! has them.
+//! A database's `.sig` (third-party repositories sign theirs; official
+//! databases are unsigned) is fetched with the database and passed on as
+//! it is, for pacman to check; a `404` for it removes the copy held, so a
+//! new database is never served with an old signature. Other files
+//! (`lastsync`) are served only when the tree has them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -49,12 +52,21 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
         return Ok(Ready::Tree);
     }
     let dir = cache.root.join(segments[..4].join("/"));
-    let is_db = [".db", ".db.tar.gz", ".files", ".files.tar.gz"]
-        .iter()
-        .any(|ext| file.strip_prefix(repo.as_str()) == Some(*ext));
-    if is_db {
+    let is_db = |f: &str| {
+        [".db", ".db.tar.gz", ".files", ".files.tar.gz"]
+            .iter()
+            .any(|ext| f.strip_prefix(repo.as_str()) == Some(*ext))
+    };
+    if is_db(file) {
         return cache
             .metadata(db_meta(cache, repo, arch, file), false)
+            .await
+            .map(|()| Ready::Tree);
+    }
+    // A database's signature comes with the database.
+    if let Some(db_file) = file.strip_suffix(".sig").filter(|f| is_db(f)) {
+        return cache
+            .metadata(db_meta(cache, repo, arch, db_file), false)
             .await
             .map(|()| Ready::Tree);
     }
@@ -87,6 +99,7 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         dest: cache.root.join(&rel),
         urls,
         companions: Vec::new(),
+        optional: vec![".sig"],
         verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())

@@ -62,6 +62,7 @@ fn index_meta(cache: &Cache, up: &CratesUpstream, name: &str) -> Meta {
         dest: cache.cache_path(&format!("{INDEX_CACHE}/{path}")),
         urls: vec![url],
         companions: Vec::new(),
+        optional: Vec::new(),
         verify: check_body(move |bytes| {
             parse_file(bytes, &check_path, &what)
                 .map(|_| ())

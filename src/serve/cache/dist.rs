@@ -71,6 +71,7 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
         dest: cache.root.join(DIST_DIR).join(&rel),
         urls: vec![url],
         companions: vec![".asc"],
+        optional: Vec::new(),
         verify: Box::new(move |body, companions| {
             let m = Manifest::parse(body, &what).map_err(|e| format!("{e:#}"))?;
             if let Some(date) = date.as_deref().filter(|d| *d != m.date) {

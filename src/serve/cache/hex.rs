@@ -120,6 +120,7 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         dest: cache.root.join(HEX_DIR).join(&rel),
         urls: vec![url],
         companions: Vec::new(),
+        optional: Vec::new(),
         verify,
     }
 }

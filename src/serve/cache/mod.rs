@@ -335,6 +335,10 @@ pub(crate) struct Meta {
     /// Suffixes of files fetched with a new body from the same mirror
     /// (`.asc`: `<url>.asc`), handed to `verify` and stored beside `dest`.
     pub companions: Vec<&'static str>,
+    /// Suffixes of files passed on as upstream has them, unchecked, when
+    /// it has them (a `404` removes the copy held): an Arch database's
+    /// `.sig`, which pacman checks with its own keyring.
+    pub optional: Vec<&'static str>,
     /// Checks a new body.
     pub verify: Verify,
 }
@@ -716,12 +720,38 @@ impl Cache {
                             continue;
                         }
                     };
+                    let mut passed_on = Vec::new();
+                    let mut gone = Vec::new();
+                    for suffix in &meta.optional {
+                        match self.companions(url, &[suffix]).await {
+                            Ok(mut b) => passed_on.push((*suffix, b.remove(0))),
+                            Err(CacheError::NotFound(_)) => gone.push(sibling(&meta.dest, suffix)),
+                            Err(e) => {
+                                self.count(|c| &c.upstream_errors, 1);
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    if passed_on.len() + gone.len() < meta.optional.len() {
+                        continue;
+                    }
+                    for path in gone {
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                return Err(CacheError::Local(format!(
+                                    "cannot remove {}: {e}",
+                                    path.display()
+                                )));
+                            }
+                        }
+                    }
                     let files = meta
                         .companions
                         .iter()
                         .copied()
                         .zip(companions)
                         .chain(sidecars)
+                        .chain(passed_on)
                         .map(|(suffix, data)| (sibling(&meta.dest, suffix), data))
                         .chain([
                             (meta.dest.clone(), bytes),

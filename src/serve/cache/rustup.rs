@@ -46,6 +46,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 dest: cache.root.join(RUSTUP_DIR).join("release-stable.toml"),
                 urls: vec![what.clone()],
                 companions: Vec::new(),
+                optional: Vec::new(),
                 verify: check_body(move |body| {
                     parse_release_stable(body, &what)
                         .map(|_| ())
@@ -74,6 +75,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 dest: cache.root.join(RUSTUP_DIR).join(&rel),
                 urls: vec![what.clone()],
                 companions: vec![".sha256"],
+                optional: Vec::new(),
                 verify: Box::new(move |body, companions| {
                     let sum = companions.first().map(Vec::as_slice).unwrap_or_default();
                     check_sum(body, sum, &what).map(|_| Vec::new())
