@@ -114,3 +114,22 @@ fn rustup_binaries_that_disagree_with_their_sha256_are_refused() {
         .collect();
     assert_eq!(stored, Vec::<String>::new());
 }
+
+/// The real `rustup self update` through `mirror serve --upstream-rustup`
+/// over an empty tree; the new binary is then in the tree.
+#[test]
+fn real_rustup_self_updates_through_the_cache() {
+    let Some(rustup) = crate::rustup::require_client("rustup") else {
+        return;
+    };
+    let host = crate::support::dist::host_triple();
+    let real = std::fs::read(&rustup).unwrap();
+    let up = crate::rustup::newer_rustup_upstream(&real, &host);
+    let tmp = tempfile::tempdir().unwrap();
+    let server = rustup_server(tmp.path(), &up);
+    crate::rustup::self_update(&rustup, &server.url("/rustup"), &real);
+    let stored = tmp
+        .path()
+        .join(format!("rustup/archive/99.0.0/{host}/rustup-init"));
+    assert_eq!(std::fs::read(stored).unwrap(), real);
+}
