@@ -181,6 +181,7 @@ fn miss_is_fetched_verified_and_stored_then_hits_never_ask_upstream() {
     // Remembered for the TTL: asked upstream once.
     assert_eq!(get(&server, "/index/no/ne/nonexistent").status, 404);
     assert_eq!(up.gets("index/no/ne/nonexistent"), 1);
+    assert_eq!(get(&server, "/crates/LEAF/LEAF-1.0.0.crate").status, 404);
     let r = get(&server, "/crates/leaf/leaf-9.9.9.crate");
     assert_eq!(r.status, 404, "{}", r.text());
     assert!(r.text().contains("leaf 9.9.9"), "{}", r.text());

@@ -9,7 +9,9 @@
 //!   `<name>` is made current (within the TTL; refreshed at once when it
 //!   does not list the version yet), the version's line gives the `cksum`,
 //!   and the `.crate` is downloaded from the `dl` template and must hash to
-//!   it. A version upstream does not list is a `404`.
+//!   it. A version upstream does not list is a `404`, and so is a name in
+//!   another case than the index's (the tree keeps one copy, in the
+//!   crate's own case, as offline).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -98,10 +100,7 @@ async fn entry(
             || index_meta(cache, up, name),
             |bytes, url| {
                 let entries = parse_file(bytes, &path, url).map_err(|e| format!("{e:#}"))?;
-                Ok(entries
-                    .get(version)
-                    .filter(|e| e.name.eq_ignore_ascii_case(name))
-                    .cloned())
+                Ok(entries.get(version).filter(|e| e.name == name).cloned())
             },
         )
         .await?;
