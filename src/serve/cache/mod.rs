@@ -27,6 +27,10 @@
 //!   retried before the TTL passes again); without one the answer is `502`
 //!   naming the URL and what went wrong.
 //!
+//! When a copy was last checked is kept in memory, its validators on disk:
+//! after a restart each metadata file is revalidated once (a cheap `304`
+//! when unchanged), or served from the last good copy if upstream is down.
+//!
 //! A metadata file upstream answers `404` for (with no copy held) is
 //! answered `404` without asking again until the TTL passes, and a lookup
 //! in a copy checked less than [`RECHECK_FLOOR`] ago is not retried
