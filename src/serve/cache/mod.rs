@@ -111,7 +111,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_FOLLOW_AFTER: Duration = Duration::from_secs(5);
 
 /// A lookup that misses in a metadata copy checked less than this long
-/// ago does not revalidate it again (see [`Cache::find_in`]).
+/// ago does not revalidate it again (see the module docs).
 pub const RECHECK_FLOOR: Duration = Duration::from_secs(10);
 
 /// Where the cache keeps its own files, below the root.
