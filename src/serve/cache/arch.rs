@@ -20,12 +20,13 @@
 //! new database is never served with an old signature. Other files
 //! (`lastsync`) are served only when the tree has them.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::{check_body, Cache, CacheError, Meta, Ready};
+use super::{check_body, Cache, CacheError, Keep, Meta, Ready};
 use crate::eco::arch::db::{self, Package};
 use crate::fetch::FetchItem;
 
@@ -120,10 +121,15 @@ async fn package(
     let found = cache
         .find_in(
             || db_meta(cache, repo, arch, &db_file),
+            Keep::Parsed,
             |bytes, url| {
                 let packages = db::packages(bytes, url).map_err(|e| format!("{e:#}"))?;
-                Ok(packages.into_iter().find(|p| p.filename == file))
+                Ok(packages
+                    .into_iter()
+                    .map(|p| (p.filename.clone(), p))
+                    .collect::<HashMap<_, _>>())
             },
+            |packages| packages.get(file).cloned(),
         )
         .await?;
     found.ok_or_else(|| {

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, CratesUpstream, Meta, Ready};
+use super::{check_body, Cache, CacheError, CratesUpstream, Keep, Meta, Ready};
 use crate::eco::crates::expand_template;
 use crate::eco::crates::index::{parse_file, Entry};
 use crate::eco::crates::layout::{self, CRATES_DIR};
@@ -98,10 +98,9 @@ async fn entry(
     let found = cache
         .find_in(
             || index_meta(cache, up, name),
-            |bytes, url| {
-                let entries = parse_file(bytes, &path, url).map_err(|e| format!("{e:#}"))?;
-                Ok(entries.get(version).filter(|e| e.name == name).cloned())
-            },
+            Keep::Nothing,
+            |bytes, url| parse_file(bytes, &path, url).map_err(|e| format!("{e:#}")),
+            |entries| entries.get(version).filter(|e| e.name == name).cloned(),
         )
         .await?;
     found.ok_or_else(|| {

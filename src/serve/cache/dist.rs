@@ -14,11 +14,12 @@
 //!   the first that lists `<date>/<file>` gives its SHA-256; the download
 //!   must match it, and a `.sha256` is written beside it.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Cache, CacheError, DistUpstream, Meta, Ready};
+use super::{Cache, CacheError, DistUpstream, Keep, Meta, Ready};
 use crate::eco::toolchain::manifest::{is_date, Manifest};
 use crate::eco::toolchain::Channel;
 use crate::fetch::FetchItem;
@@ -103,14 +104,19 @@ async fn component_hash(
         let found = cache
             .find_in(
                 || manifest_meta(cache, up, Some(date), &name),
+                Keep::Parsed,
                 |bytes, url| {
                     let m = Manifest::parse(bytes, url).map_err(|e| format!("{e:#}"))?;
-                    Ok(m.all_files().into_iter().find(|f| f.rel == rel))
+                    Ok(m.all_files()
+                        .into_iter()
+                        .map(|f| (f.rel, f.hash))
+                        .collect::<HashMap<_, _>>())
                 },
+                |files| files.get(&rel).copied(),
             )
             .await;
         match found {
-            Ok(Some(f)) => return Ok(f.hash),
+            Ok(Some(hash)) => return Ok(hash),
             Ok(None) | Err(CacheError::NotFound(_)) => {}
             Err(e) => failures.push(e),
         }

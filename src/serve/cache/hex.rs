@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, HexUpstream, Meta, Ready};
+use super::{check_body, Cache, CacheError, HexUpstream, Keep, Meta, Ready};
 use crate::eco::hex::registry::{self, Release};
 use crate::fetch::FetchItem;
 
@@ -136,10 +136,16 @@ async fn release(
     let found = cache
         .find_in(
             || meta(cache, up, Resource::Package(name)),
+            Keep::Nothing,
             |bytes, url| {
-                let package = registry::parse_package(bytes, &up.key, &up.repo, name, url)
-                    .map_err(describe)?;
-                Ok(package.releases.into_iter().find(|r| r.version == version))
+                registry::parse_package(bytes, &up.key, &up.repo, name, url).map_err(describe)
+            },
+            |package| {
+                package
+                    .releases
+                    .iter()
+                    .find(|r| r.version == version)
+                    .cloned()
             },
         )
         .await?;
