@@ -821,7 +821,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -844,6 +844,50 @@ _mirror() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-crates-dl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-arch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-hex)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-hex-public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-hex-repo-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-dist)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-dist-keyring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-rustup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-follow-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -167,6 +167,17 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-arch -d 'Fetch Arch Linux databases and packages the tree lacks from this mirror (repeatable: tried in order; a base, or a template with $repo and $arch), packages verified against the database\'s %SHA256SUM%' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex -d 'Fetch Hex resources the tree lacks from this repository (e.g. https://repo.hex.pm), signed files checked with --upstream-hex-public-key, tarballs against their outer checksum' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex-public-key -d 'PEM public key of --upstream-hex [default: the embedded hexpm key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-hex-repo-name -d 'Repository name every signed payload of --upstream-hex must carry' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-dist -d 'Fetch toolchain manifests and component files the tree lacks from this dist server (e.g. https://static.rust-lang.org/dist), manifests checked against their .asc, files against the manifest\'s hash' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-dist-keyring -d 'OpenPGP keyring for --upstream-dist manifests [default: the embedded Rust release key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-rustup -d 'Fetch rustup-init binaries and release-stable.toml the tree lacks from this server (e.g. https://static.rust-lang.org/rustup), binaries checked against its .sha256 files' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files, databases, manifests) is served before it is revalidated with a conditional request' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-follow-after -d 'How long (seconds) a client of a file being pulled waits for the verified file before it follows the download as it arrives (cut short if the bytes then fail to verify)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r

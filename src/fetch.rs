@@ -532,7 +532,10 @@ pub enum Conditional {
     },
 }
 
-async fn get_conditional(
+/// One conditional GET into memory, with retries (see
+/// [`Engine::fetch_bytes_conditional_many`]); also used by `mirror serve`'s
+/// pull-through cache.
+pub(crate) async fn get_conditional(
     client: &reqwest::Client,
     opts: &HttpOptions,
     url: &str,
@@ -577,7 +580,9 @@ async fn get_conditional(
     .await
 }
 
-async fn get_bytes(
+/// One GET into memory, with retries (see [`Engine::fetch_bytes`]); also
+/// used by `mirror serve`'s pull-through cache.
+pub(crate) async fn get_bytes(
     client: &reqwest::Client,
     opts: &HttpOptions,
     url: &str,
@@ -619,7 +624,9 @@ where
     }
 }
 
-async fn fetch_one(
+/// Fetch, verify and publish one item (the steps in the module docs); the
+/// bytes received. Also used by `mirror serve`'s pull-through cache.
+pub(crate) async fn fetch_one(
     client: &reqwest::Client,
     opts: &HttpOptions,
     item: &FetchItem,

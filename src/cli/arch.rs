@@ -246,7 +246,9 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     Ok(())
 }
 
-fn check_url(url: &str) -> Result<()> {
+/// A mirror URL (`$repo`/`$arch` allowed) must be http(s); also checks
+/// `mirror serve --upstream-arch`.
+pub(crate) fn check_url(url: &str) -> Result<()> {
     let probe = url.replace("$repo", "repo").replace("$arch", "arch");
     let parsed =
         url::Url::parse(&probe).with_context(|| format!("invalid arch mirror URL {url:?}"))?;

@@ -1,15 +1,22 @@
 //! `mirror serve`: maps arguments onto [`crate::serve`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::cli::GlobalArgs;
+use crate::eco::hex::registry::PublicKey;
 use crate::output::Printer;
+use crate::serve::cache::{CratesUpstream, DistUpstream, HexUpstream, UpstreamOptions};
 use crate::settings::Settings;
+use crate::verify::openpgp::Keyring;
 
-/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]`
+/// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
+/// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
+/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -48,6 +55,116 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Fetch crates the tree lacks from this sparse
+    /// index (e.g. https://index.crates.io/), verify them against its
+    /// cksum and keep them
+    #[arg(long, env = "MIRROR_UPSTREAM_CRATES", value_name = "URL", value_parser = parse_upstream_url, help_heading = "Pull-through cache")]
+    pub upstream_crates: Option<String>,
+
+    /// Download template of --upstream-crates: {crate}, {version},
+    /// {prefix}, {lowerprefix}, {sha256-checksum}
+    #[arg(
+        long,
+        env = "MIRROR_UPSTREAM_CRATES_DL",
+        value_name = "TEMPLATE",
+        default_value = crate::eco::crates::DEFAULT_CRATES_URL,
+        requires = "upstream_crates",
+        help_heading = "Pull-through cache"
+    )]
+    pub upstream_crates_dl: String,
+
+    /// Fetch Arch Linux databases and packages the tree
+    /// lacks from this mirror (repeatable: tried in order; a base, or a
+    /// template with $repo and $arch), packages verified against the
+    /// database's %SHA256SUM%
+    #[arg(long = "upstream-arch", value_name = "URL", value_parser = parse_arch_url, help_heading = "Pull-through cache")]
+    pub upstream_arch: Vec<String>,
+
+    /// Fetch Hex resources the tree lacks from this
+    /// repository (e.g. https://repo.hex.pm), signed files checked with
+    /// --upstream-hex-public-key, tarballs against their outer checksum
+    #[arg(long, env = "MIRROR_UPSTREAM_HEX", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
+    pub upstream_hex: Option<String>,
+
+    /// PEM public key of --upstream-hex [default: the embedded hexpm key]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "upstream_hex",
+        help_heading = "Pull-through cache"
+    )]
+    pub upstream_hex_public_key: Option<std::path::PathBuf>,
+
+    /// Repository name every signed payload of --upstream-hex must carry
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = crate::eco::hex::DEFAULT_REPO_NAME,
+        requires = "upstream_hex",
+        help_heading = "Pull-through cache"
+    )]
+    pub upstream_hex_repo_name: String,
+
+    /// Fetch toolchain manifests and component files
+    /// the tree lacks from this dist server (e.g.
+    /// https://static.rust-lang.org/dist), manifests checked against their
+    /// .asc, files against the manifest's hash
+    #[arg(long, env = "MIRROR_UPSTREAM_DIST", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
+    pub upstream_dist: Option<String>,
+
+    /// OpenPGP keyring for --upstream-dist manifests [default: the
+    /// embedded Rust release key]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "upstream_dist",
+        help_heading = "Pull-through cache"
+    )]
+    pub upstream_dist_keyring: Option<std::path::PathBuf>,
+
+    /// Fetch rustup-init binaries and
+    /// release-stable.toml the tree lacks from this server (e.g.
+    /// https://static.rust-lang.org/rustup), binaries checked against its
+    /// .sha256 files
+    #[arg(long, env = "MIRROR_UPSTREAM_RUSTUP", value_name = "URL", value_parser = parse_base_url, help_heading = "Pull-through cache")]
+    pub upstream_rustup: Option<String>,
+
+    /// How long (seconds) metadata pulled from an upstream (index files,
+    /// databases, manifests) is served before it is revalidated with a
+    /// conditional request
+    #[arg(
+        long,
+        env = "MIRROR_CACHE_TTL",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_ttl: u64,
+
+    /// How long (seconds) a client of a file being pulled waits for the
+    /// verified file before it follows the download as it arrives (cut
+    /// short if the bytes then fail to verify)
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_follow_after: u64,
+}
+
+/// An Arch mirror as a `$repo`/`$arch` template.
+fn parse_arch_url(s: &str) -> Result<String, String> {
+    crate::cli::arch::check_url(s).map_err(|e| format!("{e:#}"))?;
+    Ok(crate::eco::arch::url_template(s))
+}
+
+/// An upstream base URL (http or https; `sparse+` accepted), ending in `/`.
+fn parse_upstream_url(s: &str) -> Result<String, String> {
+    let bare = s.strip_prefix("sparse+").unwrap_or(s);
+    let url = parse_base_url(bare)?;
+    Ok(format!("{url}/"))
 }
 
 /// An absolute http(s) URL, without a trailing `/`.
@@ -83,6 +200,39 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles { cert, key }),
             _ => None,
         },
+        upstream: Some(UpstreamOptions {
+            crates: args.upstream_crates.map(|index| CratesUpstream {
+                index,
+                dl: args.upstream_crates_dl,
+            }),
+            arch: args.upstream_arch,
+            hex: match args.upstream_hex {
+                Some(url) => Some(HexUpstream {
+                    url,
+                    key: match &args.upstream_hex_public_key {
+                        Some(p) => PublicKey::from_file(p)?,
+                        None => PublicKey::hexpm(),
+                    },
+                    repo: args.upstream_hex_repo_name,
+                }),
+                None => None,
+            },
+            dist: match args.upstream_dist {
+                Some(url) => Some(DistUpstream {
+                    url,
+                    keyring: Arc::new(match &args.upstream_dist_keyring {
+                        Some(p) => Keyring::from_file(p)
+                            .with_context(|| format!("cannot load keyring {}", p.display()))?,
+                        None => Keyring::rust_release(),
+                    }),
+                }),
+                None => None,
+            },
+            rustup: args.upstream_rustup,
+            ttl: Duration::from_secs(args.cache_ttl),
+            follow_after: Duration::from_secs(args.cache_follow_after),
+            http: settings.fetch.http.clone(),
+        }),
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::serve::run_blocking(opts, move |addr| {
@@ -91,4 +241,55 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             root.display()
         ));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(args: &[&str]) -> Result<super::ServeArgs, clap::Error> {
+        let argv = ["mirror", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            _ => unreachable!("parsed as serve"),
+        }
+    }
+
+    #[test]
+    fn upstream_flags_are_normalised_and_checked() {
+        let a = serve_args(&[
+            "--upstream-crates",
+            "sparse+https://index.crates.io",
+            "--upstream-arch",
+            "https://m1/archlinux/",
+            "--upstream-arch",
+            "https://m2/$repo/os/$arch",
+            "--upstream-hex",
+            "https://repo.hex.pm/",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.upstream_crates.as_deref(),
+            Some("https://index.crates.io/")
+        );
+        assert_eq!(
+            a.upstream_arch,
+            [
+                "https://m1/archlinux/$repo/os/$arch",
+                "https://m2/$repo/os/$arch"
+            ]
+        );
+        assert_eq!(a.upstream_hex.as_deref(), Some("https://repo.hex.pm"));
+        assert_eq!(a.cache_ttl, 300);
+        for bad in [
+            &["--upstream-crates", "ftp://x/"][..],
+            &["--upstream-arch", "not a url"],
+            &["--upstream-crates-dl", "https://x/{crate}"],
+            &["--upstream-hex-public-key", "k.pem"],
+        ] {
+            assert!(serve_args(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -31,6 +31,12 @@
 //! `ETag` is the blob id; `If-None-Match` with it answers `304`. An unknown
 //! crate is `404` (cargo then tries the `-`/`_` variants itself).
 //!
+//! With a crates upstream (`--upstream-crates`), index files come from the
+//! pull-through cache ([`super::cache::crates`]) first, with an `ETag`
+//! derived from the body; the git `master` tree answers only when upstream
+//! fails and the cache holds no copy. Missing `.crate` files are fetched by
+//! the cache too.
+//!
 //! `config.json` keeps every key of the index's own file but sets `dl` to
 //! `<base>/crates/{crate}/{crate}-{version}.crate` and `api` to `<base>`,
 //! where `<base>` is [`ServeOptions::base_url`], else `http://` + the
@@ -52,6 +58,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
+use super::cache::{self, Cache, CacheError};
 use super::files::none_match;
 use super::git;
 use super::path::parse_request_path;
@@ -114,7 +121,7 @@ fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
 }
 
 /// `serde-1.0.0.crate` with name `serde` → `1.0.0`.
-fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+pub(crate) fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
     file.strip_prefix(name)?
         .strip_prefix('-')?
         .strip_suffix(".crate")
@@ -122,10 +129,12 @@ fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
 
 /// The crate routes (sparse index and git smart HTTP), to merge into the
 /// main router.
-pub fn routes(opts: &ServeOptions) -> Router {
+pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
     // Views left by a server that was killed mid-request.
     crate::store::remove_abandoned(&std::env::temp_dir(), "mirror-serve-git-");
-    let state = Arc::new(CratesState::new(opts));
+    let mut state = CratesState::new(opts);
+    state.cache = cache.filter(|c| c.options().crates.is_some());
+    let state = Arc::new(state);
     let mut router = Router::new();
     for prefix in SPARSE_PREFIXES {
         router = router
@@ -155,6 +164,8 @@ pub(crate) struct CratesState {
     repo: Mutex<Option<gix::ThreadSafeRepository>>,
     /// Index files read from `master`, while it stays where it was.
     files: Mutex<IndexFiles>,
+    /// The pull-through cache, when a crates upstream is configured.
+    cache: Option<Arc<Cache>>,
 }
 
 /// What identifies where `master` is without reading it: the (inode,
@@ -165,9 +176,13 @@ type RefStamp = [Option<(u64, u64, SystemTime)>; 2];
 fn ref_stamp(git_dir: &Path) -> RefStamp {
     use std::os::unix::fs::MetadataExt;
     let stamp = |p: PathBuf| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.ino(), m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        std::fs::metadata(p).ok().map(|m| {
+            (
+                m.ino(),
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            )
+        })
     };
     [
         stamp(git_dir.join("refs/heads/master")),
@@ -253,6 +268,7 @@ impl CratesState {
             base: super::PublicBase::new(opts),
             repo: Mutex::new(None),
             files: Mutex::new(IndexFiles::default()),
+            cache: None,
         }
     }
 
@@ -276,10 +292,8 @@ impl CratesState {
             gix::ThreadSafeRepository::open_opts(&self.index_dir, gix::open::Options::isolated())
                 .map_err(|e| self.broken(e))?;
         let local = repo.to_thread_local();
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .git_dir = Some(local.git_dir().to_path_buf());
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).git_dir =
+            Some(local.git_dir().to_path_buf());
         *slot = Some(repo);
         Ok(local)
     }
@@ -375,6 +389,10 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
         let own = tokio::task::spawn_blocking(move || st.read_master_file("config.json")).await;
         let own = match own {
             Ok(Ok(own)) => own,
+            // With an upstream, a tree without a git index is fine.
+            Ok(Err(IndexError::Missing(_) | IndexError::NoMaster(_))) if state.cache.is_some() => {
+                None
+            }
             Ok(Err(e)) => return e.response(),
             Err(e) => return internal(e),
         };
@@ -394,6 +412,26 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
     let path = rest.join("/");
     if !layout::is_valid_crate_name(name) || layout::index_path(name) != path {
         return status_response(StatusCode::NOT_FOUND);
+    }
+    let mut upstream_failed = None;
+    if let Some(cache) = &state.cache {
+        match cache::crates::index_file(cache, name).await {
+            Ok(file) => {
+                return match tokio::fs::read(&file).await {
+                    Ok(body) => {
+                        let etag = format!(
+                            "\"{}\"",
+                            &crate::verify::Sha256Digest::of(&body).to_string()[..32]
+                        );
+                        answer(&headers, etag, "text/plain; charset=utf-8", body)
+                    }
+                    Err(e) => internal(format!("cannot read {}: {e}", file.display())),
+                };
+            }
+            Err(e @ CacheError::NotFound(_)) => return e.response(),
+            // The git index may still have it.
+            Err(e) => upstream_failed = Some(e),
+        }
     }
     // A file already read from this `master` is answered from memory, on
     // the async worker (two `stat`s); anything else is read in the
@@ -423,16 +461,18 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
                 // Remembered under the stamp taken before the read: if
                 // master moved meanwhile, the next request sees a new one.
                 if let Some(stamp) = stamp {
-                    st.files
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .put(stamp, path, file.clone());
+                    st.files.lock().unwrap_or_else(|e| e.into_inner()).put(
+                        stamp,
+                        path,
+                        file.clone(),
+                    );
                 }
                 Ok::<_, IndexError>(file)
             })
             .await;
             match found {
                 Ok(Ok(file)) => file,
+                Ok(Err(IndexError::Missing(_) | IndexError::NoMaster(_))) => None,
                 Ok(Err(e)) => return e.response(),
                 Err(e) => return internal(e),
             }
@@ -445,7 +485,9 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
             "text/plain; charset=utf-8",
             body,
         ),
-        None => status_response(StatusCode::NOT_FOUND),
+        None => {
+            upstream_failed.map_or_else(|| status_response(StatusCode::NOT_FOUND), |e| e.response())
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! What a person or a monitor asks the server itself:
 //!
 //! - `GET /` — an HTML page telling how to point each client at this
-//!   server, for the trees the root holds;
+//!   server, for the trees the root holds or an upstream fills;
 //! - `GET /stats` — JSON: files and bytes per tree (recounted at most every
-//!   [`STATS_TTL`]).
+//!   [`STATS_TTL`]) and, when an upstream is configured, the pull-through
+//!   cache's counters as they are now (`cache`: hits, misses,
+//!   upstream_bytes … see [`CacheStats`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 
+use super::cache::{Cache, CacheStats};
 use super::path::is_hidden_name;
 use super::{PublicBase, ServeOptions};
 
@@ -37,6 +40,7 @@ struct InfoState {
     root: PathBuf,
     base: PublicBase,
     stats: Mutex<Option<(Instant, Arc<Stats>)>>,
+    cache: Option<Arc<Cache>>,
 }
 
 /// `/stats`.
@@ -47,6 +51,9 @@ pub struct Stats {
     pub trees: Vec<TreeStats>,
     /// Seconds since the count was made.
     pub age_secs: u64,
+    /// The pull-through cache's counters, when an upstream is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStats>,
 }
 
 /// One tree's count.
@@ -61,11 +68,12 @@ pub struct TreeStats {
 }
 
 /// The routes `/` and `/stats`.
-pub fn routes(opts: &ServeOptions) -> Router {
+pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
     let state = Arc::new(InfoState {
         root: opts.root.clone(),
         base: PublicBase::new(opts),
         stats: Mutex::new(None),
+        cache,
     });
     Router::new()
         .route("/", get(index_page))
@@ -119,7 +127,14 @@ async fn stats(State(state): State<Arc<InfoState>>) -> Response {
             let trees = tokio::task::spawn_blocking(move || count(&root))
                 .await
                 .unwrap_or_default();
-            let fresh = (Instant::now(), Arc::new(Stats { trees, age_secs: 0 }));
+            let fresh = (
+                Instant::now(),
+                Arc::new(Stats {
+                    trees,
+                    age_secs: 0,
+                    cache: None,
+                }),
+            );
             if let Ok(mut c) = state.stats.lock() {
                 *c = Some(fresh.clone());
             }
@@ -129,6 +144,7 @@ async fn stats(State(state): State<Arc<InfoState>>) -> Response {
     let body = Stats {
         trees: stats.trees.clone(),
         age_secs: at.elapsed().as_secs(),
+        cache: state.cache.as_ref().map(|c| c.stats()),
     };
     (
         [
@@ -148,12 +164,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The index page for `base`, listing the trees present under `root`.
-pub fn page(root: &Path, base: &str) -> String {
+/// The index page for `base`, listing the trees present under `root` and
+/// those an upstream fills on demand (`pulled`: their directories).
+pub fn page(root: &Path, base: &str, pulled: &[&str]) -> String {
     let b = esc(base);
     let mut sections = String::new();
     let mut add = |dir: &str, title: &str, body: String| {
-        if root.join(dir).is_dir() {
+        if root.join(dir).is_dir() || pulled.contains(&dir) {
             sections.push_str(&format!(
                 "<section id=\"{dir}\"><h2>{title}</h2>\n{body}</section>\n"
             ));
@@ -210,7 +227,12 @@ pub fn page(root: &Path, base: &str) -> String {
 async fn index_page(State(state): State<Arc<InfoState>>, headers: HeaderMap) -> Response {
     let base = state.base.for_request(&headers);
     let root = state.root.clone();
-    let html = tokio::task::spawn_blocking(move || page(&root, &base))
+    let pulled = state
+        .cache
+        .as_ref()
+        .map(|c| c.options().trees())
+        .unwrap_or_default();
+    let html = tokio::task::spawn_blocking(move || page(&root, &base, &pulled))
         .await
         .unwrap_or_default();
     (

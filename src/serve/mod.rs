@@ -1,5 +1,5 @@
-//! `mirror serve`: one read-only HTTP server for every mirrored tree under a
-//! root.
+//! `mirror serve`: one HTTP server for every mirrored tree under a root,
+//! read-only unless it pulls through from an upstream.
 //!
 //! # What it answers
 //!
@@ -38,6 +38,14 @@
 //! the on-disk path. Closures `Fn(&[&str]) -> Option<Vec<String>>` are
 //! rewrites, and [`PrefixRewrite`] maps one path prefix onto another.
 //!
+//! # Pull-through cache
+//!
+//! With [`ServeOptions::upstream`], a request for a file the tree lacks is
+//! fetched from upstream, verified and published before it is answered,
+//! and metadata is revalidated after a TTL; see [`cache`]. The tree is then
+//! no longer read-only, but everything is written as the offline commands
+//! write it (a temporary or `.partial` sibling, then a rename).
+//!
 //! # API
 //!
 //! - [`router`] builds the axum [`Router`]; later routes (sparse index, git
@@ -51,6 +59,7 @@
 //! - [`spawn`] is for tests: a server on its own thread and runtime;
 //!   dropping the [`RunningServer`] stops it.
 
+pub mod cache;
 pub mod crates;
 pub mod files;
 pub mod git;
@@ -66,7 +75,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::{ALLOW, CONTENT_TYPE, RANGE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -150,6 +159,9 @@ pub struct ServeOptions {
     /// Serve https with this certificate and key (`--tls-cert`,
     /// `--tls-key`); `None`: plain http.
     pub tls: Option<tls::TlsFiles>,
+    /// Pull what the tree lacks from these upstreams (`--upstream-…`,
+    /// see [`cache`]); `None`: serve the tree as it is.
+    pub upstream: Option<cache::UpstreamOptions>,
 }
 
 impl ServeOptions {
@@ -162,6 +174,7 @@ impl ServeOptions {
             rewrites: Vec::new(),
             base_url: None,
             tls: None,
+            upstream: None,
         }
     }
 
@@ -180,6 +193,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("rewrites", &self.rewrites.len())
             .field("base_url", &self.base_url)
             .field("tls", &self.tls)
+            .field("upstream", &self.upstream)
             .finish()
     }
 }
@@ -306,20 +320,27 @@ pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
 
 /// The router: `/health`, the crate routes ([`crates::routes`]) and static
 /// files from `opts.root` (after `opts.rewrites`, then
-/// [`crates::crate_file_rewrite`]). Other routes may be added to it.
-pub fn router(opts: &ServeOptions) -> Router {
+/// [`crates::crate_file_rewrite`]), filled from upstream on a miss when
+/// `opts.upstream` names one ([`cache`]). Other routes may be added to it.
+/// Fails only when the upstream HTTP client cannot be built.
+pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
     let mut rewrites = opts.rewrites.clone();
     rewrites.push(crates::crate_file_rewrite());
+    let cache = match &opts.upstream {
+        Some(up) if up.any() => Some(Arc::new(cache::Cache::new(&opts.root, up.clone())?)),
+        _ => None,
+    };
     let tree = Arc::new(Tree {
         root: opts.root.clone(),
         rewrites,
+        cache: cache.clone(),
     });
-    Router::new()
+    Ok(Router::new()
         .route("/health", get(health))
         .fallback(static_file)
         .with_state(tree)
-        .merge(crates::routes(opts))
-        .merge(info::routes(opts))
+        .merge(crates::routes(opts, cache.clone()))
+        .merge(info::routes(opts, cache)))
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves; then stop
@@ -366,6 +387,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
+    let router = router(&opts)?;
     rt.block_on(async move {
         let listener = bind(&opts).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Serve {
@@ -391,7 +413,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
             }
         };
         tokio::select! {
-            r = serve_with(listener, router(&opts), tls, shutdown) => {
+            r = serve_with(listener, router, tls, shutdown) => {
                 r.map_err(|source| ServeError::Serve { addr, source })?;
             }
             _ = deadline => {}
@@ -448,6 +470,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     check_root(&opts)?;
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let router = router(&opts)?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -489,7 +512,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
                     let _ = grace_tx.send(());
                 };
                 tokio::select! {
-                    r = serve_with(listener, router(&opts), tls, shutdown) => r,
+                    r = serve_with(listener, router, tls, shutdown) => r,
                     _ = async move {
                         let _ = grace_rx.await;
                         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -521,6 +544,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
 struct Tree {
     root: PathBuf,
     rewrites: Vec<Arc<dyn Rewrite>>,
+    cache: Option<Arc<cache::Cache>>,
 }
 
 impl Tree {
@@ -565,10 +589,19 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
         Ok(s) => s,
         Err(refusal) => return status_response(refusal.status()),
     };
+    let name = segments.last().map(String::as_str).unwrap_or("");
+    if let Some(cache) = &tree.cache {
+        // Only a plain GET of the whole file may follow a download.
+        let may_follow = method == Method::GET && !req.headers().contains_key(RANGE);
+        match cache.prepare(&segments, may_follow).await {
+            Ok(Some(following)) => return following.response(name),
+            Ok(None) => {}
+            Err(e) => return e.response(),
+        }
+    }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
         return status_response(StatusCode::NOT_FOUND);
     };
-    let name = segments.last().map(String::as_str).unwrap_or("");
     files::respond(method, req.headers(), name, file).await
 }
 
@@ -619,6 +652,7 @@ mod tests {
         let tree = |r: Arc<dyn Rewrite>| Tree {
             root: PathBuf::from("/nonexistent"),
             rewrites: vec![r],
+            cache: None,
         };
         assert!(matches!(
             tree(bad).map(&["a".into()]),
@@ -635,6 +669,7 @@ mod tests {
                 Arc::new(PrefixRewrite::new("a", "x")),
                 Arc::new(PrefixRewrite::new("a", "y")),
             ],
+            cache: None,
         };
         assert_eq!(tree.map(&["a".into(), "f".into()]).unwrap(), ["x", "f"]);
         assert_eq!(tree.map(&["b".into(), "f".into()]).unwrap(), ["b", "f"]);

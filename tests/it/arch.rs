@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::rustup::{mirror, require_client};
-use crate::support::arch::{publish, publish_with, Pkg, ARCH};
+use crate::support::arch::{publish, publish_with, Pkg, Repo, ARCH};
 use crate::support::keys::{keys_dir, TestKey};
 use crate::support::upstream::{Fault, Upstream};
 
@@ -46,7 +46,7 @@ fn repo_dir(root: &Path) -> PathBuf {
     root.join(format!("archlinux/core/os/{ARCH}"))
 }
 
-fn two_packages() -> Vec<Pkg> {
+pub(crate) fn two_packages() -> Vec<Pkg> {
     let mut world = Pkg::new("world", "2.0-1");
     world.depends = vec!["hello>=1.0".into()];
     vec![Pkg::new("hello", "1.0-1"), world]
@@ -330,15 +330,11 @@ fn unpack_refuses_packages_its_keyring_does_not_trust() {
 }
 
 /// download → export → import on a second tree → `mirror serve` → the real
-/// pacman syncs the database and downloads a package (signatures required).
-#[test]
-fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
-    let Some(pacman) = require_client("pacman") else {
-        return;
-    };
-    let Some(pacman_key) = require_client("pacman-key") else {
-        return;
-    };
+/// The real pacman and pacman-key, and `sudo` when not root; `None` (the
+/// test is skipped) when they cannot run.
+pub(crate) fn pacman_clients() -> Option<(PathBuf, PathBuf, Option<PathBuf>)> {
+    let pacman = require_client("pacman")?;
+    let pacman_key = require_client("pacman-key")?;
     // pacman -S refuses to run for other users, even with its own root:
     // as another user, the clients run through `sudo -n` when it works.
     let uid = Command::new("id").arg("-u").output().unwrap().stdout;
@@ -356,6 +352,107 @@ fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
             "the pacman test must run as root (or with passwordless sudo) in CI"
         );
         eprintln!("\n!!! SKIPPED: pacman -S needs root (or passwordless sudo) !!!\n");
+        return None;
+    };
+    Some((pacman, pacman_key, sudo))
+}
+
+/// pacman with its own root, trusting the test key, syncs `core` from the
+/// server at `base` (twice: the second is a 304), then downloads `world`
+/// and `epochal` (and `hello`, a dependency), which must be `repo`'s bytes.
+pub(crate) fn pacman_round(
+    (pacman, pacman_key, sudo): &(PathBuf, PathBuf, Option<PathBuf>),
+    base: &str,
+    repo: &Repo,
+) {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path();
+    for d in ["root", "db", "cache", "gnupg", "hooks"] {
+        fs::create_dir_all(p.join(d)).unwrap();
+    }
+    let conf = p.join("pacman.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[options]\nRootDir = {0}/root\nDBPath = {0}/db/\nCacheDir = {0}/cache/\n\
+LogFile = {0}/pacman.log\nGPGDir = {0}/gnupg/\nHookDir = {0}/hooks/\n\
+Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
+[core]\nServer = {1}/archlinux/$repo/os/$arch\n",
+            p.display(),
+            base.trim_end_matches('/')
+        ),
+    )
+    .unwrap();
+    let gpgdir = p.join("gnupg").display().to_string();
+    let run = |cmd: &Path, args: &[&str]| {
+        let out = match &sudo {
+            Some(sudo) => Command::new(sudo).arg("-n").arg(cmd).args(args).output(),
+            None => Command::new(cmd).args(args).output(),
+        }
+        .expect("run client");
+        eprintln!(
+            "{} {args:?}: {}\n{}{}",
+            cmd.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{} {args:?} failed", cmd.display());
+        out
+    };
+    let pub_key = keys_dir()
+        .join("test-signing.pub.asc")
+        .display()
+        .to_string();
+    run(pacman_key, &["--gpgdir", &gpgdir, "--init"]);
+    run(pacman_key, &["--gpgdir", &gpgdir, "--add", &pub_key]);
+    run(
+        pacman_key,
+        &[
+            "--gpgdir",
+            &gpgdir,
+            "--lsign-key",
+            &TestKey::Signing.fingerprint(),
+        ],
+    );
+    let conf_arg = conf.display().to_string();
+    run(pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
+    assert!(p.join("db/sync/core.db").is_file());
+    // The second sync asks with If-Modified-Since; the 304 keeps its copy
+    // (a download would replace the file).
+    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
+    let before = inode(&p.join("db/sync/core.db"));
+    run(pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
+    assert_eq!(
+        inode(&p.join("db/sync/core.db")),
+        before,
+        "core.db downloaded again"
+    );
+    run(
+        pacman,
+        &[
+            "--config",
+            &conf_arg,
+            "--noconfirm",
+            "-Sw",
+            "world",
+            "epochal",
+        ],
+    );
+    for file in repo.files.keys() {
+        // world depends on hello: all land in the cache, verified.
+        assert_eq!(
+            fs::read(p.join("cache").join(file)).unwrap(),
+            repo.files[file],
+            "{file}"
+        );
+    }
+}
+
+/// pacman syncs the database and downloads a package (signatures required).
+#[test]
+fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
+    let Some(clients) = pacman_clients() else {
         return;
     };
     let up = Upstream::start();
@@ -390,88 +487,7 @@ fn real_pacman_syncs_and_downloads_from_the_served_mirror() {
     );
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
 
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path();
-    for d in ["root", "db", "cache", "gnupg", "hooks"] {
-        fs::create_dir_all(p.join(d)).unwrap();
-    }
-    let conf = p.join("pacman.conf");
-    fs::write(
-        &conf,
-        format!(
-            "[options]\nRootDir = {0}/root\nDBPath = {0}/db/\nCacheDir = {0}/cache/\n\
-LogFile = {0}/pacman.log\nGPGDir = {0}/gnupg/\nHookDir = {0}/hooks/\n\
-Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
-[core]\nServer = {1}/archlinux/$repo/os/$arch\n",
-            p.display(),
-            server.url("").trim_end_matches('/')
-        ),
-    )
-    .unwrap();
-    let gpgdir = p.join("gnupg").display().to_string();
-    let run = |cmd: &Path, args: &[&str]| {
-        let out = match &sudo {
-            Some(sudo) => Command::new(sudo).arg("-n").arg(cmd).args(args).output(),
-            None => Command::new(cmd).args(args).output(),
-        }
-        .expect("run client");
-        eprintln!(
-            "{} {args:?}: {}\n{}{}",
-            cmd.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{} {args:?} failed", cmd.display());
-        out
-    };
-    let pub_key = keys_dir()
-        .join("test-signing.pub.asc")
-        .display()
-        .to_string();
-    run(&pacman_key, &["--gpgdir", &gpgdir, "--init"]);
-    run(&pacman_key, &["--gpgdir", &gpgdir, "--add", &pub_key]);
-    run(
-        &pacman_key,
-        &[
-            "--gpgdir",
-            &gpgdir,
-            "--lsign-key",
-            &TestKey::Signing.fingerprint(),
-        ],
-    );
-    let conf_arg = conf.display().to_string();
-    run(&pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
-    assert!(p.join("db/sync/core.db").is_file());
-    // The second sync asks with If-Modified-Since; the 304 keeps its copy
-    // (a download would replace the file).
-    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(path).unwrap());
-    let before = inode(&p.join("db/sync/core.db"));
-    run(&pacman, &["--config", &conf_arg, "--noconfirm", "-Sy"]);
-    assert_eq!(
-        inode(&p.join("db/sync/core.db")),
-        before,
-        "core.db downloaded again"
-    );
-    run(
-        &pacman,
-        &[
-            "--config",
-            &conf_arg,
-            "--noconfirm",
-            "-Sw",
-            "world",
-            "epochal",
-        ],
-    );
-    for file in repo.files.keys() {
-        // world depends on hello: all land in the cache, verified.
-        assert_eq!(
-            fs::read(p.join("cache").join(file)).unwrap(),
-            repo.files[file],
-            "{file}"
-        );
-    }
+    pacman_round(&clients, &server.url(""), &repo);
 }
 
 /// `--package` mirrors a package and what it depends on, across

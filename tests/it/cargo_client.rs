@@ -21,7 +21,7 @@ pub(crate) fn write(path: &Path, text: &str) {
 }
 
 /// A project depending on `app ^0.1` that prints `leaf`'s version.
-fn project(dir: &Path) {
+pub(crate) fn project(dir: &Path) {
     write(
         &dir.join("Cargo.toml"),
         "[package]\nname = \"consumer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\

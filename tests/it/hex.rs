@@ -314,8 +314,22 @@ fn unpack_published_names_before_the_public_key() {
     assert!(changed_at(&h.join("public_key")) <= changed_at(&h.join("names")));
 }
 
+/// A HOME whose rebar3 trusts the test key for hexpm.
+pub(crate) fn rebar3_home(home: &Path) {
+    let config = home.join(".config/rebar3");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("rebar.config"),
+        format!(
+            "{{hex, [{{repos, [#{{name => <<\"hexpm\">>, repo_public_key => <<\"{}\">>}}]}}]}}.\n",
+            test_public_key_pem().trim()
+        ),
+    )
+    .unwrap();
+}
+
 /// A rebar3 project depending on `dep` from hexpm.
-fn rebar_project(dir: &Path, dep: &str, req: &str) {
+pub(crate) fn rebar_project(dir: &Path, dep: &str, req: &str) {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("rebar.config"),
@@ -333,7 +347,13 @@ fn rebar_project(dir: &Path, dep: &str, req: &str) {
     std::fs::write(dir.join("src/app.erl"), "-module(app).\n").unwrap();
 }
 
-fn rebar3(rebar3: &Path, home: &Path, project: &Path, cdn: &str, args: &[&str]) -> Output {
+pub(crate) fn rebar3(
+    rebar3: &Path,
+    home: &Path,
+    project: &Path,
+    cdn: &str,
+    args: &[&str],
+) -> Output {
     run_logged(
         Command::new(rebar3)
             .args(args)
@@ -385,16 +405,7 @@ fn real_rebar3_fetches_dependencies_from_the_served_mirror() {
     let cdn = server.url("/hex");
 
     let home = tempfile::tempdir().unwrap();
-    let config = home.path().join(".config/rebar3");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("rebar.config"),
-        format!(
-            "{{hex, [{{repos, [#{{name => <<\"hexpm\">>, repo_public_key => <<\"{}\">>}}]}}]}}.\n",
-            test_public_key_pem().trim()
-        ),
-    )
-    .unwrap();
+    rebar3_home(home.path());
 
     let project = home.path().join("proj");
     rebar_project(&project, "alpha", "~> 1.0");

@@ -340,6 +340,51 @@ pub fn require_client(name: &str) -> Option<std::path::PathBuf> {
     found
 }
 
+/// An upstream whose newest rustup, 99.0.0 for `host`, is `real` (the
+/// machine's own rustup binary, relabelled).
+pub(crate) fn newer_rustup_upstream(real: &[u8], host: &str) -> Upstream {
+    let up = Upstream::start();
+    let path = format!("rustup/archive/99.0.0/{host}/rustup-init");
+    up.put(
+        &format!("{path}.sha256"),
+        format!("{}  rustup-init\n", mirror::verify::Sha256Digest::of(real)),
+    );
+    up.put(&path, real.to_vec());
+    up.put(
+        "rustup/release-stable.toml",
+        "schema-version = '1'\nversion = '99.0.0'\n",
+    );
+    up
+}
+
+/// A copy of the real `rustup` in a temporary CARGO_HOME updates itself
+/// from `update_root` (`RUSTUP_UPDATE_ROOT`) to 99.0.0, whose binary is
+/// `real`.
+pub(crate) fn self_update(rustup: &Path, update_root: &str, real: &[u8]) {
+    let home = tempfile::tempdir().unwrap();
+    let cargo_home = home.path().join("cargo");
+    std::fs::create_dir_all(cargo_home.join("bin")).unwrap();
+    let installed = cargo_home.join("bin/rustup");
+    std::fs::copy(rustup, &installed).unwrap();
+    // Mark the installed copy so the update is visible.
+    let before = std::fs::metadata(&installed).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = Command::new(&installed)
+        .args(["self", "update"])
+        .env("CARGO_HOME", &cargo_home)
+        .env("RUSTUP_HOME", home.path().join("rustup"))
+        .env("RUSTUP_UPDATE_ROOT", update_root)
+        .env_remove("RUSTUP_DIST_SERVER")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rustup self update failed:\n{stderr}");
+    assert!(stderr.contains("new version: 99.0.0"), "{stderr}");
+    let after = std::fs::metadata(&installed).unwrap().modified().unwrap();
+    assert!(after > before, "the installed rustup was replaced");
+    assert_eq!(std::fs::read(&installed).unwrap(), real);
+}
+
 /// The real `rustup` updates itself from `mirror serve`: upstream publishes
 /// a newer version (the machine's own rustup binary, relabelled), mirror
 /// downloads, packs and unpacks it into a second tree, serves that, and
@@ -351,43 +396,10 @@ fn real_rustup_self_updates_from_the_served_mirror() {
     };
     let host = crate::support::dist::host_triple();
     let real = std::fs::read(&rustup).unwrap();
-    let up = Upstream::start();
-    let path = format!("rustup/archive/99.0.0/{host}/rustup-init");
-    up.put(
-        &format!("{path}.sha256"),
-        format!("{}  rustup-init\n", mirror::verify::Sha256Digest::of(&real)),
-    );
-    up.put(&path, real.clone());
-    up.put(
-        "rustup/release-stable.toml",
-        "schema-version = '1'\nversion = '99.0.0'\n",
-    );
-
+    let up = newer_rustup_upstream(&real, &host);
     let AirGap { offline, .. } = across_the_gap(&up, &host);
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
-
-    let home = tempfile::tempdir().unwrap();
-    let cargo_home = home.path().join("cargo");
-    std::fs::create_dir_all(cargo_home.join("bin")).unwrap();
-    let installed = cargo_home.join("bin/rustup");
-    std::fs::copy(&rustup, &installed).unwrap();
-    // Mark the installed copy so the update is visible.
-    let before = std::fs::metadata(&installed).unwrap().modified().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let out = Command::new(&installed)
-        .args(["self", "update"])
-        .env("CARGO_HOME", &cargo_home)
-        .env("RUSTUP_HOME", home.path().join("rustup"))
-        .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
-        .env_remove("RUSTUP_DIST_SERVER")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "rustup self update failed:\n{stderr}");
-    assert!(stderr.contains("new version: 99.0.0"), "{stderr}");
-    let after = std::fs::metadata(&installed).unwrap().modified().unwrap();
-    assert!(after > before, "the installed rustup was replaced");
-    assert_eq!(std::fs::read(&installed).unwrap(), real);
+    self_update(&rustup, &server.url("/rustup"), &real);
 }
 
 /// A romt-style archive: plain tar.gz of `rustup/archive/...`, no manifest.

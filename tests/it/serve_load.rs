@@ -3,22 +3,16 @@
 //! stay up and keep answering everyone else. The server runs as its own
 //! process (`mirror serve`), as in production.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::serve_process::ServeProcess;
+
 struct Served {
-    child: Child,
+    _process: ServeProcess,
     addr: SocketAddr,
     _root: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `mirror serve --port 0` over a tree with a small and a 16 MiB file.
@@ -27,28 +21,10 @@ fn serve() -> Served {
     std::fs::create_dir_all(root.path().join("dist")).unwrap();
     std::fs::write(root.path().join("dist/small.txt"), b"small\n").unwrap();
     std::fs::write(root.path().join("dist/big.bin"), vec![7u8; 16 << 20]).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .arg("--root")
-        .arg(root.path())
-        .args(["serve", "--port", "0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "serving ROOT on http://127.0.0.1:PORT/ (Ctrl-C stops)"
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let process = ServeProcess::start(root.path(), &[]);
     Served {
-        child,
-        addr,
+        addr: process.addr,
+        _process: process,
         _root: root,
     }
 }

@@ -485,20 +485,7 @@ fn real_rustup_installs_toolchains_from_the_mirror() {
 
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
     let home = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| -> Output {
-        crate::support::run_logged(
-            Command::new(&rustup)
-                .args(args)
-                .env("RUSTUP_HOME", home.path().join("rustup"))
-                .env("CARGO_HOME", home.path().join("cargo"))
-                .env("RUSTUP_DIST_SERVER", server.url(""))
-                .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
-                .env_remove("RUSTUP_TOOLCHAIN")
-                .env_remove("RUSTC")
-                .env_remove("CARGO"),
-            &format!("rustup {args:?}"),
-        )
-    };
+    let run = |args: &[&str]| run_rustup(&rustup, home.path(), &server, args);
     for (toolchain, version) in [
         ("stable", "1.99.1"),
         ("1.98.0", "1.98.0"),
@@ -527,6 +514,28 @@ fn real_rustup_installs_toolchains_from_the_mirror() {
             format!("rustc {version} (fixture)")
         );
     }
+}
+
+/// The real rustup with its homes under `home`, pointed at `server` for
+/// toolchains and self-updates; its output is echoed.
+pub(crate) fn run_rustup(
+    rustup: &Path,
+    home: &Path,
+    server: &mirror::serve::RunningServer,
+    args: &[&str],
+) -> Output {
+    crate::support::run_logged(
+        Command::new(rustup)
+            .args(args)
+            .env("RUSTUP_HOME", home.join("rustup"))
+            .env("CARGO_HOME", home.join("cargo"))
+            .env("RUSTUP_DIST_SERVER", server.url(""))
+            .env("RUSTUP_UPDATE_ROOT", server.url("/rustup"))
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
+            .env_remove("CARGO"),
+        &format!("rustup {args:?}"),
+    )
 }
 
 /// The real upstream: fetch and check the stable manifest. Run by hand:
