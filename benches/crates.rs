@@ -5,7 +5,10 @@
 //! response. For J in 4, 16, 64 jobs: a fresh tree, `mirror crate init`,
 //! then `mirror crate update` is timed, beside the floor N × delay ÷ J and
 //! beside `romt crate update` on the same upstream (romt from `$ROMT` or
-//! `bench/.venv/bin/romt`; skipped with a message when absent).
+//! `bench/.venv/bin/romt`; skipped with a message when absent) and beside
+//! `panamax sync` (clone + download; from `$PANAMAX` or
+//! `bench/.panamax/bin/panamax`, see bench/README.md), which is compared
+//! with mirror's `pull` + `download mark`.
 //!
 //! Run: `cargo bench --bench crates`.
 
@@ -108,6 +111,41 @@ fn romt_update(romt: &Path, fx: &CratesFixture<'_>, jobs: usize) -> (Duration, D
     (pull, download)
 }
 
+fn panamax_path() -> Option<PathBuf> {
+    let p = std::env::var_os("PANAMAX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.panamax/bin/panamax")
+        });
+    p.is_file().then_some(p)
+}
+
+/// Time of `panamax sync` (clone of the index + every crate) for one fresh
+/// mirror; crates come from `<upstream>/api/{name}/{version}/download`.
+fn panamax_sync(panamax: &Path, up: &Upstream, fx: &CratesFixture<'_>, jobs: usize) -> Duration {
+    let dir = bench_dir();
+    let m = dir.path().join("m");
+    run(
+        {
+            let mut c = Command::new(panamax);
+            c.arg("init").arg(&m);
+            c
+        },
+        "panamax init",
+    );
+    let config = format!(
+        "[mirror]\nretries = 5\n\n[rustup]\nsync = false\ndownload_threads = 4\n\
+         source = \"http://127.0.0.1:1\"\n\n[crates]\nsync = true\ndownload_threads = {jobs}\n\
+         source = \"{}\"\nsource_index = \"{}\"\nbase_url = \"http://127.0.0.1:1/crates\"\n",
+        up.url("api"),
+        fx.path().display()
+    );
+    std::fs::write(m.join("mirror.toml"), config).unwrap();
+    let mut c = Command::new(panamax);
+    c.arg("sync").arg(&m);
+    run(c, "panamax sync")
+}
+
 fn main() {
     let up = Upstream::start();
     let mut fx = CratesFixture::new(&up);
@@ -115,12 +153,24 @@ fn main() {
         fx.publish(&format!("bench-crate-{i:04}"), "1.0.0", &[]);
     }
     fx.commit("Generated crates");
+    // panamax asks for crates at `{source}/{name}/{version}/download`.
+    for i in 0..CRATES {
+        let name = format!("bench-crate-{i:04}");
+        let bytes = up
+            .get(&CratesFixture::crate_upstream_path(&name, "1.0.0"))
+            .expect("published");
+        up.put(&format!("api/{name}/1.0.0/download"), bytes);
+    }
     up.set_delay(DELAY);
     let romt = romt_path();
+    let panamax = panamax_path();
     println!(
         "# {CRATES} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
         DELAY.as_millis()
     );
+    if panamax.is_none() {
+        println!("# panamax: not found (set PANAMAX or see bench/README.md); skipped");
+    }
     if romt.is_none() {
         println!(
             "# romt: not found (set ROMT or create bench/.venv, see bench/README.md); skipped"
@@ -145,6 +195,14 @@ fn main() {
                 theirs.as_secs_f64() / floor.as_secs_f64(),
                 rpull.as_secs_f64(),
                 theirs.as_secs_f64() / ours.as_secs_f64()
+            ));
+        }
+        if let Some(panamax) = &panamax {
+            let theirs = panamax_sync(panamax, &up, &fx, jobs);
+            line.push_str(&format!(
+                " | panamax sync {:6.3}s vs mirror update -> mirror {:.1}x faster",
+                theirs.as_secs_f64(),
+                theirs.as_secs_f64() / (pull + ours).as_secs_f64()
             ));
         }
         println!("{line}");
