@@ -1,0 +1,284 @@
+//! Hostile input through the real commands, for every ecosystem: bundles
+//! that `unpack`/`import` must refuse.
+//!
+//! Each part is one table run against each ecosystem, so a new rule is one
+//! row, and a new ecosystem one line.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Instant;
+
+use mirror::verify::Sha256Digest;
+
+use crate::rustup::mirror;
+use crate::support::archive::{file, gz, manifest_claiming, raw, tar, tar_gz, Raw};
+use crate::support::hex::key_path;
+use crate::support::keys::TestKey;
+use crate::support::tree::{files, paths};
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn run(root: &Path, args: &[String]) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    mirror(root, &args)
+}
+
+fn succeeds(root: &Path, args: &[String]) {
+    let out = run(root, args);
+    assert!(
+        out.status.success(),
+        "mirror {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ------------------------------------------------------------ bundles
+
+/// How one ecosystem takes a bundle in.
+struct Intake {
+    /// The ecosystem a manifest names.
+    ecosystem: &'static str,
+    /// A path its bundles may hold.
+    member: &'static str,
+    /// Commands an empty far-side tree needs first.
+    prepare: &'static [&'static [&'static str]],
+    /// The command that reads `--archive` (appended).
+    command: &'static [&'static str],
+    /// The option naming the key it checks with, and the key.
+    key: Option<KeyOption>,
+}
+
+/// An option naming a key file (`--keyring`, `--public-key`), and the key.
+type KeyOption = (&'static str, fn() -> PathBuf);
+
+fn signing_key() -> PathBuf {
+    TestKey::Signing.public_path()
+}
+
+fn hex_key() -> PathBuf {
+    key_path("hex-test.pub.pem")
+}
+
+const RUSTUP_INTAKE: Intake = Intake {
+    ecosystem: "rustup",
+    member: "rustup/archive/1.0.0/x86_64-unknown-linux-gnu/rustup-init",
+    prepare: &[],
+    command: &["rustup", "unpack"],
+    key: None,
+};
+
+const TOOLCHAIN_INTAKE: Intake = Intake {
+    ecosystem: "toolchain",
+    member: "dist/2026-10-15/rustc-1.99.1-x86_64-unknown-linux-gnu.tar.xz",
+    prepare: &[],
+    command: &["toolchain", "unpack"],
+    key: Some(("--keyring", signing_key)),
+};
+
+const CRATES_INTAKE: Intake = Intake {
+    ecosystem: "crates",
+    member: "crates/le/af/leaf/leaf-1.0.0.crate",
+    prepare: &[&["crate", "init-import"]],
+    command: &["crate", "import"],
+    key: None,
+};
+
+const HEX_INTAKE: Intake = Intake {
+    ecosystem: "hex",
+    member: "hex/tarballs/alpha-1.0.0.tar",
+    prepare: &[],
+    command: &["hex", "import"],
+    key: Some(("--public-key", hex_key)),
+};
+
+const ARCH_INTAKE: Intake = Intake {
+    ecosystem: "arch",
+    member: "archlinux/core/os/x86_64/hello-1.0-1-x86_64.pkg.tar.zst",
+    prepare: &[],
+    command: &["arch", "import", "--repo", "core"],
+    key: Some(("--keyring", signing_key)),
+};
+
+/// A petabyte: more than any test machine has free.
+const HUGE: u64 = 1 << 50;
+
+/// Every hostile archive, named, with what the error must say. `outside`
+/// is a directory beside the root (absolute paths point there).
+fn hostile_archives(intake: &Intake, outside: &Path) -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
+    let member = intake.member;
+    let top = member.split('/').next().unwrap();
+    let good = || file(member, b"good bytes");
+    let absolute = outside.join("absolute").display().to_string();
+    let other = format!("{member}.other");
+    let cut = {
+        let mut bulk = vec![0u8; 64 * 1024];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for b in &mut bulk {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let whole = tar_gz(&[good(), file(&other, &bulk)]);
+        whole[..whole.len() / 2].to_vec()
+    };
+    let claims = |size: u64| Raw {
+        claim: Some(size),
+        ..file(member, b"a few bytes of a petabyte")
+    };
+    let zeros_after = {
+        let mut t = tar(&[good()]);
+        t.resize(t.len() + 16 * 1024 * 1024, 0);
+        gz(&t)
+    };
+    let lying = manifest_claiming(
+        intake.ecosystem,
+        &[(member, 10, Sha256Digest::of(b"other byte"))],
+    );
+    let huge_manifest = manifest_claiming(
+        intake.ecosystem,
+        &[(member, HUGE, Sha256Digest::of(b"good bytes"))],
+    );
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "path traversal",
+            tar_gz(&[good(), file(&format!("{top}/../../escaped"), b"evil")]),
+            s(&["\"..\" component"]),
+        ),
+        (
+            "absolute path",
+            tar_gz(&[good(), file(&absolute, b"evil")]),
+            s(&["absolute path", &absolute]),
+        ),
+        (
+            "symbolic link",
+            tar_gz(&[raw(other.as_bytes(), b'2', b"/etc/passwd"), good()]),
+            s(&["is a symbolic link", &other]),
+        ),
+        (
+            "hard link",
+            tar_gz(&[good(), raw(other.as_bytes(), b'1', b"/etc/passwd")]),
+            s(&["is a hard link", &other]),
+        ),
+        (
+            "duplicate entry",
+            tar_gz(&[good(), file(member, b"evil bytes")]),
+            s(&["occurs twice", member]),
+        ),
+        (
+            "manifest lying about a digest",
+            tar_gz(&[file("MIRROR-BUNDLE.json", &lying), good()]),
+            s(&["checksum mismatch", member]),
+        ),
+        ("truncated gzip", cut, s(&["cannot read"])),
+        (
+            "member header claiming a petabyte",
+            tar_gz(&[claims(HUGE)]),
+            s(&["not enough disk space", &format!("{HUGE} bytes"), member]),
+        ),
+        (
+            "manifest claiming a petabyte",
+            tar_gz(&[file("MIRROR-BUNDLE.json", &huge_manifest), good()]),
+            s(&["not enough disk space", &format!("{HUGE} bytes")]),
+        ),
+        (
+            "zeros after the end of the tar archive",
+            zeros_after,
+            s(&["after the end of the tar archive"]),
+        ),
+        (
+            "member data running past its header size",
+            tar_gz(&[Raw {
+                claim: Some(4),
+                ..file(member, &[b'x'; 2000])
+            }]),
+            s(&["cannot read"]),
+        ),
+    ]
+}
+
+/// Feed every hostile archive to `intake`'s command on a fresh tree: each
+/// must fail naming the archive and its problem, publish nothing, write
+/// nothing outside the root, and leave no staging behind.
+fn refuses_hostile_bundles(intake: &Intake) {
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for (what, bytes, want) in hostile_archives(intake, &outside) {
+        let case = tempfile::tempdir_in(tmp.path()).unwrap();
+        let root = case.path().join("root");
+        for args in intake.prepare {
+            succeeds(&root, &owned(args));
+        }
+        let archive = case.path().join("hostile.tar.gz");
+        std::fs::write(&archive, &bytes).unwrap();
+        let not_ours = |n: &str| n != ".mirror";
+        let before = files(tmp.path(), not_ours);
+
+        let mut args = owned(intake.command);
+        if let Some((option, key)) = intake.key {
+            args.push(option.into());
+            args.push(key().display().to_string());
+        }
+        args.push("--archive".into());
+        args.push(archive.display().to_string());
+        let out = run(&root, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let name = intake.ecosystem;
+        assert!(!out.status.success(), "{name}, {what}: accepted");
+        assert!(
+            err.contains(&archive.display().to_string()),
+            "{name}, {what}: archive not named:\n{err}"
+        );
+        for w in &want {
+            assert!(
+                err.contains(w.as_str()),
+                "{name}, {what}: {w:?} not in:\n{err}"
+            );
+        }
+        assert!(
+            before == files(tmp.path(), not_ours),
+            "{name}, {what}: files written or changed (inside the root or beside it):\n{err}"
+        );
+        let staging = root.join(".mirror/staging");
+        assert_eq!(
+            paths(&staging, |_| true),
+            Vec::<String>::new(),
+            "{name}, {what}: staging left behind"
+        );
+    }
+    eprintln!(
+        "{}: hostile bundles refused in {:?}",
+        intake.ecosystem,
+        started.elapsed()
+    );
+}
+
+#[test]
+fn rustup_unpack_refuses_hostile_bundles() {
+    refuses_hostile_bundles(&RUSTUP_INTAKE);
+}
+
+#[test]
+fn toolchain_unpack_refuses_hostile_bundles() {
+    refuses_hostile_bundles(&TOOLCHAIN_INTAKE);
+}
+
+#[test]
+fn crate_import_refuses_hostile_bundles() {
+    refuses_hostile_bundles(&CRATES_INTAKE);
+}
+
+#[test]
+fn hex_import_refuses_hostile_bundles() {
+    refuses_hostile_bundles(&HEX_INTAKE);
+}
+
+#[test]
+fn arch_import_refuses_hostile_bundles() {
+    refuses_hostile_bundles(&ARCH_INTAKE);
+}
