@@ -144,6 +144,8 @@ pub enum FetchError {
         url: String,
         /// The status it answered.
         status: StatusCode,
+        /// The wait its `Retry-After` asked for (429, 503), capped.
+        retry_after: Option<std::time::Duration>,
     },
     /// The transfer failed (after retries, when retryable).
     #[error("{url}: {message}")]
@@ -192,6 +194,34 @@ impl FetchError {
             FetchError::Status { status, .. } => http::status_is_retryable(*status),
             FetchError::Network { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The wait the server asked for before another attempt, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A [`FetchError::Status`] for `resp`, with its `Retry-After`.
+    fn status(url: &str, resp: &reqwest::Response) -> Self {
+        let status = resp.status();
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            resp.headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now()))
+        } else {
+            None
+        };
+        FetchError::Status {
+            url: url.to_string(),
+            status,
+            retry_after,
         }
     }
 
@@ -553,10 +583,7 @@ async fn get_conditional(
             return Ok(Conditional::NotModified);
         }
         if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status,
-            });
+            return Err(FetchError::status(url, &resp));
         }
         let header = |name| {
             resp.headers()
@@ -586,10 +613,7 @@ async fn get_bytes(
         let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status,
-            });
+            return Err(FetchError::status(url, &resp));
         }
         resp.bytes()
             .await
@@ -612,7 +636,8 @@ where
         match attempt_once().await {
             Err(e) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
-                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+                let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
+                tokio::time::sleep(wait).await;
             }
             other => return other,
         }
@@ -636,8 +661,13 @@ async fn fetch_one(
             Ok(t) => break t,
             Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
-                reporter.verbose(&format!("retry {attempt}/{}: {e}", opts.retries));
-                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+                let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
+                reporter.verbose(&format!(
+                    "retry {attempt}/{} in {:.1}s: {e}",
+                    opts.retries,
+                    wait.as_secs_f64()
+                ));
+                tokio::time::sleep(wait).await;
             }
             Err((FetchError::Digest(_), resumed)) if resumed && !restarted => {
                 restarted = true;
@@ -711,10 +741,7 @@ async fn transfer(
         }));
     }
     if !status.is_success() {
-        return Err(err(FetchError::Status {
-            url: url.to_string(),
-            status,
-        }));
+        return Err(err(FetchError::status(url, &resp)));
     }
     if status == StatusCode::PARTIAL_CONTENT {
         let start = resp

@@ -1,20 +1,24 @@
 //! Hostile input through the real commands, for every ecosystem: bundles
-//! that `unpack`/`import` must refuse.
+//! that `unpack`/`import` must refuse, and upstream faults a `download`
+//! must survive or report.
 //!
-//! Each part is one table run against each ecosystem, so a new rule is one
-//! row, and a new ecosystem one line.
+//! Each part is one table run against each ecosystem, so a new rule or
+//! fault is one row, and a new ecosystem one line per part.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mirror::verify::Sha256Digest;
 
 use crate::rustup::mirror;
 use crate::support::archive::{file, gz, manifest_claiming, raw, tar, tar_gz, Raw};
-use crate::support::hex::key_path;
+use crate::support::crates::CratesFixture;
+use crate::support::hex::{key_path, HexRepo};
 use crate::support::keys::TestKey;
 use crate::support::tree::{files, paths};
+use crate::support::upstream::{Fault, Upstream};
+use crate::support::{arch, dist, rustup};
 
 fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -281,4 +285,233 @@ fn hex_import_refuses_hostile_bundles() {
 #[test]
 fn arch_import_refuses_hostile_bundles() {
     refuses_hostile_bundles(&ARCH_INTAKE);
+}
+
+// ----------------------------------------------------- upstream faults
+
+/// What a download must do when one file meets a fault once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    /// Retry (resuming where it can) and succeed.
+    Recovers,
+    /// Fail naming the URL, publish nothing of that file; a rerun
+    /// succeeds.
+    Fails,
+    /// Either, depending on whether the plan knows the file's size (a
+    /// `Content-Length` other than that size is an answer, not an
+    /// accident); never a published unverified file.
+    Either,
+}
+
+/// The `--timeout` of the runs, in seconds: a stall lasts longer.
+const TIMEOUT: &str = "1";
+
+const FAULTS: &[(&str, Fault, Outcome)] = &[
+    ("connection reset", Fault::Reset, Outcome::Recovers),
+    (
+        "stall past --timeout",
+        Fault::Stall { ms: 3000 },
+        Outcome::Recovers,
+    ),
+    (
+        "truncated body",
+        Fault::CutBody { after: 100 },
+        Outcome::Recovers,
+    ),
+    ("500", Fault::Status(500), Outcome::Recovers),
+    (
+        "429 with Retry-After",
+        Fault::RetryAfter { secs: 2 },
+        Outcome::Recovers,
+    ),
+    (
+        "Content-Length too long",
+        Fault::LongLength { extra: 1000 },
+        Outcome::Either,
+    ),
+    ("wrong bytes", Fault::WrongBytes, Outcome::Fails),
+];
+
+/// One ecosystem's download against the fake upstream.
+struct Download<'a> {
+    name: &'static str,
+    up: &'a Upstream,
+    /// Commands a fresh tree needs first.
+    prepare: Vec<Vec<String>>,
+    download: Vec<String>,
+    verify: Vec<String>,
+    /// The upstream path of the data file to fault.
+    path: String,
+}
+
+impl Download<'_> {
+    fn survives_each_fault(&self) {
+        let started = Instant::now();
+        let name = self.name;
+        let url = self.up.url(&self.path);
+        let file_name = self.path.rsplit('/').next().unwrap().to_string();
+        let mut download = self.download.clone();
+        download.extend(owned(&["--timeout", TIMEOUT]));
+        for &(what, fault, outcome) in FAULTS {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path();
+            for args in &self.prepare {
+                succeeds(root, args);
+            }
+            let gets = self.up.gets(&self.path);
+            self.up.fault(&self.path, fault, 1);
+            let t = Instant::now();
+            let out = run(root, &download);
+            let took = t.elapsed();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                self.up.gets(&self.path) > gets,
+                "{name}, {what}: {} never requested",
+                self.path
+            );
+            match (outcome, out.status.success()) {
+                (Outcome::Recovers | Outcome::Either, true) => {
+                    assert!(self.up.gets(&self.path) >= gets + 2, "{name}, {what}");
+                }
+                (Outcome::Fails | Outcome::Either, false) => {
+                    assert!(err.contains(&url), "{name}, {what}: URL not named:\n{err}");
+                    let published: Vec<String> = paths(root, |n| !n.starts_with('.'))
+                        .into_iter()
+                        .filter(|p| p.rsplit('/').next() == Some(&file_name))
+                        .collect();
+                    assert!(
+                        published.is_empty(),
+                        "{name}, {what}: published {published:?}"
+                    );
+                    succeeds(root, &download);
+                }
+                (_, ok) => panic!("{name}, {what}: expected {outcome:?}, success: {ok}\n{err}"),
+            }
+            if let Fault::RetryAfter { secs } = fault {
+                assert!(
+                    took >= Duration::from_secs(secs),
+                    "{name}, {what}: Retry-After ignored ({took:?})"
+                );
+            }
+            succeeds(root, &self.verify);
+        }
+        eprintln!("{name}: {} faults in {:?}", FAULTS.len(), started.elapsed());
+    }
+}
+
+#[test]
+fn rustup_download_survives_or_reports_each_upstream_fault() {
+    let up = Upstream::start();
+    rustup::publish(&up, &["1.28.2"], &["x86_64-unknown-linux-gnu"]);
+    let target = "x86_64-unknown-linux-gnu";
+    Download {
+        name: "rustup",
+        up: &up,
+        prepare: Vec::new(),
+        download: owned(&[
+            "rustup",
+            "download",
+            "-s",
+            "1.28.2",
+            "-t",
+            target,
+            "--url",
+            &up.url("rustup"),
+        ]),
+        verify: owned(&["rustup", "verify"]),
+        path: rustup::init_path("1.28.2", target),
+    }
+    .survives_each_fault();
+}
+
+#[test]
+fn toolchain_download_survives_or_reports_each_upstream_fault() {
+    let up = Upstream::start();
+    let target = "x86_64-unknown-linux-gnu";
+    dist::publish(&up, &dist::STABLE, &[target]);
+    let key = signing_key().display().to_string();
+    let with = |ops: &[&str]| {
+        let mut args = owned(&["toolchain"]);
+        args.extend(owned(ops));
+        args.extend(owned(&["--url", &up.url("dist"), "--keyring", &key]));
+        args
+    };
+    Download {
+        name: "toolchain",
+        up: &up,
+        prepare: Vec::new(),
+        download: with(crate::toolchain::MINIMAL),
+        verify: with(&["verify"]),
+        path: dist::STABLE.file_path("rustc", target, "xz"),
+    }
+    .survives_each_fault();
+}
+
+#[test]
+fn crate_download_survives_or_reports_each_upstream_fault() {
+    let up = Upstream::start();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+    fx.commit("Add leaf and app");
+    Download {
+        name: "crate",
+        up: &up,
+        prepare: vec![owned(&["crate", "init", "--index-url", &fx.index_url()])],
+        download: owned(&["crate", "update", "--crates-url", &fx.crates_url_template()]),
+        verify: owned(&["crate", "verify"]),
+        path: CratesFixture::crate_upstream_path("leaf", "1.0.0"),
+    }
+    .survives_each_fault();
+}
+
+#[test]
+fn hex_download_survives_or_reports_each_upstream_fault() {
+    let up = Upstream::start();
+    HexRepo::sample().publish(&up);
+    let key = hex_key().display().to_string();
+    let with = |op: &str| owned(&["hex", op, "--url", &up.url("hex"), "--public-key", &key]);
+    Download {
+        name: "hex",
+        up: &up,
+        prepare: Vec::new(),
+        download: with("download"),
+        verify: with("verify"),
+        path: "hex/tarballs/beta-2.1.0.tar".into(),
+    }
+    .survives_each_fault();
+}
+
+#[test]
+fn arch_download_survives_or_reports_each_upstream_fault() {
+    let up = Upstream::start();
+    let hello = arch::Pkg::new("hello", "1.0-1");
+    arch::publish(
+        &up,
+        "m",
+        "core",
+        &[hello.clone(), arch::Pkg::new("tools", "3.0-1")],
+    );
+    let key = signing_key().display().to_string();
+    let with = |op: &str| {
+        owned(&[
+            "arch",
+            op,
+            "--url",
+            &up.url("m/$repo/os/$arch"),
+            "--repo",
+            "core",
+            "--keyring",
+            &key,
+        ])
+    };
+    Download {
+        name: "arch",
+        up: &up,
+        prepare: Vec::new(),
+        download: with("download"),
+        verify: with("verify"),
+        path: format!("m/core/os/x86_64/{}", hello.filename()),
+    }
+    .survives_each_fault();
 }
