@@ -1,12 +1,12 @@
 //! Hostile input through the real commands, for every ecosystem: bundles
-//! that `unpack`/`import` must refuse, and upstream faults a `download`
-//! must survive or report.
+//! that `unpack`/`import` must refuse, upstream faults a `download` must
+//! survive or report, and two runs on one tree.
 //!
 //! Each part is one table run against each ecosystem, so a new rule or
 //! fault is one row, and a new ecosystem one line per part.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mirror::verify::Sha256Digest;
@@ -399,27 +399,37 @@ impl Download<'_> {
     }
 }
 
+const RUSTUP_VERSION: &str = "1.28.2";
+const LINUX: &str = "x86_64-unknown-linux-gnu";
+
+/// One rustup-init upstream, and the `rustup download` of it.
+fn rustup_upstream() -> (Upstream, Vec<String>) {
+    let up = Upstream::start();
+    rustup::publish(&up, &[RUSTUP_VERSION], &[LINUX]);
+    let url = up.url("rustup");
+    let download = owned(&[
+        "rustup",
+        "download",
+        "-s",
+        RUSTUP_VERSION,
+        "-t",
+        LINUX,
+        "--url",
+        &url,
+    ]);
+    (up, download)
+}
+
 #[test]
 fn rustup_download_survives_or_reports_each_upstream_fault() {
-    let up = Upstream::start();
-    rustup::publish(&up, &["1.28.2"], &["x86_64-unknown-linux-gnu"]);
-    let target = "x86_64-unknown-linux-gnu";
+    let (up, download) = rustup_upstream();
     Download {
         name: "rustup",
         up: &up,
         prepare: Vec::new(),
-        download: owned(&[
-            "rustup",
-            "download",
-            "-s",
-            "1.28.2",
-            "-t",
-            target,
-            "--url",
-            &up.url("rustup"),
-        ]),
+        download,
         verify: owned(&["rustup", "verify"]),
-        path: rustup::init_path("1.28.2", target),
+        path: rustup::init_path(RUSTUP_VERSION, LINUX),
     }
     .survives_each_fault();
 }
@@ -427,7 +437,7 @@ fn rustup_download_survives_or_reports_each_upstream_fault() {
 #[test]
 fn toolchain_download_survives_or_reports_each_upstream_fault() {
     let up = Upstream::start();
-    let target = "x86_64-unknown-linux-gnu";
+    let target = LINUX;
     dist::publish(&up, &dist::STABLE, &[target]);
     let key = signing_key().display().to_string();
     let with = |ops: &[&str]| {
@@ -514,4 +524,66 @@ fn arch_download_survives_or_reports_each_upstream_fault() {
         path: format!("m/core/os/x86_64/{}", hello.filename()),
     }
     .survives_each_fault();
+}
+
+// ------------------------------------------------------ concurrent runs
+
+/// A second run on a tree a first run holds is refused at once, naming
+/// the lock file and the holder; the first run is not disturbed.
+#[test]
+fn a_second_run_on_a_locked_tree_is_refused_naming_the_lock_file() {
+    let (up, args) = rustup_upstream();
+    // Slow enough that the first run is still downloading when the
+    // second starts.
+    up.set_delay(Duration::from_millis(1500));
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let first = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = root.join(".mirror/lock");
+    let pid = first.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&lock)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        != Some(pid.as_str())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let t = Instant::now();
+    let second = run(root, &args);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second run went ahead");
+    assert!(
+        err.contains(&lock.display().to_string()),
+        "lock file not named:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {pid}")),
+        "holder not named:\n{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the second run waited"
+    );
+
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "the first run failed:\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    succeeds(root, &owned(&["rustup", "verify"]));
 }
