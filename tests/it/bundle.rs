@@ -711,6 +711,20 @@ fn corrupt_gzip_is_rejected() {
     assert_rejected(&bytes[..bytes.len() / 2], &rustup_opts(), &["cannot read"]);
 }
 
+/// Tar writers pad the archive to a whole record (GNU tar's `-b 2048`
+/// makes 1 MiB records); such padding is not taken for a gzip bomb.
+#[test]
+fn record_padding_after_the_tar_end_is_accepted() {
+    let mut padded = archive::tar(&[file(GOOD, b"good")]);
+    padded.resize(1 << 20, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("padded.tar.gz");
+    fs::write(&path, archive::gz(&padded)).unwrap();
+    let dest = tmp.path().join("dest");
+    bundle::unpack(&path, &dest, &rustup_opts(), &NullReporter).unwrap();
+    assert_eq!(fs::read(dest.join(GOOD)).unwrap(), b"good");
+}
+
 #[test]
 fn staging_is_removed_after_success_and_failure() {
     let tmp = tempfile::tempdir().unwrap();

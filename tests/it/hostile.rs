@@ -297,10 +297,10 @@ enum Outcome {
     /// Fail naming the URL, publish nothing of that file; a rerun
     /// succeeds.
     Fails,
-    /// Either, depending on whether the plan knows the file's size (a
-    /// `Content-Length` other than that size is an answer, not an
-    /// accident); never a published unverified file.
-    Either,
+    /// Fails where the plan knows the file's size (a `Content-Length`
+    /// other than that size is an answer, not an accident: the engine
+    /// does not retry it), recovers where it does not (a body cut short).
+    FailsIfSized,
 }
 
 /// The `--timeout` of the runs, in seconds: a stall lasts longer.
@@ -327,7 +327,7 @@ const FAULTS: &[(&str, Fault, Outcome)] = &[
     (
         "Content-Length too long",
         Fault::LongLength { extra: 1000 },
-        Outcome::Either,
+        Outcome::FailsIfSized,
     ),
     ("wrong bytes", Fault::WrongBytes, Outcome::Fails),
 ];
@@ -342,6 +342,8 @@ struct Download<'a> {
     verify: Vec<String>,
     /// The upstream path of the data file to fault.
     path: String,
+    /// Whether the plan knows that file's size.
+    sized: bool,
 }
 
 impl Download<'_> {
@@ -369,11 +371,16 @@ impl Download<'_> {
                 "{name}, {what}: {} never requested",
                 self.path
             );
+            let outcome = match outcome {
+                Outcome::FailsIfSized if self.sized => Outcome::Fails,
+                Outcome::FailsIfSized => Outcome::Recovers,
+                other => other,
+            };
             match (outcome, out.status.success()) {
-                (Outcome::Recovers | Outcome::Either, true) => {
+                (Outcome::Recovers, true) => {
                     assert!(self.up.gets(&self.path) >= gets + 2, "{name}, {what}");
                 }
-                (Outcome::Fails | Outcome::Either, false) => {
+                (Outcome::Fails, false) => {
                     assert!(err.contains(&url), "{name}, {what}: URL not named:\n{err}");
                     let published: Vec<String> = paths(root, |n| !n.starts_with('.'))
                         .into_iter()
@@ -430,6 +437,7 @@ fn rustup_download_survives_or_reports_each_upstream_fault() {
         download,
         verify: owned(&["rustup", "verify"]),
         path: rustup::init_path(RUSTUP_VERSION, LINUX),
+        sized: false,
     }
     .survives_each_fault();
 }
@@ -453,6 +461,7 @@ fn toolchain_download_survives_or_reports_each_upstream_fault() {
         download: with(crate::toolchain::MINIMAL),
         verify: with(&["verify"]),
         path: dist::STABLE.file_path("rustc", target, "xz"),
+        sized: false,
     }
     .survives_each_fault();
 }
@@ -471,6 +480,7 @@ fn crate_download_survives_or_reports_each_upstream_fault() {
         download: owned(&["crate", "update", "--crates-url", &fx.crates_url_template()]),
         verify: owned(&["crate", "verify"]),
         path: CratesFixture::crate_upstream_path("leaf", "1.0.0"),
+        sized: false,
     }
     .survives_each_fault();
 }
@@ -488,6 +498,7 @@ fn hex_download_survives_or_reports_each_upstream_fault() {
         download: with("download"),
         verify: with("verify"),
         path: "hex/tarballs/beta-2.1.0.tar".into(),
+        sized: false,
     }
     .survives_each_fault();
 }
@@ -522,6 +533,7 @@ fn arch_download_survives_or_reports_each_upstream_fault() {
         download: with("download"),
         verify: with("verify"),
         path: format!("m/core/os/x86_64/{}", hello.filename()),
+        sized: true,
     }
     .survives_each_fault();
 }
