@@ -46,7 +46,7 @@
 //! - a path outside the caller's allowed prefixes;
 //! - with a manifest: a member it does not list, a member it lists but the
 //!   archive lacks, a size or SHA-256 that differs, a manifest that is not
-//!   the first member or not valid, or one naming another ecosystem.
+//!   the first member or not valid, or one naming another ecosystem;
 //! - an archive that needs more disk space than the file system holding
 //!   the staging directory has free, keeping a margin: with a manifest, the
 //!   total it lists is checked before the first member is written; without
@@ -54,7 +54,9 @@
 //!   member is written (a header may claim gigabytes its data lacks);
 //! - more than a few MiB of data after the end of the tar archive (tar
 //!   writers pad to a record of 10 KiB; a stream of zeros that decompresses
-//!   without end is a gzip bomb, and is not read to its end).
+//!   without end is a gzip bomb, and is not read to its end);
+//! - one member whose headers (with GNU long-name and pax records, which
+//!   the tar reader holds in memory) take more than 1 MiB.
 //!
 //! A member's data is read only up to the size in its header (what
 //! follows is the next header, checked as such), so neither memory nor

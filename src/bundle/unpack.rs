@@ -1,9 +1,11 @@
 //! Reading bundles safely; see the module docs of [`crate::bundle`].
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +31,41 @@ pub(crate) const SPACE_MARGIN: u64 = 64 << 20;
 /// the archive to a whole record (GNU tar and Python: 10 KiB by default;
 /// a blocking factor of 2048 makes 1 MiB); more is not an archive's.
 pub(crate) const MAX_TRAILING: u64 = 4 << 20;
+
+/// The most bytes the tar reader may consume between two entries: the
+/// header blocks, GNU long-name/long-link data and pax records of one
+/// entry, which it reads into memory whole. Real ones hold a path of a
+/// few KiB.
+pub(crate) const MAX_HEADERS: u64 = 1 << 20;
+
+/// Passes the decompressed stream to the tar reader; while a budget is
+/// set (the tar reader is looking for the next entry), refuses to read
+/// past it, so a long-name or pax entry claiming gigabytes cannot make
+/// the tar reader hold them in memory.
+struct HeaderBound<R> {
+    inner: R,
+    left: Rc<Cell<Option<u64>>>,
+}
+
+impl<R: Read> Read for HeaderBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.left.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the headers of one member (with long-name and pax records) take more than {MAX_HEADERS} bytes"
+                ),
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
 
 /// Adds up the bytes an archive says it needs and compares them with the
 /// free space measured once before the first member is written.
@@ -223,7 +260,11 @@ fn stage(
             reporter,
         },
     );
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(input));
+    let header_budget = Rc::new(Cell::new(None));
+    let mut tar = tar::Archive::new(HeaderBound {
+        inner: MultiGzDecoder::new(input),
+        left: Rc::clone(&header_budget),
+    });
     let mut manifest: Option<Manifest> = None;
     let mut expected: HashMap<String, (u64, Sha256Digest)> = HashMap::new();
     let mut files: Vec<StagedFile> = Vec::new();
@@ -240,7 +281,14 @@ fn stage(
         dir: dir.to_path_buf(),
     };
 
-    for entry in tar.entries().map_err(read_err)? {
+    let mut entries = tar.entries().map_err(read_err)?;
+    loop {
+        // What the tar reader consumes to find the next entry (headers,
+        // long names, pax records: all held in memory) is bounded.
+        header_budget.set(Some(MAX_HEADERS));
+        let next = entries.next();
+        header_budget.set(None);
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(read_err)?;
         let etype = entry.header().entry_type();
         if etype.is_pax_global_extensions() {

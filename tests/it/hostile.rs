@@ -194,6 +194,11 @@ fn hostile_archives(intake: &Intake, outside: &Path) -> Vec<(&'static str, Vec<u
             s(&["after the end of the tar archive"]),
         ),
         (
+            "GNU long name of 8 MiB",
+            tar_gz(&[file(&format!("{top}/{}", "a".repeat(8 << 20)), b"x")]),
+            s(&["take more than 1048576 bytes"]),
+        ),
+        (
             "member data running past its header size",
             tar_gz(&[Raw {
                 claim: Some(4),
