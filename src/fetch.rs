@@ -9,7 +9,8 @@
 //!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over.
-//! 3. **Retry** transient failures (see [`crate::http`]) with backoff; the
+//! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
+//!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
 //!    retried — except that a mismatch after a *resumed* transfer restarts
 //!    once from zero, since the old partial may have come from other bytes.
