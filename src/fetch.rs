@@ -9,7 +9,8 @@
 //!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over.
-//! 3. **Retry** transient failures (see [`crate::http`]) with backoff; the
+//! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
+//!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
 //!    retried — except that a mismatch after a *resumed* transfer restarts
 //!    once from zero, since the old partial may have come from other bytes.
@@ -144,6 +145,8 @@ pub enum FetchError {
         url: String,
         /// The status it answered.
         status: StatusCode,
+        /// The wait its `Retry-After` asked for (429, 503), capped.
+        retry_after: Option<std::time::Duration>,
     },
     /// The transfer failed (after retries, when retryable).
     #[error("{url}: {message}")]
@@ -192,6 +195,34 @@ impl FetchError {
             FetchError::Status { status, .. } => http::status_is_retryable(*status),
             FetchError::Network { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The wait the server asked for before another attempt, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A [`FetchError::Status`] for `resp`, with its `Retry-After`.
+    fn status(url: &str, resp: &reqwest::Response) -> Self {
+        let status = resp.status();
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            resp.headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now()))
+        } else {
+            None
+        };
+        FetchError::Status {
+            url: url.to_string(),
+            status,
+            retry_after,
         }
     }
 
@@ -556,10 +587,7 @@ pub(crate) async fn get_conditional(
             return Ok(Conditional::NotModified);
         }
         if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status,
-            });
+            return Err(FetchError::status(url, &resp));
         }
         let header = |name| {
             resp.headers()
@@ -591,10 +619,7 @@ pub(crate) async fn get_bytes(
         let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status,
-            });
+            return Err(FetchError::status(url, &resp));
         }
         resp.bytes()
             .await
@@ -617,7 +642,8 @@ where
         match attempt_once().await {
             Err(e) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
-                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+                let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
+                tokio::time::sleep(wait).await;
             }
             other => return other,
         }
@@ -643,8 +669,13 @@ pub(crate) async fn fetch_one(
             Ok(t) => break t,
             Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
-                reporter.verbose(&format!("retry {attempt}/{}: {e}", opts.retries));
-                tokio::time::sleep(http::backoff(opts.retry_delay, attempt)).await;
+                let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
+                reporter.verbose(&format!(
+                    "retry {attempt}/{} in {:.1}s: {e}",
+                    opts.retries,
+                    wait.as_secs_f64()
+                ));
+                tokio::time::sleep(wait).await;
             }
             Err((FetchError::Digest(_), resumed)) if resumed && !restarted => {
                 restarted = true;
@@ -718,10 +749,7 @@ async fn transfer(
         }));
     }
     if !status.is_success() {
-        return Err(err(FetchError::Status {
-            url: url.to_string(),
-            status,
-        }));
+        return Err(err(FetchError::status(url, &resp)));
     }
     if status == StatusCode::PARTIAL_CONTENT {
         let start = resp

@@ -10,6 +10,12 @@
 //! - 429 and 408: the server asks us to come back later.
 //! - anything else (404, 403, 416 …) and a digest mismatch are answers, not
 //!   accidents: retrying would only repeat them.
+//!
+//! A 429 or 503 may say when to come back (`Retry-After`, in seconds or as
+//! an HTTP date): the next attempt then waits that long instead of the
+//! backoff (never less than the backoff), at most [`MAX_RETRY_AFTER`], so
+//! a server asking for an hour cannot stall a run; after the last attempt
+//! nobody waits at all.
 
 use std::time::Duration;
 
@@ -75,6 +81,31 @@ pub fn error_is_retryable(err: &reqwest::Error) -> bool {
     !(err.is_builder() || err.is_redirect())
 }
 
+/// The longest wait a `Retry-After` header can impose before one attempt.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The wait a `Retry-After` value asks for (delta-seconds or an HTTP date,
+/// relative to `now`), capped at [`MAX_RETRY_AFTER`]; `None` if it is
+/// neither. A date in the past asks for no wait.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The wait before retry `attempt` (1-based): the backoff, or what the
+/// server asked for with `Retry-After` when that is longer (it is capped
+/// already, see [`parse_retry_after`]).
+pub fn retry_wait(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let backoff = backoff(base, attempt);
+    retry_after.map_or(backoff, |asked| asked.max(backoff))
+}
+
 /// Delay before attempt `attempt` (1-based): base × 2^(attempt-1), capped
 /// at 30 s, with up to 25 % jitter so parallel jobs do not retry in step.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
@@ -106,6 +137,28 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date_is_capped() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(20));
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(20)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(20));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn retry_wait_takes_the_longer_of_backoff_and_retry_after() {
+        let s = Duration::from_secs(1);
+        assert_eq!(retry_wait(Duration::ZERO, 1, Some(s)), s);
+        assert_eq!(retry_wait(Duration::ZERO, 1, None), Duration::ZERO);
+        assert!(retry_wait(s * 4, 1, Some(s)) >= s * 4);
     }
 
     #[test]

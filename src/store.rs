@@ -118,6 +118,30 @@ fn is_dead(pid: u32) -> bool {
         && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Bytes an unprivileged process may still write on the file system
+/// holding `path` (`statvfs`: available blocks × fragment size); `None`
+/// where that is unknown (not Linux, or the call failed).
+#[cfg(target_os = "linux")]
+pub fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero `statvfs` is a valid value of that plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid, writable
+    // `statvfs`; both outlive the call.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ by target
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// See the Linux version: unknown elsewhere, so no check is made.
+#[cfg(not(target_os = "linux"))]
+pub fn free_space(_path: &Path) -> Option<u64> {
+    None
+}
+
 /// The path of `<root>/.mirror/<name>`.
 pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)

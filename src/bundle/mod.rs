@@ -46,7 +46,21 @@
 //! - a path outside the caller's allowed prefixes;
 //! - with a manifest: a member it does not list, a member it lists but the
 //!   archive lacks, a size or SHA-256 that differs, a manifest that is not
-//!   the first member or not valid, or one naming another ecosystem.
+//!   the first member or not valid, or one naming another ecosystem;
+//! - an archive that needs more disk space than the file system holding
+//!   the staging directory has free, keeping a margin: with a manifest, the
+//!   total it lists is checked before the first member is written; without
+//!   one, each member's header size is added up and checked before that
+//!   member is written (a header may claim gigabytes its data lacks);
+//! - more than a few MiB of data after the end of the tar archive (tar
+//!   writers pad to a record of 10 KiB; a stream of zeros that decompresses
+//!   without end is a gzip bomb, and is not read to its end);
+//! - one member whose headers (with GNU long-name and pax records, which
+//!   the tar reader holds in memory) take more than 1 MiB.
+//!
+//! A member's data is read only up to the size in its header (what
+//! follows is the next header, checked as such), so neither memory nor
+//! disk use depends on what an archive claims beyond these checks.
 //!
 //! The layout it owns:
 //!
@@ -145,6 +159,34 @@ pub enum BundleError {
         archive: PathBuf,
         /// What the check found.
         message: String,
+    },
+    /// The file system holding the staging directory has too little free
+    /// space for what the archive says it holds.
+    #[error(
+        "{}: not enough disk space to unpack: {what} {needed} bytes, but {} has only {free} bytes free (and {} more are kept spare); nothing was written",
+        archive.display(), dir.display(), unpack::SPACE_MARGIN
+    )]
+    NoSpace {
+        /// The archive.
+        archive: PathBuf,
+        /// Where the claim comes from ("the manifest lists", "member … brings the total to").
+        what: String,
+        /// Bytes the archive needs.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+        /// The staging directory.
+        dir: PathBuf,
+    },
+    /// The decompressed stream goes on after the end of the tar archive
+    /// for longer than any tar writer pads it (a gzip bomb of zeros).
+    #[error(
+        "{}: more than {} bytes of data after the end of the tar archive; refusing to read on",
+        archive.display(), unpack::MAX_TRAILING
+    )]
+    TrailingData {
+        /// The archive.
+        archive: PathBuf,
     },
     /// Reading or writing failed.
     #[error("{context}: {source}")]

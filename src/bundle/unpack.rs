@@ -1,9 +1,11 @@
 //! Reading bundles safely; see the module docs of [`crate::bundle`].
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,6 +22,82 @@ use crate::verify::Sha256Digest;
 
 /// The largest manifest read (a crates bundle of 100k files is ~20 MB).
 const MAX_MANIFEST: u64 = 256 << 20;
+
+/// Free space left untouched by an unpack, beyond what the archive needs:
+/// room for the state file, logs and whatever else shares the disk.
+pub(crate) const SPACE_MARGIN: u64 = 64 << 20;
+
+/// The most data read after the end of the tar archive. Tar writers pad
+/// the archive to a whole record (GNU tar and Python: 10 KiB by default;
+/// a blocking factor of 2048 makes 1 MiB); more is not an archive's.
+pub(crate) const MAX_TRAILING: u64 = 4 << 20;
+
+/// The most bytes the tar reader may consume between two entries: the
+/// header blocks, GNU long-name/long-link data and pax records of one
+/// entry, which it reads into memory whole. Real ones hold a path of a
+/// few KiB.
+pub(crate) const MAX_HEADERS: u64 = 1 << 20;
+
+/// Passes the decompressed stream to the tar reader; while a budget is
+/// set (the tar reader is looking for the next entry), refuses to read
+/// past it, so a long-name or pax entry claiming gigabytes cannot make
+/// the tar reader hold them in memory.
+struct HeaderBound<R> {
+    inner: R,
+    left: Rc<Cell<Option<u64>>>,
+}
+
+impl<R: Read> Read for HeaderBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(left) = self.left.get() else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the headers of one member (with long-name and pax records) take more than {MAX_HEADERS} bytes"
+                ),
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(Some(left - n as u64));
+        Ok(n)
+    }
+}
+
+/// Adds up the bytes an archive says it needs and compares them with the
+/// free space measured once before the first member is written.
+struct SpaceGuard {
+    /// Free bytes on the staging file system; `None`: unknown, no check.
+    free: Option<u64>,
+    /// Bytes claimed so far.
+    needed: u64,
+}
+
+impl SpaceGuard {
+    fn new(free: Option<u64>) -> Self {
+        SpaceGuard { free, needed: 0 }
+    }
+
+    /// Claim `bytes` more; `Err((needed, free))` when the total and the
+    /// margin do not fit in the free space.
+    fn claim(&mut self, bytes: u64) -> Result<(), (u64, u64)> {
+        self.needed = self.needed.saturating_add(bytes);
+        match self.free {
+            Some(free)
+                if self
+                    .needed
+                    .checked_add(SPACE_MARGIN)
+                    .is_none_or(|total| total > free) =>
+            {
+                Err((self.needed, free))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// What [`unpack`] accepts and how it publishes.
 #[derive(Clone, Default)]
@@ -182,7 +260,11 @@ fn stage(
             reporter,
         },
     );
-    let mut tar = tar::Archive::new(MultiGzDecoder::new(input));
+    let header_budget = Rc::new(Cell::new(None));
+    let mut tar = tar::Archive::new(HeaderBound {
+        inner: MultiGzDecoder::new(input),
+        left: Rc::clone(&header_budget),
+    });
     let mut manifest: Option<Manifest> = None;
     let mut expected: HashMap<String, (u64, Sha256Digest)> = HashMap::new();
     let mut files: Vec<StagedFile> = Vec::new();
@@ -190,8 +272,23 @@ fn stage(
     // Every directory some member needs, with the first member needing it.
     let mut dirs: HashMap<String, String> = HashMap::new();
     let mut first = true;
+    let mut space = SpaceGuard::new(crate::store::free_space(dir));
+    let no_space = |what: String, (needed, free): (u64, u64)| BundleError::NoSpace {
+        archive: archive.to_path_buf(),
+        what,
+        needed,
+        free,
+        dir: dir.to_path_buf(),
+    };
 
-    for entry in tar.entries().map_err(read_err)? {
+    let mut entries = tar.entries().map_err(read_err)?;
+    loop {
+        // What the tar reader consumes to find the next entry (headers,
+        // long names, pax records: all held in memory) is bounded.
+        header_budget.set(Some(MAX_HEADERS));
+        let next = entries.next();
+        header_budget.set(None);
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(read_err)?;
         let etype = entry.header().entry_type();
         if etype.is_pax_global_extensions() {
@@ -231,6 +328,18 @@ fn stage(
                 .iter()
                 .map(|mm| (mm.path.clone(), (mm.size, mm.sha256)))
                 .collect();
+            // Every member's size must equal what the manifest lists, so
+            // its total bounds what the archive can write.
+            let total = m
+                .members
+                .iter()
+                .fold(0u64, |sum, mm| sum.saturating_add(mm.size));
+            space.claim(total).map_err(|e| {
+                no_space(
+                    format!("{MANIFEST_NAME} says its {} members need", m.members.len()),
+                    e,
+                )
+            })?;
             reporter.verbose(&format!(
                 "{}: bundle of {} files for {} by {}, created {}",
                 archive.display(),
@@ -292,6 +401,12 @@ fn stage(
             }
             Some(digest)
         } else {
+            space.claim(size).map_err(|e| {
+                no_space(
+                    format!("the member headers up to {path:?} claim to need"),
+                    e,
+                )
+            })?;
             None
         };
 
@@ -345,8 +460,18 @@ fn stage(
     }
 
     // Read to the end so the gzip trailer (CRC, length) of the last member
-    // is checked too.
-    io::copy(&mut tar.into_inner(), &mut io::sink()).map_err(read_err)?;
+    // is checked too, but no further than a tar writer pads: endless
+    // zeros after the end are a gzip bomb, not padding.
+    let trailing = io::copy(
+        &mut tar.into_inner().take(MAX_TRAILING + 1),
+        &mut io::sink(),
+    )
+    .map_err(read_err)?;
+    if trailing > MAX_TRAILING {
+        return Err(BundleError::TrailingData {
+            archive: archive.to_path_buf(),
+        });
+    }
 
     if let Some(m) = &manifest {
         let missing: Vec<&str> = m
@@ -501,6 +626,20 @@ impl Read for Progress<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn space_guard_adds_up_claims_and_keeps_a_margin() {
+        let mut g = SpaceGuard::new(Some(SPACE_MARGIN + 100));
+        assert_eq!(g.claim(60), Ok(()));
+        assert_eq!(g.claim(40), Ok(()));
+        assert_eq!(g.claim(1), Err((101, SPACE_MARGIN + 100)));
+        let mut g = SpaceGuard::new(Some(10));
+        assert_eq!(g.claim(0), Err((0, 10)), "the margin alone does not fit");
+        let mut g = SpaceGuard::new(Some(u64::MAX));
+        assert!(g.claim(u64::MAX).is_err(), "sums saturate, never wrap");
+        let mut g = SpaceGuard::new(None);
+        assert_eq!(g.claim(u64::MAX), Ok(()), "unknown free space: no check");
+    }
 
     #[test]
     fn publish_last_rules() {

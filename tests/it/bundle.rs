@@ -2,16 +2,15 @@
 //! hand-made hostile archive per rejection rule.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
-use mirror::bundle::{self, Manifest, Member, PackOptions, UnpackOptions};
+use mirror::bundle::{self, Manifest, PackOptions, UnpackOptions};
 use mirror::report::{NullReporter, Reporter};
 use mirror::verify::Sha256Digest;
+
+use crate::support::archive::{self, file, raw, tar_gz, Raw};
 
 /// Deterministic incompressible bytes (xorshift64).
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -305,78 +304,8 @@ fn killed_pack_left_its_temporary_archive_behind() {
 // ---------------------------------------------------------------------------
 // Hand-made archives.
 
-/// One raw tar entry: the name bytes go into the header as they are (a
-/// GNU long-name entry carries names too long for the header).
-struct Raw {
-    name: Vec<u8>,
-    kind: u8,
-    data: Vec<u8>,
-    link: &'static [u8],
-}
-
-fn file(name: &str, data: &[u8]) -> Raw {
-    Raw {
-        name: name.as_bytes().to_vec(),
-        kind: b'0',
-        data: data.to_vec(),
-        link: b"",
-    }
-}
-
-fn raw(name: &[u8], kind: u8, link: &'static [u8]) -> Raw {
-    Raw {
-        name: name.to_vec(),
-        kind,
-        data: Vec::new(),
-        link,
-    }
-}
-
-fn tar_gz(entries: &[Raw]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        if e.name.len() >= 100 || e.name.contains(&0) {
-            let mut h = tar::Header::new_gnu();
-            let n = b"././@LongLink";
-            h.as_old_mut().name[..n.len()].copy_from_slice(n);
-            h.set_entry_type(tar::EntryType::GNULongName);
-            h.set_mode(0o644);
-            let mut data = e.name.clone();
-            data.push(0);
-            h.set_size(data.len() as u64);
-            h.set_cksum();
-            b.append(&h, &data[..]).unwrap();
-        }
-        let mut h = tar::Header::new_gnu();
-        let n = e.name.len().min(99);
-        h.as_old_mut().name[..n].copy_from_slice(&e.name[..n]);
-        h.as_old_mut().linkname[..e.link.len()].copy_from_slice(e.link);
-        h.set_entry_type(tar::EntryType::new(e.kind));
-        if e.kind == b'S' {
-            h.as_gnu_mut().unwrap().set_real_size(e.data.len() as u64);
-        }
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        h.set_size(e.data.len() as u64);
-        h.set_cksum();
-        b.append(&h, &e.data[..]).unwrap();
-    }
-    let tar = b.into_inner().unwrap();
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
-}
-
 fn manifest_for(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let members = entries
-        .iter()
-        .map(|(p, d)| Member {
-            path: p.to_string(),
-            size: d.len() as u64,
-            sha256: Sha256Digest::of(d),
-        })
-        .collect();
-    Manifest::new("rustup", None, members).to_json()
+    archive::manifest_for("rustup", entries)
 }
 
 const GOOD: &str = "rustup/archive/1.0.0/x86_64-unknown-linux-gnu/rustup-init";
@@ -564,6 +493,7 @@ fn nul_in_long_name_is_rejected() {
         kind: b'0',
         data: b"x".to_vec(),
         link: b"",
+        claim: None,
     };
     assert_rejected(&good_then(bad), &rustup_opts(), &["NUL"]);
 }
@@ -781,6 +711,20 @@ fn corrupt_gzip_is_rejected() {
     assert_rejected(&bytes[..bytes.len() / 2], &rustup_opts(), &["cannot read"]);
 }
 
+/// Tar writers pad the archive to a whole record (GNU tar's `-b 2048`
+/// makes 1 MiB records); such padding is not taken for a gzip bomb.
+#[test]
+fn record_padding_after_the_tar_end_is_accepted() {
+    let mut padded = archive::tar(&[file(GOOD, b"good")]);
+    padded.resize(1 << 20, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("padded.tar.gz");
+    fs::write(&path, archive::gz(&padded)).unwrap();
+    let dest = tmp.path().join("dest");
+    bundle::unpack(&path, &dest, &rustup_opts(), &NullReporter).unwrap();
+    assert_eq!(fs::read(dest.join(GOOD)).unwrap(), b"good");
+}
+
 #[test]
 fn staging_is_removed_after_success_and_failure() {
     let tmp = tempfile::tempdir().unwrap();
@@ -822,6 +766,7 @@ fn pax(kind: u8, records: &[(&str, &[u8])]) -> Raw {
         kind,
         data,
         link: b"",
+        claim: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod crates_sparse;
 mod engine;
 mod faults;
 mod hex;
+mod hostile;
 mod openpgp;
 mod rustup;
 mod serve;

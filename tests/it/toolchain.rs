@@ -16,7 +16,7 @@ use crate::support::upstream::{Fault, Upstream};
 const LINUX: &str = "x86_64-unknown-linux-gnu";
 
 /// The download most tests run.
-const MINIMAL: &[&str] = &[
+pub(crate) const MINIMAL: &[&str] = &[
     "download",
     "-s",
     "stable",

@@ -262,6 +262,44 @@ fn wrong_bytes_fault_keeps_the_length() {
 }
 
 #[test]
+fn retry_after_fault_is_a_429_with_the_header() {
+    let up = Upstream::start();
+    up.put("/f", BODY);
+    up.fault("/f", Fault::RetryAfter { secs: 7 }, 1);
+    let mut c = Client::connect(&up);
+    let r = c.request("GET", "/f", &[]);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(c.request("GET", "/f", &[]).body, BODY);
+}
+
+#[test]
+fn long_length_fault_claims_more_than_it_sends_then_closes() {
+    let up = Upstream::start();
+    up.put("/f", BODY);
+    up.fault("/f", Fault::LongLength { extra: 5 }, 1);
+    let mut c = Client::connect(&up);
+    let r = c.request("GET", "/f", &[]);
+    assert_eq!(r.content_length(), BODY.len() + 5);
+    assert_eq!(r.body, BODY);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn stall_fault_sends_headers_then_nothing_then_closes() {
+    let up = Upstream::start();
+    up.put("/f", BODY);
+    up.fault("/f", Fault::Stall { ms: 300 }, 1);
+    let mut c = Client::connect(&up);
+    let t = Instant::now();
+    let r = c.request("GET", "/f", &[]);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    assert_eq!(r.content_length(), BODY.len());
+    assert!(r.body.is_empty());
+    assert!(c.is_closed());
+}
+
+#[test]
 fn delay_applies_before_every_response() {
     let up = Upstream::start();
     up.put("/f", BODY);

@@ -611,12 +611,7 @@ impl Hex {
     }
 
     fn write_public_key(&self) -> Result<()> {
-        let path = self.dir().join("public_key");
-        if fs::read(&path).ok().as_deref() != Some(self.key.pem().as_bytes()) {
-            store::write_atomic(&path, self.key.pem().as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(())
+        write_key(&self.dir().join("public_key"), self.key.pem())
     }
 
     /// Local package names (files under `hex/packages/`), sorted.
@@ -808,8 +803,15 @@ impl Hex {
         let installs_key = self.installs_key.clone();
         let repo = self.repo.clone();
         let root = self.root.clone();
+        // The key is published once the archive passed every check, just
+        // before its files, as download does: a client that fetches it to
+        // check `names` must find it once `names` is there. A refused
+        // archive leaves the tree as it was.
+        let key_path = self.dir().join("public_key");
+        let pem = self.key.pem().to_string();
         let check: bundle::StagedCheck = Arc::new(move |dir: &Path, files: &[String]| {
-            check_staged(&root, &key, &installs_key, &repo, dir, files)
+            check_staged(&root, &key, &installs_key, &repo, dir, files)?;
+            write_key(&key_path, &pem).map_err(|e| format!("{e:#}"))
         });
         let opts = bundle::UnpackOptions {
             allowed_prefixes: vec![
@@ -831,11 +833,6 @@ impl Hex {
             ],
             check_staged: Some(check),
         };
-        // The key first, as download does: a client that fetches it to
-        // check `names` must find it once `names` is there. It is ours,
-        // not the archive's, so publishing it before the checks misleads
-        // nobody.
-        self.write_public_key()?;
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
         reporter.info(&format!(
@@ -845,6 +842,15 @@ impl Hex {
         ));
         Ok(summary)
     }
+}
+
+/// Write `pem` to `path` unless it holds it already.
+fn write_key(path: &Path, pem: &str) -> Result<()> {
+    if fs::read(path).ok().as_deref() != Some(pem.as_bytes()) {
+        store::write_atomic(path, pem.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Which versions of `package` to take: those matching `requirements`

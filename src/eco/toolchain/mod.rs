@@ -547,7 +547,7 @@ impl Toolchain {
                 .failures
                 .iter()
                 .filter(|(_, e)| {
-                    matches!(e, FetchError::Status { url, status }
+                    matches!(e, FetchError::Status { url, status, .. }
                         if status.as_u16() == 404 && url.ends_with(".asc"))
                 })
                 .count();

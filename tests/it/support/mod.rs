@@ -1,6 +1,7 @@
 //! Test support: fake upstreams, fixture builders, test keys.
 #![allow(dead_code)]
 pub mod arch;
+pub mod archive;
 pub mod crates;
 pub mod dist;
 pub mod hex;

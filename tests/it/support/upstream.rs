@@ -43,6 +43,14 @@ pub enum Fault {
     /// Send the body `bytes` at a time with `every_ms` between writes (a
     /// slow mirror).
     Trickle { bytes: usize, every_ms: u64 },
+    /// Send the real headers, then nothing for `ms`, then close (a stalled
+    /// mirror: longer than the client's `--timeout`).
+    Stall { ms: u64 },
+    /// Answer `429 Too Many Requests` with `Retry-After: <secs>`.
+    RetryAfter { secs: u64 },
+    /// Send a `Content-Length` `extra` bytes longer than the body, the
+    /// body, then close.
+    LongLength { extra: u64 },
 }
 
 /// One request as the server saw it.
@@ -377,6 +385,11 @@ fn respond(
             return Ok(After::KeepAlive);
         }
         Some(Fault::Reset) => return Ok(After::Close),
+        Some(Fault::RetryAfter { secs }) => {
+            let secs = secs.to_string();
+            write_simple(w, 429, "injected fault\n", reply, &[("Retry-After", &secs)])?;
+            return Ok(After::KeepAlive);
+        }
         _ => {}
     }
 
@@ -429,7 +442,11 @@ fn respond(
     if let Some(cr) = &content_range {
         extra.push(("Content-Range", cr));
     }
-    write_head(w, status, Some(slice.len() as u64), keep_alive, &extra)?;
+    let claimed = match fault {
+        Some(Fault::LongLength { extra }) => slice.len() as u64 + extra,
+        _ => slice.len() as u64,
+    };
+    write_head(w, status, Some(claimed), keep_alive, &extra)?;
     if head_only {
         w.flush()?;
         return Ok(After::KeepAlive);
@@ -447,6 +464,16 @@ fn respond(
                 std::thread::sleep(Duration::from_millis(every_ms));
             }
             Ok(After::KeepAlive)
+        }
+        Some(Fault::Stall { ms }) => {
+            w.flush()?;
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(After::Close)
+        }
+        Some(Fault::LongLength { .. }) => {
+            w.write_all(slice)?;
+            w.flush()?;
+            Ok(After::Close)
         }
         Some(Fault::WrongBytes) => {
             let wrong: Vec<u8> = slice.iter().map(|b| b ^ 0x5a).collect();
