@@ -997,11 +997,13 @@ mod tests {
         let e = CacheError::from_fetch(FetchError::Status {
             url: "http://h/x".into(),
             status: reqwest::StatusCode::NOT_FOUND,
+            retry_after: None,
         });
         assert!(matches!(e, CacheError::NotFound(_)), "{e:?}");
         let e = CacheError::from_fetch(FetchError::Status {
             url: "http://h/x".into(),
             status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            retry_after: None,
         });
         assert!(matches!(e, CacheError::Upstream(m) if m.contains("http://h/x")));
     }
