@@ -10,6 +10,11 @@
 //! `bench/.panamax/bin/panamax`, see bench/README.md), which is compared
 //! with mirror's `pull` + `download mark`.
 //!
+//! Then two trips for both tools at 16 jobs, each step timed with its peak
+//! memory (`/usr/bin/time`): `export` (pull, download, pack, mark) of the
+//! whole index and `import` on a second tree; 30 new crates upstream,
+//! `export` and `import` of those; `verify` of the whole far tree.
+//!
 //! Run: `cargo bench --bench crates`.
 
 // `crates.rs` names `super::upstream`: both sit at the crate root here.
@@ -146,6 +151,87 @@ fn panamax_sync(panamax: &Path, up: &Upstream, fx: &CratesFixture<'_>, jobs: usi
     run(c, "panamax sync")
 }
 
+/// Run `cmd` under `/usr/bin/time`: its time and peak memory (KiB).
+fn run_measured(cmd: Command, what: &str) -> (Duration, u64) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(out.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let took = run(timed, what);
+    let text = std::fs::read_to_string(out.path()).unwrap_or_default();
+    let kib = text
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0);
+    (took, kib)
+}
+
+/// One tool's trip: (step, time, peak KiB) for update, export, import,
+/// verify. `tool(root, args)` builds the command for a tree.
+fn trip(
+    name: &str,
+    fx: &mut CratesFixture<'_>,
+    tool: &dyn Fn(&Path, &[&str]) -> Command,
+    jobs_flag: &str,
+) -> Vec<(String, Duration, u64)> {
+    let near = bench_dir();
+    let far = bench_dir();
+    let archive = near.path().join("crates.tar.gz").display().to_string();
+    let url = fx.crates_url_template();
+    let index = fx.path().display().to_string();
+    let j = "16";
+    let mut steps = Vec::new();
+    run(tool(near.path(), &["init", "--index-url", &index]), "init");
+    let mut step = |label: &str, root: &Path, args: &[&str]| {
+        let (t, kib) = run_measured(tool(root, args), &format!("{name} {label}"));
+        steps.push((label.to_string(), t, kib));
+    };
+    let export = [
+        "export",
+        jobs_flag,
+        j,
+        "--crates-url",
+        &url,
+        "--archive",
+        &archive,
+    ];
+    run(tool(far.path(), &["init-import"]), "init-import");
+    step("export (all)", near.path(), &export);
+    step(
+        "import (all)",
+        far.path(),
+        &["import", "--archive", &archive],
+    );
+    // 30 new crates upstream, then the next trip.
+    for i in 0..30 {
+        fx.publish(&format!("bench-new-{name}-{i:02}"), "1.0.0", &[]);
+    }
+    fx.commit(&format!("30 new crates for {name}"));
+    step("export (+30)", near.path(), &export);
+    step(
+        "import (+30)",
+        far.path(),
+        &["import", "--archive", &archive],
+    );
+    step("verify (all)", far.path(), &["verify", "--start", "0"]);
+    steps
+}
+
 fn main() {
     let up = Upstream::start();
     let mut fx = CratesFixture::new(&up);
@@ -207,6 +293,49 @@ fn main() {
         }
         println!("{line}");
     }
+    // A whole trip, step by step, with peak memory.
+    up.set_delay(Duration::ZERO);
+    let ours = trip(
+        "mirror",
+        &mut fx,
+        &|root, args| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_mirror"));
+            c.arg("--root").arg(root).arg("crate").arg("-q").args(args);
+            c.env_remove("MIRROR_JOBS");
+            c
+        },
+        "-j",
+    );
+    let theirs = romt.as_ref().map(|romt| {
+        trip(
+            "romt",
+            &mut fx,
+            &|root, args| {
+                let mut c = Command::new(romt);
+                c.current_dir(root).arg("crate").arg("-q").args(args);
+                c
+            },
+            "--num-jobs",
+        )
+    });
+    println!("# two trips at 16 jobs, no delay: time and peak memory per step");
+    for (i, (step, t, kib)) in ours.iter().enumerate() {
+        let mut line = format!(
+            "{step:14} mirror {:7.3}s {:6} MiB",
+            t.as_secs_f64(),
+            kib / 1024
+        );
+        if let Some((_, rt, rkib)) = theirs.as_ref().and_then(|v| v.get(i)) {
+            line.push_str(&format!(
+                " | romt {:7.3}s {:6} MiB -> mirror {:.1}x faster",
+                rt.as_secs_f64(),
+                rkib / 1024,
+                rt.as_secs_f64() / t.as_secs_f64()
+            ));
+        }
+        println!("{line}");
+    }
+
     // The fixed cost (process, index diff, client, connections): no delay.
     up.set_delay(Duration::ZERO);
     let (pull, ours) = mirror_update(&fx, 64);
