@@ -319,18 +319,36 @@ mod beneath {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
 
-    /// Open `segments` below `root` with `openat2(RESOLVE_BENEATH |
-    /// RESOLVE_NO_MAGICLINKS)` (non-blocking, so a FIFO cannot stall the
-    /// worker), then check the descriptor's real path. `Ok(None)`: not
-    /// servable; `Err`: `openat2` or `/proc` is not available here.
-    pub(super) fn open(root: &Path, segments: &[String]) -> io::Result<Option<(PathBuf, File)>> {
-        let root_c = CString::new(root.as_os_str().as_bytes())?;
+    /// The root directory opened once: reused while `stat(root)` still
+    /// names the same directory (a root replaced, or a root symlink
+    /// pointed elsewhere, is opened anew).
+    struct Root {
+        path: PathBuf,
+        id: (u64, u64),
+        fd: OwnedFd,
+        canonical: PathBuf,
+    }
+
+    static ROOT: Mutex<Option<Arc<Root>>> = Mutex::new(None);
+
+    fn root(path: &Path) -> io::Result<Option<Arc<Root>>> {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(None);
+        };
+        let id = (meta.dev(), meta.ino());
+        let mut slot = ROOT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = slot.as_ref().filter(|r| r.path == path && r.id == id) {
+            return Ok(Some(Arc::clone(r)));
+        }
+        let c = CString::new(path.as_os_str().as_bytes())?;
         // SAFETY: a valid NUL-terminated path; the result is checked.
         let raw = unsafe {
             libc::open(
-                root_c.as_ptr(),
+                c.as_ptr(),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
@@ -338,38 +356,86 @@ mod beneath {
             return Ok(None);
         }
         // SAFETY: `raw` is a descriptor we own.
-        let root_fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let Ok(rel) = CString::new(segments.join("/")) else {
-            return Ok(None);
-        };
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let canonical = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        let r = Arc::new(Root {
+            path: path.to_path_buf(),
+            id,
+            fd,
+            canonical,
+        });
+        *slot = Some(Arc::clone(&r));
+        Ok(Some(r))
+    }
+
+    /// `openat2(dir, rel)` read-only and non-blocking (a FIFO cannot stall
+    /// the worker) with `resolve` flags.
+    fn openat2(dir: &OwnedFd, rel: &CString, resolve: u64) -> io::Result<File> {
         // SAFETY: `open_how` is plain integers; all zero is its default.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        how.resolve = resolve;
         // SAFETY: valid descriptor, NUL-terminated path and a `how` of the
         // size given; the result is checked.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                root_fd.as_raw_fd(),
+                dir.as_raw_fd(),
                 rel.as_ptr(),
                 &how as *const libc::open_how,
                 std::mem::size_of::<libc::open_how>(),
             )
         };
         if fd < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                // No openat2 here (old kernel, or a filter that forbids it).
-                Some(libc::ENOSYS | libc::EPERM | libc::E2BIG) => Err(e),
-                _ => Ok(None),
-            };
+            return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a descriptor we own.
-        let file = unsafe { File::from_raw_fd(fd as i32) };
-        let real = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}"));
-        let (canon_root, path) = (real(root_fd.as_raw_fd())?, real(file.as_raw_fd())?);
-        Ok(super::visible_below(&canon_root, &path).then_some((path, file)))
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    }
+
+    /// Open `segments` below `root` with `openat2(RESOLVE_BENEATH)`.
+    /// First with no symlinks at all: then the file is exactly at the
+    /// requested (already checked) segments. A symlink on the way (Arch's
+    /// `core.db`) is followed only within the root, and the descriptor's
+    /// real path is checked for hidden components. `Ok(None)`: not
+    /// servable; `Err`: `openat2` or `/proc` is not available here.
+    pub(super) fn open(
+        root_path: &Path,
+        segments: &[String],
+    ) -> io::Result<Option<(PathBuf, File)>> {
+        let Some(root) = root(root_path)? else {
+            return Ok(None);
+        };
+        if segments.is_empty() || segments.iter().any(|s| super::is_hidden_name(s)) {
+            return Ok(None);
+        }
+        let Ok(rel) = CString::new(segments.join("/")) else {
+            return Ok(None);
+        };
+        let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        let unavailable = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::E2BIG)
+            )
+        };
+        match openat2(&root.fd, &rel, beneath | libc::RESOLVE_NO_SYMLINKS) {
+            Ok(file) => {
+                let mut path = root.canonical.clone();
+                path.extend(segments);
+                return Ok(Some((path, file)));
+            }
+            Err(e) if unavailable(&e) => return Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+            Err(_) => return Ok(None),
+        }
+        let file = match openat2(&root.fd, &rel, beneath) {
+            Ok(file) => file,
+            Err(e) if unavailable(&e) => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        Ok(super::visible_below(&root.canonical, &path).then_some((path, file)))
     }
 }
 
@@ -472,7 +538,11 @@ mod tests {
         assert!(open("a/up/secret").is_none());
         assert!(open("a/hidden").is_none(), "a link into a hidden directory");
         let fifo = open("a/fifo").map(|(_, f)| f.metadata().unwrap().is_file());
-        assert_eq!(fifo, Some(false), "opened without blocking, then refused as not a file");
+        assert_eq!(
+            fifo,
+            Some(false),
+            "opened without blocking, then refused as not a file"
+        );
         let segs = vec!["a".to_string(), "fifo".to_string()];
         assert!(resolve_sync(r, &segs).is_none());
     }
