@@ -17,6 +17,9 @@
 //!
 //! Run: `cargo bench --bench crates`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 // `crates.rs` names `super::upstream`: both sit at the crate root here.
 #[allow(dead_code)]
 #[path = "../tests/it/support/upstream.rs"]
@@ -26,48 +29,16 @@ mod upstream;
 #[path = "../tests/it/support/crates.rs"]
 mod crates_fixture;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crates_fixture::CratesFixture;
+use support::{bench_dir, run};
 use upstream::Upstream;
 
 const CRATES: usize = 300;
 const DELAY: Duration = Duration::from_millis(20);
-
-fn romt_path() -> Option<PathBuf> {
-    let p = std::env::var_os("ROMT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.venv/bin/romt"));
-    p.is_file().then_some(p)
-}
-
-fn run(mut cmd: Command, what: &str) -> Duration {
-    let start = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
-}
-
-/// Where trees land: `$MIRROR_BENCH_DIR`, else /dev/shm, else /tmp (see
-/// benches/fetch.rs for why tmpfs).
-fn bench_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("MIRROR_BENCH_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new("/dev/shm")
-                .is_dir()
-                .then(|| PathBuf::from("/dev/shm"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::tempdir_in(base).unwrap()
-}
 
 /// Times of (`pull`, `download mark`) for one fresh tree.
 fn mirror_update(fx: &CratesFixture<'_>, jobs: usize) -> (Duration, Duration) {
@@ -114,15 +85,6 @@ fn romt_update(romt: &Path, fx: &CratesFixture<'_>, jobs: usize) -> (Duration, D
         "romt crate download mark",
     );
     (pull, download)
-}
-
-fn panamax_path() -> Option<PathBuf> {
-    let p = std::env::var_os("PANAMAX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.panamax/bin/panamax")
-        });
-    p.is_file().then_some(p)
 }
 
 /// Time of `panamax sync` (clone of the index + every crate) for one fresh
@@ -248,8 +210,8 @@ fn main() {
         up.put(&format!("api/{name}/1.0.0/download"), bytes);
     }
     up.set_delay(DELAY);
-    let romt = romt_path();
-    let panamax = panamax_path();
+    let romt = support::romt();
+    let panamax = support::panamax();
     println!(
         "# {CRATES} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
         DELAY.as_millis()

@@ -14,7 +14,9 @@
 #[path = "../tests/it/support/upstream.rs"]
 mod upstream;
 
-use std::path::{Path, PathBuf};
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ use mirror::fetch::{Engine, FetchItem, FetchOptions};
 use mirror::http::HttpOptions;
 use mirror::report::NullReporter;
 use mirror::verify::Sha256Digest;
+use support::bench_dir;
 use upstream::Upstream;
 
 fn engine_bench(n: usize, size: usize, delay: Duration, jobs: usize) {
@@ -61,21 +64,6 @@ fn engine_bench(n: usize, size: usize, delay: Duration, jobs: usize) {
     );
 }
 
-/// Where downloads land: `$MIRROR_BENCH_DIR`, else /dev/shm when present
-/// (so the figures show the engine, not this machine's inode allocation;
-/// on ext4 many creates after many deletes cost ~1 ms each), else /tmp.
-fn bench_dir() -> tempfile::TempDir {
-    let base = std::env::var_os("MIRROR_BENCH_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            Path::new("/dev/shm")
-                .is_dir()
-                .then(|| PathBuf::from("/dev/shm"))
-        })
-        .unwrap_or_else(std::env::temp_dir);
-    tempfile::tempdir_in(base).unwrap()
-}
-
 const TARGETS: &[&str] = mirror::eco::rustup::ALL_KNOWN_TARGETS;
 
 fn rustup_upstream(delay: Duration) -> Upstream {
@@ -110,13 +98,6 @@ fn time_command(mut cmd: Command) -> Option<Duration> {
     Some(start.elapsed())
 }
 
-fn romt_path() -> Option<PathBuf> {
-    let p = std::env::var_os("ROMT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.venv/bin/romt"));
-    p.is_file().then_some(p)
-}
-
 fn cli_bench(delay: Duration) {
     let up = rustup_upstream(delay);
     let url = up.url("rustup");
@@ -134,7 +115,7 @@ fn cli_bench(delay: Duration) {
         delay.as_millis(),
         ours.as_secs_f64()
     );
-    let Some(romt) = romt_path() else {
+    let Some(romt) = support::romt() else {
         println!(
             "  romt: not found (set ROMT or create bench/.venv, see bench/README.md); skipped"
         );

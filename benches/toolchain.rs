@@ -11,6 +11,9 @@
 //! Run: `cargo bench --bench toolchain` (romt from `$ROMT` or
 //! `bench/.venv/bin/romt`).
 
+#[path = "support/mod.rs"]
+mod support;
+
 #[allow(dead_code)]
 #[path = "../tests/it/support/upstream.rs"]
 mod upstream;
@@ -23,10 +26,11 @@ mod keys;
 #[path = "../tests/it/support/dist.rs"]
 mod dist;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::run;
 use upstream::Upstream;
 
 const DELAY: Duration = Duration::from_millis(20);
@@ -59,25 +63,6 @@ const TARGETS: &[&str] = &[
     "thumbv7em-none-eabihf",
 ];
 
-fn romt_path() -> Option<PathBuf> {
-    let p = std::env::var_os("ROMT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/.venv/bin/romt"));
-    p.is_file().then_some(p)
-}
-
-fn time(mut cmd: Command, what: &str) -> Duration {
-    let start = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let took = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
-}
-
 /// The component tarballs under `dir` (recursively).
 fn tarballs(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -104,7 +89,7 @@ fn main() {
     let url = up.url("dist");
     let key = keys::TestKey::Signing.public_path().display().to_string();
     let targets = TARGETS.join(",");
-    let romt = romt_path();
+    let romt = support::romt();
     println!(
         "# toolchain download: stable for {} targets ({} files, each with .sha256 and .asc), {}ms per request",
         TARGETS.len(),
@@ -130,7 +115,7 @@ fn main() {
             "-j",
             &j,
         ]);
-        let ours = time(cmd, "mirror toolchain download");
+        let ours = run(cmd, "mirror toolchain download");
         let mut line = format!(
             "J={jobs:2}: mirror {:.3}s ({} tarballs)",
             ours.as_secs_f64(),
@@ -154,7 +139,7 @@ fn main() {
             for t in TARGETS {
                 cmd.args(["-t", t]);
             }
-            let theirs = time(cmd, "romt toolchain download");
+            let theirs = run(cmd, "romt toolchain download");
             line.push_str(&format!(
                 " | romt (no signatures) {:.3}s ({} tarballs) -> mirror {:.1}x faster",
                 theirs.as_secs_f64(),
