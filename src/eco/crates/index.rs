@@ -546,7 +546,7 @@ impl Index {
         let shared = repo.into_sync();
         let start_at = start.map(|s| s.to_string()).unwrap_or_default();
         let end_at = end.to_string();
-        let per_file: Vec<Result<Changes>> = files
+        let mut changes = files
             .par_iter()
             .map_init(
                 || {
@@ -565,32 +565,30 @@ impl Index {
                     let old = read(old, &start_at)?;
                     let new = read(new, &end_at)?;
                     let mut changes = Changes::default();
-                    for (vers, e) in &new {
-                        if !filter.matches(&e.name, vers) {
-                            continue;
-                        }
-                        if old.get(vers).is_none_or(|o| o.cksum != e.cksum) {
-                            changes.added.push(e.clone());
+                    for (vers, e) in &old {
+                        if !new.contains_key(vers) && filter.matches(&e.name, vers) {
+                            changes.removed.push(e.clone());
                         }
                     }
-                    for (vers, e) in old {
-                        if !new.contains_key(&vers) && filter.matches(&e.name, &vers) {
-                            changes.removed.push(e);
+                    // The bulk (every version of a new file) moves, not copied.
+                    for (vers, e) in new {
+                        if filter.matches(&e.name, &vers)
+                            && old.get(&vers).is_none_or(|o| o.cksum != e.cksum)
+                        {
+                            changes.added.push(e);
                         }
                     }
-                    Ok(changes)
+                    Ok::<_, anyhow::Error>(changes)
                 },
             )
-            .collect();
-        let mut changes = Changes::default();
-        for c in per_file {
-            let c = c?;
-            changes.added.extend(c.added);
-            changes.removed.extend(c.removed);
-        }
-        let key = |e: &Entry| (e.name.clone(), e.vers.clone());
-        changes.added.sort_by_key(key);
-        changes.removed.sort_by_key(key);
+            .try_reduce(Changes::default, |mut a, b| {
+                a.added.extend(b.added);
+                a.removed.extend(b.removed);
+                Ok(a)
+            })?;
+        let by_key = |a: &Entry, b: &Entry| (&a.name, &a.vers).cmp(&(&b.name, &b.vers));
+        changes.added.par_sort_unstable_by(by_key);
+        changes.removed.par_sort_unstable_by(by_key);
         Ok(changes)
     }
 
