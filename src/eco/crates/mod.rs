@@ -592,12 +592,17 @@ impl Crates {
             return self.list_json();
         }
         let changes = self.changes()?;
+        // One buffered writer: a line per version is millions of lines for
+        // a whole index, not millions of writes.
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for e in &changes.added {
-            println!("{}", e.ident());
+            writeln!(out, "{}@{}", e.name, e.vers)?;
         }
         for e in &changes.removed {
-            println!("-{}", e.ident());
+            writeln!(out, "-{}@{}", e.name, e.vers)?;
         }
+        out.flush()?;
         Ok(())
     }
 
