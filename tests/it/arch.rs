@@ -139,6 +139,18 @@ fn bad_packages_are_refused_and_nothing_is_published() {
             "size mismatch",
         ),
         (
+            "absurd size",
+            Box::new(|up: &Upstream| {
+                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
+                    if d.get("NAME") == Some("hello") {
+                        d.fields
+                            .insert("CSIZE".into(), vec!["1000000000000000".into()]);
+                    }
+                });
+            }),
+            "expected size: 1000000000000000",
+        ),
+        (
             "bad signature",
             Box::new(|up: &Upstream| {
                 let repo = publish(up, "m", "core", &two_packages());
