@@ -1,8 +1,8 @@
 //! `mirror crate update` benchmark (not a test: it prints figures).
 //!
-//! A generated git index of N crates (one version each, real `.crate`
-//! files) on the fake upstream, which waits a fixed delay before every
-//! response. For J in 4, 16, 64 jobs: a fresh tree, `mirror crate init`,
+//! A generated git index of N crates (`$MIRROR_BENCH_CRATES`, default
+//! 300; one version each, real `.crate` files) on the fake upstream,
+//! which waits a fixed delay before every response. For J in 4, 16, 64 jobs: a fresh tree, `mirror crate init`,
 //! then `mirror crate update` is timed, beside the floor N × delay ÷ J and
 //! beside `romt crate update` on the same upstream (romt from `$ROMT` or
 //! `bench/.venv/bin/romt`; skipped with a message when absent) and beside
@@ -37,7 +37,13 @@ use crates_fixture::CratesFixture;
 use support::{bench_dir, run};
 use upstream::Upstream;
 
-const CRATES: usize = 300;
+/// Crates in the generated index: `$MIRROR_BENCH_CRATES`, default 300.
+fn crates() -> usize {
+    std::env::var("MIRROR_BENCH_CRATES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
 const DELAY: Duration = Duration::from_millis(20);
 
 /// Times of (`pull`, `download mark`) for one fresh tree.
@@ -195,14 +201,15 @@ fn trip(
 }
 
 fn main() {
+    let crates = crates();
     let up = Upstream::start();
     let mut fx = CratesFixture::new(&up);
-    for i in 0..CRATES {
+    for i in 0..crates {
         fx.publish(&format!("bench-crate-{i:04}"), "1.0.0", &[]);
     }
     fx.commit("Generated crates");
     // panamax asks for crates at `{source}/{name}/{version}/download`.
-    for i in 0..CRATES {
+    for i in 0..crates {
         let name = format!("bench-crate-{i:04}");
         let bytes = up
             .get(&CratesFixture::crate_upstream_path(&name, "1.0.0"))
@@ -213,7 +220,7 @@ fn main() {
     let romt = support::romt();
     let panamax = support::panamax();
     println!(
-        "# {CRATES} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
+        "# {crates} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
         DELAY.as_millis()
     );
     if panamax.is_none() {
@@ -225,7 +232,7 @@ fn main() {
         );
     }
     for jobs in [4, 16, 64] {
-        let floor = DELAY.mul_f64(CRATES as f64 / jobs as f64);
+        let floor = DELAY.mul_f64(crates as f64 / jobs as f64);
         let (pull, ours) = mirror_update(&fx, jobs);
         let mut line = format!(
             "J={jobs:2}: floor {:6.3}s | mirror download+mark {:6.3}s ratio {:.2} (pull {:.3}s, update {:.3}s)",

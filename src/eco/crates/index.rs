@@ -594,15 +594,37 @@ impl Index {
 
     /// The index line of `name` at `vers` in `commit`'s tree.
     pub fn entry(&self, commit: ObjectId, name: &str, vers: &str) -> Result<Option<Entry>> {
-        let path = layout::index_path(name);
+        let wanted = [(name.to_string(), vers.to_string())];
+        Ok(self.entries(commit, &wanted)?.pop().flatten())
+    }
+
+    /// [`Index::entry`] for many (name, version) pairs at once: one
+    /// repository and tree, each index file read and parsed once.
+    pub fn entries(
+        &self,
+        commit: ObjectId,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<Option<Entry>>> {
         let repo = self.repo()?;
         let tree = repo.find_commit(commit)?.tree()?;
-        let Some(entry) = tree.lookup_entry_by_path(&path)? else {
-            return Ok(None);
-        };
-        let blob = repo.find_blob(entry.object_id())?;
-        let entries = parse_file(&blob.data, &path, &commit.to_string())?;
-        Ok(entries.get(vers).filter(|e| e.name == name).cloned())
+        let at = commit.to_string();
+        let mut files: std::collections::HashMap<String, BTreeMap<String, Entry>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (name, vers) in wanted {
+            let path = layout::index_path(name);
+            if !files.contains_key(&path) {
+                let parsed = match tree.lookup_entry_by_path(&path)? {
+                    Some(entry) => {
+                        parse_file(&repo.find_blob(entry.object_id())?.data, &path, &at)?
+                    }
+                    None => BTreeMap::new(),
+                };
+                files.insert(path.clone(), parsed);
+            }
+            out.push(files[&path].get(vers).filter(|e| &e.name == name).cloned());
+        }
+        Ok(out)
     }
 
     /// Every index file of `commit`'s tree with its blob bytes, for paths

@@ -851,16 +851,21 @@ impl Crates {
         })?;
         let mut planned = Vec::new();
         let mut errors = Vec::new();
+        let mut named = Vec::new();
         for f in &crate_files {
             match crate_from_member(f) {
-                Some((name, vers)) => match self.index.entry(origin, &name, &vers)? {
-                    Some(e) => planned.push((work.0.join(f), e)),
-                    None => errors.push(format!(
-                        "{f}: {name} {vers} is not in the index the archive carries"
-                    )),
-                },
+                Some(nv) => named.push((f, nv)),
                 None => errors.push(format!(
                     "{f}: not a crate path (<prefix>/<name>/<name>-<version>.crate)"
+                )),
+            }
+        }
+        let wanted: Vec<(String, String)> = named.iter().map(|(_, nv)| nv.clone()).collect();
+        for ((f, (name, vers)), found) in named.iter().zip(self.index.entries(origin, &wanted)?) {
+            match found {
+                Some(e) => planned.push((work.0.join(f), e)),
+                None => errors.push(format!(
+                    "{f}: {name} {vers} is not in the index the archive carries"
                 )),
             }
         }
