@@ -530,6 +530,21 @@ fn kill_9_during_download_never_publishes_a_bad_file_and_a_rerun_completes() {
 }
 
 #[test]
+fn kill_9_during_rustup_pack_never_leaves_a_torn_archive() {
+    let (_up, download) = rustup_upstream(&mirror::eco::rustup::ALL_KNOWN_TARGETS[..16]);
+    let base = prepared(&strs(&download));
+    Interrupt {
+        name: "rustup pack",
+        base: base.path(),
+        args: &|root| with_archive(&["rustup", "pack", "-s", "*"], root),
+        verify: owned(&["rustup", "verify"]),
+        served: RUSTUP,
+        after_kill: &pack_left_no_torn_archive_and_the_mark,
+    }
+    .run();
+}
+
+#[test]
 fn kill_9_during_unpack_never_publishes_a_bad_file_and_a_rerun_completes() {
     // Half the targets: each kill is followed by a whole rerun, and an
     // unpack of all of them takes seconds under load.
