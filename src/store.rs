@@ -73,14 +73,23 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
+/// How many swept directories [`sweep_once`] remembers.
+const SWEPT_MAX: usize = 4096;
+
 /// [`remove_abandoned_temporaries`] of `dir`, once per directory in this
-/// process: the first atomic write into a directory pays one listing.
+/// process: the first atomic write into a directory pays one listing. The
+/// set of directories swept is forgotten past [`SWEPT_MAX`] entries, so a
+/// long-lived process (`mirror serve` filling a tree) stays bounded and at
+/// worst lists a directory again.
 fn sweep_once(dir: &Path) {
     static SWEPT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-    let first = SWEPT
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(dir.to_path_buf());
+    let first = {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if swept.len() >= SWEPT_MAX {
+            swept.clear();
+        }
+        swept.insert(dir.to_path_buf())
+    };
     if first {
         remove_abandoned_temporaries(dir);
     }
