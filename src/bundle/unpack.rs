@@ -282,6 +282,8 @@ fn stage(
     };
 
     let mut entries = tar.entries().map_err(read_err)?;
+    // The member read last, to say where an archive stops being one.
+    let mut last: Option<String> = None;
     loop {
         // What the tar reader consumes to find the next entry (headers,
         // long names, pax records: all held in memory) is bounded.
@@ -289,12 +291,25 @@ fn stage(
         let next = entries.next();
         header_budget.set(None);
         let Some(entry) = next else { break };
-        let mut entry = entry.map_err(read_err)?;
+        let mut entry = entry.map_err(|e| {
+            let at = last.as_deref().map_or_else(
+                || "at the start".to_string(),
+                |m| format!("after member {m:?}"),
+            );
+            read_err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{at}: no valid tar header ({e}); the archive is corrupt, or a \
+                     member's data runs past the size its header gives"
+                ),
+            ))
+        })?;
         let etype = entry.header().entry_type();
         if etype.is_pax_global_extensions() {
             continue;
         }
         let raw = entry.path_bytes().into_owned();
+        last = Some(String::from_utf8_lossy(&raw).into_owned());
         let is_first = std::mem::replace(&mut first, false);
 
         if etype.is_dir() {
