@@ -116,6 +116,16 @@ fn download_writes_the_layout_and_publishes_the_database() {
 #[test]
 fn bad_packages_are_refused_and_nothing_is_published() {
     type Setup = Box<dyn Fn(&Upstream)>;
+    // The signed repository with one field of `hello`'s desc replaced.
+    let hello_field = |key: &'static str, value: &'static str| -> Setup {
+        Box::new(move |up: &Upstream| {
+            publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
+                if d.get("NAME") == Some("hello") {
+                    d.fields.insert(key.into(), vec![value.into()]);
+                }
+            });
+        })
+    };
     let hello = Pkg::new("hello", "1.0-1").filename();
     let cases: Vec<(&str, Setup, &str)> = vec![
         (
@@ -127,27 +137,10 @@ fn bad_packages_are_refused_and_nothing_is_published() {
             }),
             "checksum mismatch",
         ),
-        (
-            "wrong size",
-            Box::new(|up: &Upstream| {
-                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
-                    if d.get("NAME") == Some("hello") {
-                        d.fields.insert("CSIZE".into(), vec!["5".into()]);
-                    }
-                });
-            }),
-            "size mismatch",
-        ),
+        ("wrong size", hello_field("CSIZE", "5"), "size mismatch"),
         (
             "absurd size",
-            Box::new(|up: &Upstream| {
-                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
-                    if d.get("NAME") == Some("hello") {
-                        d.fields
-                            .insert("CSIZE".into(), vec!["1000000000000000".into()]);
-                    }
-                });
-            }),
+            hello_field("CSIZE", "1000000000000000"),
             "expected size: 1000000000000000",
         ),
         (
@@ -180,14 +173,7 @@ fn bad_packages_are_refused_and_nothing_is_published() {
         ),
         (
             "hostile file name",
-            Box::new(|up: &Upstream| {
-                publish_with(up, "m", "core", &two_packages(), TestKey::Signing, |d| {
-                    if d.get("NAME") == Some("hello") {
-                        d.fields
-                            .insert("FILENAME".into(), vec!["../../../evil.pkg.tar.zst".into()]);
-                    }
-                });
-            }),
+            hello_field("FILENAME", "../../../evil.pkg.tar.zst"),
             "%FILENAME%",
         ),
     ];
