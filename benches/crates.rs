@@ -217,6 +217,17 @@ fn main() {
         up.put(&format!("api/{name}/1.0.0/download"), bytes);
     }
     up.set_delay(DELAY);
+    // Connection threads for the 64-job run's burst of new connections
+    // (see `Upstream::prewarm`).
+    up.prewarm(64);
+    if std::env::var_os("MIRROR_BENCH_HOLD").is_some() {
+        println!(
+            "HOLD index={} crates={}",
+            fx.index_url(),
+            fx.crates_url_template()
+        );
+        std::thread::sleep(Duration::from_secs(3600));
+    }
     let romt = support::romt();
     let panamax = support::panamax();
     println!(

@@ -8,7 +8,11 @@
 //! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
 //!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
-//!    server ignores the range (200) the file starts over.
+//!    server ignores the range (200) the file starts over. In
+//!    [`Engine::fetch_all`], a fresh body of at most 1 MiB for an item
+//!    without a signature is received into memory instead, and written to
+//!    `<dest>.partial` only once verified, by a publisher thread, while its
+//!    job slot already sends the next request.
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
@@ -17,7 +21,8 @@
 //! 4. **Verify**: size, SHA-256 and SHA-512 when known (each hashed while
 //!    streaming), then the detached signature
 //!    (fetched into memory) when one is given.
-//! 5. **Publish**: rename `<dest>.partial` to `dest`, then write the
+//! 5. **Publish**: rename `<dest>.partial` to `dest` (nothing at `dest`
+//!    is ever unverified), then write the
 //!    signature file and any sidecars (e.g. `.sha256`) atomically.
 //!
 //! A failure is never silent: [`Engine::fetch_all`] returns
@@ -27,7 +32,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -424,62 +429,80 @@ impl Engine {
         let known_bytes: Option<u64> = todo.iter().map(|i| i.size).sum();
         reporter.begin("download", todo.len() as u64, known_bytes);
 
-        // Transfers are driven from `drivers` threads, each polling its
-        // share of the jobs: the per-file work between network waits
-        // (hashing, create, write, rename) then runs on several cores
-        // instead of the one thread that polls a single stream. Items are
-        // taken from one shared counter, so a slow share never idles the
-        // others.
-        let stop = AtomicBool::new(false);
-        let keep_going = self.opts.keep_going;
-        let jobs = self.opts.jobs.max(1);
-        let drivers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 4)
-            .min(jobs);
-        let next = AtomicUsize::new(0);
-        let handle = self.rt.handle();
-        let drive = |share: usize| -> Vec<(String, Result<u64, FetchError>)> {
-            let items = std::iter::from_fn(|| todo.get(next.fetch_add(1, Ordering::Relaxed)));
-            handle.block_on(
-                stream::iter(items.map(|item| {
-                    let stop = &stop;
-                    async move {
-                        if stop.load(Ordering::Relaxed) {
-                            return None;
-                        }
-                        let r = fetch_one(&self.client, &self.opts.http, item, reporter).await;
-                        match &r {
-                            Ok(_) => reporter.item(&item.url, Outcome::Done),
-                            Err(e) => {
-                                reporter.item(&item.url, Outcome::Failed);
-                                reporter.verbose(&format!("failed: {e}"));
-                                if !keep_going {
-                                    stop.store(true, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                        Some((item.url.clone(), r))
-                    }
-                }))
-                .buffer_unordered(share)
-                .filter_map(|r| async move { r })
-                .collect(),
-            )
-        };
+        // Each of `jobs` tasks on the runtime takes the next item from a
+        // shared counter until none is left, so a response wakes the task
+        // that sends the next request on the same worker thread. A small
+        // body, once verified, goes to the publisher thread (write,
+        // rename) and the task moves on at once: disk work stays off the
+        // path from one response to the next request; when the publisher
+        // lags, the task publishes itself. Tasks report through `events`,
+        // forwarded here to `reporter`.
+        let run = Arc::new(RunState {
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            keep_going: self.opts.keep_going,
+            bytes: AtomicU64::new(0),
+        });
+        let todo: Arc<[FetchItem]> = todo.into();
+        let (events, forward) = std::sync::mpsc::channel::<Event>();
+        let (to_publish, publish_queue) =
+            std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(PUBLISH_QUEUE);
         let results: Vec<(String, Result<u64, FetchError>)> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..drivers)
-                .map(|d| {
-                    let share = jobs / drivers + usize::from(d < jobs % drivers);
-                    let drive = &drive;
-                    scope.spawn(move || drive(share))
+            let publisher = {
+                let (todo, run) = (Arc::clone(&todo), Arc::clone(&run));
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    for (i, bytes) in publish_queue {
+                        let item = &todo[i];
+                        let r = publish_verified(item, &bytes);
+                        run.finished(item, &r, reporter);
+                        done.push((item.url.clone(), r));
+                    }
+                    done
+                })
+            };
+            let tasks: Vec<_> = (0..self.opts.jobs.max(1).min(todo.len()))
+                .map(|_| {
+                    self.rt.spawn(fetch_task(
+                        self.client.clone(),
+                        self.opts.http.clone(),
+                        Arc::clone(&todo),
+                        Arc::clone(&run),
+                        events.clone(),
+                        to_publish.clone(),
+                    ))
                 })
                 .collect();
-            threads
-                .into_iter()
-                .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+            // Both channels close when the last task ends.
+            drop((events, to_publish));
+            loop {
+                let event = forward.recv_timeout(std::time::Duration::from_millis(100));
+                let bytes = run.bytes.swap(0, Ordering::Relaxed);
+                if bytes > 0 {
+                    reporter.bytes(bytes);
+                }
+                match event {
+                    Ok(Event::Item(url, outcome)) => reporter.item(&url, outcome),
+                    Ok(Event::Verbose(line)) => reporter.verbose(&line),
+                    Ok(Event::Unbytes(n)) => reporter.unbytes(n),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            let mut results = Vec::new();
+            for task in tasks {
+                match self.rt.block_on(task) {
+                    Ok(r) => results.extend(r),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => panic!("a download task was cancelled: {e}"),
+                }
+            }
+            results.extend(
+                publisher
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+            results
         });
         reporter.end();
 
@@ -504,6 +527,99 @@ impl Engine {
             })
         }
     }
+}
+
+/// What the tasks of one [`Engine::fetch_all`] share.
+struct RunState {
+    /// Index of the next item to take.
+    next: AtomicUsize,
+    /// Set after a failure (without `keep_going`): take no more items.
+    stop: AtomicBool,
+    keep_going: bool,
+    /// Bytes received and not yet reported.
+    bytes: AtomicU64,
+}
+
+impl RunState {
+    /// Report how an item ended; a failure stops the run unless
+    /// `keep_going`.
+    fn finished(&self, item: &FetchItem, r: &Result<u64, FetchError>, reporter: &dyn Reporter) {
+        match r {
+            Ok(_) => reporter.item(&item.url, Outcome::Done),
+            Err(e) => {
+                reporter.item(&item.url, Outcome::Failed);
+                reporter.verbose(&format!("failed: {e}"));
+                if !self.keep_going {
+                    self.stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// A report from a download task, forwarded to the caller's reporter.
+enum Event {
+    Item(String, Outcome),
+    Verbose(String),
+    Unbytes(u64),
+}
+
+/// The reporter tasks see: byte counts add up in [`RunState::bytes`],
+/// the rest travels as [`Event`]s.
+struct TaskReporter {
+    run: Arc<RunState>,
+    events: std::sync::mpsc::Sender<Event>,
+}
+
+impl Reporter for TaskReporter {
+    fn bytes(&self, n: u64) {
+        self.run.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    fn unbytes(&self, n: u64) {
+        let _ = self.events.send(Event::Unbytes(n));
+    }
+    fn item(&self, name: &str, outcome: Outcome) {
+        let _ = self.events.send(Event::Item(name.to_string(), outcome));
+    }
+    fn verbose(&self, line: &str) {
+        let _ = self.events.send(Event::Verbose(line.to_string()));
+    }
+}
+
+/// One job slot of [`Engine::fetch_all`]: fetch items until none is left
+/// (or the run stops); the results of the items it finished itself.
+async fn fetch_task(
+    client: reqwest::Client,
+    http: HttpOptions,
+    todo: Arc<[FetchItem]>,
+    run: Arc<RunState>,
+    events: std::sync::mpsc::Sender<Event>,
+    to_publish: std::sync::mpsc::SyncSender<(usize, Vec<u8>)>,
+) -> Vec<(String, Result<u64, FetchError>)> {
+    use std::sync::mpsc::TrySendError;
+    let reporter = TaskReporter {
+        run: Arc::clone(&run),
+        events,
+    };
+    let mut done = Vec::new();
+    while !run.stop.load(Ordering::Relaxed) {
+        let i = run.next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = todo.get(i) else { break };
+        let r = match fetch_verified(&client, &http, item, &reporter, true).await {
+            Ok(Fetched::Published(n)) => Ok(n),
+            Ok(Fetched::Verified(bytes)) => match to_publish.try_send((i, bytes)) {
+                // The publisher reports it.
+                Ok(()) => continue,
+                Err(TrySendError::Full((_, bytes)) | TrySendError::Disconnected((_, bytes))) => {
+                    publish_verified(item, &bytes)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        run.finished(item, &r, &reporter);
+        done.push((item.url.clone(), r));
+    }
+    done
 }
 
 /// Whether an item's file is already in place and correct.
@@ -650,6 +766,25 @@ where
     }
 }
 
+/// Bodies up to this size, of items without a signature, are received
+/// into memory by [`Engine::fetch_all`] and written by its publisher
+/// thread, so a job slot is free for the next request as soon as the last
+/// byte has arrived and verified.
+const HOLD_IN_MEMORY: u64 = 1 << 20;
+
+/// Verified bodies waiting for the publisher, at most (so at most this
+/// many times [`HOLD_IN_MEMORY`] bytes are held).
+const PUBLISH_QUEUE: usize = 64;
+
+/// What one fetch produced.
+enum Fetched {
+    /// Verified and published: the bytes received.
+    Published(u64),
+    /// Verified, held in memory, still to be published
+    /// ([`publish_verified`]).
+    Verified(Vec<u8>),
+}
+
 /// Fetch, verify and publish one item (the steps in the module docs); the
 /// bytes received. Also used by `mirror serve`'s pull-through cache.
 pub(crate) async fn fetch_one(
@@ -658,14 +793,51 @@ pub(crate) async fn fetch_one(
     item: &FetchItem,
     reporter: &dyn Reporter,
 ) -> Result<u64, FetchError> {
-    let partial = partial_path(&item.dest);
-    if let Some(parent) = item.dest.parent() {
-        fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e))?;
+    match fetch_verified(client, opts, item, reporter, false).await? {
+        Fetched::Published(n) => Ok(n),
+        Fetched::Verified(bytes) => publish_verified(item, &bytes),
     }
+}
+
+/// Write verified bytes held in memory to `<dest>.partial`, rename it into
+/// place and write the sidecars; the bytes published.
+fn publish_verified(item: &FetchItem, bytes: &[u8]) -> Result<u64, FetchError> {
+    let partial = partial_path(&item.dest);
+    create_parent(&item.dest)?;
+    let mut file = File::create(&partial).map_err(|e| FetchError::io(&partial, e))?;
+    file.write_all(bytes)
+        .map_err(|e| FetchError::io(&partial, e))?;
+    drop(file);
+    fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
+    for (path, data) in &item.sidecars {
+        store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
+    }
+    Ok(bytes.len() as u64)
+}
+
+fn create_parent(dest: &Path) -> Result<(), FetchError> {
+    match dest.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e)),
+        None => Ok(()),
+    }
+}
+
+/// Fetch and verify one item; publish it unless `hold` allows keeping its
+/// verified body in memory (no signature, a fresh transfer of at most
+/// [`HOLD_IN_MEMORY`] bytes), which the caller then publishes.
+async fn fetch_verified(
+    client: &reqwest::Client,
+    opts: &HttpOptions,
+    item: &FetchItem,
+    reporter: &dyn Reporter,
+    hold: bool,
+) -> Result<Fetched, FetchError> {
+    let hold = hold && item.signature.is_none();
+    let partial = partial_path(&item.dest);
     let mut attempt = 0;
     let mut restarted = false;
     let received = loop {
-        match transfer(client, opts, item, &partial, reporter).await {
+        match transfer(client, opts, item, &partial, reporter, hold).await {
             Ok(t) => break t,
             Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                 attempt += 1;
@@ -694,6 +866,10 @@ pub(crate) async fn fetch_one(
         }
     };
 
+    let received = match received {
+        Body::Memory(bytes) => return Ok(Fetched::Verified(bytes)),
+        Body::File(n) => n,
+    };
     if let Some(sig) = &item.signature {
         let sig_bytes = match &sig.source {
             SignatureSource::Url(url) => get_bytes(client, opts, url).await?,
@@ -714,7 +890,15 @@ pub(crate) async fn fetch_one(
     for (path, data) in &item.sidecars {
         store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
     }
-    Ok(received)
+    Ok(Fetched::Published(received))
+}
+
+/// Where one attempt's verified body is.
+enum Body {
+    /// In `<dest>.partial`: the bytes received by this attempt.
+    File(u64),
+    /// In memory, whole.
+    Memory(Vec<u8>),
 }
 
 /// One attempt. On error, also says whether it had resumed a partial file.
@@ -724,7 +908,8 @@ async fn transfer(
     item: &FetchItem,
     partial: &Path,
     reporter: &dyn Reporter,
-) -> Result<u64, (FetchError, bool)> {
+    hold: bool,
+) -> Result<Body, (FetchError, bool)> {
     let url = item.url.as_str();
     let mut offset = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
     if item.size.is_some_and(|s| offset > s) {
@@ -780,7 +965,17 @@ async fn transfer(
     let io_err = |e| err(FetchError::io(partial, e));
     let mut hasher = Hasher::new();
     let mut hasher512 = item.sha512.map(|_| Hasher512::default());
-    let mut file = if offset > 0 {
+    // A small fresh body stays in memory; anything else goes to the
+    // partial file (resumable).
+    let mut memory = match resp.content_length() {
+        Some(len) if hold && offset == 0 && len <= HOLD_IN_MEMORY => {
+            Some(Vec::with_capacity(len as usize))
+        }
+        _ => None,
+    };
+    let mut file = if memory.is_some() {
+        None
+    } else if offset > 0 {
         let mut f = OpenOptions::new()
             .read(true)
             .append(true)
@@ -800,9 +995,12 @@ async fn transfer(
             }
             seen += n as u64;
         }
-        f
+        Some(f)
     } else {
-        File::create(partial).map_err(io_err)?
+        if let Some(parent) = partial.parent() {
+            fs::create_dir_all(parent).map_err(io_err)?;
+        }
+        Some(File::create(partial).map_err(io_err)?)
     };
 
     let mut received = 0u64;
@@ -817,14 +1015,28 @@ async fn transfer(
                 if let Some(h) = &mut hasher512 {
                     h.update(&chunk);
                 }
-                file.write_all(&chunk).map_err(io_err)?;
+                match (&mut file, &mut memory) {
+                    (Some(f), _) => f.write_all(&chunk).map_err(io_err)?,
+                    (None, Some(m)) => {
+                        if m.len() + chunk.len() > HOLD_IN_MEMORY as usize {
+                            return Err(err(FetchError::Network {
+                                url: url.to_string(),
+                                message: format!(
+                                    "the body runs past {HOLD_IN_MEMORY} bytes, more than its Content-Length"
+                                ),
+                            }));
+                        }
+                        m.extend_from_slice(&chunk)
+                    }
+                    (None, None) => {}
+                }
                 received += chunk.len() as u64;
                 reporter.bytes(chunk.len() as u64);
                 window_bytes += chunk.len() as u64;
                 if window_start.elapsed() >= window {
                     let floor = opts.low_speed_limit.saturating_mul(window.as_secs().max(1));
                     if window_bytes < floor {
-                        let _ = file.flush();
+                        keep_for_resume(partial, &mut file, memory.as_deref());
                         return Err((
                             FetchError::Network {
                                 url: url.to_string(),
@@ -843,13 +1055,14 @@ async fn transfer(
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = file.flush();
+                keep_for_resume(partial, &mut file, memory.as_deref());
                 return Err((network(url, &e), true));
             }
         }
     }
-    file.flush().map_err(io_err)?;
-    drop(file);
+    if let Some(mut f) = file {
+        f.flush().map_err(io_err)?;
+    }
 
     let total = offset + received;
     if let Some(expected) = item.size {
@@ -877,7 +1090,28 @@ async fn transfer(
             ))));
         }
     }
-    Ok(received)
+    Ok(match memory {
+        Some(bytes) => Body::Memory(bytes),
+        None => Body::File(received),
+    })
+}
+
+/// After a transfer broke off: flush what the partial file holds, or
+/// write the bytes received into memory to it, so the retry (or the next
+/// run) resumes from there. Best effort: without it the item starts over.
+fn keep_for_resume(partial: &Path, file: &mut Option<File>, memory: Option<&[u8]>) {
+    match (file, memory) {
+        (Some(f), _) => {
+            let _ = f.flush();
+        }
+        (None, Some(bytes)) if !bytes.is_empty() => {
+            if let Some(parent) = partial.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
+            let _ = fs::write(partial, bytes);
+        }
+        _ => {}
+    }
 }
 
 /// The first byte position of `Content-Range: bytes a-b/len`.

@@ -15,7 +15,11 @@
 //! - unknown paths: `404`; other methods: `405`.
 //!
 //! Connections are kept alive (HTTP/1.1 default) unless the client sends
-//! `Connection: close` or speaks HTTP/1.0 without `keep-alive`.
+//! `Connection: close` or speaks HTTP/1.0 without `keep-alive`. Each is
+//! served by a thread of a pool that grows on demand; idle threads take
+//! the next connection, and [`Upstream::prewarm`] starts some ahead, so
+//! a benchmark's burst of new connections does not wait on thread
+//! creation (a real server's accept costs us nothing).
 //!
 //! Faults queued with [`Upstream::fault`] hit the next GETs of a path, one
 //! fault per request, in the order queued; HEAD requests are never faulted.
@@ -23,7 +27,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -90,6 +95,11 @@ struct Shared {
     next_conn: AtomicU64,
     /// Live connections, so that dropping the server closes them.
     conns: Mutex<HashMap<u64, TcpStream>>,
+    /// Pool threads waiting for a connection.
+    idle: AtomicUsize,
+    /// Where idle pool threads wait; the acceptor holds the sender, so
+    /// they end with it.
+    handoff: Mutex<Receiver<(u64, TcpStream)>>,
 }
 
 impl Shared {
@@ -115,17 +125,20 @@ impl Upstream {
     pub fn start() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
+        let (handoff_tx, handoff) = mpsc::channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
+            idle: AtomicUsize::new(0),
+            handoff: Mutex::new(handoff),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("upstream-{}", addr.port()))
-                .spawn(move || accept_loop(listener, shared))
+                .spawn(move || accept_loop(listener, shared, handoff_tx))
                 .expect("spawn acceptor")
         };
         Upstream {
@@ -217,6 +230,23 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// Start `n` idle connection threads ahead of a burst of connections.
+    pub fn prewarm(&self, n: usize) {
+        for _ in 0..n {
+            self.shared.idle.fetch_add(1, Ordering::SeqCst);
+            let shared = Arc::clone(&self.shared);
+            if thread::Builder::new()
+                .name("upstream-conn".into())
+                .spawn(move || pool_thread(None, &shared))
+                .is_err()
+            {
+                self.shared.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -237,7 +267,7 @@ fn normalize(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handoff: Sender<(u64, TcpStream)>) {
     for conn in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
             break;
@@ -247,19 +277,56 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         if let Ok(clone) = conn.try_clone() {
             shared.conns().insert(id, clone);
         }
-        let shared = Arc::clone(&shared);
+        // An idle pool thread takes it; else a new thread joins the pool.
+        let claimed = shared
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if claimed {
+            if handoff.send((id, conn)).is_err() {
+                break;
+            }
+            continue;
+        }
+        let pool = Arc::clone(&shared);
         let spawned = thread::Builder::new()
             .name("upstream-conn".into())
-            .spawn(move || {
-                let _ = serve_connection(&conn, &shared);
-                let _ = conn.shutdown(Shutdown::Both);
-                shared.conns().remove(&id);
-            });
+            .spawn(move || pool_thread(Some((id, conn)), &pool));
         if spawned.is_err() {
             // Out of threads: the connection is dropped, which the client
             // sees as a reset.
+            shared.conns().remove(&id);
             continue;
         }
+    }
+}
+
+/// A pool thread: serve `first`, then each connection handed off while
+/// idle, until the acceptor is gone.
+fn pool_thread(first: Option<(u64, TcpStream)>, shared: &Shared) {
+    let mut next = first;
+    loop {
+        let (id, conn) = match next.take() {
+            Some(c) => c,
+            None => {
+                let received = shared
+                    .handoff
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .recv();
+                match received {
+                    Ok(c) => c,
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = serve_connection(&conn, shared);
+        let _ = conn.shutdown(Shutdown::Both);
+        shared.conns().remove(&id);
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        shared.idle.fetch_add(1, Ordering::SeqCst);
     }
 }
 
