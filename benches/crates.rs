@@ -15,7 +15,9 @@
 //! whole index and `import` on a second tree; 30 new crates upstream,
 //! `export` and `import` of those; `verify` of the whole far tree.
 //!
-//! Run: `cargo bench --bench crates`.
+//! Run: `cargo bench --bench crates`. With `MIRROR_BENCH_HOLD=1` it only
+//! starts the upstream (delay set), prints the index URL and crates URL
+//! template, and waits an hour, for timing or profiling `mirror` by hand.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -220,6 +222,7 @@ fn main() {
     // Connection threads for the 64-job run's burst of new connections
     // (see `Upstream::prewarm`).
     up.prewarm(64);
+    // For profiling by hand: keep the upstream up and say where it is.
     if std::env::var_os("MIRROR_BENCH_HOLD").is_some() {
         println!(
             "HOLD index={} crates={}",

@@ -442,15 +442,16 @@ impl Engine {
             stop: AtomicBool::new(false),
             keep_going: self.opts.keep_going,
             bytes: AtomicU64::new(0),
+            events: std::sync::Mutex::new(Vec::new()),
         });
         let todo: Arc<[FetchItem]> = todo.into();
-        let (events, forward) = std::sync::mpsc::channel::<Event>();
         let (to_publish, publish_queue) =
             std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(PUBLISH_QUEUE);
         let results: Vec<(String, Result<u64, FetchError>)> = std::thread::scope(|scope| {
             let publisher = {
                 let (todo, run) = (Arc::clone(&todo), Arc::clone(&run));
                 scope.spawn(move || {
+                    lower_priority();
                     let mut done = Vec::new();
                     for (i, bytes) in publish_queue {
                         let item = &todo[i];
@@ -461,37 +462,47 @@ impl Engine {
                     done
                 })
             };
-            let tasks: Vec<_> = (0..self.opts.jobs.max(1).min(todo.len()))
-                .map(|_| {
-                    self.rt.spawn(fetch_task(
-                        self.client.clone(),
-                        self.opts.http.clone(),
-                        Arc::clone(&todo),
-                        Arc::clone(&run),
-                        events.clone(),
-                        to_publish.clone(),
-                    ))
-                })
-                .collect();
-            // Both channels close when the last task ends.
-            drop((events, to_publish));
-            loop {
-                let event = forward.recv_timeout(std::time::Duration::from_millis(100));
-                let bytes = run.bytes.swap(0, Ordering::Relaxed);
-                if bytes > 0 {
-                    reporter.bytes(bytes);
+            // Spawned from a worker: from outside the runtime each spawn
+            // would wake a worker of its own.
+            let slots = self.opts.jobs.max(1).min(todo.len());
+            let tasks: Vec<_> = {
+                let (client, http) = (self.client.clone(), self.opts.http.clone());
+                let (todo, run, to_publish) =
+                    (Arc::clone(&todo), Arc::clone(&run), to_publish.clone());
+                self.rt
+                    .block_on(self.rt.spawn(async move {
+                        (0..slots)
+                            .map(|_| {
+                                tokio::spawn(fetch_task(
+                                    client.clone(),
+                                    http.clone(),
+                                    Arc::clone(&todo),
+                                    Arc::clone(&run),
+                                    to_publish.clone(),
+                                ))
+                            })
+                            .collect::<Vec<_>>()
+                    }))
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            };
+            // The publisher ends when the last task drops its sender.
+            drop(to_publish);
+            // Reports reach `reporter` in batches, every REPORT_EVERY: a
+            // wake-up of this thread per item would compete with the
+            // tasks for the cores.
+            let mut all = Box::pin(futures_util::future::join_all(tasks));
+            let joined = loop {
+                let tick = self
+                    .rt
+                    .block_on(async { tokio::time::timeout(REPORT_EVERY, &mut all).await });
+                run.forward(reporter);
+                if let Ok(joined) = tick {
+                    break joined;
                 }
-                match event {
-                    Ok(Event::Item(url, outcome)) => reporter.item(&url, outcome),
-                    Ok(Event::Verbose(line)) => reporter.verbose(&line),
-                    Ok(Event::Unbytes(n)) => reporter.unbytes(n),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
+            };
             let mut results = Vec::new();
-            for task in tasks {
-                match self.rt.block_on(task) {
+            for task in joined {
+                match task {
                     Ok(r) => results.extend(r),
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(e) => panic!("a download task was cancelled: {e}"),
@@ -529,6 +540,19 @@ impl Engine {
     }
 }
 
+/// Lower the calling thread's scheduling priority (nice 10): the
+/// publisher's disk work then yields to the tasks' network work when a
+/// burst of responses arrives, and fills the waits in between.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread's id; failure only
+    // leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 /// What the tasks of one [`Engine::fetch_all`] share.
 struct RunState {
     /// Index of the next item to take.
@@ -538,9 +562,31 @@ struct RunState {
     keep_going: bool,
     /// Bytes received and not yet reported.
     bytes: AtomicU64,
+    /// Reports of the tasks not yet forwarded.
+    events: std::sync::Mutex<Vec<Event>>,
 }
 
 impl RunState {
+    /// Hand what the tasks reported since the last call to `reporter`.
+    fn forward(&self, reporter: &dyn Reporter) {
+        let bytes = self.bytes.swap(0, Ordering::Relaxed);
+        if bytes > 0 {
+            reporter.bytes(bytes);
+        }
+        let events = std::mem::take(&mut *self.events());
+        for event in events {
+            match event {
+                Event::Item(url, outcome) => reporter.item(&url, outcome),
+                Event::Verbose(line) => reporter.verbose(&line),
+                Event::Unbytes(n) => reporter.unbytes(n),
+            }
+        }
+    }
+
+    fn events(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Report how an item ended; a failure stops the run unless
     /// `keep_going`.
     fn finished(&self, item: &FetchItem, r: &Result<u64, FetchError>, reporter: &dyn Reporter) {
@@ -565,10 +611,9 @@ enum Event {
 }
 
 /// The reporter tasks see: byte counts add up in [`RunState::bytes`],
-/// the rest travels as [`Event`]s.
+/// the rest waits in [`RunState::events`].
 struct TaskReporter {
     run: Arc<RunState>,
-    events: std::sync::mpsc::Sender<Event>,
 }
 
 impl Reporter for TaskReporter {
@@ -576,13 +621,15 @@ impl Reporter for TaskReporter {
         self.run.bytes.fetch_add(n, Ordering::Relaxed);
     }
     fn unbytes(&self, n: u64) {
-        let _ = self.events.send(Event::Unbytes(n));
+        self.run.events().push(Event::Unbytes(n));
     }
     fn item(&self, name: &str, outcome: Outcome) {
-        let _ = self.events.send(Event::Item(name.to_string(), outcome));
+        self.run
+            .events()
+            .push(Event::Item(name.to_string(), outcome));
     }
     fn verbose(&self, line: &str) {
-        let _ = self.events.send(Event::Verbose(line.to_string()));
+        self.run.events().push(Event::Verbose(line.to_string()));
     }
 }
 
@@ -593,13 +640,11 @@ async fn fetch_task(
     http: HttpOptions,
     todo: Arc<[FetchItem]>,
     run: Arc<RunState>,
-    events: std::sync::mpsc::Sender<Event>,
     to_publish: std::sync::mpsc::SyncSender<(usize, Vec<u8>)>,
 ) -> Vec<(String, Result<u64, FetchError>)> {
     use std::sync::mpsc::TrySendError;
     let reporter = TaskReporter {
         run: Arc::clone(&run),
-        events,
     };
     let mut done = Vec::new();
     while !run.stop.load(Ordering::Relaxed) {
@@ -771,6 +816,10 @@ where
 /// thread, so a job slot is free for the next request as soon as the last
 /// byte has arrived and verified.
 const HOLD_IN_MEMORY: u64 = 1 << 20;
+
+/// How often [`Engine::fetch_all`] hands its tasks' reports to the
+/// caller's reporter.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Verified bodies waiting for the publisher, at most (so at most this
 /// many times [`HOLD_IN_MEMORY`] bytes are held).

@@ -54,14 +54,133 @@ pub fn user_agent() -> String {
 }
 
 /// Build the shared client.
-pub fn client(opts: &HttpOptions) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+///
+/// It trusts what reqwest's `rustls-tls-native-roots` would (the webpki
+/// roots and the system's), but reads the system's certificates on the
+/// first https handshake rather than here: that read costs ~4 ms of every
+/// run, before the first request, and a run against a plain-http upstream
+/// (a mirror on the LAN) never needs it.
+pub fn client(opts: &HttpOptions) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .user_agent(user_agent())
         .connect_timeout(opts.timeout)
         .read_timeout(opts.timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_keepalive(Duration::from_secs(30))
-        .build()
+        .use_preconfigured_tls(tls::config()?)
+        .build()?)
+}
+
+/// The client's TLS configuration.
+mod tls {
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use tokio_rustls::rustls;
+
+    /// TLS 1.2 and 1.3 with ring, ALPN `h2` then `http/1.1`, server
+    /// certificates checked against [`LazyRoots`].
+    pub fn config() -> anyhow::Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(LazyRoots {
+                provider,
+                verifier: OnceLock::new(),
+            }))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// rustls' standard WebPKI verifier, built on first use from the
+    /// webpki roots plus the system's (unreadable or malformed system
+    /// certificates are skipped, as reqwest does). Handshake signatures
+    /// need no roots and are checked at once.
+    #[derive(Debug)]
+    struct LazyRoots {
+        provider: Arc<CryptoProvider>,
+        verifier: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+    }
+
+    impl LazyRoots {
+        fn verifier(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+            self.verifier
+                .get_or_init(|| {
+                    let mut roots = RootCertStore::empty();
+                    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                    for cert in rustls_native_certs::load_native_certs().certs {
+                        let _ = roots.add(cert);
+                    }
+                    WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        Arc::clone(&self.provider),
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())
+                })
+                .as_ref()
+                .map_err(|e| rustls::Error::General(format!("no trusted roots: {e}")))
+        }
+    }
+
+    impl ServerCertVerifier for LazyRoots {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            self.verifier()?.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
 }
 
 /// Whether a response status is worth another attempt.

@@ -23,7 +23,7 @@ pub fn mirror(root: &Path, args: &[&str]) -> Output {
     )
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "mirror failed: {}",
@@ -32,7 +32,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fake_upstream() -> Upstream {
+pub(crate) fn fake_upstream() -> Upstream {
     let up = Upstream::start();
     publish(&up, &["1.28.2"], &[LINUX, WINDOWS]);
     publish(&up, &["1.27.1"], &[LINUX, WINDOWS]);

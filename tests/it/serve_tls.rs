@@ -107,3 +107,70 @@ fn unusable_tls_files_are_named_in_the_error() {
     let err = format!("{:#}", spawn(opts).unwrap_err());
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+/// The engine's client checks https upstreams against the webpki roots and
+/// the system's, which it reads on the first handshake (here the system's
+/// trust is `SSL_CERT_FILE`, as OpenSSL has it): a mirror served with the
+/// test CA's certificate is refused until the CA is trusted, then
+/// downloaded from.
+#[test]
+fn downloads_over_https_check_the_certificate_against_the_system_roots() {
+    use crate::rustup::{fake_upstream, mirror, ok};
+    let up = fake_upstream();
+    let near = tempfile::tempdir().unwrap();
+    let fetch = |root: &Path, url: &str, ca: Option<&Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirror"));
+        cmd.arg("--root")
+            .arg(root)
+            .args([
+                "rustup", "download", "-s", "stable", "-t", "linux", "--url", url,
+            ])
+            .env("MIRROR_RETRY_DELAY_MS", "0")
+            .env_remove("SSL_CERT_DIR");
+        match ca {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env("SSL_CERT_FILE", tls_dir().join("no-such-file.pem")),
+        };
+        cmd.output().unwrap()
+    };
+    ok(&mirror(
+        near.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "linux",
+            "--url",
+            &up.url("rustup"),
+        ],
+    ));
+    let server = spawn(tls_options(near.path())).unwrap();
+    let url = server.url("/rustup");
+    assert!(url.starts_with("https://"), "{url}");
+
+    let far = tempfile::tempdir().unwrap();
+    let refused = fetch(far.path(), &url, None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    assert!(
+        stderr.contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    assert!(!far.path().join("rustup/dist").exists());
+
+    ok(&fetch(
+        far.path(),
+        &url,
+        Some(&tls_dir().join("test-ca.pem")),
+    ));
+    let init = "rustup/dist/x86_64-unknown-linux-gnu/rustup-init";
+    assert_eq!(
+        std::fs::read(far.path().join(init)).unwrap(),
+        std::fs::read(near.path().join(init)).unwrap()
+    );
+}

@@ -264,14 +264,44 @@ impl Index {
     /// Point branch `name` at `commit` (with gix: a `git update-ref`
     /// process costs ~10 ms, which `mark` paid twice per run).
     pub fn set_branch(&self, name: &str, commit: ObjectId) -> Result<()> {
+        self.set_branches(&[(name, commit)])
+    }
+
+    /// Point each branch at its commit in one ref transaction (all are
+    /// locked, then written in order).
+    pub fn set_branches(&self, branches: &[(&str, ObjectId)]) -> Result<()> {
+        use gix::refs::transaction::{PreviousValue, RefEdit};
         let repo = self.repo()?;
-        repo.reference(
-            format!("refs/heads/{name}"),
-            commit,
-            gix::refs::transaction::PreviousValue::Any,
-            format!("mirror: set {name}"),
-        )
-        .with_context(|| format!("cannot set branch {name} in {}", self.dir.display()))?;
+        let mut edits = Vec::new();
+        for (name, commit) in branches {
+            let full: gix::refs::FullName = format!("refs/heads/{name}")
+                .try_into()
+                .with_context(|| format!("{name:?} is not a branch name"))?;
+            edits.push(RefEdit::update(
+                full,
+                *commit,
+                PreviousValue::Any,
+                format!("mirror: set {name}"),
+            ));
+        }
+        // Our own committer for the reflog, at UTC: gix would otherwise
+        // look up the local time zone, which can mean reading all of
+        // /usr/share/zoneinfo (~1 ms) to name it.
+        let committer = gix::actor::Signature {
+            name: COMMITTER.0.into(),
+            email: COMMITTER.1.into(),
+            time: gix::date::Time::now_utc(),
+        };
+        let mut time = gix::date::parse::TimeBuf::default();
+        repo.edit_references_as(edits, Some(committer.to_ref(&mut time)))
+            .with_context(|| {
+                let names: Vec<&str> = branches.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "cannot set branches {} in {}",
+                    names.join(", "),
+                    self.dir.display()
+                )
+            })?;
         Ok(())
     }
 

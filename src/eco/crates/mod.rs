@@ -646,8 +646,7 @@ impl Crates {
             return Ok(());
         }
         // master first: what is served never lags behind mark.
-        self.index.set_branch(MASTER, end)?;
-        self.index.set_branch(MARK, end)?;
+        self.index.set_branches(&[(MASTER, end), (MARK, end)])?;
         reporter.info(&format!("crate: mark and master moved to {end}"));
         Ok(())
     }
