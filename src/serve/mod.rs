@@ -14,7 +14,9 @@
 //! `If-Range`, `HEAD`, a strong `ETag` from (size, mtime) with
 //! `If-None-Match` → `304`, and `Last-Modified` with `If-Modified-Since` →
 //! `304` (pacman revalidates databases that way; rebar3 insists on ETags).
-//! Bodies are streamed from disk. Details in [`files`].
+//! Bodies are streamed from disk, small files kept in memory while they
+//! stay the same file. Details in [`files`]. Plain http runs one event loop
+//! per core ([`loops`]); https runs on tokio's work-stealing runtime.
 //!
 //! # Path safety
 //!
@@ -64,6 +66,7 @@ pub mod crates;
 pub mod files;
 pub mod git;
 pub mod info;
+pub mod loops;
 pub mod path;
 pub mod tls;
 
@@ -306,6 +309,18 @@ pub fn check_root(opts: &ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Bind a standard listener on `opts.bind:opts.port` (for [`loops`]).
+pub fn bind_std(opts: &ServeOptions) -> Result<std::net::TcpListener, ServeError> {
+    let addr = opts.addr();
+    std::net::TcpListener::bind(addr).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::AddrInUse { addr, source }
+        } else {
+            ServeError::Bind { addr, source }
+        }
+    })
+}
+
 /// Bind the listener on `opts.bind:opts.port`.
 pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
     let addr = opts.addr();
@@ -334,6 +349,7 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         root: opts.root.clone(),
         rewrites,
         cache: cache.clone(),
+        files: files::FileCache::default(),
     });
     Ok(Router::new()
         .route("/health", get(health))
@@ -383,6 +399,41 @@ pub async fn serve_with(
 pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
     check_root(&opts)?;
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
+    if tls.is_none() {
+        let router = router(&opts)?;
+        let listener = bind_std(&opts)?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
+            addr: opts.addr(),
+            source,
+        })?;
+        let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
+        on_ready(addr);
+        // Ctrl-C stops accepting and gives transfers a grace period; a
+        // second Ctrl-C ends them at once.
+        let control = loops.control();
+        let signals = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServeError::Runtime)?;
+        std::thread::Builder::new()
+            .name("mirror-serve-signals".into())
+            .spawn(move || {
+                signals.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    control.stop();
+                    tokio::select! {
+                        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    control.abort();
+                })
+            })
+            .map_err(ServeError::Runtime)?;
+        loops
+            .join()
+            .map_err(|source| ServeError::Serve { addr, source })?;
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -471,6 +522,37 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let router = router(&opts)?;
+    if tls.is_none() {
+        let listener = bind_std(&opts)?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
+            addr: opts.addr(),
+            source,
+        })?;
+        let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("mirror-serve-{}", addr.port()))
+            .spawn(move || -> std::io::Result<()> {
+                let control = loops.control();
+                // A dropped sender stops the server as well.
+                let _ = stop_rx.blocking_recv();
+                control.stop();
+                let _ = std::thread::Builder::new()
+                    .name("mirror-serve-grace".into())
+                    .spawn(move || {
+                        std::thread::sleep(SHUTDOWN_GRACE);
+                        control.abort();
+                    });
+                loops.join()
+            })
+            .map_err(ServeError::Runtime)?;
+        return Ok(RunningServer {
+            addr,
+            scheme,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        });
+    }
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -545,6 +627,8 @@ struct Tree {
     root: PathBuf,
     rewrites: Vec<Arc<dyn Rewrite>>,
     cache: Option<Arc<cache::Cache>>,
+    /// Small files kept in memory between requests.
+    files: files::FileCache,
 }
 
 impl Tree {
@@ -599,10 +683,15 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
             Err(e) => return e.response(),
         }
     }
+    let key = segments.join("/");
+    if let Some(served) = tree.files.lookup(&tree.root, &key) {
+        return files::respond(method, req.headers(), name, served).await;
+    }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
         return status_response(StatusCode::NOT_FOUND);
     };
-    files::respond(method, req.headers(), name, file).await
+    tree.files.remember(key, &file);
+    files::respond(method, req.headers(), name, files::Served::opened(file)).await
 }
 
 /// A short plain-text answer for an error status.
@@ -653,6 +742,7 @@ mod tests {
             root: PathBuf::from("/nonexistent"),
             rewrites: vec![r],
             cache: None,
+            files: files::FileCache::default(),
         };
         assert!(matches!(
             tree(bad).map(&["a".into()]),
@@ -670,6 +760,7 @@ mod tests {
                 Arc::new(PrefixRewrite::new("a", "y")),
             ],
             cache: None,
+            files: files::FileCache::default(),
         };
         assert_eq!(tree.map(&["a".into(), "f".into()]).unwrap(), ["x", "f"]);
         assert_eq!(tree.map(&["b".into(), "f".into()]).unwrap(), ["b", "f"]);
