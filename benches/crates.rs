@@ -3,7 +3,8 @@
 //! A generated git index of N crates (`$MIRROR_BENCH_CRATES`, default
 //! 300; one version each, real `.crate` files) on the fake upstream,
 //! which waits a fixed delay before every response. For J in 4, 16, 64 jobs: a fresh tree, `mirror crate init`,
-//! then `mirror crate update` is timed, beside the floor N × delay ÷ J and
+//! then `mirror crate update` is timed (the median of `$MIRROR_BENCH_RUNS`
+//! runs, default 3, each on a fresh tree), beside the floor N × delay ÷ J and
 //! beside `romt crate update` on the same upstream (romt from `$ROMT` or
 //! `bench/.venv/bin/romt`; skipped with a message when absent) and beside
 //! `panamax sync` (clone + download; from `$PANAMAX` or
@@ -47,6 +48,23 @@ fn crates() -> usize {
         .unwrap_or(300)
 }
 const DELAY: Duration = Duration::from_millis(20);
+
+/// Runs per tool and job count, of which the median is shown:
+/// `$MIRROR_BENCH_RUNS`, default 3.
+fn runs() -> usize {
+    std::env::var("MIRROR_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3)
+}
+
+/// The run whose second time is the median of `runs()` runs of `f`.
+fn median(mut f: impl FnMut() -> (Duration, Duration)) -> (Duration, Duration) {
+    let mut all: Vec<(Duration, Duration)> = (0..runs()).map(|_| f()).collect();
+    all.sort_by_key(|r| r.1);
+    all[all.len() / 2]
+}
 
 /// Times of (`pull`, `download mark`) for one fresh tree.
 fn mirror_update(fx: &CratesFixture<'_>, jobs: usize) -> (Duration, Duration) {
@@ -234,8 +252,9 @@ fn main() {
     let romt = support::romt();
     let panamax = support::panamax();
     println!(
-        "# {crates} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`",
-        DELAY.as_millis()
+        "# {crates} crates, {}ms per request; `init` untimed; `pull` timed apart from `download mark`; median of {} runs",
+        DELAY.as_millis(),
+        runs()
     );
     if panamax.is_none() {
         println!("# panamax: not found (set PANAMAX or see bench/README.md); skipped");
@@ -247,7 +266,7 @@ fn main() {
     }
     for jobs in [4, 16, 64] {
         let floor = DELAY.mul_f64(crates as f64 / jobs as f64);
-        let (pull, ours) = mirror_update(&fx, jobs);
+        let (pull, ours) = median(|| mirror_update(&fx, jobs));
         let mut line = format!(
             "J={jobs:2}: floor {:6.3}s | mirror download+mark {:6.3}s ratio {:.2} (pull {:.3}s, update {:.3}s)",
             floor.as_secs_f64(),
@@ -257,7 +276,7 @@ fn main() {
             (pull + ours).as_secs_f64(),
         );
         if let Some(romt) = &romt {
-            let (rpull, theirs) = romt_update(romt, &fx, jobs);
+            let (rpull, theirs) = median(|| romt_update(romt, &fx, jobs));
             line.push_str(&format!(
                 " | romt {:6.3}s ratio {:.2} (pull {:.3}s) -> mirror {:.1}x faster",
                 theirs.as_secs_f64(),
@@ -267,7 +286,7 @@ fn main() {
             ));
         }
         if let Some(panamax) = &panamax {
-            let theirs = panamax_sync(panamax, &up, &fx, jobs);
+            let (_, theirs) = median(|| (Duration::ZERO, panamax_sync(panamax, &up, &fx, jobs)));
             line.push_str(&format!(
                 " | panamax sync {:6.3}s vs mirror update -> mirror {:.1}x faster",
                 theirs.as_secs_f64(),
