@@ -76,7 +76,10 @@ http {
 CONF
 mkdir -p "$work/nginx-tmp"
 nginx -c "$work/nginx.conf" -p "$work"
-sleep 1
+# Files changed in the last 2 s are not kept in memory by mirror (their
+# ctime could still be shared with a change to come); a served tree's
+# files are older than that.
+sleep 3
 curl -sf "http://127.0.0.1:$mport/health" >/dev/null
 curl -sf "http://127.0.0.1:$nport/rustup/dist/x86_64-unknown-linux-gnu/rustup-init.sha256" >/dev/null
 

@@ -663,7 +663,9 @@ impl futures_util::Stream for FileChunks {
 /// path below the root. An entry is served only while a `stat` of that
 /// path still finds the same file (device, inode, size, mtime and ctime,
 /// to the nanosecond): a publish renames a new file into place, which
-/// changes the inode, and an in-place write changes ctime. The entry was
+/// changes the inode, and an in-place write changes ctime (a file is kept
+/// only once its ctime is [`RACY`] old, so two writes cannot share a
+/// clock tick with the copy kept). The entry was
 /// read through [`resolve`], so its bytes are of a file that may be
 /// served; the same inode found again has those bytes. Holds at most
 /// [`CACHE_BUDGET`] bytes; when full it starts over.
@@ -672,6 +674,10 @@ pub struct FileCache {
     entries: std::sync::RwLock<std::collections::HashMap<String, Arc<CachedFile>>>,
     held: std::sync::atomic::AtomicUsize,
 }
+
+/// A file changed less than this long ago is not kept in memory (see
+/// [`FileCache::remember`]).
+pub const RACY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Bytes the memory cache of small files may hold.
 pub const CACHE_BUDGET: usize = 64 << 20;
@@ -728,6 +734,20 @@ impl FileCache {
         let id = FileId::of(&opened.meta);
         if id.len != bytes.len() as u64 {
             // Replaced between the fstat and the read.
+            return;
+        }
+        // File times tick coarsely (a few milliseconds): a file changed in
+        // place twice within one tick keeps its ctime. Only a file left
+        // alone for RACY has a ctime that any later change must move.
+        let changed = UNIX_EPOCH
+            + std::time::Duration::new(
+                id.ctime.0.max(0) as u64,
+                id.ctime.1.clamp(0, 999_999_999) as u32,
+            );
+        if SystemTime::now()
+            .duration_since(changed)
+            .map_or(true, |age| age < RACY)
+        {
             return;
         }
         let v = Validators {
@@ -816,6 +836,29 @@ mod tests {
         );
         let segs = vec!["a".to_string(), "fifo".to_string()];
         assert!(resolve_sync(r, &segs).is_none());
+    }
+
+    /// A file is kept once its ctime is RACY old, served from memory while
+    /// unchanged, and dropped when changed in place.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn file_cache_keeps_settled_files_until_they_change() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::write(r.join("new"), b"fresh").unwrap();
+        std::fs::write(r.join("old"), b"aaaa").unwrap();
+        std::thread::sleep(RACY + Duration::from_millis(100));
+        std::fs::write(r.join("new"), b"fresh").unwrap();
+        let cache = FileCache::default();
+        let open = |name: &str| resolve_sync(r, &[name.to_string()]).unwrap().1;
+        cache.remember("new".into(), &open("new"));
+        assert!(cache.lookup(r, "new").is_none(), "changed too recently");
+        cache.remember("old".into(), &open("old"));
+        let hit = cache.lookup(r, "old").expect("kept");
+        assert!(matches!(&hit.content, Content::Memory(b) if &b[..] == b"aaaa"));
+        std::fs::write(r.join("old"), b"bbbb").unwrap();
+        assert!(cache.lookup(r, "old").is_none(), "changed in place");
+        assert!(cache.lookup(r, "gone").is_none());
     }
 
     #[test]

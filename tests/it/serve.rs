@@ -539,3 +539,60 @@ fn dropping_the_server_stops_it() {
     drop(f);
     assert!(TcpStream::connect(addr).is_err());
 }
+
+/// Small files are kept in memory between requests, but a cached copy is
+/// served only while the path still names the same file: a file renamed
+/// over it, rewritten in place (same size), a symlink re-pointed, a file
+/// deleted, or a symlink out of the tree put in its place are all seen at
+/// the next request.
+#[tokio::test]
+async fn small_files_held_in_memory_follow_every_change() {
+    let f = fixture();
+    // Old enough to be kept in memory (see `files::RACY`).
+    tokio::time::sleep(mirror::serve::files::RACY + Duration::from_millis(100)).await;
+    let path = "/dist/channel-rust-stable.toml";
+    let file = f.root.join("dist/channel-rust-stable.toml");
+    let body = |res: reqwest::Response| async move { res.bytes().await.unwrap().to_vec() };
+    let first = get(&f, path, &[]).await;
+    let first_tag = header(&first, "etag");
+    assert_eq!(body(first).await, b"manifest-version = \"2\"\n");
+    // Cached now: the same bytes again.
+    assert_eq!(
+        body(get(&f, path, &[]).await).await,
+        b"manifest-version = \"2\"\n"
+    );
+
+    // A new file renamed over it (same size).
+    let tmp = f.root.join("dist/.new.tmp");
+    std::fs::write(&tmp, b"manifest-version = \"3\"\n").unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let res = get(&f, path, &[]).await;
+    assert_ne!(header(&res, "etag"), first_tag);
+    assert_eq!(body(res).await, b"manifest-version = \"3\"\n");
+
+    // Rewritten in place, same size.
+    std::fs::write(&file, b"manifest-version = \"4\"\n").unwrap();
+    assert_eq!(
+        body(get(&f, path, &[]).await).await,
+        b"manifest-version = \"4\"\n"
+    );
+
+    // A symlink re-pointed at another file of the same size.
+    let db = "/archlinux/core/os/x86_64/core.db";
+    let dir = f.root.join("archlinux/core/os/x86_64");
+    assert_eq!(body(get(&f, db, &[]).await).await, b"DB");
+    std::fs::write(dir.join("core.db.tar.zst"), b"ZS").unwrap();
+    std::fs::remove_file(dir.join("core.db")).unwrap();
+    std::os::unix::fs::symlink("core.db.tar.zst", dir.join("core.db")).unwrap();
+    assert_eq!(body(get(&f, db, &[]).await).await, b"ZS");
+
+    // A symlink out of the tree in its place: refused, not served from
+    // memory.
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(f.root.join("../outside/secret.txt"), &file).unwrap();
+    assert_eq!(get(&f, path, &[]).await.status(), StatusCode::NOT_FOUND);
+
+    // Deleted.
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(get(&f, path, &[]).await.status(), StatusCode::NOT_FOUND);
+}
