@@ -596,3 +596,49 @@ async fn small_files_held_in_memory_follow_every_change() {
     std::fs::remove_file(&file).unwrap();
     assert_eq!(get(&f, path, &[]).await.status(), StatusCode::NOT_FOUND);
 }
+
+/// Pipelined HTTP/1.1 requests are answered in order on one connection,
+/// and HTTP/2 with prior knowledge (h2c) is spoken too.
+#[tokio::test]
+async fn pipelined_http1_and_h2c_are_served() {
+    use std::io::{Read, Write};
+    let f = fixture();
+    let addr = f.server.addr;
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(
+            b"GET /dist/rust-1.0.tar.xz HTTP/1.1\r\nHost: a\r\n\r\n\
+              GET /no/such HTTP/1.1\r\nHost: a\r\n\r\n\
+              GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        all
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answers);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"], "{text}");
+
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let res = h2
+        .get(f.server.url("/dist/rust-1.0.tar.xz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.bytes().await.unwrap(), data());
+    // Stop the server off this (single-threaded) runtime, so the client's
+    // connection task can run and close while it waits for it.
+    drop(h2);
+    tokio::task::spawn_blocking(move || drop(f)).await.unwrap();
+}
