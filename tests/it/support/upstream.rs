@@ -84,6 +84,8 @@ impl Request {
 #[derive(Default)]
 struct State {
     files: HashMap<String, Arc<Vec<u8>>>,
+    /// The ETag of each file, computed when it is put.
+    etags: HashMap<String, String>,
     faults: HashMap<String, VecDeque<(Fault, usize)>>,
     delay: Duration,
     requests: Vec<Request>,
@@ -160,10 +162,11 @@ impl Upstream {
 
     /// Serve `body` at `path` from now on (replacing what was there).
     pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
-        self.shared
-            .state()
-            .files
-            .insert(normalize(path), Arc::new(body.into()));
+        let body = body.into();
+        let tag = etag(&body);
+        let mut state = self.shared.state();
+        state.etags.insert(normalize(path), tag);
+        state.files.insert(normalize(path), Arc::new(body));
     }
 
     /// The body served at `path`, if any.
@@ -177,7 +180,9 @@ impl Upstream {
 
     /// Stop serving `path` (it answers 404).
     pub fn remove(&self, path: &str) {
-        self.shared.state().files.remove(&normalize(path));
+        let mut state = self.shared.state();
+        state.files.remove(&normalize(path));
+        state.etags.remove(&normalize(path));
     }
 
     /// The next `times` GETs of `path` get `fault`, after any faults already
@@ -339,7 +344,9 @@ enum After {
 fn serve_connection(conn: &TcpStream, shared: &Shared) -> io::Result<()> {
     let _ = conn.set_nodelay(true);
     let mut reader = BufReader::new(conn);
-    let mut writer = conn;
+    // A response goes out in one write where it fits (as a real server's
+    // would), not its head and body in two segments.
+    let mut writer = io::BufWriter::with_capacity(64 * 1024, conn);
     loop {
         let Some(head) = read_head(&mut reader)? else {
             return Ok(());
@@ -350,7 +357,7 @@ fn serve_connection(conn: &TcpStream, shared: &Shared) -> io::Result<()> {
                 head_only: false,
             };
             write_simple(&mut writer, 400, "bad request\n", reply, &[])?;
-            return Ok(());
+            return writer.flush();
         };
         // Discard a request body, if any (only Content-Length bodies).
         if let Some(len) = request
@@ -368,7 +375,9 @@ fn serve_connection(conn: &TcpStream, shared: &Shared) -> io::Result<()> {
         } else {
             !connection.contains("close")
         };
-        match respond(&request, keep_alive, shared, &mut writer)? {
+        let after = respond(&request, keep_alive, shared, &mut writer)?;
+        writer.flush()?;
+        match after {
             After::KeepAlive if keep_alive => {}
             _ => return Ok(()),
         }
@@ -427,7 +436,7 @@ fn respond(
     shared: &Shared,
     w: &mut impl Write,
 ) -> io::Result<After> {
-    let (body, fault, delay) = {
+    let (body, tag, fault, delay) = {
         let mut state = shared.state();
         state.requests.push(request.clone());
         let fault = if request.method == "GET" {
@@ -435,7 +444,12 @@ fn respond(
         } else {
             None
         };
-        (state.files.get(&request.path).cloned(), fault, state.delay)
+        (
+            state.files.get(&request.path).cloned(),
+            state.etags.get(&request.path).cloned(),
+            fault,
+            state.delay,
+        )
     };
     if !delay.is_zero() {
         thread::sleep(delay);
@@ -475,7 +489,7 @@ fn respond(
         return Ok(After::KeepAlive);
     };
 
-    let etag = etag(&body);
+    let etag = tag.unwrap_or_else(|| etag(&body));
     if let Some(inm) = request.header("if-none-match") {
         if etag_matches(inm, &etag) {
             write_head(w, 304, None, keep_alive, &[("ETag", &etag)])?;
