@@ -407,23 +407,28 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
             source,
         })?;
         let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
-        on_ready(addr);
         // Ctrl-C stops accepting and gives transfers a grace period; a
-        // second Ctrl-C ends them at once.
+        // second Ctrl-C ends them at once. The handler is in place before
+        // the address is announced, so an early Ctrl-C is never fatal.
         let control = loops.control();
         let signals = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ServeError::Runtime)?;
+        let mut interrupts = {
+            let _in = signals.enter();
+            Interrupts::new().map_err(ServeError::Runtime)?
+        };
+        on_ready(addr);
         std::thread::Builder::new()
             .name("mirror-serve-signals".into())
             .spawn(move || {
                 signals.block_on(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    interrupts.next().await;
                     control.stop();
                     tokio::select! {
                         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-                        _ = tokio::signal::ctrl_c() => {}
+                        _ = interrupts.next() => {}
                     }
                     control.abort();
                 })
@@ -445,11 +450,21 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
             addr: opts.addr(),
             source,
         })?;
+        let mut interrupts =
+            Interrupts::new().map_err(|source| ServeError::Serve { addr, source })?;
         on_ready(addr);
+        let (serving_tx, serving_rx) = oneshot::channel::<()>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = tokio::signal::ctrl_c().await;
+        let (again_tx, again_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            interrupts.next().await;
+            let _ = serving_tx.send(());
             let _ = stop_tx.send(());
+            interrupts.next().await;
+            let _ = again_tx.send(());
+        });
+        let shutdown = async move {
+            let _ = serving_rx.await;
         };
         // After the first Ctrl-C, give transfers a grace period; a second
         // Ctrl-C ends them at once.
@@ -457,7 +472,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
             if stop_rx.await.is_ok() {
                 tokio::select! {
                     _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = again_rx => {}
                 }
             } else {
                 std::future::pending::<()>().await;
@@ -471,6 +486,34 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
         }
         Ok(())
     })
+}
+
+/// Ctrl-C (SIGINT) as a stream, its handler installed when created.
+struct Interrupts {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Install the handler (inside a runtime context).
+    fn new() -> std::io::Result<Interrupts> {
+        Ok(Interrupts {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// A server on its own thread; dropping it shuts it down.

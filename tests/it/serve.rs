@@ -642,3 +642,126 @@ async fn pipelined_http1_and_h2c_are_served() {
     drop(h2);
     tokio::task::spawn_blocking(move || drop(f)).await.unwrap();
 }
+
+/// `mirror serve` (the binary) on Ctrl-C: stops accepting at once, lets a
+/// transfer in flight finish, then exits 0; a second Ctrl-C ends it at
+/// once even with a transfer open.
+#[test]
+fn ctrl_c_stops_accepting_and_lets_transfers_finish() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    write(&tmp.path().join("dist/big.bin"), &big);
+    let start = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mirror"))
+            .arg("--root")
+            .arg(tmp.path())
+            .args(["serve", "--port", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "serving ROOT on http://ADDR/ (Ctrl-C stops)"
+        let addr: SocketAddr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap();
+        (child, addr)
+    };
+    let interrupt = |child: &std::process::Child| {
+        // SAFETY: a plain signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    };
+    let begin = |addr: SocketAddr| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /dist/big.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 4096];
+        let n = s.read(&mut first).unwrap();
+        assert!(n > 0);
+        (s, first[..n].to_vec())
+    };
+
+    // One Ctrl-C: the open transfer completes, new connections are refused.
+    let (mut child, addr) = start();
+    let (mut s, mut got) = begin(addr);
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = std::net::TcpStream::connect(addr).map_or(true, |mut c| {
+        let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut buf = [0u8; 64];
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        !matches!(c.read(&mut buf), Ok(n) if n > 0)
+    });
+    assert!(refused, "a new connection was served after Ctrl-C");
+    s.read_to_end(&mut got).unwrap();
+    let body_at = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        got.len() - body_at,
+        big.len(),
+        "the transfer in flight was cut"
+    );
+    assert!(got[body_at..] == big[..]);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // Two Ctrl-Cs: ends at once, the open transfer is dropped.
+    let (mut child, addr) = start();
+    let (_s, _) = begin(addr);
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let waited = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        waited.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        waited.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+}
+
+/// Ctrl-C right after `mirror serve` announces its address ends it
+/// cleanly, over http and https: the handler is in place before the
+/// announcement.
+#[test]
+fn an_early_ctrl_c_ends_serve_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
+    for https in [false, true] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirror"));
+        cmd.arg("--root")
+            .arg(tmp.path())
+            .args(["serve", "--port", "0"]);
+        if https {
+            cmd.arg("--tls-cert")
+                .arg(tls.join("test-cert.pem"))
+                .arg("--tls-key")
+                .arg(tls.join("test-key.pem"));
+        }
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("serving"), "{line}");
+        // SAFETY: a plain signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        let waited = std::time::Instant::now();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "https={https}: {status:?}");
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            waited.elapsed()
+        );
+    }
+}
