@@ -883,47 +883,55 @@ async fn fetch_verified(
 ) -> Result<Fetched, FetchError> {
     let hold = hold && item.signature.is_none();
     let partial = partial_path(&item.dest);
-    let mut attempt = 0;
-    let mut restarted = false;
-    let received = loop {
-        match transfer(client, opts, item, &partial, reporter, hold).await {
-            Ok(t) => break t,
-            Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
-                attempt += 1;
-                let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
-                reporter.verbose(&format!(
-                    "retry {attempt}/{} in {:.1}s: {e}",
-                    opts.retries,
-                    wait.as_secs_f64()
-                ));
-                tokio::time::sleep(wait).await;
-            }
-            Err((FetchError::Digest(_), resumed)) if resumed && !restarted => {
-                restarted = true;
-                reporter.verbose(&format!(
-                    "{}: resumed bytes did not verify; starting over",
-                    item.url
-                ));
-                let _ = fs::remove_file(&partial);
-            }
-            Err((e, _)) => {
-                if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
+    let body = async {
+        let mut attempt = 0;
+        let mut restarted = false;
+        loop {
+            match transfer(client, opts, item, &partial, reporter, hold).await {
+                Ok(t) => return Ok(t),
+                Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
+                    attempt += 1;
+                    let wait = http::retry_wait(opts.retry_delay, attempt, e.retry_after());
+                    reporter.verbose(&format!(
+                        "retry {attempt}/{} in {:.1}s: {e}",
+                        opts.retries,
+                        wait.as_secs_f64()
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
+                Err((FetchError::Digest(_), resumed)) if resumed && !restarted => {
+                    restarted = true;
+                    reporter.verbose(&format!(
+                        "{}: resumed bytes did not verify; starting over",
+                        item.url
+                    ));
                     let _ = fs::remove_file(&partial);
                 }
-                return Err(e);
+                Err((e, _)) => {
+                    if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
+                        let _ = fs::remove_file(&partial);
+                    }
+                    return Err(e);
+                }
             }
         }
     };
+    // A detached signature (small) is fetched beside the body, not after
+    // it: one round trip per item instead of two.
+    let signature = async {
+        match item.signature.as_ref().map(|s| &s.source) {
+            Some(SignatureSource::Url(url)) => get_bytes(client, opts, url).await.map(Some),
+            Some(SignatureSource::Inline(bytes)) => Ok(Some(bytes.clone())),
+            None => Ok(None),
+        }
+    };
+    let (received, sig_bytes) = futures_util::future::try_join(body, signature).await?;
 
     let received = match received {
         Body::Memory(bytes) => return Ok(Fetched::Verified(bytes)),
         Body::File(n) => n,
     };
-    if let Some(sig) = &item.signature {
-        let sig_bytes = match &sig.source {
-            SignatureSource::Url(url) => get_bytes(client, opts, url).await?,
-            SignatureSource::Inline(bytes) => bytes.clone(),
-        };
+    if let (Some(sig), Some(sig_bytes)) = (&item.signature, sig_bytes) {
         if let Err(e) = sig.check.check(&partial, &sig_bytes, &item.url) {
             let _ = fs::remove_file(&partial);
             return Err(FetchError::Signature {
