@@ -321,6 +321,21 @@ pub fn bind_std(opts: &ServeOptions) -> Result<std::net::TcpListener, ServeError
     })
 }
 
+/// Bind `opts.bind:opts.port` and serve `router` there on [`loops`];
+/// the bound address (with the real port when 0 was asked for).
+fn start_loops(
+    opts: &ServeOptions,
+    router: Router,
+) -> Result<(SocketAddr, loops::Loops), ServeError> {
+    let listener = bind_std(opts)?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Serve {
+        addr: opts.addr(),
+        source,
+    })?;
+    let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
+    Ok((addr, loops))
+}
+
 /// Bind the listener on `opts.bind:opts.port`.
 pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
     let addr = opts.addr();
@@ -400,13 +415,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> an
     check_root(&opts)?;
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     if tls.is_none() {
-        let router = router(&opts)?;
-        let listener = bind_std(&opts)?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
-            addr: opts.addr(),
-            source,
-        })?;
-        let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
+        let (addr, loops) = start_loops(&opts, router(&opts)?)?;
         // Ctrl-C stops accepting and gives transfers a grace period; a
         // second Ctrl-C ends them at once. The handler is in place before
         // the address is announced, so an early Ctrl-C is never fatal.
@@ -566,12 +575,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let router = router(&opts)?;
     if tls.is_none() {
-        let listener = bind_std(&opts)?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
-            addr: opts.addr(),
-            source,
-        })?;
-        let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
+        let (addr, loops) = start_loops(&opts, router)?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("mirror-serve-{}", addr.port()))
