@@ -2,14 +2,17 @@
 //! it alone fetches, verifies and publishes.
 //!
 //! For each item:
-//! 1. **Skip check** (in parallel, no request): if `dest` exists and is
-//!    correct (its size, and its SHA-256 unless `--assume-ok`) and its
-//!    signature file exists, the item is skipped.
+//! 1. **Skip check** (no request; on the producer's threads, while the
+//!    items planned before are already downloading): if `dest` exists and
+//!    is correct (its size, and its SHA-256 unless `--assume-ok`) and its
+//!    signature file exists, the item is skipped. Items reach the engine
+//!    as a list ([`Engine::fetch_all`]) or through an [`item_queue`] that a
+//!    producer fills as its plan yields them ([`Engine::fetch_from`]).
 //! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
 //!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over. In
-//!    [`Engine::fetch_all`], a fresh body of at most 1 MiB for an item
+//!    [`Engine::fetch_from`], a fresh body of at most 1 MiB for an item
 //!    without a signature is received into memory instead, and written to
 //!    `<dest>.partial` only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
@@ -32,7 +35,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -401,36 +404,49 @@ impl Engine {
         )
     }
 
-    /// Download, verify and publish every item.
+    /// Download, verify and publish every item, in order. The skip
+    /// checks run in parallel, a batch at a time, while the items of the
+    /// batches before are already downloading.
     pub fn fetch_all(
         &self,
         items: Vec<FetchItem>,
         reporter: &dyn Reporter,
     ) -> Result<FetchSummary, FetchFailed> {
-        let total = items.len();
-        let mut summary = FetchSummary::default();
+        let (sink, source) = item_queue(self.opts.assume_ok);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut items = items.into_iter().peekable();
+                while items.peek().is_some() {
+                    let batch: Vec<FetchItem> = items.by_ref().take(CHECK_BATCH).collect();
+                    let present: Vec<bool> = batch
+                        .par_iter()
+                        .map(|item| is_present(item, sink.queue.assume_ok))
+                        .collect();
+                    for (item, present) in batch.into_iter().zip(present) {
+                        sink.plan(item, present);
+                    }
+                    if sink.queue.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            });
+            self.fetch_from(source, reporter)
+        })
+    }
 
-        // Skip check: hashing what is present is CPU and disk work, done in
-        // parallel before any request.
-        let assume_ok = self.opts.assume_ok;
-        let present: Vec<bool> = items
-            .par_iter()
-            .map(|item| is_present(item, assume_ok))
-            .collect();
-        let mut todo = Vec::new();
-        for (item, present) in items.into_iter().zip(present) {
-            if present {
-                summary.skipped += 1;
-                reporter.item(&item.url, Outcome::Skipped);
-            } else {
-                todo.push(item);
-            }
-        }
-        let known_bytes: Option<u64> = todo.iter().map(|i| i.size).sum();
-        reporter.begin("download", todo.len() as u64, known_bytes);
+    /// Download, verify and publish every item pushed into the queue's
+    /// [`ItemSink`], starting with the first while the producer is still
+    /// planning the rest; returns once the sink is dropped (or abandoned)
+    /// and every item taken has ended.
+    pub fn fetch_from(
+        &self,
+        source: ItemSource,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchSummary, FetchFailed> {
+        reporter.begin("download", 0, None);
 
-        // Each of `jobs` tasks on the runtime takes the next item from a
-        // shared counter until none is left, so a response wakes the task
+        // Each of `jobs` tasks on the runtime takes the next item from the
+        // queue until it is closed and empty, so a response wakes the task
         // that sends the next request on the same worker thread. A small
         // body, once verified, goes to the publisher thread (write,
         // rename) and the task moves on at once: disk work stays off the
@@ -438,37 +454,33 @@ impl Engine {
         // lags, the task publishes itself. Tasks report through `events`,
         // forwarded here to `reporter`.
         let run = Arc::new(RunState {
-            next: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
+            queue: Arc::clone(&source.queue),
             keep_going: self.opts.keep_going,
             bytes: AtomicU64::new(0),
             events: std::sync::Mutex::new(Vec::new()),
         });
-        let todo: Arc<[FetchItem]> = todo.into();
         let (to_publish, publish_queue) =
-            std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(PUBLISH_QUEUE);
+            std::sync::mpsc::sync_channel::<(FetchItem, Vec<u8>)>(PUBLISH_QUEUE);
         let results: Vec<(String, Result<u64, FetchError>)> = std::thread::scope(|scope| {
             let publisher = {
-                let (todo, run) = (Arc::clone(&todo), Arc::clone(&run));
+                let run = Arc::clone(&run);
                 scope.spawn(move || {
                     lower_priority();
                     let mut done = Vec::new();
-                    for (i, bytes) in publish_queue {
-                        let item = &todo[i];
-                        let r = publish_verified(item, &bytes);
-                        run.finished(item, &r, reporter);
-                        done.push((item.url.clone(), r));
+                    for (item, bytes) in publish_queue {
+                        let r = publish_verified(&item, &bytes);
+                        run.finished(&item, &r, reporter);
+                        done.push((item.url, r));
                     }
                     done
                 })
             };
             // Spawned from a worker: from outside the runtime each spawn
             // would wake a worker of its own.
-            let slots = self.opts.jobs.max(1).min(todo.len());
+            let slots = self.opts.jobs.max(1);
             let tasks: Vec<_> = {
                 let (client, http) = (self.client.clone(), self.opts.http.clone());
-                let (todo, run, to_publish) =
-                    (Arc::clone(&todo), Arc::clone(&run), to_publish.clone());
+                let (run, to_publish) = (Arc::clone(&run), to_publish.clone());
                 self.rt
                     .block_on(self.rt.spawn(async move {
                         (0..slots)
@@ -476,7 +488,6 @@ impl Engine {
                                 tokio::spawn(fetch_task(
                                     client.clone(),
                                     http.clone(),
-                                    Arc::clone(&todo),
                                     Arc::clone(&run),
                                     to_publish.clone(),
                                 ))
@@ -515,8 +526,17 @@ impl Engine {
             );
             results
         });
+        run.forward(reporter);
         reporter.end();
 
+        let (total, skipped) = {
+            let q = run.queue.state();
+            (q.planned, q.skipped)
+        };
+        let mut summary = FetchSummary {
+            skipped,
+            ..FetchSummary::default()
+        };
         let mut failures = Vec::new();
         for (url, r) in results {
             match r {
@@ -540,6 +560,143 @@ impl Engine {
     }
 }
 
+/// A queue of items for [`Engine::fetch_from`]: the producer pushes into
+/// the [`ItemSink`] as its plan yields items; the engine's job slots take
+/// them as they arrive.
+pub fn item_queue(assume_ok: bool) -> (ItemSink, ItemSource) {
+    let queue = Arc::new(ItemQueue {
+        assume_ok,
+        state: std::sync::Mutex::new(QueueState::default()),
+        ready: tokio::sync::Notify::new(),
+        stop: AtomicBool::new(false),
+    });
+    (
+        ItemSink {
+            queue: Arc::clone(&queue),
+        },
+        ItemSource { queue },
+    )
+}
+
+/// The producer's end of an [`item_queue`]; usable from many threads at
+/// once. Dropping it closes the queue: the run ends once the items pushed
+/// have ended.
+pub struct ItemSink {
+    queue: Arc<ItemQueue>,
+}
+
+impl ItemSink {
+    /// Plan `item`: skipped (reported, not queued) when its file is
+    /// already in place and correct — a check run here, on the
+    /// producer's thread — else queued for download.
+    pub fn push(&self, item: FetchItem) {
+        if self.queue.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let present = is_present(&item, self.queue.assume_ok);
+        self.plan(item, present);
+    }
+
+    /// Queue `item`, or count it skipped when `present`.
+    fn plan(&self, item: FetchItem, present: bool) {
+        if self.queue.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut q = self.queue.state();
+            q.planned += 1;
+            if present {
+                q.skipped += 1;
+                q.events.push(Event::Item(item.url, Outcome::Skipped));
+                return;
+            }
+            match q.events.last_mut() {
+                Some(Event::Planned(n)) => *n += 1,
+                _ => q.events.push(Event::Planned(1)),
+            }
+            q.items.push_back(item);
+        }
+        self.queue.ready.notify_one();
+    }
+
+    /// The plan failed: drop what is queued and start nothing more; the
+    /// transfers already under way end normally.
+    pub fn abandon(&self) {
+        self.queue.stop.store(true, Ordering::Relaxed);
+        self.queue.state().items.clear();
+        self.queue.ready.notify_waiters();
+    }
+}
+
+impl Drop for ItemSink {
+    fn drop(&mut self) {
+        self.queue.state().closed = true;
+        self.queue.ready.notify_waiters();
+    }
+}
+
+/// The engine's end of an [`item_queue`], for [`Engine::fetch_from`].
+pub struct ItemSource {
+    queue: Arc<ItemQueue>,
+}
+
+struct ItemQueue {
+    assume_ok: bool,
+    state: std::sync::Mutex<QueueState>,
+    /// Signalled for each item queued, and when the queue closes or stops.
+    ready: tokio::sync::Notify,
+    /// Set after a failure (without `keep_going`) or by
+    /// [`ItemSink::abandon`]: take and plan no more items.
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: std::collections::VecDeque<FetchItem>,
+    closed: bool,
+    /// Items pushed, skipped ones included.
+    planned: usize,
+    skipped: usize,
+    /// Skipped items and growth of the plan, not yet reported.
+    events: Vec<Event>,
+}
+
+impl ItemQueue {
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next item, waiting for the producer while the queue is open;
+    /// `None` once it is closed and empty, or the run stopped.
+    async fn next(&self) -> Option<FetchItem> {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a push or close in between
+            // is not missed.
+            notified.as_mut().enable();
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            {
+                let mut q = self.state();
+                if let Some(item) = q.items.pop_front() {
+                    return Some(item);
+                }
+                if q.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.ready.notify_waiters();
+    }
+}
+
 /// Lower the calling thread's scheduling priority (nice 10): the
 /// publisher's disk work then yields to the tasks' network work when a
 /// burst of responses arrives, and fills the waits in between.
@@ -553,12 +710,10 @@ fn lower_priority() {
     }
 }
 
-/// What the tasks of one [`Engine::fetch_all`] share.
+/// What the tasks of one [`Engine::fetch_from`] share.
 struct RunState {
-    /// Index of the next item to take.
-    next: AtomicUsize,
-    /// Set after a failure (without `keep_going`): take no more items.
-    stop: AtomicBool,
+    /// Where the items come from.
+    queue: Arc<ItemQueue>,
     keep_going: bool,
     /// Bytes received and not yet reported.
     bytes: AtomicU64,
@@ -573,12 +728,14 @@ impl RunState {
         if bytes > 0 {
             reporter.bytes(bytes);
         }
+        let planned = std::mem::take(&mut self.queue.state().events);
         let events = std::mem::take(&mut *self.events());
-        for event in events {
+        for event in planned.into_iter().chain(events) {
             match event {
                 Event::Item(url, outcome) => reporter.item(&url, outcome),
                 Event::Verbose(line) => reporter.verbose(&line),
                 Event::Unbytes(n) => reporter.unbytes(n),
+                Event::Planned(n) => reporter.grow(n),
             }
         }
     }
@@ -596,7 +753,7 @@ impl RunState {
                 reporter.item(&item.url, Outcome::Failed);
                 reporter.verbose(&format!("failed: {e}"));
                 if !self.keep_going {
-                    self.stop.store(true, Ordering::Relaxed);
+                    self.queue.stop();
                 }
             }
         }
@@ -608,6 +765,8 @@ enum Event {
     Item(String, Outcome),
     Verbose(String),
     Unbytes(u64),
+    /// More items to download than announced so far.
+    Planned(u64),
 }
 
 /// The reporter tasks see: byte counts add up in [`RunState::bytes`],
@@ -633,36 +792,38 @@ impl Reporter for TaskReporter {
     }
 }
 
-/// One job slot of [`Engine::fetch_all`]: fetch items until none is left
+/// One job slot of [`Engine::fetch_from`]: fetch items until none is left
 /// (or the run stops); the results of the items it finished itself.
 async fn fetch_task(
     client: reqwest::Client,
     http: HttpOptions,
-    todo: Arc<[FetchItem]>,
     run: Arc<RunState>,
-    to_publish: std::sync::mpsc::SyncSender<(usize, Vec<u8>)>,
+    to_publish: std::sync::mpsc::SyncSender<(FetchItem, Vec<u8>)>,
 ) -> Vec<(String, Result<u64, FetchError>)> {
     use std::sync::mpsc::TrySendError;
     let reporter = TaskReporter {
         run: Arc::clone(&run),
     };
     let mut done = Vec::new();
-    while !run.stop.load(Ordering::Relaxed) {
-        let i = run.next.fetch_add(1, Ordering::Relaxed);
-        let Some(item) = todo.get(i) else { break };
-        let r = match fetch_verified(&client, &http, item, &reporter, true).await {
+    while let Some(item) = run.queue.next().await {
+        let r = match fetch_verified(&client, &http, &item, &reporter, true).await {
             Ok(Fetched::Published(n)) => Ok(n),
-            Ok(Fetched::Verified(bytes)) => match to_publish.try_send((i, bytes)) {
+            Ok(Fetched::Verified(bytes)) => match to_publish.try_send((item, bytes)) {
                 // The publisher reports it.
                 Ok(()) => continue,
-                Err(TrySendError::Full((_, bytes)) | TrySendError::Disconnected((_, bytes))) => {
-                    publish_verified(item, &bytes)
+                Err(
+                    TrySendError::Full((item, bytes)) | TrySendError::Disconnected((item, bytes)),
+                ) => {
+                    let r = publish_verified(&item, &bytes);
+                    run.finished(&item, &r, &reporter);
+                    done.push((item.url, r));
+                    continue;
                 }
             },
             Err(e) => Err(e),
         };
-        run.finished(item, &r, &reporter);
-        done.push((item.url.clone(), r));
+        run.finished(&item, &r, &reporter);
+        done.push((item.url, r));
     }
     done
 }
@@ -812,12 +973,17 @@ where
 }
 
 /// Bodies up to this size, of items without a signature, are received
-/// into memory by [`Engine::fetch_all`] and written by its publisher
+/// into memory by [`Engine::fetch_from`] and written by its publisher
 /// thread, so a job slot is free for the next request as soon as the last
 /// byte has arrived and verified.
 const HOLD_IN_MEMORY: u64 = 1 << 20;
 
-/// How often [`Engine::fetch_all`] hands its tasks' reports to the
+/// Items whose skip checks [`Engine::fetch_all`] runs in parallel before
+/// queueing them, in order: small enough that the first requests leave
+/// early, large enough to keep every core hashing when much is present.
+const CHECK_BATCH: usize = 64;
+
+/// How often [`Engine::fetch_from`] hands its tasks' reports to the
 /// caller's reporter.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 

@@ -78,6 +78,8 @@ pub struct ProgressReporter {
     started: Mutex<Instant>,
     last_draw: Mutex<Instant>,
     show_bar: bool,
+    /// The current phase's name, for a bar drawn once the phase has items.
+    phase: Mutex<String>,
 }
 
 impl ProgressReporter {
@@ -90,7 +92,31 @@ impl ProgressReporter {
             started: Mutex::new(Instant::now()),
             last_draw: Mutex::new(Instant::now()),
             show_bar: verbosity != Verbosity::Quiet && std::io::stderr().is_terminal(),
+            phase: Mutex::new(String::new()),
         }
+    }
+
+    /// Draw the bar for `total_items`, or lengthen the one drawn.
+    fn add_items(&self, total_items: u64) {
+        if !self.show_bar || total_items == 0 {
+            return;
+        }
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = &*slot {
+            bar.inc_length(total_items);
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(total_items), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>10} [{bar:30}] {pos}/{len} files  {msg}  ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *slot = Some(bar);
     }
 
     fn println(&self, line: &str) {
@@ -122,20 +148,12 @@ impl Reporter for ProgressReporter {
         if let Ok(mut s) = self.started.lock() {
             *s = Instant::now();
         }
-        if !self.show_bar || total_items == 0 {
-            return;
-        }
-        let bar = ProgressBar::with_draw_target(Some(total_items), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>10} [{bar:30}] {pos}/{len} files  {msg}  ({elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(phase.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
+        self.add_items(total_items);
+    }
+
+    fn grow(&self, items: u64) {
+        self.add_items(items);
     }
 
     fn bytes(&self, n: u64) {

@@ -20,6 +20,9 @@ pub enum Outcome {
 pub trait Reporter: Send + Sync {
     /// A phase begins: `total_items` items, `total_bytes` when known.
     fn begin(&self, _phase: &str, _total_items: u64, _total_bytes: Option<u64>) {}
+    /// The current phase has `items` more items than announced (a plan
+    /// that grows while it runs).
+    fn grow(&self, _items: u64) {}
     /// More bytes of the current phase were processed.
     fn bytes(&self, _n: u64) {}
     /// Bytes previously reported must be taken back (a restarted download).

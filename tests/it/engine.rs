@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mirror::fetch::{
-    partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck, SignatureSource,
-    SignatureSpec,
+    item_queue, partial_path, Engine, FetchError, FetchItem, FetchOptions, SignatureCheck,
+    SignatureSource, SignatureSpec,
 };
 use mirror::http::HttpOptions;
 use mirror::report::NullReporter;
@@ -200,6 +200,64 @@ fn keep_going_finishes_the_rest_and_lists_failures() {
     let msg = err.to_string();
     assert!(msg.starts_with("2 of 4 downloads failed"), "{msg}");
     assert!(dir.path().join("a").exists() && dir.path().join("c").exists());
+}
+
+#[test]
+fn items_download_while_the_plan_is_still_growing() {
+    // The producer plans `a`, and plans `b` only once `a` is on disk: an
+    // engine that waited for the whole plan before its first request
+    // would never get there.
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, held) = (body(300, 1), body(300, 2), body(300, 3));
+    up.put("a", a.clone());
+    up.put("b", b.clone());
+    std::fs::write(dir.path().join("held"), &held).unwrap();
+    let e = engine(4, false);
+    let (sink, source) = item_queue(false);
+    let (seen_a, summary) = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            sink.push(item(&up, "a", &a, dir.path()));
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !dir.path().join("a").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let seen_a = dir.path().join("a").exists();
+            // Already present and correct: counted, not requested.
+            sink.push(item(&up, "held", &held, dir.path()));
+            sink.push(item(&up, "b", &b, dir.path()));
+            drop(sink);
+            seen_a
+        });
+        let summary = e.fetch_from(source, &NullReporter).unwrap();
+        (producer.join().unwrap(), summary)
+    });
+    assert!(seen_a, "`a` was not downloaded before the plan was complete");
+    assert_eq!((summary.fetched, summary.skipped), (2, 1));
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b);
+    assert_eq!(up.gets("held"), 0);
+}
+
+#[test]
+fn an_abandoned_plan_starts_nothing_more() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (body(300, 1), body(300, 2));
+    up.put("a", a.clone());
+    up.put("b", b.clone());
+    let e = engine(1, false);
+    let (sink, source) = item_queue(false);
+    let summary = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            sink.push(item(&up, "a", &a, dir.path()));
+            sink.abandon();
+            sink.push(item(&up, "b", &b, dir.path()));
+        });
+        e.fetch_from(source, &NullReporter).unwrap()
+    });
+    assert!(summary.fetched <= 1, "{summary:?}");
+    assert_eq!(up.gets("b"), 0);
+    assert!(!dir.path().join("b").exists());
 }
 
 #[test]

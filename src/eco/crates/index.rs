@@ -552,6 +552,19 @@ impl Index {
         end: ObjectId,
         filter: &CrateFilter,
     ) -> Result<Changes> {
+        self.changes_each(start, end, filter, &|_| {})
+    }
+
+    /// [`Index::changes`], handing each added version to `on_added` as soon
+    /// as its index file is parsed (from several threads, in no particular
+    /// order), so downloads can start while the rest is still diffed.
+    pub fn changes_each(
+        &self,
+        start: Option<ObjectId>,
+        end: ObjectId,
+        filter: &CrateFilter,
+        on_added: &(dyn Fn(&Entry) + Sync),
+    ) -> Result<Changes> {
         let repo = self.repo()?;
         let end_tree = repo.find_commit(end)?.tree()?;
         let start_tree = match start {
@@ -635,6 +648,7 @@ impl Index {
                         if filter.matches(&e.name, &vers)
                             && old.get(&vers).is_none_or(|o| o.cksum != e.cksum)
                         {
+                            on_added(&e);
                             changes.added.push(e);
                         }
                     }

@@ -459,40 +459,55 @@ impl Crates {
 
     /// What `download` plans: the RANGE's added versions, or for a sparse
     /// selection (which may grow to versions older than START) every
-    /// version selected (the engine skips those held).
-    fn planned_changes(&self) -> Result<index::Changes> {
+    /// version selected (the engine skips those held); each added version
+    /// is also handed to `on_added` as soon as it is known.
+    fn planned_changes(&self, on_added: &(dyn Fn(&Entry) + Sync)) -> Result<index::Changes> {
+        let filter = self.effective_filter()?;
         if self.sparse_base()?.is_some() {
             let (_, end) = self.range()?;
-            self.index.changes(None, end, &self.effective_filter()?)
+            self.index.changes_each(None, end, &filter, on_added)
         } else {
-            self.changes()
+            let (start, end) = self.range()?;
+            if start == Some(end) {
+                return Ok(index::Changes::default());
+            }
+            self.index.changes_each(start, end, &filter, on_added)
         }
     }
 
     fn download(&mut self, reporter: &dyn Reporter) -> Result<()> {
-        // The engine (runtime, client, TLS roots) is built while the range
-        // diff runs: both are fixed costs before the first request.
-        let fetch = self.fetch.clone();
-        let need_engine = self.engine.is_none();
-        let (changes, engine) = std::thread::scope(|scope| {
-            let engine = need_engine.then(|| scope.spawn(move || Engine::new(fetch)));
-            let changes = self.planned_changes();
-            let engine = engine.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (changes, engine)
+        // The range diff feeds the engine as it goes: the first requests
+        // leave while the rest of the range is still diffed, and the
+        // engine (runtime, client) is built meanwhile.
+        let (sink, source) = crate::fetch::item_queue(self.fetch.assume_ok);
+        let engine = match self.engine.take() {
+            Some(engine) => Ok(engine),
+            None => Err(self.fetch.clone()),
+        };
+        let this = &*self;
+        let (changes, engine, result) = std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                let changes = this.planned_changes(&|e| {
+                    sink.push(FetchItem::new(this.crate_url(e), this.crate_path(e)).sha256(e.cksum))
+                });
+                if changes.is_err() {
+                    sink.abandon();
+                }
+                changes
+            });
+            let engine = engine.or_else(Engine::new);
+            let result = engine.as_ref().ok().map(|e| e.fetch_from(source, reporter));
+            let changes = producer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (changes, engine, result)
         });
+        let engine = engine?;
+        let result = result.expect("an engine ran");
+        self.engine = Some(engine);
         let changes = changes?;
-        if let Some(engine) = engine {
-            self.engine = Some(engine?);
-        }
-        let items: Vec<FetchItem> = changes
-            .added
-            .iter()
-            .map(|e| FetchItem::new(self.crate_url(e), self.crate_path(e)).sha256(e.cksum))
-            .collect();
-        let engine = self.engine.as_ref().expect("engine");
-        let result = engine.fetch_all(items, reporter);
-        let failed: Vec<String> = match &result {
-            Ok(_) => Vec::new(),
+        let failed: std::collections::HashSet<String> = match &result {
+            Ok(_) => Default::default(),
             Err(f) => f.failures.iter().map(|(url, _)| url.clone()).collect(),
         };
         let (good, bad): (Vec<&Entry>, Vec<&Entry>) = changes
