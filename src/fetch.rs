@@ -342,8 +342,16 @@ pub struct Engine {
 impl Engine {
     /// Build an engine.
     pub fn new(opts: FetchOptions) -> anyhow::Result<Engine> {
+        // One worker per core (at most 4, at most one per job): more
+        // workers than cores only trade CPU for wake-ups and context
+        // switches. Each worker looks for new I/O every 8 tasks instead of
+        // tokio's 61: with many jobs, a burst of responses otherwise
+        // leaves connections that became ready waiting behind a long run
+        // of tasks.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.jobs.clamp(1, 4))
+            .worker_threads(opts.jobs.clamp(1, cores.clamp(1, 4)))
+            .event_interval(8)
             .enable_all()
             .build()?;
         let client = {
@@ -486,6 +494,7 @@ impl Engine {
                         (0..slots)
                             .map(|_| {
                                 tokio::spawn(fetch_task(
+                                    slots,
                                     client.clone(),
                                     http.clone(),
                                     Arc::clone(&run),
@@ -695,6 +704,12 @@ impl ItemQueue {
         self.stop.store(true, Ordering::Relaxed);
         self.ready.notify_waiters();
     }
+
+    /// Whether the plan is complete and fewer than `slots` items wait.
+    fn ending(&self, slots: usize) -> bool {
+        let q = self.state();
+        q.closed && q.items.len() < slots
+    }
 }
 
 /// Lower the calling thread's scheduling priority (nice 10): the
@@ -795,6 +810,7 @@ impl Reporter for TaskReporter {
 /// One job slot of [`Engine::fetch_from`]: fetch items until none is left
 /// (or the run stops); the results of the items it finished itself.
 async fn fetch_task(
+    slots: usize,
     client: reqwest::Client,
     http: HttpOptions,
     run: Arc<RunState>,
@@ -806,7 +822,12 @@ async fn fetch_task(
     };
     let mut done = Vec::new();
     while let Some(item) = run.queue.next().await {
-        let r = match fetch_verified(&client, &http, &item, &reporter, true).await {
+        // Once the plan is complete and fewer items wait than there are
+        // slots, this is likely the slot's last item: its connection is
+        // closed after the response instead of idling in the pool until
+        // the run ends (where closing them all would come last, in a row).
+        let last = run.queue.ending(slots);
+        let r = match fetch_verified(&client, &http, &item, &reporter, true, last).await {
             Ok(Fetched::Published(n)) => Ok(n),
             Ok(Fetched::Verified(bytes)) => match to_publish.try_send((item, bytes)) {
                 // The publisher reports it.
@@ -1008,7 +1029,7 @@ pub(crate) async fn fetch_one(
     item: &FetchItem,
     reporter: &dyn Reporter,
 ) -> Result<u64, FetchError> {
-    match fetch_verified(client, opts, item, reporter, false).await? {
+    match fetch_verified(client, opts, item, reporter, false, false).await? {
         Fetched::Published(n) => Ok(n),
         Fetched::Verified(bytes) => publish_verified(item, &bytes),
     }
@@ -1039,13 +1060,16 @@ fn create_parent(dest: &Path) -> Result<(), FetchError> {
 
 /// Fetch and verify one item; publish it unless `hold` allows keeping its
 /// verified body in memory (no signature, a fresh transfer of at most
-/// [`HOLD_IN_MEMORY`] bytes), which the caller then publishes.
+/// [`HOLD_IN_MEMORY`] bytes), which the caller then publishes. With
+/// `close`, the request asks the server to close the connection after
+/// the response (`Connection: close`; dropped by HTTP/2).
 async fn fetch_verified(
     client: &reqwest::Client,
     opts: &HttpOptions,
     item: &FetchItem,
     reporter: &dyn Reporter,
     hold: bool,
+    close: bool,
 ) -> Result<Fetched, FetchError> {
     let hold = hold && item.signature.is_none();
     let partial = partial_path(&item.dest);
@@ -1053,7 +1077,7 @@ async fn fetch_verified(
         let mut attempt = 0;
         let mut restarted = false;
         loop {
-            match transfer(client, opts, item, &partial, reporter, hold).await {
+            match transfer(client, opts, item, &partial, reporter, hold, close).await {
                 Ok(t) => return Ok(t),
                 Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                     attempt += 1;
@@ -1132,6 +1156,7 @@ async fn transfer(
     partial: &Path,
     reporter: &dyn Reporter,
     hold: bool,
+    close: bool,
 ) -> Result<Body, (FetchError, bool)> {
     let url = item.url.as_str();
     let mut offset = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
@@ -1142,6 +1167,9 @@ async fn transfer(
     let err = |e: FetchError| (e, resumed);
 
     let mut request = client.get(url);
+    if close {
+        request = request.header(reqwest::header::CONNECTION, "close");
+    }
     if offset > 0 {
         request = request.header(RANGE, format!("bytes={offset}-"));
     }

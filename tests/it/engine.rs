@@ -232,10 +232,40 @@ fn items_download_while_the_plan_is_still_growing() {
         let summary = e.fetch_from(source, &NullReporter).unwrap();
         (producer.join().unwrap(), summary)
     });
-    assert!(seen_a, "`a` was not downloaded before the plan was complete");
+    assert!(
+        seen_a,
+        "`a` was not downloaded before the plan was complete"
+    );
     assert_eq!((summary.fetched, summary.skipped), (2, 1));
     assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b);
     assert_eq!(up.gets("held"), 0);
+}
+
+#[test]
+fn the_last_items_close_their_connections() {
+    // Once the plan is complete and fewer items wait than there are jobs,
+    // each request asks for its connection to be closed after the
+    // response: no connection idles in the pool until the run ends.
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut items = Vec::new();
+    for i in 0..10u8 {
+        let data = body(200, i);
+        let path = format!("c/{i}");
+        up.put(&path, data.clone());
+        items.push(item(&up, &path, &data, dir.path()));
+    }
+    let summary = engine(2, false).fetch_all(items, &NullReporter).unwrap();
+    assert_eq!(summary.fetched, 10);
+    let closing: Vec<bool> = (0..10)
+        .map(|i| {
+            let r = up.requests_for(&format!("c/{i}"));
+            assert_eq!(r.len(), 1, "{r:?}");
+            r[0].header("connection") == Some("close")
+        })
+        .collect();
+    assert_eq!(closing.iter().filter(|c| **c).count(), 2, "{closing:?}");
+    assert!(closing[8] && closing[9], "{closing:?}");
 }
 
 #[test]
