@@ -11,6 +11,12 @@
 //! `bench/.panamax/bin/panamax`, see bench/README.md), which is compared
 //! with mirror's `pull` + `download mark`.
 //!
+//! Beside them, a bare client calibrates the harness: `jobs` keep-alive
+//! connections in this process, each GETting the next crate and writing
+//! its body to a file (no process start, no index, no hashing), so the
+//! figure is what this upstream and machine allow before any tool's own
+//! cost.
+//!
 //! Then two trips for both tools at 16 jobs, each step timed with its peak
 //! memory (`/usr/bin/time`): `export` (pull, download, pack, mark) of the
 //! whole index and `import` on a second tree; 30 new crates upstream,
@@ -111,6 +117,77 @@ fn romt_update(romt: &Path, fx: &CratesFixture<'_>, jobs: usize) -> (Duration, D
         "romt crate download mark",
     );
     (pull, download)
+}
+
+/// Time of the bare client (see the module docs) fetching every crate of
+/// `fx` with `jobs` connections into a fresh directory.
+fn bare_client(up: &Upstream, crates: usize, jobs: usize) -> Duration {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = bench_dir();
+    let addr = up.base_url().trim_start_matches("http://").to_string();
+    let paths: Vec<String> = (0..crates)
+        .map(|i| {
+            let name = format!("bench-crate-{i:04}");
+            CratesFixture::crate_upstream_path(&name, "1.0.0")
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap();
+    let next = AtomicUsize::new(0);
+    let start = std::time::Instant::now();
+    rt.block_on(async {
+        let (paths, next, root) = (&paths, &next, dir.path());
+        let slots = (0..jobs).map(|_| async {
+            let mut conn: Option<tokio::net::TcpStream> = None;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = paths.get(i) else { break };
+                if conn.is_none() {
+                    let c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                    c.set_nodelay(true).unwrap();
+                    conn = Some(c);
+                }
+                let c = conn.as_mut().unwrap();
+                let request = format!(
+                    "GET /{} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+                    path.trim_start_matches('/')
+                );
+                c.write_all(request.as_bytes()).await.unwrap();
+                let mut got = 0;
+                let body = loop {
+                    let n = c.read(&mut buf[got..]).await.unwrap();
+                    assert!(n > 0, "upstream closed the connection");
+                    got += n;
+                    let Some(end) = buf[..got].windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .expect("Content-Length");
+                    while got < end + 4 + len {
+                        let n = c.read(&mut buf[got..]).await.unwrap();
+                        assert!(n > 0, "upstream closed the connection");
+                        got += n;
+                    }
+                    break buf[end + 4..end + 4 + len].to_vec();
+                };
+                let file = root.join(format!("{i}.crate"));
+                tokio::fs::write(file, body).await.unwrap();
+            }
+        });
+        futures_util::future::join_all(slots).await;
+    });
+    start.elapsed()
 }
 
 /// Time of `panamax sync` (clone of the index + every crate) for one fresh
@@ -237,6 +314,7 @@ fn main() {
         up.put(&format!("api/{name}/1.0.0/download"), bytes);
     }
     up.set_delay(DELAY);
+    up.set_request_log(false);
     // Connection threads for the 64-job run's burst of new connections
     // (see `Upstream::prewarm`).
     up.prewarm(64);
@@ -266,6 +344,7 @@ fn main() {
     }
     for jobs in [4, 16, 64] {
         let floor = DELAY.mul_f64(crates as f64 / jobs as f64);
+        let (_, bare) = median(|| (Duration::ZERO, bare_client(&up, crates, jobs)));
         let (pull, ours) = median(|| mirror_update(&fx, jobs));
         let mut line = format!(
             "J={jobs:2}: floor {:6.3}s | mirror download+mark {:6.3}s ratio {:.2} (pull {:.3}s, update {:.3}s)",
@@ -275,6 +354,11 @@ fn main() {
             pull.as_secs_f64(),
             (pull + ours).as_secs_f64(),
         );
+        line.push_str(&format!(
+            " | bare client {:6.3}s ratio {:.2}",
+            bare.as_secs_f64(),
+            bare.as_secs_f64() / floor.as_secs_f64()
+        ));
         if let Some(romt) = &romt {
             let (rpull, theirs) = median(|| romt_update(romt, &fx, jobs));
             line.push_str(&format!(

@@ -89,6 +89,8 @@ struct State {
     faults: HashMap<String, VecDeque<(Fault, usize)>>,
     delay: Duration,
     requests: Vec<Request>,
+    /// Whether `requests` records (a benchmark's many runs need no log).
+    no_log: bool,
 }
 
 struct Shared {
@@ -202,6 +204,12 @@ impl Upstream {
     /// Wait `d` before every response (zero by default).
     pub fn set_delay(&self, d: Duration) {
         self.shared.state().delay = d;
+    }
+
+    /// Stop (or resume) recording requests: a benchmark serving many runs
+    /// would otherwise grow the log, and copy it under the server's lock.
+    pub fn set_request_log(&self, on: bool) {
+        self.shared.state().no_log = !on;
     }
 
     /// Every request received so far, in order.
@@ -438,7 +446,9 @@ fn respond(
 ) -> io::Result<After> {
     let (body, tag, fault, delay) = {
         let mut state = shared.state();
-        state.requests.push(request.clone());
+        if !state.no_log {
+            state.requests.push(request.clone());
+        }
         let fault = if request.method == "GET" {
             take_fault(&mut state, &request.path)
         } else {
