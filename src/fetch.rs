@@ -426,15 +426,13 @@ impl Engine {
                 let mut items = items.into_iter().peekable();
                 while items.peek().is_some() {
                     let batch: Vec<FetchItem> = items.by_ref().take(CHECK_BATCH).collect();
+                    let stopped = sink.queue.stop.load(Ordering::Relaxed);
                     let present: Vec<bool> = batch
                         .par_iter()
-                        .map(|item| is_present(item, sink.queue.assume_ok))
+                        .map(|item| !stopped && is_present(item, sink.queue.assume_ok))
                         .collect();
                     for (item, present) in batch.into_iter().zip(present) {
                         sink.plan(item, present);
-                    }
-                    if sink.queue.stop.load(Ordering::Relaxed) {
-                        break;
                     }
                 }
             });
@@ -599,21 +597,22 @@ impl ItemSink {
     /// already in place and correct — a check run here, on the
     /// producer's thread — else queued for download.
     pub fn push(&self, item: FetchItem) {
-        if self.queue.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let present = is_present(&item, self.queue.assume_ok);
+        // After a failure the rest is only counted (the plan's size is
+        // what a failure report names), not checked.
+        let present =
+            !self.queue.stop.load(Ordering::Relaxed) && is_present(&item, self.queue.assume_ok);
         self.plan(item, present);
     }
 
-    /// Queue `item`, or count it skipped when `present`.
+    /// Queue `item`, or count it skipped when `present`; only count it
+    /// once the run has stopped.
     fn plan(&self, item: FetchItem, present: bool) {
-        if self.queue.stop.load(Ordering::Relaxed) {
-            return;
-        }
         {
             let mut q = self.queue.state();
             q.planned += 1;
+            if self.queue.stop.load(Ordering::Relaxed) {
+                return;
+            }
             if present {
                 q.skipped += 1;
                 q.events.push(Event::Item(item.url, Outcome::Skipped));

@@ -174,6 +174,8 @@ fn without_keep_going_no_new_item_starts_after_a_failure() {
         .fetch_all(items, &NullReporter)
         .unwrap_err();
     assert_eq!(err.failures.len(), 1);
+    // The report names the whole plan, not only what started.
+    assert_eq!(err.total, 3);
     assert!(dir.path().join("a").exists());
     assert_eq!(up.gets("c"), 0);
     assert!(!dir.path().join("c").exists());
