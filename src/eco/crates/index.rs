@@ -122,6 +122,11 @@ impl Clone for Index {
     }
 }
 
+/// Index files of a range diff read on the calling thread before the rest
+/// goes to the thread pool: enough versions to start every job of a usual
+/// run at once.
+const SERIAL_HEAD_FILES: usize = 64;
+
 impl Index {
     /// The index at `dir` (not opened yet).
     pub fn new(dir: &Path) -> Index {
@@ -616,53 +621,77 @@ impl Index {
             }
         }
         drop((start_tree, end_tree));
-        let shared = repo.into_sync();
         let start_at = start.map(|s| s.to_string()).unwrap_or_default();
         let end_at = end.to_string();
-        let mut changes = files
-            .par_iter()
-            .map_init(
-                || {
-                    let mut repo = shared.to_thread_local();
-                    repo.object_cache_size_if_unset(4 << 20);
-                    repo
-                },
-                |repo, (path, old, new)| {
-                    let read =
-                        |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
-                            match id {
-                                Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
-                                None => Ok(BTreeMap::new()),
-                            }
-                        };
-                    let old = read(old, &start_at)?;
-                    let new = read(new, &end_at)?;
-                    let mut changes = Changes::default();
-                    for (vers, e) in &old {
-                        if !new.contains_key(vers) && filter.matches(&e.name, vers) {
-                            changes.removed.push(e.clone());
-                        }
-                    }
-                    // The bulk (every version of a new file) moves, not copied.
-                    for (vers, e) in new {
-                        if filter.matches(&e.name, &vers)
-                            && old.get(&vers).is_none_or(|o| o.cksum != e.cksum)
-                        {
-                            on_added(&e);
-                            changes.added.push(e);
-                        }
-                    }
-                    Ok::<_, anyhow::Error>(changes)
-                },
-            )
-            .try_reduce(Changes::default, |mut a, b| {
-                a.added.extend(b.added);
-                a.removed.extend(b.removed);
-                Ok(a)
-            })?;
+        let file_changes = |repo: &gix::Repository,
+                            (path, old, new): &(String, Option<ObjectId>, Option<ObjectId>)|
+         -> Result<Changes> {
+            let read = |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
+                match id {
+                    Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
+                    None => Ok(BTreeMap::new()),
+                }
+            };
+            let old = read(old, &start_at)?;
+            let new = read(new, &end_at)?;
+            let mut changes = Changes::default();
+            for (vers, e) in &old {
+                if !new.contains_key(vers) && filter.matches(&e.name, vers) {
+                    changes.removed.push(e.clone());
+                }
+            }
+            // The bulk (every version of a new file) moves, not copied.
+            for (vers, e) in new {
+                if filter.matches(&e.name, &vers)
+                    && old.get(&vers).is_none_or(|o| o.cksum != e.cksum)
+                {
+                    on_added(&e);
+                    changes.added.push(e);
+                }
+            }
+            Ok(changes)
+        };
+        // The first files are read on this thread as soon as the tree diff
+        // names them, so their versions reach `on_added` (and downloads
+        // start) without waiting for a thread pool; the rest in parallel,
+        // each thread with its own repository handle.
+        let (head, tail) = files.split_at(files.len().min(SERIAL_HEAD_FILES));
+        let mut changes = Changes::default();
+        let mut repo = repo;
+        repo.object_cache_size_if_unset(4 << 20);
+        for file in head {
+            let c = file_changes(&repo, file)?;
+            changes.added.extend(c.added);
+            changes.removed.extend(c.removed);
+        }
+        if !tail.is_empty() {
+            let shared = repo.into_sync();
+            let rest = tail
+                .par_iter()
+                .map_init(
+                    || {
+                        let mut repo = shared.to_thread_local();
+                        repo.object_cache_size_if_unset(4 << 20);
+                        repo
+                    },
+                    |repo, file| file_changes(repo, file),
+                )
+                .try_reduce(Changes::default, |mut a, b| {
+                    a.added.extend(b.added);
+                    a.removed.extend(b.removed);
+                    Ok(a)
+                })?;
+            changes.added.extend(rest.added);
+            changes.removed.extend(rest.removed);
+        }
         let by_key = |a: &Entry, b: &Entry| (&a.name, &a.vers).cmp(&(&b.name, &b.vers));
-        changes.added.par_sort_unstable_by(by_key);
-        changes.removed.par_sort_unstable_by(by_key);
+        if tail.is_empty() {
+            changes.added.sort_unstable_by(by_key);
+            changes.removed.sort_unstable_by(by_key);
+        } else {
+            changes.added.par_sort_unstable_by(by_key);
+            changes.removed.par_sort_unstable_by(by_key);
+        }
         Ok(changes)
     }
 
