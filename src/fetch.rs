@@ -675,8 +675,10 @@ impl ItemQueue {
     }
 
     /// The next item, waiting for the producer while the queue is open;
-    /// `None` once it is closed and empty, or the run stopped.
-    async fn next(&self) -> Option<FetchItem> {
+    /// `None` once it is closed and empty, or the run stopped. With it,
+    /// whether the plan was complete and fewer than `slots` items were left
+    /// when it was taken (read under the same lock as the take).
+    async fn next(&self, slots: usize) -> Option<(FetchItem, bool)> {
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
@@ -689,7 +691,8 @@ impl ItemQueue {
             {
                 let mut q = self.state();
                 if let Some(item) = q.items.pop_front() {
-                    return Some(item);
+                    let ending = q.closed && q.items.len() < slots;
+                    return Some((item, ending));
                 }
                 if q.closed {
                     return None;
@@ -702,12 +705,6 @@ impl ItemQueue {
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.ready.notify_waiters();
-    }
-
-    /// Whether the plan is complete and fewer than `slots` items wait.
-    fn ending(&self, slots: usize) -> bool {
-        let q = self.state();
-        q.closed && q.items.len() < slots
     }
 }
 
@@ -820,12 +817,11 @@ async fn fetch_task(
         run: Arc::clone(&run),
     };
     let mut done = Vec::new();
-    while let Some(item) = run.queue.next().await {
-        // Once the plan is complete and fewer items wait than there are
-        // slots, this is likely the slot's last item: its connection is
-        // closed after the response instead of idling in the pool until
-        // the run ends (where closing them all would come last, in a row).
-        let last = run.queue.ending(slots);
+    // Once the plan is complete and fewer items wait than there are
+    // slots, an item is likely its slot's last: its connection is closed
+    // after the response instead of idling in the pool until the run ends
+    // (where closing them all would come last, in a row).
+    while let Some((item, last)) = run.queue.next(slots).await {
         let r = match fetch_verified(&client, &http, &item, &reporter, true, last).await {
             Ok(Fetched::Published(n)) => Ok(n),
             Ok(Fetched::Verified(bytes)) => match to_publish.try_send((item, bytes)) {
