@@ -576,6 +576,7 @@ pub fn item_queue(assume_ok: bool) -> (ItemSink, ItemSource) {
         state: std::sync::Mutex::new(QueueState::default()),
         ready: tokio::sync::Notify::new(),
         stop: AtomicBool::new(false),
+        close_at_end: AtomicBool::new(false),
     });
     (
         ItemSink {
@@ -648,6 +649,19 @@ pub struct ItemSource {
     queue: Arc<ItemQueue>,
 }
 
+impl ItemSource {
+    /// For a run's last downloads: once the plan is complete and fewer
+    /// items wait than there are jobs, each request asks the server to
+    /// close its connection after the response (`Connection: close`;
+    /// dropped by HTTP/2), so no idle connection is left to close at the
+    /// end of the run, after everything else. Without it connections stay
+    /// pooled for the engine's next downloads.
+    pub fn closing_connections(self) -> Self {
+        self.queue.close_at_end.store(true, Ordering::Relaxed);
+        self
+    }
+}
+
 struct ItemQueue {
     assume_ok: bool,
     state: std::sync::Mutex<QueueState>,
@@ -656,6 +670,8 @@ struct ItemQueue {
     /// Set after a failure (without `keep_going`) or by
     /// [`ItemSink::abandon`]: take and plan no more items.
     stop: AtomicBool,
+    /// See [`ItemSource::closing_connections`].
+    close_at_end: AtomicBool,
 }
 
 #[derive(Default)]
@@ -676,8 +692,10 @@ impl ItemQueue {
 
     /// The next item, waiting for the producer while the queue is open;
     /// `None` once it is closed and empty, or the run stopped. With it,
-    /// whether the plan was complete and fewer than `slots` items were left
-    /// when it was taken (read under the same lock as the take).
+    /// whether its connection is to close after it: when asked to (see
+    /// [`ItemSource::closing_connections`]), the plan was complete and
+    /// fewer than `slots` items were left when it was taken (read under
+    /// the same lock as the take).
     async fn next(&self, slots: usize) -> Option<(FetchItem, bool)> {
         loop {
             let notified = self.ready.notified();
@@ -691,7 +709,9 @@ impl ItemQueue {
             {
                 let mut q = self.state();
                 if let Some(item) = q.items.pop_front() {
-                    let ending = q.closed && q.items.len() < slots;
+                    let ending = self.close_at_end.load(Ordering::Relaxed)
+                        && q.closed
+                        && q.items.len() < slots;
                     return Some((item, ending));
                 }
                 if q.closed {
@@ -817,10 +837,11 @@ async fn fetch_task(
         run: Arc::clone(&run),
     };
     let mut done = Vec::new();
-    // Once the plan is complete and fewer items wait than there are
-    // slots, an item is likely its slot's last: its connection is closed
-    // after the response instead of idling in the pool until the run ends
-    // (where closing them all would come last, in a row).
+    // For a run's last downloads, once the plan is complete and fewer
+    // items wait than there are slots, an item is likely its slot's last:
+    // its connection is closed after the response instead of idling in
+    // the pool until the run ends (where closing them all would come
+    // last, in a row).
     while let Some((item, last)) = run.queue.next(slots).await {
         let r = match fetch_verified(&client, &http, &item, &reporter, true, last).await {
             Ok(Fetched::Published(n)) => Ok(n),

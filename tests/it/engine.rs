@@ -244,10 +244,11 @@ fn items_download_while_the_plan_is_still_growing() {
 }
 
 #[test]
-fn the_last_items_close_their_connections() {
-    // Once the plan is complete and fewer items wait than there are jobs,
-    // each request asks for its connection to be closed after the
-    // response: no connection idles in the pool until the run ends.
+fn the_last_items_of_a_closing_run_close_their_connections() {
+    // For a run's last downloads: once the plan is complete and fewer
+    // items wait than there are jobs, each request asks for its connection
+    // to be closed after the response, so none idles in the pool until
+    // the run ends.
     let up = Upstream::start();
     let dir = tempfile::tempdir().unwrap();
     let mut items = Vec::new();
@@ -264,7 +265,10 @@ fn the_last_items_close_their_connections() {
         sink.push(i);
     }
     drop(sink);
-    let summary = engine(2, false).fetch_from(source, &NullReporter).unwrap();
+    let e = engine(2, false);
+    let summary = e
+        .fetch_from(source.closing_connections(), &NullReporter)
+        .unwrap();
     assert_eq!(summary.fetched, 10);
     let closing: Vec<bool> = (0..10)
         .map(|i| {
@@ -275,6 +279,21 @@ fn the_last_items_close_their_connections() {
         .collect();
     assert_eq!(closing.iter().filter(|c| **c).count(), 2, "{closing:?}");
     assert!(closing[8] && closing[9], "{closing:?}");
+
+    // Unless asked, connections stay pooled for the engine's next
+    // downloads: no request asks to close.
+    let mut more = Vec::new();
+    for i in 0..4u8 {
+        let data = body(200, 100 + i);
+        let path = format!("d/{i}");
+        up.put(&path, data.clone());
+        more.push(item(&up, &path, &data, dir.path()));
+    }
+    assert_eq!(e.fetch_all(more, &NullReporter).unwrap().fetched, 4);
+    for i in 0..4 {
+        let r = up.requests_for(&format!("d/{i}"));
+        assert_eq!(r[0].header("connection"), None, "{r:?}");
+    }
 }
 
 #[test]

@@ -479,7 +479,10 @@ impl Crates {
         // The range diff feeds the engine as it goes: the first requests
         // leave while the rest of the range is still diffed, and the
         // engine (runtime, client) is built meanwhile.
+        // No step of a run downloads after this one (`mark`, `pack` and
+        // `verify` follow): the connections close as the plan ends.
         let (sink, source) = crate::fetch::item_queue(self.fetch.assume_ok);
+        let source = source.closing_connections();
         let engine = match self.engine.take() {
             Some(engine) => Ok(engine),
             None => Err(self.fetch.clone()),
