@@ -426,11 +426,8 @@ impl Engine {
                 let mut items = items.into_iter().peekable();
                 while items.peek().is_some() {
                     let batch: Vec<FetchItem> = items.by_ref().take(CHECK_BATCH).collect();
-                    let stopped = sink.queue.stop.load(Ordering::Relaxed);
-                    let present: Vec<bool> = batch
-                        .par_iter()
-                        .map(|item| !stopped && is_present(item, sink.queue.assume_ok))
-                        .collect();
+                    let present: Vec<bool> =
+                        batch.par_iter().map(|item| sink.is_present(item)).collect();
                     for (item, present) in batch.into_iter().zip(present) {
                         sink.plan(item, present);
                     }
@@ -598,11 +595,14 @@ impl ItemSink {
     /// already in place and correct — a check run here, on the
     /// producer's thread — else queued for download.
     pub fn push(&self, item: FetchItem) {
-        // After a failure the rest is only counted (the plan's size is
-        // what a failure report names), not checked.
-        let present =
-            !self.queue.stop.load(Ordering::Relaxed) && is_present(&item, self.queue.assume_ok);
+        let present = self.is_present(&item);
         self.plan(item, present);
+    }
+
+    /// The skip check; after a failure the rest of the plan is only
+    /// counted (its size is what a failure report names), not checked.
+    fn is_present(&self, item: &FetchItem) -> bool {
+        !self.queue.stop.load(Ordering::Relaxed) && is_present(item, self.queue.assume_ok)
     }
 
     /// Queue `item`, or count it skipped when `present`; only count it
@@ -631,9 +631,8 @@ impl ItemSink {
     /// The plan failed: drop what is queued and start nothing more; the
     /// transfers already under way end normally.
     pub fn abandon(&self) {
-        self.queue.stop.store(true, Ordering::Relaxed);
+        self.queue.stop();
         self.queue.state().items.clear();
-        self.queue.ready.notify_waiters();
     }
 }
 

@@ -40,6 +40,19 @@ fn item(up: &Upstream, path: &str, data: &[u8], dir: &Path) -> FetchItem {
     FetchItem::new(up.url(path), dir.join(path)).sha256(Sha256Digest::of(data))
 }
 
+/// `n` items `{prefix}/0`, `{prefix}/1`, … of 200 bytes each, served by
+/// `up`.
+fn served(up: &Upstream, dir: &Path, prefix: &str, n: u8, seed: u8) -> Vec<FetchItem> {
+    (0..n)
+        .map(|i| {
+            let data = body(200, seed.wrapping_add(i));
+            let path = format!("{prefix}/{i}");
+            up.put(&path, data.clone());
+            item(up, &path, &data, dir)
+        })
+        .collect()
+}
+
 #[test]
 fn server_errors_are_retried_then_succeed() {
     let up = Upstream::start();
@@ -251,13 +264,7 @@ fn the_last_items_of_a_closing_run_close_their_connections() {
     // the run ends.
     let up = Upstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut items = Vec::new();
-    for i in 0..10u8 {
-        let data = body(200, i);
-        let path = format!("c/{i}");
-        up.put(&path, data.clone());
-        items.push(item(&up, &path, &data, dir.path()));
-    }
+    let items = served(&up, dir.path(), "c", 10, 0);
     // The whole plan is queued and complete before the first request, so
     // which items see fewer than 2 waiting does not depend on timing.
     let (sink, source) = item_queue(false);
@@ -282,13 +289,7 @@ fn the_last_items_of_a_closing_run_close_their_connections() {
 
     // Unless asked, connections stay pooled for the engine's next
     // downloads: no request asks to close.
-    let mut more = Vec::new();
-    for i in 0..4u8 {
-        let data = body(200, 100 + i);
-        let path = format!("d/{i}");
-        up.put(&path, data.clone());
-        more.push(item(&up, &path, &data, dir.path()));
-    }
+    let more = served(&up, dir.path(), "d", 4, 100);
     assert_eq!(e.fetch_all(more, &NullReporter).unwrap().fetched, 4);
     for i in 0..4 {
         let r = up.requests_for(&format!("d/{i}"));
