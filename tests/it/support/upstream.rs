@@ -16,9 +16,11 @@
 //!
 //! Connections are kept alive (HTTP/1.1 default) unless the client sends
 //! `Connection: close` or speaks HTTP/1.0 without `keep-alive`. Each is
-//! served by a thread of a pool that grows on demand; idle threads take
-//! the next connection, and [`Upstream::prewarm`] starts some ahead, so
-//! a benchmark's burst of new connections does not wait on thread
+//! served by a thread of a pool that grows on demand; the acceptor hands
+//! a new connection straight to one idle thread (each waits on a channel
+//! of its own, so a burst of connections wakes that many threads at once,
+//! not one after another), and [`Upstream::prewarm`] starts some ahead,
+//! so a benchmark's burst of new connections does not wait on thread
 //! creation (a real server's accept costs us nothing).
 //!
 //! Faults queued with [`Upstream::fault`] hit the next GETs of a path, one
@@ -27,8 +29,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -99,11 +101,10 @@ struct Shared {
     next_conn: AtomicU64,
     /// Live connections, so that dropping the server closes them.
     conns: Mutex<HashMap<u64, TcpStream>>,
-    /// Pool threads waiting for a connection.
-    idle: AtomicUsize,
-    /// Where idle pool threads wait; the acceptor holds the sender, so
-    /// they end with it.
-    handoff: Mutex<Receiver<(u64, TcpStream)>>,
+    /// Pool threads waiting for a connection, each by the sender of its
+    /// own channel; the acceptor empties it when it stops, which ends
+    /// them.
+    idle: Mutex<Vec<Sender<(u64, TcpStream)>>>,
 }
 
 impl Shared {
@@ -114,6 +115,10 @@ impl Shared {
 
     fn conns(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Sender<(u64, TcpStream)>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -129,20 +134,18 @@ impl Upstream {
     pub fn start() -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let (handoff_tx, handoff) = mpsc::channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             stop: AtomicBool::new(false),
             next_conn: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
-            idle: AtomicUsize::new(0),
-            handoff: Mutex::new(handoff),
+            idle: Mutex::new(Vec::new()),
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("upstream-{}", addr.port()))
-                .spawn(move || accept_loop(listener, shared, handoff_tx))
+                .spawn(move || accept_loop(listener, shared))
                 .expect("spawn acceptor")
         };
         Upstream {
@@ -247,15 +250,10 @@ impl Upstream {
     /// Start `n` idle connection threads ahead of a burst of connections.
     pub fn prewarm(&self, n: usize) {
         for _ in 0..n {
-            self.shared.idle.fetch_add(1, Ordering::SeqCst);
             let shared = Arc::clone(&self.shared);
-            if thread::Builder::new()
+            let _ = thread::Builder::new()
                 .name("upstream-conn".into())
-                .spawn(move || pool_thread(None, &shared))
-                .is_err()
-            {
-                self.shared.idle.fetch_sub(1, Ordering::SeqCst);
-            }
+                .spawn(move || pool_thread(None, &shared));
         }
     }
 }
@@ -280,7 +278,7 @@ fn normalize(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handoff: Sender<(u64, TcpStream)>) {
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     for conn in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
             break;
@@ -290,17 +288,21 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handoff: Sender<(u64,
         if let Ok(clone) = conn.try_clone() {
             shared.conns().insert(id, clone);
         }
-        // An idle pool thread takes it; else a new thread joins the pool.
-        let claimed = shared
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if claimed {
-            if handoff.send((id, conn)).is_err() {
+        // The most recently idle pool thread takes it; else a new thread
+        // joins the pool.
+        let mut next = Some((id, conn));
+        while let Some(c) = next.take() {
+            let waiting = shared.idle().pop();
+            let Some(waiting) = waiting else {
+                next = Some(c);
                 break;
+            };
+            // A thread that is gone gives it back; try the next.
+            if let Err(mpsc::SendError(c)) = waiting.send(c) {
+                next = Some(c);
             }
-            continue;
         }
+        let Some((id, conn)) = next else { continue };
         let pool = Arc::clone(&shared);
         let spawned = thread::Builder::new()
             .name("upstream-conn".into())
@@ -309,25 +311,29 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handoff: Sender<(u64,
             // Out of threads: the connection is dropped, which the client
             // sees as a reset.
             shared.conns().remove(&id);
-            continue;
         }
     }
+    // Idle threads end when their senders go.
+    shared.idle().clear();
 }
 
-/// A pool thread: serve `first`, then each connection handed off while
-/// idle, until the acceptor is gone.
+/// A pool thread: serve `first`, then each connection handed to it while
+/// idle, until the server stops.
 fn pool_thread(first: Option<(u64, TcpStream)>, shared: &Shared) {
     let mut next = first;
     loop {
         let (id, conn) = match next.take() {
             Some(c) => c,
             None => {
-                let received = shared
-                    .handoff
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .recv();
-                match received {
+                // The list holds the only sender, so clearing it ends us.
+                let (tx, rx) = mpsc::channel();
+                shared.idle().push(tx);
+                // Pushed after the acceptor emptied the list (it stops
+                // after `stop` is set): nobody would send.
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                match rx.recv() {
                     Ok(c) => c,
                     Err(_) => return,
                 }
@@ -339,7 +345,6 @@ fn pool_thread(first: Option<(u64, TcpStream)>, shared: &Shared) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        shared.idle.fetch_add(1, Ordering::SeqCst);
     }
 }
 
