@@ -364,7 +364,7 @@ fn main() {
             pull.as_secs_f64(),
             (pull + ours).as_secs_f64(),
         );
-        if crates % jobs != 0 {
+        if !crates.is_multiple_of(jobs) {
             line.push_str(&format!(
                 " [rounds floor {:.3}s: ratio {:.2}]",
                 rounds.as_secs_f64(),

@@ -5,7 +5,11 @@
 //! The doc comments on these types are the `--help` text clap prints, so
 //! they are written for a terminal: URLs, `NAME[@VERSION]` and `<name>`
 //! stay as the user should read them, not as rustdoc markup.
-#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+#![allow(
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags
+)]
 
 use std::path::PathBuf;
 

@@ -668,11 +668,21 @@ impl futures_util::Stream for FileChunks {
 /// clock tick with the copy kept). The entry was
 /// read through [`resolve`], so its bytes are of a file that may be
 /// served; the same inode found again has those bytes. Holds at most
-/// [`CACHE_BUDGET`] bytes; when full it starts over.
-#[derive(Default)]
+/// [`CACHE_BUDGET`] bytes. When a new file would pass that, files not
+/// served since the last such sweep are dropped until a quarter of the
+/// budget is free (a file served meanwhile gets a second chance, as in
+/// the CLOCK approximation of least-recently-used): what is asked for
+/// often stays, whatever else passes through.
 pub struct FileCache {
     entries: std::sync::RwLock<std::collections::HashMap<String, Arc<CachedFile>>>,
     held: std::sync::atomic::AtomicUsize,
+    budget: usize,
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache::with_budget(CACHE_BUDGET)
+    }
 }
 
 /// A file changed less than this long ago is not kept in memory (see
@@ -689,6 +699,8 @@ pub struct CachedFile {
     etag: HeaderValue,
     last_modified: Option<HeaderValue>,
     bytes: Bytes,
+    /// Served since the last sweep (see [`FileCache`]).
+    used: std::sync::atomic::AtomicBool,
 }
 
 /// What identifies the version of a file a `stat` finds.
@@ -715,16 +727,39 @@ impl FileId {
 }
 
 impl FileCache {
+    /// An empty cache that holds at most `budget` bytes.
+    pub fn with_budget(budget: usize) -> FileCache {
+        FileCache {
+            entries: Default::default(),
+            held: Default::default(),
+            budget,
+        }
+    }
+
     /// The cached file at `key` (on-disk segments joined with `/`), if it
     /// is still the file at that path.
     pub fn lookup(&self, root: &Path, key: &str) -> Option<Served> {
+        use std::sync::atomic::Ordering;
         let entry = self
             .entries
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned()?;
-        (stat_below(root, key)? == entry.id).then(|| Served::cached(&entry))
+        if stat_below(root, key)? != entry.id {
+            return None;
+        }
+        // A load first: most hits find it set, and a load leaves the
+        // cache line shared between the cores.
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
+        Some(Served::cached(&entry))
+    }
+
+    /// Bytes held.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Remember a small file just opened and read.
@@ -761,16 +796,39 @@ impl FileCache {
             etag,
             last_modified,
             bytes: bytes.clone(),
+            used: false.into(),
         });
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if self.held.load(Ordering::Relaxed) + bytes.len() > CACHE_BUDGET {
-            entries.clear();
-            self.held.store(0, Ordering::Relaxed);
+        if bytes.len() > self.budget {
+            return;
         }
-        self.held.fetch_add(bytes.len(), Ordering::Relaxed);
-        if let Some(old) = entries.insert(key, entry) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = entries.remove(&key) {
             self.held.fetch_sub(old.bytes.len(), Ordering::Relaxed);
         }
+        if self.held.load(Ordering::Relaxed) + bytes.len() > self.budget {
+            // Down to three quarters of the budget (so that a sweep is
+            // not needed again at the next file): the first pass drops
+            // what was not served since the last sweep and clears the
+            // mark of the rest; a second pass, if still needed, drops
+            // any.
+            let target = self.budget - self.budget / 4 - bytes.len().min(self.budget / 4);
+            let mut held = self.held.load(Ordering::Relaxed);
+            for _ in 0..2 {
+                entries.retain(|_, e| {
+                    if held <= target || e.used.swap(false, Ordering::Relaxed) {
+                        return true;
+                    }
+                    held -= e.bytes.len();
+                    false
+                });
+                if held <= target {
+                    break;
+                }
+            }
+            self.held.store(held, Ordering::Relaxed);
+        }
+        self.held.fetch_add(bytes.len(), Ordering::Relaxed);
+        entries.insert(key, entry);
     }
 }
 
@@ -859,6 +917,46 @@ mod tests {
         std::fs::write(r.join("old"), b"bbbb").unwrap();
         assert!(cache.lookup(r, "old").is_none(), "changed in place");
         assert!(cache.lookup(r, "gone").is_none());
+    }
+
+    /// Past its budget the cache drops files not served since the last
+    /// sweep and keeps the one asked for meanwhile; it never holds more
+    /// than its budget, and a file larger than the budget is not kept.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn file_cache_keeps_what_is_served_when_full() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for name in ["a", "b", "c", "d", "e"] {
+            std::fs::write(r.join(name), [name.as_bytes()[0]; 30]).unwrap();
+        }
+        std::fs::write(r.join("big"), [b'x'; 101]).unwrap();
+        std::thread::sleep(RACY + Duration::from_millis(100));
+        let cache = FileCache::with_budget(100);
+        let open = |name: &str| resolve_sync(r, &[name.to_string()]).unwrap().1;
+        for name in ["a", "b", "c"] {
+            cache.remember(name.into(), &open(name));
+        }
+        assert_eq!(cache.held(), 90);
+        assert!(cache.lookup(r, "a").is_some(), "a is served");
+        cache.remember("d".into(), &open("d"));
+        assert!(cache.held() <= 100);
+        assert!(
+            cache.lookup(r, "a").is_some(),
+            "served since the sweep: kept"
+        );
+        assert!(cache.lookup(r, "d").is_some(), "the new file");
+        assert!(
+            cache.lookup(r, "b").is_none() && cache.lookup(r, "c").is_none(),
+            "not served: dropped"
+        );
+        // Everything held was served since: the next sweep still makes room.
+        cache.remember("e".into(), &open("e"));
+        assert!(cache.held() <= 100);
+        assert!(cache.lookup(r, "e").is_some());
+        cache.remember("big".into(), &open("big"));
+        assert!(cache.lookup(r, "big").is_none(), "larger than the budget");
+        assert!(cache.held() <= 100);
     }
 
     #[test]
