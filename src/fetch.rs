@@ -572,6 +572,7 @@ pub fn item_queue(assume_ok: bool) -> (ItemSink, ItemSource) {
         assume_ok,
         state: std::sync::Mutex::new(QueueState::default()),
         ready: tokio::sync::Notify::new(),
+        space: std::sync::Condvar::new(),
         stop: AtomicBool::new(false),
         close_at_end: AtomicBool::new(false),
     });
@@ -585,7 +586,9 @@ pub fn item_queue(assume_ok: bool) -> (ItemSink, ItemSource) {
 
 /// The producer's end of an [`item_queue`]; usable from many threads at
 /// once. Dropping it closes the queue: the run ends once the items pushed
-/// have ended.
+/// have ended. A producer [`QUEUE_AHEAD`] items ahead of the downloads
+/// waits in [`ItemSink::push`] for them to catch up, so a plan of millions
+/// (a first mirror of a whole index) is not held in memory at once.
 pub struct ItemSink {
     queue: Arc<ItemQueue>,
 }
@@ -623,6 +626,14 @@ impl ItemSink {
                 Some(Event::Planned(n)) => *n += 1,
                 _ => q.events.push(Event::Planned(1)),
             }
+            while q.items.len() >= QUEUE_AHEAD && !self.queue.stop.load(Ordering::Relaxed) {
+                q.producers_waiting += 1;
+                q = self.queue.space.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.producers_waiting -= 1;
+            }
+            if self.queue.stop.load(Ordering::Relaxed) {
+                return;
+            }
             q.items.push_back(item);
         }
         self.queue.ready.notify_one();
@@ -644,8 +655,16 @@ impl Drop for ItemSink {
 }
 
 /// The engine's end of an [`item_queue`], for [`Engine::fetch_from`].
+/// Dropping it (the run ended, or never started) stops the queue, so a
+/// producer waiting for room goes on planning without queueing.
 pub struct ItemSource {
     queue: Arc<ItemQueue>,
+}
+
+impl Drop for ItemSource {
+    fn drop(&mut self) {
+        self.queue.stop();
+    }
 }
 
 impl ItemSource {
@@ -666,6 +685,9 @@ struct ItemQueue {
     state: std::sync::Mutex<QueueState>,
     /// Signalled for each item queued, and when the queue closes or stops.
     ready: tokio::sync::Notify,
+    /// Signalled when an item is taken while a producer waits for room,
+    /// and when the queue stops.
+    space: std::sync::Condvar,
     /// Set after a failure (without `keep_going`) or by
     /// [`ItemSink::abandon`]: take and plan no more items.
     stop: AtomicBool,
@@ -679,6 +701,8 @@ struct QueueState {
     closed: bool,
     /// Items pushed, skipped ones included.
     planned: usize,
+    /// Producers waiting in [`ItemSink::push`] for room in `items`.
+    producers_waiting: usize,
     skipped: usize,
     /// Skipped items and growth of the plan, not yet reported.
     events: Vec<Event>,
@@ -708,6 +732,9 @@ impl ItemQueue {
             {
                 let mut q = self.state();
                 if let Some(item) = q.items.pop_front() {
+                    if q.producers_waiting > 0 {
+                        self.space.notify_one();
+                    }
                     let ending = self.close_at_end.load(Ordering::Relaxed)
                         && q.closed
                         && q.items.len() < slots;
@@ -724,6 +751,10 @@ impl ItemQueue {
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.ready.notify_waiters();
+        // Under the lock: a producer checks `stop` under it before it
+        // waits, so it either sees the flag or is woken here.
+        let _q = self.state();
+        self.space.notify_all();
     }
 }
 
@@ -1026,6 +1057,11 @@ const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Verified bodies waiting for the publisher, at most (so at most this
 /// many times [`HOLD_IN_MEMORY`] bytes are held).
 const PUBLISH_QUEUE: usize = 64;
+
+/// Items an [`ItemSink`] queues ahead of the downloads before its producer
+/// waits: ~7 MB of plan; seconds of work even at tens of thousands of
+/// small files a second.
+pub const QUEUE_AHEAD: usize = 16_384;
 
 /// What one fetch produced.
 enum Fetched {
@@ -1395,6 +1431,85 @@ mod tests {
         assert_eq!(parse_content_range_start("bytes 100-199/200"), Some(100));
         assert_eq!(parse_content_range_start("bytes */200"), None);
         assert_eq!(parse_content_range_start("items 1-2/3"), None);
+    }
+
+    /// Items for the queue tests: nothing on disk, so none is skipped.
+    fn queued(n: usize) -> impl Iterator<Item = FetchItem> {
+        (0..n).map(|i| {
+            FetchItem::new(
+                format!("http://127.0.0.1:1/{i}"),
+                format!("/nonexistent/{i}"),
+            )
+        })
+    }
+
+    fn waiting_items(sink: &ItemSink) -> (usize, usize) {
+        let q = sink.queue.state();
+        (q.items.len(), q.producers_waiting)
+    }
+
+    /// Wait until the queue holds `items` and `waiting` producers wait.
+    fn until(sink: &ItemSink, items: usize, waiting: usize) {
+        let start = std::time::Instant::now();
+        while waiting_items(sink) != (items, waiting) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "queue at {:?}, not ({items}, {waiting})",
+                waiting_items(sink)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// A producer QUEUE_AHEAD items ahead waits for an item to be taken,
+    /// then queues the next: the queue never holds more.
+    #[test]
+    fn a_producer_far_ahead_waits_for_room() {
+        let (sink, source) = item_queue(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        std::thread::scope(|scope| {
+            // Owned here: a failed assertion drops it, which lets the
+            // producer go, so the scope can end.
+            let source = source;
+            let producer = scope.spawn(|| {
+                for item in queued(QUEUE_AHEAD + 2) {
+                    sink.push(item);
+                }
+            });
+            until(&sink, QUEUE_AHEAD, 1);
+            let (first, _) = rt.block_on(source.queue.next(1)).unwrap();
+            assert_eq!(first.url, "http://127.0.0.1:1/0");
+            // One more queued, then it waits again.
+            until(&sink, QUEUE_AHEAD, 1);
+            rt.block_on(source.queue.next(1)).unwrap();
+            producer.join().unwrap();
+            assert_eq!(waiting_items(&sink), (QUEUE_AHEAD, 0));
+            assert_eq!(sink.queue.state().planned, QUEUE_AHEAD + 2);
+        });
+    }
+
+    /// A producer waiting for room is let go when the engine's end goes
+    /// away (the run ended or never started): it counts the rest of its
+    /// plan without queueing it.
+    #[test]
+    fn a_waiting_producer_is_let_go_when_the_run_ends() {
+        let (sink, source) = item_queue(false);
+        std::thread::scope(|scope| {
+            let source = source;
+            let producer = scope.spawn(|| {
+                for item in queued(QUEUE_AHEAD + 100) {
+                    sink.push(item);
+                }
+            });
+            until(&sink, QUEUE_AHEAD, 1);
+            drop(source);
+            producer.join().unwrap();
+            let q = sink.queue.state();
+            assert_eq!((q.items.len(), q.producers_waiting), (QUEUE_AHEAD, 0));
+            assert_eq!(q.planned, QUEUE_AHEAD + 100, "the whole plan counted");
+        });
     }
 
     #[test]

@@ -557,18 +557,22 @@ impl Index {
         end: ObjectId,
         filter: &CrateFilter,
     ) -> Result<Changes> {
-        self.changes_each(start, end, filter, &|_| {})
+        self.changes_each(start, end, filter, &|_| {}, true)
     }
 
     /// [`Index::changes`], handing each added version to `on_added` as soon
     /// as its index file is parsed (from several threads, in no particular
-    /// order), so downloads can start while the rest is still diffed.
+    /// order), so downloads can start while the rest is still diffed. With
+    /// `keep_added` false the added versions go to `on_added` only and the
+    /// result lists just the removed ones: a plan of the whole index then
+    /// holds no second copy of every version.
     pub fn changes_each(
         &self,
         start: Option<ObjectId>,
         end: ObjectId,
         filter: &CrateFilter,
         on_added: &(dyn Fn(&Entry) + Sync),
+        keep_added: bool,
     ) -> Result<Changes> {
         let repo = self.repo()?;
         let end_tree = repo.find_commit(end)?.tree()?;
@@ -646,7 +650,9 @@ impl Index {
                     && old.get(&vers).is_none_or(|o| o.cksum != e.cksum)
                 {
                     on_added(&e);
-                    changes.added.push(e);
+                    if keep_added {
+                        changes.added.push(e);
+                    }
                 }
             }
             Ok(changes)

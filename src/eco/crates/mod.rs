@@ -461,17 +461,26 @@ impl Crates {
     /// selection (which may grow to versions older than START) every
     /// version selected (the engine skips those held); each added version
     /// is also handed to `on_added` as soon as it is known.
-    fn planned_changes(&self, on_added: &(dyn Fn(&Entry) + Sync)) -> Result<index::Changes> {
+    /// The range's changes, each added version handed to `on_added` as it
+    /// is found; the added versions are kept in the result only with
+    /// `keep_added`.
+    fn planned_changes(
+        &self,
+        on_added: &(dyn Fn(&Entry) + Sync),
+        keep_added: bool,
+    ) -> Result<index::Changes> {
         let filter = self.effective_filter()?;
         if self.sparse_base()?.is_some() {
             let (_, end) = self.range()?;
-            self.index.changes_each(None, end, &filter, on_added)
+            self.index
+                .changes_each(None, end, &filter, on_added, keep_added)
         } else {
             let (start, end) = self.range()?;
             if start == Some(end) {
                 return Ok(index::Changes::default());
             }
-            self.index.changes_each(start, end, &filter, on_added)
+            self.index
+                .changes_each(start, end, &filter, on_added, keep_added)
         }
     }
 
@@ -487,12 +496,21 @@ impl Crates {
             Some(engine) => Ok(engine),
             None => Err(self.fetch.clone()),
         };
+        // The versions are kept past their download only to list the
+        // good and bad ones: a first mirror of a whole index plans
+        // millions.
+        let keep_added = self.opts.good_crates.is_some() || self.opts.bad_crates.is_some();
         let this = &*self;
         let (changes, engine, result) = std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
-                let changes = this.planned_changes(&|e| {
-                    sink.push(FetchItem::new(this.crate_url(e), this.crate_path(e)).sha256(e.cksum))
-                });
+                let changes = this.planned_changes(
+                    &|e| {
+                        sink.push(
+                            FetchItem::new(this.crate_url(e), this.crate_path(e)).sha256(e.cksum),
+                        )
+                    },
+                    keep_added,
+                );
                 if changes.is_err() {
                     sink.abandon();
                 }
