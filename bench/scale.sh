@@ -7,6 +7,8 @@
 #     version parsed),
 #   - a second commit changing 1% of the crates (a new version each, one
 #     yank), `pull`, and `list` of that range (the incremental diff),
+#   - `download` of the whole history against an upstream that never
+#     answers: the peak memory of a first mirror's plan,
 #   - `verify` of that range with the new versions' .crate files present
 #     (the only real files, made to match their index checksums),
 #   - `mark`.
@@ -96,6 +98,33 @@ lines=$("$MIRROR" --root "$root" -q crate list --start 0 --end "$first" | wc -l)
 measure "mirror crate list --start 0 ($lines versions)" "$MIRROR" --root "$root" -q crate list --start 0 --end "$first"
 n=$("$MIRROR" --root "$root" -q crate list --start "$first" --end "$second" | wc -l)
 measure "mirror crate list (1% changed, $n lines)" "$MIRROR" --root "$root" -q crate list --start "$first" --end "$second"
+
+# A first mirror's plan: `download` of the whole history from an upstream
+# that accepts connections and never answers, so that nothing is fetched
+# and the plan is all that grows; peak memory after PLAN_WAIT seconds
+# (the whole-history diff takes ~10 s at 2M versions).
+python3 - "$work/blackhole.port" <<'PY' &
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1024)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+held = []
+while True:
+    held.append(s.accept()[0])
+PY
+hole=$!
+while [ ! -s "$work/blackhole.port" ]; do sleep 0.1; done
+plan=$work/plan
+mkdir -p "$plan"
+"$MIRROR" --root "$plan" -q crate init --index-url "$up"
+"$MIRROR" --root "$plan" -q crate pull
+"$MIRROR" --root "$plan" -q crate download --start 0 --end "$first" -j 64 --timeout 600 \
+    --crates-url "http://127.0.0.1:$(cat "$work/blackhole.port")/{crate}/{crate}-{version}.crate" &
+dl=$!
+sleep "${PLAN_WAIT:-20}"
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$dl/status")
+kill "$dl" "$hole"
+wait "$dl" "$hole" 2>/dev/null || true
+printf '%-44s %8s    %7.0f MiB peak\n' "mirror crate download, first plan (stalled)" "${PLAN_WAIT:-20} s" "$(echo "$hwm / 1024" | bc)"
 
 # The new versions' .crate files, with the checksums the index gives them.
 python3 - "$work/new-crates.txt" "$root/crates" <<'PY'
