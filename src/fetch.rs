@@ -1433,14 +1433,14 @@ mod tests {
         assert_eq!(parse_content_range_start("items 1-2/3"), None);
     }
 
-    /// Items for the queue tests: nothing on disk, so none is skipped.
-    fn queued(n: usize) -> impl Iterator<Item = FetchItem> {
-        (0..n).map(|i| {
-            FetchItem::new(
+    /// Push `n` items (nothing on disk, so none is skipped).
+    fn push_all(sink: &ItemSink, n: usize) {
+        for i in 0..n {
+            sink.push(FetchItem::new(
                 format!("http://127.0.0.1:1/{i}"),
                 format!("/nonexistent/{i}"),
-            )
-        })
+            ));
+        }
     }
 
     fn waiting_items(sink: &ItemSink) -> (usize, usize) {
@@ -1473,11 +1473,7 @@ mod tests {
             // Owned here: a failed assertion drops it, which lets the
             // producer go, so the scope can end.
             let source = source;
-            let producer = scope.spawn(|| {
-                for item in queued(QUEUE_AHEAD + 2) {
-                    sink.push(item);
-                }
-            });
+            let producer = scope.spawn(|| push_all(&sink, QUEUE_AHEAD + 2));
             until(&sink, QUEUE_AHEAD, 1);
             let (first, _) = rt.block_on(source.queue.next(1)).unwrap();
             assert_eq!(first.url, "http://127.0.0.1:1/0");
@@ -1498,17 +1494,13 @@ mod tests {
         let (sink, source) = item_queue(false);
         std::thread::scope(|scope| {
             let source = source;
-            let producer = scope.spawn(|| {
-                for item in queued(QUEUE_AHEAD + 100) {
-                    sink.push(item);
-                }
-            });
+            let producer = scope.spawn(|| push_all(&sink, QUEUE_AHEAD + 100));
             until(&sink, QUEUE_AHEAD, 1);
             drop(source);
             producer.join().unwrap();
-            let q = sink.queue.state();
-            assert_eq!((q.items.len(), q.producers_waiting), (QUEUE_AHEAD, 0));
-            assert_eq!(q.planned, QUEUE_AHEAD + 100, "the whole plan counted");
+            assert_eq!(waiting_items(&sink), (QUEUE_AHEAD, 0));
+            let planned = sink.queue.state().planned;
+            assert_eq!(planned, QUEUE_AHEAD + 100, "the whole plan counted");
         });
     }
 
