@@ -809,8 +809,8 @@ impl FileCache {
             // Down to three quarters of the budget (so that a sweep is
             // not needed again at the next file): the first pass drops
             // what was not served since the last sweep and clears the
-            // mark of the rest; a second pass, if still needed, drops
-            // any.
+            // mark of each served file it passes; a second pass, if
+            // still needed, drops those too.
             let target = self.budget - self.budget / 4 - bytes.len().min(self.budget / 4);
             let mut held = self.held.load(Ordering::Relaxed);
             for _ in 0..2 {
