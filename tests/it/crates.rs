@@ -336,6 +336,27 @@ fn updated(fx: &CratesFixture<'_>) -> (tempfile::TempDir, String) {
     (root, url)
 }
 
+/// A first mirror whose plan is longer than the engine queues ahead of
+/// its downloads (`QUEUE_AHEAD`): the range diff waits for the downloads
+/// to catch up — on its own thread for the first index files, on the
+/// thread pool for the rest — and every crate still arrives.
+#[test]
+fn a_plan_longer_than_the_engine_queue_downloads_every_crate() {
+    let up = Upstream::start();
+    up.set_request_log(false);
+    let mut fx = CratesFixture::new(&up);
+    let (crates, versions) = (100, mirror::fetch::QUEUE_AHEAD / 100 + 2);
+    for c in 0..crates {
+        for v in 0..versions {
+            fx.publish(&format!("many{c:03}"), &format!("1.0.{v}"), &[]);
+        }
+    }
+    fx.commit("Many versions");
+    let (root, _) = updated(&fx);
+    assert_eq!(rev(root.path(), "mark"), Some(fx.head()));
+    assert_eq!(crate_tree(root.path()).len(), crates * versions);
+}
+
 #[test]
 fn failed_crate_download_leaves_master_and_mark_and_a_rerun_fetches_it() {
     let up = Upstream::start();
