@@ -587,8 +587,9 @@ pub fn item_queue(assume_ok: bool) -> (ItemSink, ItemSource) {
 /// The producer's end of an [`item_queue`]; usable from many threads at
 /// once. Dropping it closes the queue: the run ends once the items pushed
 /// have ended. A producer [`QUEUE_AHEAD`] items ahead of the downloads
-/// waits in [`ItemSink::push`] for them to catch up, so a plan of millions
-/// (a first mirror of a whole index) is not held in memory at once.
+/// waits in [`ItemSink::push`] until they have taken half of those, so a
+/// plan of millions (a first mirror of a whole index) is not held in
+/// memory at once.
 pub struct ItemSink {
     queue: Arc<ItemQueue>,
 }
@@ -685,8 +686,8 @@ struct ItemQueue {
     state: std::sync::Mutex<QueueState>,
     /// Signalled for each item queued, and when the queue closes or stops.
     ready: tokio::sync::Notify,
-    /// Signalled when an item is taken while a producer waits for room,
-    /// and when the queue stops.
+    /// Signalled when the queue is down to half of [`QUEUE_AHEAD`] while
+    /// producers wait for room, and when the queue stops.
     space: std::sync::Condvar,
     /// Set after a failure (without `keep_going`) or by
     /// [`ItemSink::abandon`]: take and plan no more items.
@@ -732,8 +733,11 @@ impl ItemQueue {
             {
                 let mut q = self.state();
                 if let Some(item) = q.items.pop_front() {
-                    if q.producers_waiting > 0 {
-                        self.space.notify_one();
+                    // Producers waiting at the cap go on once half of it
+                    // is taken (one wake-up per QUEUE_AHEAD / 2 items, not
+                    // one per item).
+                    if q.producers_waiting > 0 && q.items.len() <= QUEUE_AHEAD / 2 {
+                        self.space.notify_all();
                     }
                     let ending = self.close_at_end.load(Ordering::Relaxed)
                         && q.closed
@@ -1461,8 +1465,8 @@ mod tests {
         }
     }
 
-    /// A producer QUEUE_AHEAD items ahead waits for an item to be taken,
-    /// then queues the next: the queue never holds more.
+    /// A producer QUEUE_AHEAD items ahead waits until half of them are
+    /// taken, then fills the queue again: it never holds more.
     #[test]
     fn a_producer_far_ahead_waits_for_room() {
         let (sink, source) = item_queue(false);
@@ -1477,11 +1481,17 @@ mod tests {
             until(&sink, QUEUE_AHEAD, 1);
             let (first, _) = rt.block_on(source.queue.next(1)).unwrap();
             assert_eq!(first.url, "http://127.0.0.1:1/0");
-            // One more queued, then it waits again.
-            until(&sink, QUEUE_AHEAD, 1);
-            rt.block_on(source.queue.next(1)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert_eq!(
+                waiting_items(&sink),
+                (QUEUE_AHEAD - 1, 1),
+                "still waiting: not half taken"
+            );
+            for _ in 1..QUEUE_AHEAD / 2 {
+                rt.block_on(source.queue.next(1)).unwrap();
+            }
             producer.join().unwrap();
-            assert_eq!(waiting_items(&sink), (QUEUE_AHEAD, 0));
+            assert_eq!(waiting_items(&sink), (QUEUE_AHEAD / 2 + 2, 0));
             assert_eq!(sink.queue.state().planned, QUEUE_AHEAD + 2);
         });
     }
