@@ -460,10 +460,8 @@ impl Crates {
     /// What `download` plans: the RANGE's added versions, or for a sparse
     /// selection (which may grow to versions older than START) every
     /// version selected (the engine skips those held); each added version
-    /// is also handed to `on_added` as soon as it is known.
-    /// The range's changes, each added version handed to `on_added` as it
-    /// is found; the added versions are kept in the result only with
-    /// `keep_added`.
+    /// is handed to `on_added` as soon as it is known, and kept in the
+    /// result only with `keep_added`.
     fn planned_changes(
         &self,
         on_added: &(dyn Fn(&Entry) + Sync),
