@@ -97,27 +97,31 @@ pub fn crate_file_segments(segments: &[&str]) -> Option<Vec<String>> {
 }
 
 /// `(name, version)` of a request below `/crates/`, when it is one of the
-/// three forms and both parts are valid.
+/// three forms and both parts are valid. The name is checked first: only
+/// a valid name has a prefix to compare with.
 fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
-    let (name, version) = match *rest {
-        [name, version, "download"] => (name, version),
-        [name, file] => (name, version_in_file_name(name, file)?),
-        [p1, name, file] => {
-            if !p1.eq_ignore_ascii_case(&layout::lower_prefix(name)) {
-                return None;
-            }
-            (name, version_in_file_name(name, file)?)
-        }
-        [p1, p2, name, file] => {
-            if !format!("{p1}/{p2}").eq_ignore_ascii_case(&layout::lower_prefix(name)) {
-                return None;
-            }
-            (name, version_in_file_name(name, file)?)
-        }
+    let (prefix, name, version) = match *rest {
+        [name, version, "download"] => (None, name, version),
+        [name, file] => (None, name, version_in_file_name(name, file)?),
+        [p1, name, file] => (
+            Some(p1.to_string()),
+            name,
+            version_in_file_name(name, file)?,
+        ),
+        [p1, p2, name, file] => (
+            Some(format!("{p1}/{p2}")),
+            name,
+            version_in_file_name(name, file)?,
+        ),
         _ => return None,
     };
-    (layout::is_valid_crate_name(name) && layout::is_valid_version(version))
-        .then_some((name, version))
+    if !layout::is_valid_crate_name(name) || !layout::is_valid_version(version) {
+        return None;
+    }
+    if prefix.is_some_and(|p| !p.eq_ignore_ascii_case(&layout::lower_prefix(name))) {
+        return None;
+    }
+    Some((name, version))
 }
 
 /// `serde-1.0.0.crate` with name `serde` → `1.0.0`.
@@ -379,7 +383,9 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
         Ok(s) => s,
         Err(refusal) => return status_response(refusal.status()),
     };
-    let rest: Vec<String> = segments[1..]
+    let rest: Vec<String> = segments
+        .get(1..)
+        .unwrap_or_default()
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
@@ -567,6 +573,13 @@ mod tests {
             "crates/serde/1..0/download",
             "crates/-x/-x-1.crate",
             "crates/a/b/c/d/e",
+            "crates/3/\u{e9}a/\u{e9}a-1.0.0.crate",
+            "crates/\u{e9}a/\u{e9}a-1.0.0.crate",
+            "crates/\u{e9}a/1.0.0/download",
+            "crates/a\u{e9}/b\u{e9}/a\u{e9}b\u{e9}/a\u{e9}b\u{e9}-1.0.0.crate",
+            "crates/ab/\u{e9}/ab\u{e9}/ab\u{e9}-1.0.0.crate",
+            "crates/1/a/a-1.0.0\u{e9}.crate",
+            "crates/1password/1password-1.0.0.crate",
         ] {
             assert_eq!(map(bad).as_deref(), Some(""), "{bad}");
         }

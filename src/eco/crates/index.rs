@@ -327,6 +327,20 @@ impl Index {
         Ok(url.to_string().trim().to_string())
     }
 
+    /// Whether remote `origin` is a bundle file (an index made by
+    /// `init-import`: the far side of an air gap).
+    pub fn origin_is_bundle(&self) -> Result<bool> {
+        let url = self.origin_url()?;
+        Ok(url.ends_with(".bundle") && !url.contains("://"))
+    }
+
+    /// The parents of `commit`.
+    pub fn parents(&self, commit: ObjectId) -> Result<Vec<ObjectId>> {
+        let repo = self.repo()?;
+        let c = repo.find_commit(commit)?;
+        Ok(c.parent_ids().map(|p| p.detach()).collect())
+    }
+
     /// Fetch `origin` with its refspecs, then set `origin_master` to
     /// `refs/remotes/origin/master`. Returns (previous, new) origin_master.
     /// An origin that is a local bundle file which does not exist (an
@@ -445,55 +459,120 @@ impl Index {
         self.require("refs/remotes/origin/master")
     }
 
-    /// Merge `origin_master` into `working` (see the module docs); the
-    /// `config.json` upstream had before is `previous_origin`'s. Returns the
-    /// new `working`.
-    pub fn merge_origin(&self, previous_origin: Option<ObjectId>) -> Result<ObjectId> {
+    /// Merge `origin_master` into `working` (see the module docs):
+    /// `working`'s tree becomes upstream's with every entry that is not
+    /// part of the index layout left out (see [`layout::parse_index_path`])
+    /// and, when this mirror has its own `config.json` ([`Index::own_config`]),
+    /// that one in place of upstream's. Returns the new `working` and the
+    /// entries left out.
+    pub fn merge_origin(&self) -> Result<Merged> {
         let origin = self.require(ORIGIN_MASTER)?;
-        let Some(working) = self.resolve(WORKING)? else {
-            self.set_branch(WORKING, origin)?;
-            return Ok(origin);
-        };
-        if working == origin || self.is_ancestor(origin, working)? {
-            return Ok(working);
+        let working = self.resolve(WORKING)?;
+        if let Some(w) = working {
+            if w == origin || self.is_ancestor(origin, w)? {
+                return Ok(Merged {
+                    working: w,
+                    dropped: Vec::new(),
+                });
+            }
         }
-        let ours = self.blob_id(working, "config.json")?;
-        let upstream_before = match previous_origin {
-            Some(p) => self.blob_id(p, "config.json")?,
-            None => self.blob_id(origin, "config.json")?,
+        // Subtrees `working` already holds were checked when they came.
+        let known = working.map(|w| self.tree_id(w)).transpose()?;
+        let origin_tree = self.tree_id(origin)?;
+        let (tree, dropped) = self.published_tree(origin_tree, known)?;
+        let fast_forward = match working {
+            Some(w) => self.is_ancestor(w, origin)?,
+            None => true,
         };
-        let keep_config = ours.is_some() && ours != upstream_before;
-        if !keep_config && self.is_ancestor(working, origin)? {
-            self.set_branch(WORKING, origin)?;
-            return Ok(origin);
-        }
-        let tree = match (keep_config, ours) {
-            (true, Some(blob)) => self.tree_with_config(origin, blob)?,
-            _ => self.tree_id(origin)?,
+        let merged = if tree == origin_tree && fast_forward {
+            origin
+        } else {
+            let parents: Vec<ObjectId> = working.into_iter().chain([origin]).collect();
+            self.commit_tree(tree, &parents, "Merge origin_master")?
         };
-        let merged = self.commit_tree(tree, &[working, origin], "Merge origin_master")?;
         self.set_branch(WORKING, merged)?;
-        Ok(merged)
+        Ok(Merged {
+            working: merged,
+            dropped,
+        })
+    }
+
+    /// The tree to publish for `tree`: the entries of the index layout
+    /// only, with this mirror's own `config.json` when it has one; `known`
+    /// is a tree already checked (its subtrees are not read again). Also
+    /// the entries left out.
+    pub fn published_tree(
+        &self,
+        tree: ObjectId,
+        known: Option<ObjectId>,
+    ) -> Result<(ObjectId, Vec<String>)> {
+        let repo = self.repo()?;
+        let mut dropped = Vec::new();
+        let clean = clean_tree(&repo, tree, known, "", &mut dropped)?;
+        let clean = match clean {
+            Some(t) => t,
+            None => repo.write_object(gix::objs::Tree::empty())?.detach(),
+        };
+        let out = match self.own_config()? {
+            Some(blob) => with_config(&repo, clean, blob)?,
+            None => clean,
+        };
+        Ok((out, dropped))
+    }
+
+    /// The blob of this mirror's own `config.json` (written by `config`),
+    /// if it has one: what `master` publishes, whatever upstream or a
+    /// bundle carries.
+    pub fn own_config(&self) -> Result<Option<ObjectId>> {
+        let repo = self.repo()?;
+        let Some(mut r) = repo.try_find_reference(OWN_CONFIG_REF)? else {
+            return Ok(None);
+        };
+        let id = r
+            .peel_to_id()
+            .with_context(|| format!("{OWN_CONFIG_REF} in {} is broken", self.dir.display()))?
+            .detach();
+        let blob = repo
+            .find_object(id)
+            .ok()
+            .filter(|o| o.kind == gix::object::Kind::Blob);
+        if blob.is_none() {
+            bail!(
+                "{OWN_CONFIG_REF} in {} does not name a config.json blob (run `mirror crate config`)",
+                self.dir.display()
+            );
+        }
+        Ok(Some(id))
+    }
+
+    /// Record `config` as this mirror's own `config.json` (see
+    /// [`Index::own_config`]); returns its blob.
+    pub fn set_own_config(&self, config: &[u8]) -> Result<ObjectId> {
+        let blob = self.write_blob(config)?;
+        self.git(
+            "record config.json",
+            &["update-ref", OWN_CONFIG_REF, &blob.to_string()],
+        )?;
+        Ok(blob)
     }
 
     /// Commit `config` as `config.json` on top of `working` (creating
-    /// `working` when the index is empty); returns the new `working`.
+    /// `working` when the index is empty) and record it as this mirror's
+    /// own; returns the new `working`.
     pub fn write_config(&self, config: &[u8]) -> Result<ObjectId> {
         let working = self.resolve(WORKING)?;
-        let blob = self.write_blob(config)?;
+        let blob = self.set_own_config(config)?;
         if let Some(w) = working {
             if self.blob_id(w, "config.json")? == Some(blob) {
                 return Ok(w);
             }
         }
-        let tree = match working {
-            Some(w) => self.tree_with_config(w, blob)?,
-            None => {
-                let entry = format!("100644 blob {blob}\tconfig.json\n");
-                let out = self.run_git("write a tree", &["mktree"], Some(entry.as_bytes()))?;
-                parse_oid(&out)?
-            }
+        let repo = self.repo()?;
+        let base = match working {
+            Some(w) => self.tree_id(w)?,
+            None => repo.write_object(gix::objs::Tree::empty())?.detach(),
         };
+        let tree = with_config(&repo, base, blob)?;
         let parents: Vec<ObjectId> = working.into_iter().collect();
         let commit = self.commit_tree(tree, &parents, "Apply config.json adjustments")?;
         self.set_branch(WORKING, commit)?;
@@ -737,7 +816,8 @@ impl Index {
     }
 
     /// Every index file of `commit`'s tree with its blob bytes, for paths
-    /// that are crate files (see [`crate_file_name`]) and `want` accepts.
+    /// that are crate files (see [`layout::parse_index_path`]) and `want`
+    /// accepts (given the lower-cased name).
     pub fn crate_files(
         &self,
         commit: ObjectId,
@@ -745,10 +825,8 @@ impl Index {
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let repo = self.repo()?;
         let mut out = Vec::new();
-        for (mode, id, path) in self.ls_tree(commit)? {
-            if mode != "100644" && mode != "100755" {
-                continue;
-            }
+        let (files, _) = self.index_files(commit)?;
+        for (_, id, path) in files {
             if crate_file_name(&path).is_some_and(&want) {
                 out.push((path, repo.find_blob(id)?.data.clone()));
             }
@@ -756,35 +834,26 @@ impl Index {
         Ok(out)
     }
 
-    /// `git ls-tree -r`: (mode, blob id, path) of every file.
-    fn ls_tree(&self, commit: ObjectId) -> Result<Vec<(String, ObjectId, String)>> {
-        let listing = self.git(
-            "read a tree",
-            &["ls-tree", "-r", "-z", "--full-tree", &commit.to_string()],
-        )?;
-        let mut out = Vec::new();
-        for rec in listing.split('\0').filter(|r| !r.is_empty()) {
-            let (meta, path) = rec
-                .split_once('\t')
-                .with_context(|| format!("git ls-tree printed {rec:?}"))?;
-            let mut parts = meta.split(' ');
-            let (Some(mode), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next())
-            else {
-                bail!("git ls-tree printed {rec:?}");
-            };
-            if kind == "blob" {
-                out.push((mode.to_string(), parse_oid(id)?, path.to_string()));
-            }
-        }
-        Ok(out)
+    /// The files of `commit`'s tree that are part of the index layout:
+    /// (`100644` or `100755`, blob id, path), and the entries left out
+    /// (see [`clean_tree`]).
+    pub fn index_files(&self, commit: ObjectId) -> Result<(Vec<IndexFile>, Vec<String>)> {
+        let repo = self.repo()?;
+        let tree = self.tree_id(commit)?;
+        let mut files = Vec::new();
+        let mut dropped = Vec::new();
+        walk_index_tree(&repo, tree, "", &mut files, &mut dropped)?;
+        Ok((files, dropped))
     }
 
     /// Write a commit (parent: `parent`) whose tree is `end`'s with the
     /// crate files cut down to the lines `keep` accepts: lines are kept
-    /// byte-for-byte, a file left with no line is dropped, files that are
-    /// not crate files (`config.json`…) are kept whole. `keep_name` (the
-    /// lower-cased file name) lets whole files go without being read.
-    /// Returns the commit and (lines kept, lines in `end`'s files read).
+    /// byte-for-byte, a file left with no line is dropped, `config.json`
+    /// is this mirror's own ([`Index::own_config`]) or else `end`'s, and
+    /// nothing else of `end`'s tree is kept (paths outside the index
+    /// layout are left out, and listed). `keep_name` (the lower-cased file
+    /// name) lets whole files go without being read. Returns the commit,
+    /// (lines kept, lines in `end`'s files read) and the entries left out.
     /// Nothing moves a branch.
     pub fn write_subset(
         &self,
@@ -793,14 +862,20 @@ impl Index {
         keep_name: impl Fn(&str) -> bool,
         keep: impl Fn(&Entry) -> bool,
         message: &str,
-    ) -> Result<(ObjectId, usize, usize)> {
+    ) -> Result<Subset> {
         use std::io::Write as _;
         let repo = self.repo()?;
         let mut stream: Vec<u8> = Vec::new();
         let (mut kept, mut seen) = (0, 0);
-        for (mode, id, path) in self.ls_tree(end)? {
+        let own_config = self.own_config()?;
+        let (files, dropped) = self.index_files(end)?;
+        let mut wrote_config = false;
+        for (mode, id, path) in files {
             let Some(name) = crate_file_name(&path) else {
-                writeln!(stream, "M {mode} {id} {path}")?;
+                // config.json, the one other path of the layout.
+                let id = own_config.unwrap_or(id);
+                writeln!(stream, "M 100644 {id} {}", fast_import_path(&path)?)?;
+                wrote_config = true;
                 continue;
             };
             if !keep_name(name) {
@@ -818,17 +893,26 @@ impl Index {
             if chosen.is_empty() {
                 continue;
             }
+            let quoted = fast_import_path(&path)?;
             if chosen.len() == lines.len() {
-                writeln!(stream, "M {mode} {id} {path}")?;
+                writeln!(stream, "M {mode} {id} {quoted}")?;
             } else {
                 let data: Vec<u8> = chosen.concat();
-                write!(stream, "M {mode} inline {path}\ndata {}\n", data.len())?;
+                write!(stream, "M {mode} inline {quoted}\ndata {}\n", data.len())?;
                 stream.extend_from_slice(&data);
                 writeln!(stream)?;
             }
         }
+        if let (Some(id), false) = (own_config, wrote_config) {
+            writeln!(stream, "M 100644 {id} {}", fast_import_path("config.json")?)?;
+        }
         let commit = self.fast_import(parent, message, &stream)?;
-        Ok((commit, kept, seen))
+        Ok(Subset {
+            commit,
+            kept,
+            seen,
+            dropped,
+        })
     }
 
     /// The bytes of the file at `path` in `commit`'s tree, if any.
@@ -853,6 +937,7 @@ impl Index {
         use std::io::Write as _;
         let mut body = Vec::new();
         for (path, data) in files {
+            let path = fast_import_path(path)?;
             write!(body, "M 100644 inline {path}\ndata {}\n", data.len())?;
             body.extend_from_slice(data);
             writeln!(body)?;
@@ -930,23 +1015,13 @@ impl Index {
         parse_oid(&out)
     }
 
-    /// `commit`'s tree with `config.json` replaced by `blob`.
-    fn tree_with_config(&self, commit: ObjectId, blob: ObjectId) -> Result<ObjectId> {
-        let listing = self.git("read a tree", &["ls-tree", &commit.to_string()])?;
-        let mut out = String::new();
-        for line in listing.lines() {
-            if line.ends_with("\tconfig.json") {
-                continue;
-            }
-            out.push_str(line);
-            out.push('\n');
-        }
-        out.push_str(&format!("100644 blob {blob}\tconfig.json\n"));
-        let id = self.run_git("write a tree", &["mktree"], Some(out.as_bytes()))?;
-        parse_oid(&id)
-    }
-
-    fn commit_tree(&self, tree: ObjectId, parents: &[ObjectId], message: &str) -> Result<ObjectId> {
+    /// Write a commit of `tree` with `parents`; nothing moves a branch.
+    pub fn commit_tree(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        message: &str,
+    ) -> Result<ObjectId> {
         let tree = tree.to_string();
         let parents: Vec<String> = parents.iter().map(|p| p.to_string()).collect();
         let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
@@ -958,20 +1033,264 @@ impl Index {
     }
 }
 
-/// The lower-cased crate name an index path stands for, if it has one of
-/// the index shapes (`1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…`); other paths
-/// (`config.json`, `.github/…`) are not crate files.
+/// The lower-cased crate name an index path stands for, if it is the path
+/// of a crate file (`1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…`, see
+/// [`layout::parse_index_path`]); other paths (`config.json`, `.github/…`,
+/// a name that does not fit its directory) are not crate files.
 pub fn crate_file_name(path: &str) -> Option<&str> {
-    let parts: Vec<&str> = path.split('/').collect();
-    let name = *parts.last()?;
-    let ok = match parts[..] {
-        ["1", n] => n.len() == 1,
-        ["2", n] => n.len() == 2,
-        ["3", a, n] => n.len() == 3 && n.starts_with(a) && a.len() == 1,
-        [a, b, n] => a.len() == 2 && b.len() == 2 && n.len() >= 4 && n[..2] == *a && n[2..4] == *b,
-        _ => false,
+    match layout::parse_index_path(path)? {
+        layout::IndexPath::Crate(name) => Some(name),
+        layout::IndexPath::Config => None,
+    }
+}
+
+/// `path` as a `git fast-import` path: refused unless it is a path of the
+/// index layout ([`layout::parse_index_path`]), and C-quoted all the same,
+/// so no byte of it is ever read as a command.
+pub fn fast_import_path(path: &str) -> Result<String> {
+    if layout::parse_index_path(path).is_none() {
+        bail!("refusing to write {path:?} into the index: not a path of the index layout");
+    }
+    let mut out = String::with_capacity(path.len() + 2);
+    out.push('"');
+    for c in path.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\{:03o}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
+/// What [`Index::merge_origin`] did.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The new `working`.
+    pub working: ObjectId,
+    /// The upstream entries left out (paths outside the index layout).
+    pub dropped: Vec<String>,
+}
+
+/// What [`Index::write_subset`] wrote.
+#[derive(Debug, Clone)]
+pub struct Subset {
+    /// The commit.
+    pub commit: ObjectId,
+    /// Lines kept.
+    pub kept: usize,
+    /// Lines read.
+    pub seen: usize,
+    /// Entries of `end`'s tree left out (paths outside the index layout).
+    pub dropped: Vec<String>,
+}
+
+/// A file of the index layout in a tree: its mode (`100644` or `100755`),
+/// blob id and path.
+pub type IndexFile = (&'static str, ObjectId, String);
+
+/// The ref recording this mirror's own `config.json` (a blob): see
+/// [`Index::own_config`]. Not a branch: bundles and the served
+/// repository never carry it.
+pub const OWN_CONFIG_REF: &str = "refs/mirror/config";
+
+/// How an entry of a tree at `dir` fits the index layout.
+enum Fit {
+    /// A directory of the layout.
+    Dir,
+    /// A file of the layout (`config.json` or a crate file).
+    File,
+    /// Anything else: why.
+    Not(&'static str),
+}
+
+/// Where the entry `name` (raw bytes of a tree) with `mode` below `dir`
+/// fits, and its path.
+fn fit(dir: &str, name: &[u8], mode: gix::objs::tree::EntryMode) -> (String, Fit) {
+    use gix::objs::tree::EntryKind;
+    let shown = |name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        if dir.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{dir}/{name}")
+        }
     };
-    ok.then_some(name)
+    let Ok(text) = std::str::from_utf8(name) else {
+        return (shown(name), Fit::Not("not UTF-8"));
+    };
+    let path = shown(text.as_bytes());
+    if text.is_empty() || text.contains('/') || text.contains('\0') {
+        return (path, Fit::Not("not a file name"));
+    }
+    let fit = match mode.kind() {
+        EntryKind::Tree if layout::is_index_dir(&path) => Fit::Dir,
+        EntryKind::Blob | EntryKind::BlobExecutable
+            if layout::parse_index_path(&path).is_some() =>
+        {
+            Fit::File
+        }
+        EntryKind::Tree | EntryKind::Blob | EntryKind::BlobExecutable => {
+            Fit::Not("not a path of the index layout")
+        }
+        EntryKind::Link => Fit::Not("a symbolic link"),
+        EntryKind::Commit => Fit::Not("a submodule"),
+    };
+    (path, fit)
+}
+
+/// `tree` (below `dir`) with every entry that is not part of the index
+/// layout left out, each listed in `dropped` (path, quoted, and why);
+/// `None` when nothing is left. Subtrees that `known` (a tree checked
+/// before, at the same place) holds with the same id are kept unread, and
+/// a tree with nothing to leave out keeps its id.
+fn clean_tree(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    known: Option<ObjectId>,
+    dir: &str,
+    dropped: &mut Vec<String>,
+) -> Result<Option<ObjectId>> {
+    if Some(tree) == known {
+        return Ok(Some(tree));
+    }
+    let known_entries: BTreeMap<Vec<u8>, ObjectId> = match known {
+        Some(k) => read_tree(repo, k)?
+            .into_iter()
+            .map(|e| (e.filename.to_vec(), e.oid))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let entries = read_tree(repo, tree)?;
+    let mut kept: Vec<gix::objs::tree::Entry> = Vec::with_capacity(entries.len());
+    let mut changed = false;
+    let mut names = std::collections::HashSet::new();
+    for e in entries {
+        let (path, fit) = fit(dir, &e.filename, e.mode);
+        if !names.insert(e.filename.clone()) {
+            dropped.push(format!("{path:?}: a second entry of that name"));
+            changed = true;
+            continue;
+        }
+        match fit {
+            Fit::File => kept.push(e),
+            Fit::Dir => {
+                let before = known_entries.get(e.filename.as_slice()).copied();
+                match clean_tree(repo, e.oid, before, &path, dropped)? {
+                    Some(id) => {
+                        changed |= id != e.oid;
+                        kept.push(gix::objs::tree::Entry { oid: id, ..e });
+                    }
+                    None => changed = true,
+                }
+            }
+            Fit::Not(why) => {
+                dropped.push(format!("{path:?}: {why}"));
+                changed = true;
+            }
+        }
+    }
+    let sorted = kept.windows(2).all(|w| w[0] < w[1]);
+    if !changed && sorted {
+        return Ok(Some(tree));
+    }
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    kept.sort();
+    let id = repo
+        .write_object(gix::objs::Tree { entries: kept })
+        .with_context(|| format!("cannot write a tree of the index ({dir:?})"))?;
+    Ok(Some(id.detach()))
+}
+
+/// Every file of the index layout in `tree` (below `dir`), in tree order,
+/// and the entries left out (as [`clean_tree`] lists them).
+fn walk_index_tree(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    dir: &str,
+    files: &mut Vec<IndexFile>,
+    dropped: &mut Vec<String>,
+) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    let mut entries = read_tree(repo, tree)?;
+    entries.sort();
+    for e in entries {
+        let (path, fit) = fit(dir, &e.filename, e.mode);
+        if !names.insert(e.filename.clone()) {
+            dropped.push(format!("{path:?}: a second entry of that name"));
+            continue;
+        }
+        match fit {
+            Fit::File => {
+                let mode = match e.mode.kind() {
+                    gix::objs::tree::EntryKind::BlobExecutable => "100755",
+                    _ => "100644",
+                };
+                files.push((mode, e.oid, path));
+            }
+            Fit::Dir => walk_index_tree(repo, e.oid, &path, files, dropped)?,
+            Fit::Not(why) => dropped.push(format!("{path:?}: {why}")),
+        }
+    }
+    Ok(())
+}
+
+/// The entries of the tree `id`.
+fn read_tree(repo: &gix::Repository, id: ObjectId) -> Result<Vec<gix::objs::tree::Entry>> {
+    let tree = repo
+        .find_tree(id)
+        .with_context(|| format!("cannot read the index tree {id}"))?;
+    let decoded = tree
+        .decode()
+        .with_context(|| format!("cannot read the index tree {id}"))?;
+    Ok(decoded
+        .entries
+        .iter()
+        .map(|e| gix::objs::tree::Entry {
+            mode: e.mode,
+            filename: e.filename.to_owned(),
+            oid: e.oid.to_owned(),
+        })
+        .collect())
+}
+
+/// The tree `tree` with `config.json` (at the top) replaced by `blob`
+/// (`tree` itself when it holds that already).
+fn with_config(repo: &gix::Repository, tree: ObjectId, blob: ObjectId) -> Result<ObjectId> {
+    let entries = read_tree(repo, tree)?;
+    let same = |e: &gix::objs::tree::Entry| {
+        e.filename == "config.json"
+            && e.oid == blob
+            && e.mode.kind() == gix::objs::tree::EntryKind::Blob
+    };
+    if entries
+        .iter()
+        .filter(|e| e.filename == "config.json")
+        .count()
+        == 1
+        && entries.iter().any(same)
+    {
+        return Ok(tree);
+    }
+    let mut entries: Vec<gix::objs::tree::Entry> = entries
+        .into_iter()
+        .filter(|e| e.filename != "config.json")
+        .collect();
+    entries.push(gix::objs::tree::Entry {
+        mode: gix::objs::tree::EntryKind::Blob.into(),
+        filename: "config.json".into(),
+        oid: blob,
+    });
+    entries.sort();
+    let id = repo
+        .write_object(gix::objs::Tree { entries })
+        .context("cannot write the index tree with config.json")?;
+    Ok(id.detach())
 }
 
 /// Parse one index file: every line must be a valid entry for this file.

@@ -333,14 +333,76 @@ impl Crates {
         Ok(())
     }
 
+    /// The `config.json` `config` writes for `--server-url`.
+    fn config_text(&self) -> String {
+        let server = self.opts.server_url.trim_end_matches('/');
+        format!(
+            "{{\n    \"dl\": \"{server}/crates/{{crate}}/{{crate}}-{{version}}.crate\",\n    \"api\": \"{server}/\"\n}}\n"
+        )
+    }
+
     fn config(&self, reporter: &dyn Reporter) -> Result<()> {
         let server = self.opts.server_url.trim_end_matches('/');
-        let text = format!(
-            "{{\n    \"dl\": \"{server}/crates/{{crate}}/{{crate}}-{{version}}.crate\",\n    \"api\": \"{server}/\"\n}}\n"
-        );
-        let commit = self.index.write_config(text.as_bytes())?;
+        let commit = self.index.write_config(self.config_text().as_bytes())?;
         reporter.info(&format!("crate: config.json points at {server} ({commit})"));
         Ok(())
+    }
+
+    /// Make sure a mirror that must have its own `config.json` records it
+    /// (see [`Index::own_config`]) before upstream's can reach `working`
+    /// or `master`. The far side (an index whose origin is a bundle) always
+    /// has its own: the one `config` wrote, or for an index made before
+    /// such a record existed, the `config.json` its `working` has now, or
+    /// else the one `config` makes for `--server-url`; a bundle's is never
+    /// published. The online side has its own once `config` ran (an older
+    /// index: when `working`'s differs from upstream's); until then it
+    /// publishes upstream's.
+    fn ensure_own_config(&self, reporter: &dyn Reporter) -> Result<()> {
+        if !self.opts.index.exists() || self.index.own_config()?.is_some() {
+            return Ok(());
+        }
+        let working = self.index.resolve(index::WORKING)?;
+        let ours = match working {
+            Some(w) => self.index.file_at(w, "config.json")?,
+            None => None,
+        };
+        let config = if self.index.origin_is_bundle()? {
+            match ours {
+                Some(c) => c,
+                None => self.config_text().into_bytes(),
+            }
+        } else {
+            let theirs = match self.index.resolve(index::ORIGIN_MASTER)? {
+                Some(o) => self.index.file_at(o, "config.json")?,
+                None => None,
+            };
+            match ours {
+                Some(c) if Some(&c) != theirs.as_ref() => c,
+                _ => return Ok(()),
+            }
+        };
+        self.index.set_own_config(&config)?;
+        reporter.info(
+            "crate: config.json of working recorded as this mirror's own: it is published whatever upstream or an archive carries (change it with `mirror crate config --server-url`)",
+        );
+        Ok(())
+    }
+
+    /// Say which entries of upstream's tree were left out.
+    fn warn_dropped(&self, what: &str, dropped: &[String], reporter: &dyn Reporter) {
+        const SHOWN: usize = 20;
+        if dropped.is_empty() {
+            return;
+        }
+        let mut list: Vec<String> = dropped.iter().take(SHOWN).cloned().collect();
+        if dropped.len() > SHOWN {
+            list.push(format!("and {} more", dropped.len() - SHOWN));
+        }
+        reporter.info(&format!(
+            "warning: {what}: {} entries are not part of the index layout and are left out:\n  - {}",
+            dropped.len(),
+            list.join("\n  - ")
+        ));
     }
 
     /// The sparse upstream's base URL, when the index has one.
@@ -388,9 +450,12 @@ impl Crates {
             self.engine = Some(Engine::new(self.fetch.clone())?);
         }
         let engine = self.engine.as_ref().expect("engine");
-        let before = self.index.resolve(index::ORIGIN_MASTER)?;
+        // Before the pull: `origin_master` is still what `working` merged.
+        self.ensure_own_config(reporter)?;
         let summary = sparse::pull(&self.index, engine, base, &selection, &mut state, reporter)?;
-        let working = self.index.merge_origin(before)?;
+        let merged = self.index.merge_origin()?;
+        self.warn_dropped("the upstream index", &merged.dropped, reporter);
+        let working = merged.working;
         state.save(&self.opts.root)?;
         reporter.info(&format!(
             "crate: {} index files requested from {base} ({} not modified); {} versions selected; working is {working}",
@@ -403,8 +468,12 @@ impl Crates {
         if let Some(base) = self.sparse_base()? {
             return self.pull_sparse(&base, reporter);
         }
-        let (before, origin) = self.index.fetch_origin()?;
-        let working = self.index.merge_origin(before)?;
+        // Before the fetch: `origin_master` is still what `working` merged.
+        self.ensure_own_config(reporter)?;
+        let (_, origin) = self.index.fetch_origin()?;
+        let merged = self.index.merge_origin()?;
+        self.warn_dropped("the upstream index", &merged.dropped, reporter);
+        let working = merged.working;
         reporter.info(&format!(
             "crate: pulled origin_master {origin}; working is {working}"
         ));
@@ -666,6 +735,7 @@ impl Crates {
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
         let (_, end) = self.range()?;
+        self.ensure_own_config(reporter)?;
         if self.is_partial() {
             let master = self.publish_partial(end, reporter)?;
             self.index.set_branch(MARK, end)?;
@@ -675,13 +745,45 @@ impl Crates {
             return Ok(());
         }
         let before = self.index.resolve(MARK)?;
-        if before == Some(end) && self.index.resolve(MASTER)? == Some(end) {
+        let master = self.index.resolve(MASTER)?;
+        // What is published: END's tree when it is all index layout and
+        // holds this mirror's own config.json (as `working` does: END's
+        // default); else a commit on top of END with that tree.
+        let working = self.index.resolve(index::WORKING)?;
+        let known = working.map(|w| self.index.tree_of(w)).transpose()?;
+        let end_tree = self.index.tree_of(end)?;
+        let (tree, dropped) = self.index.published_tree(end_tree, known)?;
+        self.warn_dropped(&format!("END {end}"), &dropped, reporter);
+        let publish = if tree == end_tree {
+            end
+        } else {
+            match master {
+                Some(m)
+                    if self.index.tree_of(m)? == tree
+                        && self.index.parents(m)?.as_slice() == [end] =>
+                {
+                    m
+                }
+                _ => self.index.commit_tree(
+                    tree,
+                    &[end],
+                    &format!("Publish {end} with this mirror's config.json"),
+                )?,
+            }
+        };
+        if before == Some(end) && master == Some(publish) {
             reporter.info(&format!("crate: mark and master already at {end}"));
             return Ok(());
         }
         // master first: what is served never lags behind mark.
-        self.index.set_branches(&[(MASTER, end), (MARK, end)])?;
-        reporter.info(&format!("crate: mark and master moved to {end}"));
+        self.index.set_branches(&[(MASTER, publish), (MARK, end)])?;
+        if publish == end {
+            reporter.info(&format!("crate: mark and master moved to {end}"));
+        } else {
+            reporter.info(&format!(
+                "crate: mark moved to {end}; master (served) is {publish}"
+            ));
+        }
         Ok(())
     }
 
@@ -697,13 +799,19 @@ impl Crates {
         let names: std::collections::HashSet<String> =
             held.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
         let old = self.index.resolve(MASTER)?;
-        let (commit, kept, seen) = self.index.write_subset(
+        let index::Subset {
+            commit,
+            kept,
+            seen,
+            dropped,
+        } = self.index.write_subset(
             end,
             old,
             |name| names.contains(name),
             |e| held.contains(&(e.name.clone(), e.vers.clone())),
             &format!("Publish the crates held of {end}"),
         )?;
+        self.warn_dropped(&format!("END {end}"), &dropped, reporter);
         if let Some(old) = old {
             if self.index.tree_of(old)? == self.index.tree_of(commit)? {
                 reporter.info(&format!(

@@ -478,6 +478,16 @@ pub fn pull(
                         continue;
                     }
                     let dep = d.package.clone().unwrap_or_else(|| d.name.clone());
+                    // Upstream's data: a name that is not a crate name
+                    // never becomes an index path or a URL.
+                    if !layout::is_valid_crate_name(&dep) {
+                        reporter.info(&format!(
+                            "warning: {base}{}: {} depends on {dep:?}, which is not a crate name (ASCII letters, digits, '-' or '_', a letter first, at most 64); the dependency is skipped",
+                            layout::index_path(&e.name),
+                            e.ident()
+                        ));
+                        continue;
+                    }
                     waiting.push_back((dep.clone(), d.req.clone(), e.ident()));
                     if !parsed.contains_key(&layout::index_path(&dep)) {
                         pending.push(dep);
