@@ -262,8 +262,8 @@ fn hostile_tree_names_from_upstream_and_from_a_bundle_never_reach_master() {
     ok(&part, &mark);
     ok(&full, &["mark"]);
     for (root, want) in [
-        (&full, clean_listing.clone()),
         (&part, vec!["config.json".into(), "le/af/leaf".into()]),
+        (&full, clean_listing.clone()),
     ] {
         for branch in ["master", "working"] {
             let got = listing(root, branch);
@@ -290,7 +290,7 @@ fn hostile_tree_names_from_upstream_and_from_a_bundle_never_reach_master() {
 
     // A bundle whose END is upstream's hostile commit, full and partial,
     // into the far side.
-    for (near, name) in [(&full, "full"), (&part, "partial")] {
+    for (near, name) in [(&part, "partial"), (&full, "full")] {
         let archive = work.path().join(format!("{name}.tar.gz"));
         let archive = archive.display().to_string();
         let mut pack = vec![
