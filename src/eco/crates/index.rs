@@ -9,23 +9,42 @@
 //! | branch | what it is |
 //! |---|---|
 //! | `origin_master` | upstream's `master` as last fetched (`refs/remotes/origin/master` too) |
-//! | `working` | upstream merged with local edits (a `config.json` written by `config`) |
+//! | `working` | upstream merged, cut to the index layout, with this mirror's own `config.json` if it has one |
 //! | `master` | what is published; moved by `mark` only |
 //! | `mark` | the END of the last range marked (exported, imported or updated) |
+//!
+//! `refs/mirror/config` (not a branch: never bundled or served) names the
+//! blob of this mirror's own `config.json`, written by `config`.
 //!
 //! Remote `origin` is the upstream URL (`init`), or the `origin.bundle`
 //! beside the index (`init-import`), with romt's refspecs, so trees made by
 //! romt keep working and romt reads ours. Bundles carry `bundle/master`.
 //!
+//! # The index layout
+//!
+//! Upstream's tree and a bundle's are untrusted. Only the paths of the
+//! layout ([`layout::parse_index_path`]: `config.json`, `1/<n>`, `2/<n>`,
+//! `3/<c>/<n>`, `<ab>/<cd>/<n>`, `<n>` a lower-case crate name fitting its
+//! directory; regular files, not links or submodules) ever reach `working`
+//! or `master`; every other entry (`README.md`, a name holding a newline,
+//! `..`, a `/`, a control character, a non-ASCII letter, a crate file in the
+//! wrong directory) is left out, and listed, by [`Index::merge_origin`],
+//! `mark` and [`Index::write_subset`]. Names are checked one tree entry at
+//! a time, so a `/` inside a name never passes for a directory. Paths
+//! written to `git fast-import` are checked again and C-quoted
+//! ([`fast_import_path`]): no name is ever read as a command.
+//!
 //! # Merging upstream
 //!
 //! A pull never needs a work tree: the new `working` tree is upstream's
-//! tree, with `working`'s `config.json` kept when it differs from the
-//! `config.json` upstream had before (a local edit). `working` fast-forwards
-//! when it can; otherwise a merge commit with parents (`working`,
-//! `origin_master`) is written. Because old `working` stays an ancestor,
-//! `mark` stays an ancestor of `working` even when upstream squashes its
-//! history, and a bundle `mark..working` stays small.
+//! tree cut to the index layout, with `config.json` replaced by this
+//! mirror's own when it has one — upstream's never replaces it, whatever
+//! its bytes were before. `working` fast-forwards when it can (the tree is
+//! upstream's as it is); otherwise a merge commit with parents
+//! (`working`, `origin_master`) is written. Because old `working` stays an
+//! ancestor, `mark` stays an ancestor of `working` even when upstream
+//! squashes its history, and a bundle `mark..working` stays small. Only
+//! the subtrees that differ from `working`'s are read.
 //!
 //! # Ranges
 //!
@@ -836,7 +855,7 @@ impl Index {
 
     /// The files of `commit`'s tree that are part of the index layout:
     /// (`100644` or `100755`, blob id, path), and the entries left out
-    /// (see [`clean_tree`]).
+    /// (as [`Index::merge_origin`] lists them).
     pub fn index_files(&self, commit: ObjectId) -> Result<(Vec<IndexFile>, Vec<String>)> {
         let repo = self.repo()?;
         let tree = self.tree_id(commit)?;
@@ -1504,6 +1523,89 @@ mod tests {
         ] {
             assert_eq!(crate_file_name(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn fast_import_paths_are_quoted_and_only_index_paths() {
+        assert_eq!(fast_import_path("config.json").unwrap(), "\"config.json\"");
+        assert_eq!(fast_import_path("se/rd/serde").unwrap(), "\"se/rd/serde\"");
+        for bad in [
+            "x\nM 100644 inline config.json",
+            "README.md",
+            "\"1/a\"",
+            "1/a\\",
+            "../1/a",
+            "se/rd/Serde",
+            "3/\u{e9}/\u{e9}a",
+        ] {
+            let err = fast_import_path(bad).unwrap_err().to_string();
+            assert!(err.contains("not a path of the index layout"), "{err}");
+        }
+    }
+
+    #[test]
+    fn clean_trees_keep_only_the_index_layout() {
+        use gix::objs::tree::{Entry as E, EntryKind};
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::init(&tmp.path().join("i"), "file:///nowhere", &[]).unwrap();
+        let repo = index.repo().unwrap();
+        let blob = repo.write_blob(b"x\n").unwrap().detach();
+        let tree = |entries: Vec<(EntryKind, &[u8], ObjectId)>| -> ObjectId {
+            let mut entries: Vec<E> = entries
+                .into_iter()
+                .map(|(k, n, oid)| E {
+                    mode: k.into(),
+                    filename: n.into(),
+                    oid,
+                })
+                .collect();
+            entries.sort();
+            repo.write_object(gix::objs::Tree { entries })
+                .unwrap()
+                .detach()
+        };
+        use EntryKind::{Blob, Link, Tree};
+        let rd = tree(vec![
+            (Blob, b"Serde", blob),
+            (Blob, b"serde", blob),
+            (Blob, b"sexx", blob),
+            (Link, b"serdf", blob),
+        ]);
+        let se = tree(vec![(Tree, b"rd", rd), (Blob, b"x\ny", blob)]);
+        let empty_dir = tree(vec![(Blob, b"..", blob)]);
+        let top = tree(vec![
+            (Blob, b"..", blob),
+            (Blob, b"README.md", blob),
+            (Blob, b"config.json", blob),
+            (Tree, b"se", se),
+            (Tree, b"zz", empty_dir),
+            (Blob, b"zz\nM 100644 inline stray", blob),
+            (Blob, "\u{e9}".as_bytes(), blob),
+            (Blob, b"\xff", blob),
+        ]);
+        let mut dropped = Vec::new();
+        let clean = clean_tree(&repo, top, None, "", &mut dropped)
+            .unwrap()
+            .unwrap();
+        let mut files = Vec::new();
+        let mut again = Vec::new();
+        walk_index_tree(&repo, clean, "", &mut files, &mut again).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.2.as_str()).collect();
+        assert_eq!(paths, ["config.json", "se/rd/serde"]);
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(dropped.len(), 10, "{dropped:#?}");
+        assert!(dropped.iter().any(|d| d.contains("symbolic link")));
+        // A clean tree is kept as it is; so are subtrees a known tree has.
+        let mut none = Vec::new();
+        assert_eq!(
+            clean_tree(&repo, clean, None, "", &mut none).unwrap(),
+            Some(clean)
+        );
+        assert_eq!(
+            clean_tree(&repo, top, Some(top), "", &mut none).unwrap(),
+            Some(top)
+        );
+        assert!(none.is_empty());
     }
 
     #[test]

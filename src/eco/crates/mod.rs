@@ -26,8 +26,16 @@
 //! - `unpack`: stage the archive, fetch its bundle, check every crate it
 //!   carries against the index it brings, only then publish the crates
 //!   (romt's archives included);
-//! - `mark`: move `mark` and `master` (what is served) to END;
-//! - `config`: commit a `config.json` pointing at `--server-url`, then mark.
+//! - `mark`: move `mark` and `master` (what is served) to END (a commit on
+//!   top of END when END's tree is not all index layout or lacks this
+//!   mirror's own `config.json`);
+//! - `config`: commit a `config.json` pointing at `--server-url`, record it
+//!   as this mirror's own, then mark.
+//!
+//! The far side (an index made by `init-import`) always has its own
+//! `config.json`: the one `config` wrote, else the one it makes for
+//! `--server-url`; what a bundle carries never replaces it. The online
+//! side publishes upstream's until `config` runs there.
 //!
 //! `master` and `mark` only move in `mark`, and the chain stops at the
 //! first failed operation, so they never pass a crate that failed —
