@@ -382,6 +382,33 @@ fn far_side_config_json_stays_its_own_after_upstream_mimics_it_and_changes() {
 }
 
 #[test]
+fn config_json_of_a_sparse_mirror_stays_its_own_after_upstream_mimics_it() {
+    let up = Upstream::start();
+    let mut fx = fixture(&up);
+    let sp = SparseUpstream::new(&up);
+    sp.sync(&fx);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    let tmpl = fx.crates_url_template();
+    ok(root, &["init", "--index-url", &sp.index_url()]);
+    ok(root, &["config", "--server-url", FAR_URL]);
+    let own = own_config(FAR_URL);
+    let update = ["update", "--crates-url", &tmpl, "--crate", "leaf"];
+    ok(root, &update);
+    assert_eq!(show(root, "master:config.json"), own);
+    fx.set_config(&own);
+    fx.commit("Mimic the mirror");
+    sp.sync(&fx);
+    ok(root, &update);
+    fx.set_config(&own.replace("mirror.invalid", "evil.invalid"));
+    fx.commit("Point the mirror elsewhere");
+    sp.sync(&fx);
+    ok(root, &update);
+    assert_eq!(show(root, "master:config.json"), own);
+    assert_eq!(show(root, "working:config.json"), own);
+}
+
+#[test]
 fn non_ascii_dependency_of_a_sparse_upstream_is_skipped_not_a_panic() {
     let up = Upstream::start();
     let mut fx = CratesFixture::new(&up);

@@ -377,7 +377,14 @@ impl Crates {
         let config = if self.index.origin_is_bundle()? {
             match ours {
                 Some(c) => c,
-                None => self.config_text().into_bytes(),
+                None => {
+                    self.index.set_own_config(self.config_text().as_bytes())?;
+                    reporter.info(&format!(
+                        "crate: config.json points at {} (this mirror's own: what an archive carries is never published; change it with `mirror crate config --server-url`)",
+                        self.opts.server_url.trim_end_matches('/')
+                    ));
+                    return Ok(());
+                }
             }
         } else {
             let theirs = match self.index.resolve(index::ORIGIN_MASTER)? {

@@ -305,6 +305,23 @@ pub fn pull(
     state: &mut SparseState,
     reporter: &dyn Reporter,
 ) -> Result<PullSummary> {
+    // The selection may come from the state file: its names are checked
+    // again before any becomes a path or a URL.
+    for c in &selection.crates {
+        let name = c.split_once('@').map_or(c.as_str(), |x| x.0);
+        if !layout::is_valid_crate_name(name) {
+            bail!("the selection names {name:?}, which is not a crate name");
+        }
+    }
+    for l in &selection.locked {
+        if !layout::is_valid_crate_name(&l.name) || !layout::is_valid_version(&l.version) {
+            bail!(
+                "the selection locks {:?} {:?}, which is not a crate name and version",
+                l.name,
+                l.version
+            );
+        }
+    }
     let previous = index.resolve(ORIGIN_MASTER)?;
     let held = |path: &str| -> Result<Option<Vec<u8>>> {
         match previous {
