@@ -409,6 +409,51 @@ fn config_json_of_a_sparse_mirror_stays_its_own_after_upstream_mimics_it() {
 }
 
 #[test]
+fn an_index_from_before_the_record_keeps_the_config_json_config_wrote() {
+    let up = Upstream::start();
+    let mut fx = fixture(&up);
+    let tmpl = fx.crates_url_template();
+    let work = tempfile::tempdir().unwrap();
+    let online = work.path().join("online");
+    let far = work.path().join("far");
+    ok(&online, &["init", "--index-url", &fx.index_url()]);
+    ok(&online, &["config", "--server-url", FAR_URL]);
+    ok(&online, &["update", "--crates-url", &tmpl]);
+    ok(&far, &["init-import"]);
+    let archive = work.path().join("a.tar.gz").display().to_string();
+    ok(&online, &["pack", "--start", "0", "--archive", &archive]);
+    ok(&far, &["import", "--archive", &archive]);
+    // As an index written before refs/mirror/config existed.
+    for root in [&online, &far] {
+        crates::git(&index(root), &["update-ref", "-d", "refs/mirror/config"]);
+    }
+    let far_before = show(&far, "master:config.json");
+    let evil = own_config("http://evil.invalid");
+    fx.set_config(&evil);
+    fx.publish("leaf", "1.2.0", &[]);
+    fx.commit("Change config.json");
+    let err = ok(&online, &["update", "--crates-url", &tmpl]);
+    assert!(err.contains("recorded as this mirror's own"), "{err}");
+    assert_eq!(show(&online, "master:config.json"), own_config(FAR_URL));
+    let archive = work.path().join("b.tar.gz").display().to_string();
+    ok(
+        &online,
+        &[
+            "pack",
+            "--start",
+            "0",
+            "--end",
+            "origin_master",
+            "--archive",
+            &archive,
+        ],
+    );
+    ok(&far, &["import", "--archive", &archive]);
+    assert_eq!(show(&far, "master:config.json"), far_before);
+    assert!(show(&far, "master:le/af/leaf").contains("1.2.0"));
+}
+
+#[test]
 fn non_ascii_dependency_of_a_sparse_upstream_is_skipped_not_a_panic() {
     let up = Upstream::start();
     let mut fx = CratesFixture::new(&up);

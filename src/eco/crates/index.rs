@@ -90,6 +90,9 @@ pub const BUNDLE_REF: &str = "refs/heads/bundle/master";
 /// The bundle's file name inside the index directory.
 pub const BUNDLE_NAME: &str = "origin.bundle";
 
+/// The message of the commits `config` writes.
+const CONFIG_MESSAGE: &str = "Apply config.json adjustments";
+
 /// Who writes the index's merge and config commits.
 const COMMITTER: (&str, &str) = ("mirror", "mirror@localhost");
 
@@ -353,6 +356,31 @@ impl Index {
         Ok(url.ends_with(".bundle") && !url.contains("://"))
     }
 
+    /// Whether `config` wrote a `config.json` that is still in `from`'s
+    /// tree: a commit of its ("Apply config.json adjustments") is met
+    /// walking first parents from `from` through commits of this mirror
+    /// only (merges and config commits; upstream's are someone else's).
+    pub fn config_written_here(&self, from: ObjectId) -> Result<bool> {
+        let repo = self.repo()?;
+        let mut id = from;
+        loop {
+            let c = repo.find_commit(id)?;
+            if c.committer()?.name != COMMITTER.0 {
+                return Ok(false);
+            }
+            if c.message_raw_sloppy()
+                .starts_with(CONFIG_MESSAGE.as_bytes())
+            {
+                return Ok(true);
+            }
+            let parent = c.parent_ids().next().map(|p| p.detach());
+            match parent {
+                Some(p) => id = p,
+                None => return Ok(false),
+            }
+        }
+    }
+
     /// The parents of `commit`.
     pub fn parents(&self, commit: ObjectId) -> Result<Vec<ObjectId>> {
         let repo = self.repo()?;
@@ -593,7 +621,7 @@ impl Index {
         };
         let tree = with_config(&repo, base, blob)?;
         let parents: Vec<ObjectId> = working.into_iter().collect();
-        let commit = self.commit_tree(tree, &parents, "Apply config.json adjustments")?;
+        let commit = self.commit_tree(tree, &parents, CONFIG_MESSAGE)?;
         self.set_branch(WORKING, commit)?;
         Ok(commit)
     }

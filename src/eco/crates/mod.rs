@@ -363,8 +363,8 @@ impl Crates {
     /// such a record existed, the `config.json` its `working` has now, or
     /// else the one `config` makes for `--server-url`; a bundle's is never
     /// published. The online side has its own once `config` ran (an older
-    /// index: when `working`'s differs from upstream's); until then it
-    /// publishes upstream's.
+    /// index: when `working` still holds what a `config` commit wrote);
+    /// until then it publishes upstream's.
     fn ensure_own_config(&self, reporter: &dyn Reporter) -> Result<()> {
         if !self.opts.index.exists() || self.index.own_config()?.is_some() {
             return Ok(());
@@ -387,12 +387,8 @@ impl Crates {
                 }
             }
         } else {
-            let theirs = match self.index.resolve(index::ORIGIN_MASTER)? {
-                Some(o) => self.index.file_at(o, "config.json")?,
-                None => None,
-            };
-            match ours {
-                Some(c) if Some(&c) != theirs.as_ref() => c,
+            match (ours, working) {
+                (Some(c), Some(w)) if self.index.config_written_here(w)? => c,
                 _ => return Ok(()),
             }
         };
