@@ -384,7 +384,7 @@ fn far_side_config_json_stays_its_own_after_upstream_mimics_it_and_changes() {
 #[test]
 fn config_json_of_a_sparse_mirror_stays_its_own_after_upstream_mimics_it() {
     let up = Upstream::start();
-    let mut fx = fixture(&up);
+    let fx = fixture(&up);
     let sp = SparseUpstream::new(&up);
     sp.sync(&fx);
     let work = tempfile::tempdir().unwrap();
