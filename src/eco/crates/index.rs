@@ -1073,20 +1073,15 @@ fn parse_oid(text: &str) -> Result<ObjectId> {
         .with_context(|| format!("git printed {:?}, expected an object id", text.trim()))
 }
 
+/// `git` in the index, in the environment [`crate::gitenv`] gives every
+/// git child, committing as [`COMMITTER`].
 fn git_command(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .arg("-c")
-        .arg(format!("safe.directory={}", dir.display()))
-        .args(["-c", "core.logAllRefUpdates=false"])
-        .env("GIT_TERMINAL_PROMPT", "0")
+    let mut cmd = crate::gitenv::command_in(dir);
+    cmd.args(["-c", "core.logAllRefUpdates=false"])
         .env("GIT_AUTHOR_NAME", COMMITTER.0)
         .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
         .env("GIT_COMMITTER_NAME", COMMITTER.0)
-        .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE");
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
     die_with_parent(&mut cmd);
     cmd
 }
