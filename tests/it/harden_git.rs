@@ -507,40 +507,7 @@ fn only_head_and_master_are_served() {
         ]
         .into(),
     );
-    let client_repo = work.path().join("client.git");
-    std::fs::create_dir_all(&client_repo).unwrap();
-    git(&client_repo, &["init", "-q", "--bare"]);
-    for (b, id) in &hidden {
-        for version in ["0", "2"] {
-            let out = client()
-                .current_dir(&client_repo)
-                .args([
-                    "-c",
-                    &format!("protocol.version={version}"),
-                    "fetch",
-                    "-q",
-                    &url,
-                    id,
-                ])
-                .output()
-                .unwrap();
-            assert!(!out.status.success(), "v{version}: fetched {b} ({id})");
-        }
-        // The server itself refuses the want (the CLI above may refuse
-        // to send it).
-        let answer = post_want(server.addr, id);
-        assert!(
-            answer.contains(&format!("not our ref {id}")) && !answer.contains("PACK"),
-            "{b}: {answer}"
-        );
-        let have = client()
-            .current_dir(&client_repo)
-            .args(["cat-file", "-e", id])
-            .status()
-            .unwrap();
-        assert!(!have.success(), "{b} ({id}) arrived");
-    }
-    git(&client_repo, &["fetch", "-q", &url, &master]);
+    only_master_is_fetchable(work.path(), server.addr, &master, &hidden);
 
     // A tree whose HEAD names working (as romt leaves it).
     let t = crates_tree();
@@ -570,6 +537,51 @@ fn only_head_and_master_are_served() {
         request(t.server.addr, "GET", "/index/le/af/leaf", &[]).status,
         200
     );
+}
+
+/// A git client fetching from the server at `addr` gets `master` by id
+/// but none of the `hidden` (branch, commit), with protocol v0 or v2; the
+/// server itself answers a want of them with "not our ref".
+fn only_master_is_fetchable(
+    work: &Path,
+    addr: SocketAddr,
+    master: &str,
+    hidden: &[(&str, String)],
+) {
+    let url = format!("http://{addr}/git/crates.io-index");
+    let repo = work.join("client.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "--bare"]);
+    for (b, id) in hidden {
+        for version in ["0", "2"] {
+            let out = client()
+                .current_dir(&repo)
+                .args([
+                    "-c",
+                    &format!("protocol.version={version}"),
+                    "fetch",
+                    "-q",
+                    &url,
+                    id,
+                ])
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "v{version}: fetched {b} ({id})");
+        }
+        // The CLI above may refuse to send the want: send it.
+        let answer = post_want(addr, id);
+        assert!(
+            answer.contains(&format!("not our ref {id}")) && !answer.contains("PACK"),
+            "{b}: {answer}"
+        );
+        let have = client()
+            .current_dir(&repo)
+            .args(["cat-file", "-e", id])
+            .status()
+            .unwrap();
+        assert!(!have.success(), "{b} ({id}) arrived");
+    }
+    git(&repo, &["fetch", "-q", &url, master]);
 }
 
 /// POST a stateless-rpc upload-pack request wanting `id`; the answer.
@@ -832,19 +844,7 @@ fn user_git_configuration_has_no_effect() {
     assert_ne!(master, working);
     let refs = ls_remote(&url).unwrap();
     assert_eq!(refs.len(), 2, "{refs:?}");
-    let client_repo = work.path().join("client.git");
-    std::fs::create_dir_all(&client_repo).unwrap();
-    git(&client_repo, &["init", "-q", "--bare"]);
-    let out = client()
-        .current_dir(&client_repo)
-        .args(["fetch", "-q", &url, &working])
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "the served index granted a want of working ({working})"
-    );
-    git(&client_repo, &["fetch", "-q", &url, &master]);
+    only_master_is_fetchable(work.path(), server.addr, &master, &[("working", working)]);
     assert!(
         !marker.exists(),
         "hooks ran: {:?}",
