@@ -491,7 +491,7 @@ async fn served_git_dir(state: &Arc<CratesState>) -> Result<PathBuf, Response> {
         Ok(Ok(Err((git_dir, head)))) => {
             let msg = format!(
                 "the crates index {} is not served over git: its HEAD names {}, not \
-                 refs/heads/master, and cargo fetches HEAD (`git --git-dir {} symbolic-ref HEAD \
+                 refs/heads/master, and cargo fetches HEAD (`git -C {} symbolic-ref HEAD \
                  refs/heads/master` sets it; the sparse index at /index/ is served either way)",
                 git_dir.display(),
                 head.escape_debug(),

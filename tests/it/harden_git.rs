@@ -537,6 +537,39 @@ fn only_head_and_master_are_served() {
         request(t.server.addr, "GET", "/index/le/af/leaf", &[]).status,
         200
     );
+    // `mirror crate mark` on a tree whose HEAD was moved says so, and the
+    // git routes refuse it too.
+    let mark = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+            .arg("--root")
+            .arg(&root)
+            .args(["crate", "mark"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = mark();
+    assert!(!err.contains("HEAD names"), "{err}");
+    client()
+        .arg("--git-dir")
+        .arg(&index)
+        .args(["symbolic-ref", "HEAD", "refs/heads/working"])
+        .status()
+        .unwrap();
+    let err = mark();
+    assert!(
+        err.contains("HEAD names refs/heads/working, not master"),
+        "{err}"
+    );
+    let r = request(
+        server.addr,
+        "GET",
+        "/git/crates.io-index/info/refs?service=git-upload-pack",
+        &[],
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
 }
 
 /// A git client fetching from the server at `addr` gets `master` by id

@@ -224,6 +224,17 @@ impl Index {
         Ok(Some(commit.id))
     }
 
+    /// The ref `HEAD` names (`refs/heads/master` as `init` leaves it),
+    /// or `None` when it is detached. `mirror serve` serves the index
+    /// over git only while it is `master`.
+    pub fn head_ref(&self) -> Result<Option<String>> {
+        let name = self
+            .repo()?
+            .head_name()
+            .with_context(|| format!("cannot read HEAD of {}", self.dir.display()))?;
+        Ok(name.map(|n| n.as_bstr().to_string()))
+    }
+
     /// Like [`Index::resolve`], but a missing ref is an error.
     pub fn require(&self, spec: &str) -> Result<ObjectId> {
         self.resolve(spec)?.ok_or_else(|| {

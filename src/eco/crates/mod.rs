@@ -665,6 +665,7 @@ impl Crates {
     }
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        self.warn_unless_head_is_master(reporter)?;
         let (_, end) = self.range()?;
         if self.is_partial() {
             let master = self.publish_partial(end, reporter)?;
@@ -682,6 +683,25 @@ impl Crates {
         // master first: what is served never lags behind mark.
         self.index.set_branches(&[(MASTER, end), (MARK, end)])?;
         reporter.info(&format!("crate: mark and master moved to {end}"));
+        Ok(())
+    }
+
+    /// cargo's git clients fetch `HEAD`, so `mirror serve` serves the
+    /// index over git only while `HEAD` names `master` (a tree made by romt
+    /// has it on `working`): say so when marking such a tree.
+    fn warn_unless_head_is_master(&self, reporter: &dyn Reporter) -> Result<()> {
+        let head = self.index.head_ref()?;
+        if head.as_deref() != Some("refs/heads/master") {
+            reporter.warn(&format!(
+                "the index's HEAD names {}, not master: `mirror serve` serves it over git only \
+                 when HEAD names master (`git -C {} symbolic-ref HEAD refs/heads/master`); \
+                 the sparse index is served either way",
+                head.as_deref()
+                    .unwrap_or("a commit (detached)")
+                    .escape_debug(),
+                self.opts.index.display()
+            ));
+        }
         Ok(())
     }
 
