@@ -198,12 +198,15 @@ impl Index {
         if let Some(repo) = slot.as_ref() {
             return Ok(repo.to_thread_local());
         }
-        let repo = gix::open(&self.dir).with_context(|| {
-            format!(
-                "{} is not a git crates index (run `mirror crate init` or `init-import`)",
-                self.dir.display()
-            )
-        })?;
+        // Like every git child (crate::gitenv): the repository's own
+        // configuration only, no user or system one, no GIT_* variables.
+        let repo =
+            gix::open_opts(&self.dir, gix::open::Options::isolated()).with_context(|| {
+                format!(
+                    "{} is not a git crates index (run `mirror crate init` or `init-import`)",
+                    self.dir.display()
+                )
+            })?;
         *slot = Some(repo.clone().into_sync());
         Ok(repo)
     }
