@@ -86,7 +86,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index -d 'The index repository, relative to the root' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates -d 'The crate directory, relative to the root' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: the git repository\'s http(s):// or file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates-url -d 'Download template: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l start -d 'Start of RANGE (a ref or commit; 0 = start of history) [default: mark]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of RANGE' -r

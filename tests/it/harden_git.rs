@@ -802,7 +802,7 @@ fn user_git_configuration_has_no_effect() {
     let hostile = format!(
         "[url \"http://127.0.0.1:9/redirected/\"]\n\tinsteadOf = file://\n\
          [core]\n\thooksPath = {hooks}\n\tfsmonitor = {hooks}/post-checkout\n\
-         [protocol]\n\tallow = never\n\
+         [protocol]\n\tallow = never\n[protocol \"ext\"]\n\tallow = always\n\
          [uploadpack]\n\tallowAnySHA1InWant = true\n",
         hooks = hooks.display()
     );
@@ -882,5 +882,38 @@ fn user_git_configuration_has_no_effect() {
         !marker.exists(),
         "hooks ran: {:?}",
         std::fs::read_to_string(&marker)
+    );
+
+    // An origin that runs a command (`ext::`, allowed by the user's
+    // configuration) is not fetched; neither is ssh.
+    let ext = format!("ext::sh -c touch% {}", marker.display());
+    git(&index, &["config", "remote.origin.url", &ext]);
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(&root)
+        .args(["crate", "pull"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pulled from {ext}");
+    assert!(err.contains("not allowed"), "{err}");
+    assert!(!marker.exists(), "the ext:: command ran");
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(work.path().join("root2"))
+        .args([
+            "crate",
+            "init",
+            "--index-url",
+            "ssh://git@github.com/rust-lang/crates.io-index",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("expected an http://, https:// or file:// URL"),
+        "{err}"
     );
 }

@@ -1085,7 +1085,14 @@ pub fn expand_template(template: &str, e: &Entry) -> String {
 /// A local path becomes absolute (git resolves relative remotes against
 /// the repository); URLs pass through.
 fn absolute_url(url: &str) -> Result<String> {
-    if url.contains("://") {
+    if let Some((scheme, _)) = url.split_once("://") {
+        // What git may speak (crate::gitenv::ALLOWED_PROTOCOLS).
+        if !["http", "https", "file"].contains(&scheme.to_ascii_lowercase().as_str()) {
+            bail!(
+                "index URL {url:?}: expected an http://, https:// or file:// URL or a path \
+                 (git runs with only those transports allowed)"
+            );
+        }
         return Ok(url.to_string());
     }
     let path = Path::new(url);
