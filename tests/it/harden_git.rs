@@ -78,6 +78,33 @@ fn as_user(uid: u32, program: &Path) -> Command {
     cmd
 }
 
+/// `bin`, or a link to (else a copy of) it beside `near` when a directory
+/// above it is closed to other users.
+fn reachable_by_all(bin: &Path, near: &Path) -> PathBuf {
+    let open = bin
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o001 != 0));
+    if open {
+        return bin.to_path_buf();
+    }
+    let dest = near.parent().unwrap_or(near).join("mirror-bin");
+    if !dest.exists() && std::fs::hard_link(bin, &dest).is_err() {
+        std::fs::copy(bin, &dest).unwrap();
+    }
+    dest
+}
+
+/// A temporary directory other users can enter (in /tmp, mode 0755).
+fn shared_workdir() -> tempfile::TempDir {
+    let work = tempfile::Builder::new()
+        .prefix("mirror-harden-git")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    work
+}
+
 fn chown_r(path: &Path, uid: u32) {
     let meta = std::fs::symlink_metadata(path).unwrap();
     std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
@@ -101,7 +128,7 @@ impl Server {
     fn start(root: &Path, uid: Option<u32>, env: &[(&str, &str)], args: &[&str]) -> Server {
         let bin = Path::new(env!("CARGO_BIN_EXE_mirror"));
         let mut cmd = match uid {
-            Some(uid) => as_user(uid, bin),
+            Some(uid) => as_user(uid, &reachable_by_all(bin, root)),
             None => Command::new(bin),
         };
         cmd.args(["serve", "--port", "0", "--root"])
@@ -331,8 +358,7 @@ fn another_local_user_cannot_take_over_the_git_endpoint() {
     let cargo = require_client("cargo");
     let up = Upstream::start();
     let fx = fixture(&up);
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = shared_workdir();
     let root = work.path().join("root");
     std::fs::create_dir_all(&root).unwrap();
     // The shared temporary directory, sticky like /tmp.
@@ -723,7 +749,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
         &t.root,
         None,
         &[],
-        &["--git-max-processes", "2", "--git-timeout", "6"],
+        &["--git-max-processes", "2", "--git-timeout", "10"],
     );
     let mut held: Vec<TcpStream> = (0..cap).map(|_| stalled_post(server.addr)).collect();
     assert!(
