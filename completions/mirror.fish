@@ -86,7 +86,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index -d 'The index repository, relative to the root' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates -d 'The crate directory, relative to the root' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: the git repository\'s http(s):// or file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates-url -d 'Download template: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l start -d 'Start of RANGE (a ref or commit; 0 = start of history) [default: mark]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of RANGE' -r
@@ -178,6 +178,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-dist-ke
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-rustup -d 'Fetch rustup-init binaries and release-stable.toml the tree lacks from this server (e.g. https://static.rust-lang.org/rustup), binaries checked against its .sha256 files' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files, databases, manifests) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-follow-after -d 'How long (seconds) a client of a file being pulled waits for the verified file before it follows the download as it arrives (cut short if the bytes then fail to verify)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l git-max-processes -d 'Most `git upload-pack` processes serving the git index at once; further git requests wait up to 10 s (at most half of --git-timeout) for one to end, then get 503 with Retry-After' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l git-timeout -d 'Longest git request (seconds): git is killed when the exchange lasts longer, when its request body takes longer than 30 s (or this, if shorter) to arrive, and when the client goes away' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r

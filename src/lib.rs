@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod eco;
 pub mod fetch;
+pub mod gitenv;
 pub mod http;
 pub mod output;
 pub mod report;

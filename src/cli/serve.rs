@@ -16,7 +16,8 @@ use crate::verify::openpgp::Keyring;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
 /// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
-/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]`
+/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]
+/// [--git-max-processes N] [--git-timeout SECONDS]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -152,6 +153,32 @@ pub struct ServeArgs {
         help_heading = "Pull-through cache"
     )]
     pub cache_follow_after: u64,
+
+    /// Most `git upload-pack` processes serving the git index at once;
+    /// further git requests wait up to 10 s (at most half of --git-timeout)
+    /// for one to end, then get 503 with Retry-After
+    #[arg(
+        long,
+        env = "MIRROR_GIT_MAX_PROCESSES",
+        value_name = "N",
+        default_value_t = crate::serve::git::DEFAULT_MAX_PROCESSES as u32,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Git index"
+    )]
+    pub git_max_processes: u32,
+
+    /// Longest git request (seconds): git is killed when the exchange
+    /// lasts longer, when its request body takes longer than 30 s (or
+    /// this, if shorter) to arrive, and when the client goes away
+    #[arg(
+        long,
+        env = "MIRROR_GIT_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::serve::git::DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Git index"
+    )]
+    pub git_timeout: u64,
 }
 
 /// An Arch mirror as a `$repo`/`$arch` template.
@@ -233,6 +260,10 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             follow_after: Duration::from_secs(args.cache_follow_after),
             http: settings.fetch.http.clone(),
         }),
+        git: crate::serve::git::GitLimits {
+            max_processes: args.git_max_processes as usize,
+            timeout: Duration::from_secs(args.git_timeout),
+        },
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
     crate::serve::run_blocking(opts, move |addr| {

@@ -134,8 +134,6 @@ pub(crate) fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a 
 /// The crate routes (sparse index and git smart HTTP), to merge into the
 /// main router.
 pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
-    // Views left by a server that was killed mid-request.
-    crate::store::remove_abandoned(&std::env::temp_dir(), "mirror-serve-git-");
     let mut state = CratesState::new(opts);
     state.cache = cache.filter(|c| c.options().crates.is_some());
     let state = Arc::new(state);
@@ -149,7 +147,7 @@ pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
         .route(&format!("/{INDEX_DIR}/info/refs"), get(git::info_refs))
         .route(
             &format!("/{INDEX_DIR}/git-upload-pack"),
-            post(git::upload_pack),
+            post(git::upload_pack_post),
         )
         // The repository's own files (refs of every branch, config) are
         // not served: only smart HTTP, only master.
@@ -170,6 +168,8 @@ pub(crate) struct CratesState {
     files: Mutex<IndexFiles>,
     /// The pull-through cache, when a crates upstream is configured.
     cache: Option<Arc<Cache>>,
+    /// The running `git upload-pack` processes.
+    pub(crate) git: git::GitGate,
 }
 
 /// What identifies where `master` is without reading it: the (inode,
@@ -273,6 +273,7 @@ impl CratesState {
             repo: Mutex::new(None),
             files: Mutex::new(IndexFiles::default()),
             cache: None,
+            git: git::GitGate::new(&opts.git),
         }
     }
 

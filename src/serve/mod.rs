@@ -165,6 +165,8 @@ pub struct ServeOptions {
     /// Pull what the tree lacks from these upstreams (`--upstream-…`,
     /// see [`cache`]); `None`: serve the tree as it is.
     pub upstream: Option<cache::UpstreamOptions>,
+    /// How many git processes the git index runs at once, and for how long.
+    pub git: git::GitLimits,
 }
 
 impl ServeOptions {
@@ -178,6 +180,7 @@ impl ServeOptions {
             base_url: None,
             tls: None,
             upstream: None,
+            git: git::GitLimits::default(),
         }
     }
 
@@ -197,6 +200,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("base_url", &self.base_url)
             .field("tls", &self.tls)
             .field("upstream", &self.upstream)
+            .field("git", &self.git)
             .finish()
     }
 }

@@ -220,12 +220,15 @@ impl Index {
         if let Some(repo) = slot.as_ref() {
             return Ok(repo.to_thread_local());
         }
-        let repo = gix::open(&self.dir).with_context(|| {
-            format!(
-                "{} is not a git crates index (run `mirror crate init` or `init-import`)",
-                self.dir.display()
-            )
-        })?;
+        // Like every git child (crate::gitenv): the repository's own
+        // configuration only, no user or system one, no GIT_* variables.
+        let repo =
+            gix::open_opts(&self.dir, gix::open::Options::isolated()).with_context(|| {
+                format!(
+                    "{} is not a git crates index (run `mirror crate init` or `init-import`)",
+                    self.dir.display()
+                )
+            })?;
         *slot = Some(repo.clone().into_sync());
         Ok(repo)
     }
@@ -244,6 +247,17 @@ impl Index {
                 format!("{spec:?} does not name a commit in {}", self.dir.display())
             })?;
         Ok(Some(commit.id))
+    }
+
+    /// The ref `HEAD` names (`refs/heads/master` as `init` leaves it),
+    /// or `None` when it is detached. `mirror serve` serves the index
+    /// over git only while it is `master`.
+    pub fn head_ref(&self) -> Result<Option<String>> {
+        let name = self
+            .repo()?
+            .head_name()
+            .with_context(|| format!("cannot read HEAD of {}", self.dir.display()))?;
+        Ok(name.map(|n| n.as_bstr().to_string()))
     }
 
     /// Like [`Index::resolve`], but a missing ref is an error.
@@ -1439,20 +1453,15 @@ fn parse_oid(text: &str) -> Result<ObjectId> {
         .with_context(|| format!("git printed {:?}, expected an object id", text.trim()))
 }
 
+/// `git` in the index, in the environment [`crate::gitenv`] gives every
+/// git child, committing as [`COMMITTER`].
 fn git_command(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .arg("-c")
-        .arg(format!("safe.directory={}", dir.display()))
-        .args(["-c", "core.logAllRefUpdates=false"])
-        .env("GIT_TERMINAL_PROMPT", "0")
+    let mut cmd = crate::gitenv::command_in(dir);
+    cmd.args(["-c", "core.logAllRefUpdates=false"])
         .env("GIT_AUTHOR_NAME", COMMITTER.0)
         .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
         .env("GIT_COMMITTER_NAME", COMMITTER.0)
-        .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE");
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
     die_with_parent(&mut cmd);
     cmd
 }
