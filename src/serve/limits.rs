@@ -52,6 +52,10 @@
 //!    client only has to connect again;
 //! 3. one whose client has stopped taking its response, the oldest first.
 //!
+//! Within a class, connections from the address (IPv6: the /64) holding
+//! the most open connections go first, so one client flooding the server sheds its own
+//! connections rather than others'.
+//!
 //! A connection at work on a request for a client that keeps up is never
 //! shed; when every open connection is such, the new one is refused (plain
 //! http answers it `503` first). In-progress TLS handshakes are also
@@ -60,7 +64,9 @@
 //! with stalled connections thus only ever evicts its own connections, and
 //! `/health` (any request) on a new connection is answered.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -204,8 +210,10 @@ pub(crate) fn now_ms() -> u64 {
 /// What one connection is doing, as its parts report it (all relaxed
 /// atomics: these are hints for the watchdog and the shedding, read
 /// without a lock).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Activity {
+    /// The client's address (IPv6: its /64, see [`client_of`]).
+    pub peer: IpAddr,
     /// When the connection was accepted, then when its TLS handshake ended.
     pub started: AtomicU64,
     /// In its TLS handshake.
@@ -236,13 +244,23 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    fn new(tls: bool) -> Activity {
+    fn new(peer: IpAddr, tls: bool) -> Activity {
         let now = now_ms();
         Activity {
+            peer: client_of(peer),
             started: AtomicU64::new(now),
-            idle_since: AtomicU64::new(now),
             handshaking: AtomicBool::new(tls),
-            ..Activity::default()
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(now),
+            header_at: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            shed: Notify::new(),
         }
     }
 
@@ -302,10 +320,10 @@ impl Registry {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Let a new connection in (starting with a TLS handshake if `tls`),
-    /// shedding one if at the cap; `None`: every open connection is at
-    /// work, refuse the new one.
-    pub fn admit(self: &Arc<Self>, tls: bool) -> Option<Ticket> {
+    /// Let a new connection from `peer` in (starting with a TLS handshake
+    /// if `tls`), shedding one if at the cap; `None`: every open connection
+    /// is at work, refuse the new one.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr, tls: bool) -> Option<Ticket> {
         let mut open = self.lock();
         if open.conns.len() >= self.cap {
             let victim = pick(&open.conns, false)?;
@@ -318,7 +336,7 @@ impl Registry {
         }
         let id = open.next;
         open.next += 1;
-        let activity = Arc::new(Activity::new(tls));
+        let activity = Arc::new(Activity::new(peer, tls));
         open.conns.insert(id, Arc::clone(&activity));
         if tls {
             open.handshakes += 1;
@@ -331,13 +349,34 @@ impl Registry {
     }
 }
 
-/// The connection to shed: the lowest [`Activity::shed_rank`]
+/// Who a peer address stands for: itself for IPv4, its /64 for IPv6 (one
+/// host commonly holds a whole /64).
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+/// The connection to shed: the lowest [`Activity::shed_rank`] class, then
+/// from the address with the most connections, then the oldest
 /// (`handshakes`: among TLS handshakes only).
 fn pick(conns: &HashMap<u64, Arc<Activity>>, handshakes: bool) -> Option<u64> {
+    let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
+    for a in conns.values() {
+        *per_peer.entry(a.peer).or_default() += 1;
+    }
     conns
         .iter()
         .filter(|(_, a)| !handshakes || a.handshaking.load(Relaxed))
-        .filter_map(|(id, a)| a.shed_rank().map(|rank| (rank, *id)))
+        .filter_map(|(id, a)| {
+            let (class, since) = a.shed_rank()?;
+            let crowd = per_peer.get(&a.peer).copied().unwrap_or(0);
+            Some(((class, Reverse(crowd), since), *id))
+        })
         .min()
         .map(|(_, id)| id)
 }
@@ -386,6 +425,8 @@ impl Drop for Ticket {
 mod tests {
     use super::*;
 
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn registry(cap: usize, handshakes: usize) -> Arc<Registry> {
         Arc::new(Registry::new(&Limits {
             max_connections: Some(cap),
@@ -414,13 +455,13 @@ mod tests {
     #[test]
     fn at_the_cap_a_connection_without_a_request_goes_first_oldest_first() {
         let r = registry(3, 3);
-        let a = r.admit(false).unwrap();
+        let a = r.admit(LOCAL, false).unwrap();
         busy(&a);
         std::thread::sleep(Duration::from_millis(3));
-        let b = r.admit(false).unwrap(); // no request yet
+        let b = r.admit(LOCAL, false).unwrap(); // no request yet
         std::thread::sleep(Duration::from_millis(3));
-        let c = r.admit(false).unwrap(); // no request yet, younger
-        let d = r.admit(false).unwrap();
+        let c = r.admit(LOCAL, false).unwrap(); // no request yet, younger
+        let d = r.admit(LOCAL, false).unwrap();
         assert_eq!(r.lock().conns.len(), 3);
         let open: Vec<u64> = r.lock().conns.keys().copied().collect();
         assert!(!open.contains(&b.id), "the oldest waiting one was shed");
@@ -432,27 +473,40 @@ mod tests {
     #[test]
     fn idle_goes_before_stalled_and_busy_ones_stay() {
         let r = registry(2, 2);
-        let busy_one = r.admit(false).unwrap();
+        let busy_one = r.admit(LOCAL, false).unwrap();
         busy(&busy_one);
-        let idle = r.admit(false).unwrap();
+        let idle = r.admit(LOCAL, false).unwrap();
         idle.activity.requests.fetch_add(1, Relaxed);
-        let _new = r.admit(false).unwrap();
+        let _new = r.admit(LOCAL, false).unwrap();
         assert!(!r.lock().conns.contains_key(&idle.id));
         busy(&_new);
         // Both at work: the next one is refused…
-        assert!(r.admit(false).is_none());
+        assert!(r.admit(LOCAL, false).is_none());
         // …unless one has stopped taking its response.
         busy_one.activity.stalled.store(true, Relaxed);
-        assert!(r.admit(false).is_some());
+        assert!(r.admit(LOCAL, false).is_some());
         assert!(!r.lock().conns.contains_key(&busy_one.id));
+    }
+
+    #[test]
+    fn the_address_holding_most_connections_sheds_first() {
+        let r = registry(3, 3);
+        let other: IpAddr = "192.0.2.1".parse().unwrap();
+        let theirs = r.admit(other, false).unwrap(); // the oldest
+        let _a = r.admit(LOCAL, false).unwrap();
+        let _b = r.admit(LOCAL, false).unwrap();
+        let c = r.admit(LOCAL, false).unwrap();
+        assert!(r.lock().conns.contains_key(&theirs.id));
+        assert!(r.lock().conns.contains_key(&c.id));
+        assert_eq!(r.lock().conns.len(), 3);
     }
 
     #[test]
     fn handshakes_have_their_own_cap() {
         let r = registry(10, 2);
-        let h1 = r.admit(true).unwrap();
-        let h2 = r.admit(true).unwrap();
-        let h3 = r.admit(true).unwrap();
+        let h1 = r.admit(LOCAL, true).unwrap();
+        let h2 = r.admit(LOCAL, true).unwrap();
+        let h3 = r.admit(LOCAL, true).unwrap();
         assert_eq!(r.lock().handshakes, 2);
         assert!(!r.lock().conns.contains_key(&h1.id));
         h2.handshake_done();

@@ -199,7 +199,7 @@ async fn dispatch(
                 continue;
             }
         };
-        let Some(ticket) = registry.admit(tls) else {
+        let Some(ticket) = registry.admit(peer.ip(), tls) else {
             // Every open connection is at work for a client that keeps up.
             if !tls {
                 let _ = tcp.try_write(REFUSED);
