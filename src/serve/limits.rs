@@ -59,10 +59,13 @@
 //! A connection at work on a request for a client that keeps up is never
 //! shed; when every open connection is such, the new one is refused (plain
 //! http answers it `503` first). In-progress TLS handshakes are also
-//! capped on their own ([`Limits::max_tls_handshakes`]): past that, the
+//! capped on their own ([`Limits::max_tls_handshakes`],
+//! `--max-tls-handshakes`, default 256 or the cap if lower): past that, the
 //! oldest handshake is shed for the new one. An attacker holding the cap
-//! with stalled connections thus only ever evicts its own connections, and
-//! `/health` (any request) on a new connection is answered.
+//! with stalled connections thus sheds its own connections first, and
+//! `/health` (any request) on a new connection from another address is
+//! answered; clients sharing the attacker's address (one NAT) may be shed
+//! along with it.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;

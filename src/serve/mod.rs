@@ -459,7 +459,8 @@ pub struct Started {
     pub max_connections: usize,
     /// The open-file limit it was derived from (`None`: unlimited).
     pub fd_limit: Option<u64>,
-    /// What is wrong with the TLS certificate or key, one line each.
+    /// What is wrong with the limits, the TLS certificate or key, one line
+    /// each.
     pub warnings: Vec<String>,
 }
 
@@ -476,11 +477,25 @@ fn start_loops(
         source,
     })?;
     let registry = Arc::new(limits::Registry::new(&opts.limits));
+    let fd_limit = limits::fd_limit();
+    let mut warnings = Vec::new();
+    // Each connection may hold a file open besides its socket.
+    let room = fd_limit.map(|n| n.saturating_sub(limits::FD_RESERVE) / 2);
+    if let (Some(asked), Some(room)) = (opts.limits.max_connections, room) {
+        if asked as u64 > room {
+            warnings.push(format!(
+                "--max-connections {asked} is more than the open-file limit ({}) leaves room \
+                 for ({room}): clients could take every descriptor; raise `ulimit -n` or \
+                 lower --max-connections",
+                fd_limit.unwrap_or_default()
+            ));
+        }
+    }
     let started = Started {
         addr,
         max_connections: registry.cap(),
-        fd_limit: limits::fd_limit(),
-        warnings: Vec::new(),
+        fd_limit,
+        warnings,
     };
     let server = Arc::new(conn::Server::new(router, opts.limits.clone(), tls));
     let loops = loops::start(listener, server, registry).map_err(ServeError::Runtime)?;
@@ -527,7 +542,7 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> anyh
         None => (None, Vec::new()),
     };
     let (mut started, loops) = start_loops(&opts, router(&opts)?, tls)?;
-    started.warnings = warnings;
+    started.warnings.extend(warnings);
     let addr = started.addr;
     // Ctrl-C stops accepting and gives transfers a grace period; a second
     // Ctrl-C ends them at once. The handler is in place before the address
