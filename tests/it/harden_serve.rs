@@ -512,3 +512,30 @@ fn tls_files_are_checked_at_start() {
         "{text}"
     );
 }
+
+/// An HTTP/2 client that never opens its flow-control window is served
+/// headers, then dropped after `--send-timeout`: its body read ends in an
+/// error rather than waiting for ever.
+#[tokio::test]
+async fn an_http2_client_that_grants_no_window_is_dropped_after_the_send_timeout() {
+    let root = tree();
+    let server = Server::start(root.path(), false, &["--send-timeout", "1"]);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(0)
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("http://{}/dist/big.bin", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(60), res.bytes()).await;
+    match body {
+        Ok(Err(_)) => {}
+        Ok(Ok(b)) => panic!("{} bytes came through a window of 0", b.len()),
+        Err(_) => panic!("the stalled HTTP/2 stream was left open"),
+    }
+}
