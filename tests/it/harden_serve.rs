@@ -539,3 +539,39 @@ async fn an_http2_client_that_grants_no_window_is_dropped_after_the_send_timeout
         Err(_) => panic!("the stalled HTTP/2 stream was left open"),
     }
 }
+
+/// A request body that stops coming fails after `--body-timeout`: the
+/// git upload-pack request below promises 1000 bytes and sends 10, and
+/// its exchange still ends (git sees a cut request) instead of holding
+/// the connection and a git process for ever.
+#[test]
+fn a_request_body_that_stops_coming_ends_after_the_body_timeout() {
+    let t = crate::crates_serve::crates_tree();
+    let server = Server::start(&t.root, false, &["--body-timeout", "1"]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(
+        b"POST /git/crates.io-index/git-upload-pack HTTP/1.1\r\nHost: t\r\n\
+Content-Type: application/x-git-upload-pack-request\r\nContent-Length: 1000\r\n\r\n0032want ",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                // The chunked response's end.
+                if out.ends_with(b"0\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the exchange was left open: {e}: {}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
