@@ -1,6 +1,6 @@
 //! What the server allows one client: how long each phase of a connection
 //! may take, how many connections may be open at once, and which one goes
-//! when that cap is reached. [`conn`](super::conn) enforces it on every
+//! when that cap is reached. `serve::conn` enforces it on every
 //! connection, plain http and https alike.
 //!
 //! # Timeouts

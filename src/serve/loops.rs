@@ -3,7 +3,7 @@
 //! under the connection cap ([`limits`](super::limits): at the cap an
 //! older idle or stalled connection is shed, or the new one refused) and
 //! hands it, round-robin, to a loop (itself included) that then does all of
-//! that connection's work ([`conn`](super::conn): TLS handshake when
+//! that connection's work (`serve::conn`: TLS handshake when
 //! serving https, HTTP, the timeouts). A request never wakes another
 //! thread, where tokio's work-stealing runtime wakes an idle worker for new
 //! work: with wrk on two cores, those wake-ups cost ~10 % of the requests
