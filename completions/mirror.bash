@@ -821,7 +821,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --git-max-processes --git-timeout --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --force-root --max-connections --max-tls-handshakes --header-timeout --body-timeout --send-timeout --keepalive-timeout --tls-handshake-timeout --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -844,6 +844,34 @@ _mirror() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-tls-handshakes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --body-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --send-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keepalive-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-handshake-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -888,14 +916,6 @@ _mirror() {
                     return 0
                     ;;
                 --cache-follow-after)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --git-max-processes)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --git-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

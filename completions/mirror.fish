@@ -167,6 +167,13 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-connections -d 'Connections open at once; at the cap, one that has not sent a request yet (the oldest), else the longest idle, else one not taking its response is closed for the new one [default: (open-file limit − 128) / 2, at most 8192; the soft open-file limit is first raised to the hard one]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-tls-handshakes -d 'TLS handshakes in progress at once; past it the oldest is closed [default: 256, or the connection cap if lower]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a request\'s whole header (the first from connecting, a later one from its first byte)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l body-timeout -d 'Seconds a request body may go without a byte from the client' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l send-timeout -d 'Seconds a client may take none of a response ready for it' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keepalive-timeout -d 'Seconds a connection is kept open with no request in flight' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-handshake-timeout -d 'Seconds a client has to complete its TLS handshake' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-arch -d 'Fetch Arch Linux databases and packages the tree lacks from this mirror (repeatable: tried in order; a base, or a template with $repo and $arch), packages verified against the database\'s %SHA256SUM%' -r
@@ -186,6 +193,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seco
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l force-root -d 'Serve the root even if it is `/`, a home directory, or a directory holding no mirror tree (none of dist/, rustup/, crates/, git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused otherwise: everything under the root is served'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 'More output: one line per file'

@@ -11,13 +11,15 @@ use crate::cli::GlobalArgs;
 use crate::eco::hex::registry::PublicKey;
 use crate::output::Printer;
 use crate::serve::cache::{CratesUpstream, DistUpstream, HexUpstream, UpstreamOptions};
+use crate::serve::limits::{self, Limits};
 use crate::settings::Settings;
 use crate::verify::openpgp::Keyring;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
 /// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
 /// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]
-/// [--git-max-processes N] [--git-timeout SECONDS]`
+/// [--git-max-processes N] [--git-timeout SECONDS] [--force-root]
+/// [--max-connections N] [--header-timeout SECONDS] …`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -56,6 +58,47 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve the root even if it is `/`, a home directory, or a directory
+    /// holding no mirror tree (none of dist/, rustup/, crates/,
+    /// git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused
+    /// otherwise: everything under the root is served
+    #[arg(long)]
+    pub force_root: bool,
+
+    /// Connections open at once; at the cap, one that has not sent a
+    /// request yet (the oldest), else the longest idle, else one not
+    /// taking its response is closed for the new one [default: (open-file
+    /// limit − 128) / 2, at most 8192; the soft open-file limit is first
+    /// raised to the hard one]
+    #[arg(long, env = "MIRROR_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub max_connections: Option<u64>,
+
+    /// TLS handshakes in progress at once; past it the oldest is closed
+    /// [default: 256, or the connection cap if lower]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "tls_cert", help_heading = "Limits")]
+    pub max_tls_handshakes: Option<u64>,
+
+    /// Seconds a client has to send a request's whole header (the first
+    /// from connecting, a later one from its first byte)
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub header_timeout: u64,
+
+    /// Seconds a request body may go without a byte from the client
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub body_timeout: u64,
+
+    /// Seconds a client may take none of a response ready for it
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub send_timeout: u64,
+
+    /// Seconds a connection is kept open with no request in flight
+    #[arg(long, env = "MIRROR_KEEPALIVE_TIMEOUT", value_name = "SECONDS", default_value_t = limits::DEFAULT_KEEPALIVE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub keepalive_timeout: u64,
+
+    /// Seconds a client has to complete its TLS handshake
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_TLS_HANDSHAKE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub tls_handshake_timeout: u64,
 
     /// Fetch crates the tree lacks from this sparse
     /// index (e.g. https://index.crates.io/), verify them against its
@@ -217,7 +260,19 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         verbosity: settings.verbosity,
     };
     let root = settings.root.clone();
+    let count = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let limits = Limits {
+        max_connections: count(args.max_connections),
+        max_tls_handshakes: count(args.max_tls_handshakes),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout),
+        keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
+        tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+    };
     let opts = crate::serve::ServeOptions {
+        limits,
+        force_root: args.force_root,
         root: root.clone(),
         bind: args.bind,
         port: args.port,
@@ -266,11 +321,22 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         },
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
-    crate::serve::run_blocking(opts, move |addr| {
+    crate::serve::run_blocking(opts, move |started| {
         printer.info(&format!(
-            "serving {} on {scheme}://{addr}/ (Ctrl-C stops)",
-            root.display()
+            "serving {} on {scheme}://{}/ (Ctrl-C stops)",
+            root.display(),
+            started.addr
         ));
+        printer.verbose(&format!(
+            "at most {} connections (open-file limit {})",
+            started.max_connections,
+            started
+                .fd_limit
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+        ));
+        for warning in &started.warnings {
+            printer.warn(warning);
+        }
     })
 }
 

@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod harden_git;
 mod harden_index;
+mod harden_serve;
 mod hex;
 mod hostile;
 mod openpgp;
