@@ -59,11 +59,10 @@ pub fn start(listener: std::net::TcpListener, router: Router) -> io::Result<Loop
                     }
                     let mut stopping = shared.subscribe();
                     let mut aborted = shared.subscribe();
-                    let serve = axum::serve(Handoff { rx, local }, router).with_graceful_shutdown(
-                        async move {
+                    let serve = axum::serve(Handoff { rx, local }, super::with_peer(router))
+                        .with_graceful_shutdown(async move {
                             let _ = stopping.wait_for(|s| *s >= STOPPING).await;
-                        },
-                    );
+                        });
                     tokio::select! {
                         r = serve => r,
                         _ = aborted.wait_for(|s| *s >= ABORTED) => Ok(()),
@@ -157,7 +156,7 @@ async fn dispatch(
 }
 
 /// One loop's listener: the connections [`dispatch`] hands it.
-struct Handoff {
+pub(crate) struct Handoff {
     rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
     local: SocketAddr,
 }

@@ -387,9 +387,51 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// A connection's peer address, as `ConnectInfo`, for this crate's own
+/// listeners (TLS, the event loops' hand-off); plain `axum::serve` over a
+/// `TcpListener` gives `ConnectInfo<SocketAddr>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+macro_rules! peer_addr_of {
+    ($listener:ty) => {
+        impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, $listener>>
+            for PeerAddr
+        {
+            fn connect_info(stream: axum::serve::IncomingStream<'_, $listener>) -> Self {
+                PeerAddr(*stream.remote_addr())
+            }
+        }
+    };
+}
+peer_addr_of!(tls::TlsListener);
+peer_addr_of!(loops::Handoff);
+
+/// `router` as a service that knows each connection's peer address (the
+/// pull-through cache charges upstream requests to it).
+pub(crate) fn with_peer(
+    router: Router,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, PeerAddr> {
+    router.into_make_service_with_connect_info::<PeerAddr>()
+}
+
+/// The peer address of the connection `req` came on, when known.
+pub(crate) fn peer_ip(req: &Request) -> Option<IpAddr> {
+    let ext = req.extensions();
+    ext.get::<axum::extract::ConnectInfo<PeerAddr>>()
+        .map(|c| c.0 .0.ip())
+        .or_else(|| {
+            ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
 /// [`serve`], over TLS when `tls` is given.
@@ -402,7 +444,7 @@ pub async fn serve_with(
     match tls {
         None => serve(listener, router, shutdown).await,
         Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, router)
+            axum::serve(tls::TlsListener::new(listener, config)?, with_peer(router))
                 .with_graceful_shutdown(shutdown)
                 .await
         }
@@ -724,7 +766,8 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     if let Some(cache) = &tree.cache {
         // Only a plain GET of the whole file may follow a download.
         let may_follow = method == Method::GET && !req.headers().contains_key(RANGE);
-        match cache.prepare(&segments, may_follow).await {
+        let prepared = cache::for_client(peer_ip(&req), cache.prepare(&segments, may_follow));
+        match prepared.await {
             Ok(Some(following)) => return following.response(name),
             Ok(None) => {}
             Err(e) => return e.response(),
