@@ -46,6 +46,11 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
         .find_map(|suffix| file.strip_suffix(suffix))
         .filter(|m| m.starts_with("channel-rust-") && m.ends_with(".toml"));
     if let Some(name) = manifest {
+        let channel = name
+            .strip_prefix("channel-rust-")
+            .and_then(|n| n.strip_suffix(".toml"))
+            .unwrap_or_default();
+        grammar::dist_channel(channel)?;
         return cache
             .metadata(manifest_meta(cache, &up, date, name), false)
             .await

@@ -159,6 +159,21 @@ pub fn dist_file(s: &str) -> Result<&str, CacheError> {
     }
 }
 
+/// A toolchain channel (`stable`, `nightly`, `1.78`, `1.78.0`,
+/// `1.79.0-beta.1`), as in `channel-rust-<channel>.toml`: letters, digits,
+/// `.`, `_`, `-`.
+pub fn dist_channel(s: &str) -> Result<&str, CacheError> {
+    if plain(s, 64, b"._-") {
+        Ok(s)
+    } else {
+        Err(refuse(
+            "toolchain channel",
+            "a channel such as stable, nightly or 1.78.0",
+            s,
+        ))
+    }
+}
+
 /// A rustup version (`1.27.1`).
 pub fn rustup_version(s: &str) -> Result<&str, CacheError> {
     if crate::eco::Version::parse(s).is_some() {
@@ -213,6 +228,7 @@ mod tests {
                 dist_file,
                 "rustc-1.78.0-x86_64-unknown-linux-gnu.tar.xz",
             ),
+            ("dist_channel", dist_channel, "1.79.0-beta.1"),
             ("rustup_version", rustup_version, "1.27.1"),
             ("triple", triple, "x86_64-unknown-linux-gnu"),
         ]
