@@ -565,7 +565,8 @@ fn temporaries_of_killed_runs_are_swept_and_those_of_live_writers_kept() {
 #[test]
 fn two_transfers_of_one_file_share_its_partial_file_safely() {
     let up = Upstream::start();
-    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    // Past the 1 MiB the engine may hold in memory: through `.partial`.
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
     up.put("big.bin", data.clone());
     let tmp = tempfile::tempdir().unwrap();
     let dest: PathBuf = tmp.path().join("big.bin");
