@@ -821,7 +821,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --cache-miss-rate --cache-miss-burst --cache-not-found-entries --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --retry-delay-ms --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -888,6 +888,18 @@ _mirror() {
                     return 0
                     ;;
                 --cache-follow-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-miss-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-miss-burst)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-not-found-entries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

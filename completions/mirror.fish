@@ -178,6 +178,9 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-dist-ke
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-rustup -d 'Fetch rustup-init binaries and release-stable.toml the tree lacks from this server (e.g. https://static.rust-lang.org/rustup), binaries checked against its .sha256 files' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files, databases, manifests) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-follow-after -d 'How long (seconds) a client of a file being pulled waits for the verified file before it follows the download as it arrives (cut short if the bytes then fail to verify)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-rate -d 'Upstream requests (misses, revalidations) each client address may start per second once its burst is spent; more get 429 with Retry-After (IPv6 counted by /64; 0: no limit)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-burst -d 'Upstream requests each client address may start at once before --cache-miss-rate applies' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-not-found-entries -d 'Paths upstream answered 404 for that are remembered (for --cache-ttl), at most; the least recently asked are forgotten first' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
