@@ -37,6 +37,15 @@ fn refuse(what: &str, expected: &str, found: &str) -> CacheError {
     ))
 }
 
+/// `s` when `ok`, else its refusal.
+fn held<'a>(s: &'a str, ok: bool, what: &str, expected: &str) -> Result<&'a str, CacheError> {
+    if ok {
+        Ok(s)
+    } else {
+        Err(refuse(what, expected, s))
+    }
+}
+
 /// A plain name: 1..=`max` bytes of ASCII letters, digits and `extra`,
 /// not starting with `.` or `-`, without `..`.
 fn plain(s: &str, max: usize, extra: &[u8]) -> bool {
@@ -51,149 +60,129 @@ fn plain(s: &str, max: usize, extra: &[u8]) -> bool {
 /// An Arch repository name (`core`, `extra`, `my-repo`): letters, digits,
 /// `.`, `_`, `-`.
 pub fn arch_repo(s: &str) -> Result<&str, CacheError> {
-    if plain(s, MAX_NAME, b"._-") && crate::eco::arch::is_valid_repo_name(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "Arch repository name",
-            "letters, digits, '.', '_' and '-'",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, MAX_NAME, b"._-") && crate::eco::arch::is_valid_repo_name(s),
+        "Arch repository name",
+        "letters, digits, '.', '_' and '-'",
+    )
 }
 
 /// An Arch architecture (`x86_64`, `aarch64`, `any`): letters, digits and
 /// `_`, at most 32.
 pub fn arch_arch(s: &str) -> Result<&str, CacheError> {
-    if plain(s, 32, b"_") {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "Arch architecture",
-            "letters, digits and '_' (such as x86_64)",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, 32, b"_"),
+        "Arch architecture",
+        "letters, digits and '_' (such as x86_64)",
+    )
 }
 
 /// A file of an Arch repository directory: a package file
 /// (`<name>-[<epoch>:]<ver>-<rel>-<arch>.pkg.tar.zst`), its `.sig`, a
 /// database: letters, digits and `@._+:~-`.
 pub fn arch_file(s: &str) -> Result<&str, CacheError> {
-    if plain(s, MAX_NAME, b"@._+:~-") {
-        Ok(s)
-    } else {
-        Err(refuse("Arch file name", "letters, digits and '@._+:~-'", s))
-    }
+    held(
+        s,
+        plain(s, MAX_NAME, b"@._+:~-"),
+        "Arch file name",
+        "letters, digits and '@._+:~-'",
+    )
 }
 
 /// A crate name as crates.io allows it.
 pub fn crate_name(s: &str) -> Result<&str, CacheError> {
-    if crate::eco::crates::layout::is_valid_crate_name(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "crate name",
-            "up to 64 ASCII letters, digits, '-' and '_'",
-            s,
-        ))
-    }
+    held(
+        s,
+        crate::eco::crates::layout::is_valid_crate_name(s),
+        "crate name",
+        "up to 64 ASCII letters, digits, '-' and '_'",
+    )
 }
 
 /// A crate version (semver characters).
 pub fn crate_version(s: &str) -> Result<&str, CacheError> {
-    if plain(s, 100, b".-+") && crate::eco::crates::layout::is_valid_version(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "crate version",
-            "a version such as 1.0.0 (letters, digits, '.', '-', '+')",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, 100, b".-+") && crate::eco::crates::layout::is_valid_version(s),
+        "crate version",
+        "a version such as 1.0.0 (letters, digits, '.', '-', '+')",
+    )
 }
 
 /// A Hex package name.
 pub fn hex_name(s: &str) -> Result<&str, CacheError> {
-    if crate::eco::hex::registry::is_valid_name(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "Hex package name",
-            "a letter, then letters, digits and '_'",
-            s,
-        ))
-    }
+    held(
+        s,
+        crate::eco::hex::registry::is_valid_name(s),
+        "Hex package name",
+        "a letter, then letters, digits and '_'",
+    )
 }
 
 /// A Hex release version.
 pub fn hex_version(s: &str) -> Result<&str, CacheError> {
-    if plain(s, 128, b".-+") && crate::eco::hex::registry::is_valid_version(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "Hex version",
-            "a version such as 1.0.0 (a digit, then letters, digits, '.', '-', '+')",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, 128, b".-+") && crate::eco::hex::registry::is_valid_version(s),
+        "Hex version",
+        "a version such as 1.0.0 (a digit, then letters, digits, '.', '-', '+')",
+    )
 }
 
 /// A dist date directory (`2024-05-02`).
 pub fn dist_date(s: &str) -> Result<&str, CacheError> {
-    if crate::eco::toolchain::manifest::is_date(s) {
-        Ok(s)
-    } else {
-        Err(refuse("dist date", "YYYY-MM-DD", s))
-    }
+    held(
+        s,
+        crate::eco::toolchain::manifest::is_date(s),
+        "dist date",
+        "YYYY-MM-DD",
+    )
 }
 
 /// A file of the dist server (`channel-rust-1.78.toml`,
 /// `rustc-1.78.0-x86_64-unknown-linux-gnu.tar.xz`): letters, digits and
 /// `._+-`.
 pub fn dist_file(s: &str) -> Result<&str, CacheError> {
-    if plain(s, MAX_NAME, b"._+-") {
-        Ok(s)
-    } else {
-        Err(refuse("dist file name", "letters, digits and '._+-'", s))
-    }
+    held(
+        s,
+        plain(s, MAX_NAME, b"._+-"),
+        "dist file name",
+        "letters, digits and '._+-'",
+    )
 }
 
 /// A toolchain channel (`stable`, `nightly`, `1.78`, `1.78.0`,
 /// `1.79.0-beta.1`), as in `channel-rust-<channel>.toml`: letters, digits,
 /// `.`, `_`, `-`.
 pub fn dist_channel(s: &str) -> Result<&str, CacheError> {
-    if plain(s, 64, b"._-") {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "toolchain channel",
-            "a channel such as stable, nightly or 1.78.0",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, 64, b"._-"),
+        "toolchain channel",
+        "a channel such as stable, nightly or 1.78.0",
+    )
 }
 
 /// A rustup version (`1.27.1`).
 pub fn rustup_version(s: &str) -> Result<&str, CacheError> {
-    if crate::eco::Version::parse(s).is_some() {
-        Ok(s)
-    } else {
-        Err(refuse("rustup version", "X.Y.Z", s))
-    }
+    held(
+        s,
+        crate::eco::Version::parse(s).is_some(),
+        "rustup version",
+        "X.Y.Z",
+    )
 }
 
 /// A target triple (`x86_64-unknown-linux-gnu`).
 pub fn triple(s: &str) -> Result<&str, CacheError> {
-    if plain(s, 100, b"._-") && crate::eco::is_valid_target(s) {
-        Ok(s)
-    } else {
-        Err(refuse(
-            "target triple",
-            "letters, digits, '.', '_' and '-'",
-            s,
-        ))
-    }
+    held(
+        s,
+        plain(s, 100, b"._-") && crate::eco::is_valid_target(s),
+        "target triple",
+        "letters, digits, '.', '_' and '-'",
+    )
 }
 
 #[cfg(test)]
