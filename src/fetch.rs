@@ -1249,7 +1249,19 @@ async fn fetch_verified(
             None => Ok(None),
         }
     };
-    let (received, sig_bytes) = futures_util::future::try_join(body, signature).await?;
+    let (received, sig_bytes) = match futures_util::future::try_join(body, signature).await {
+        Ok(got) => got,
+        Err(e) => {
+            // An empty partial file taken for a transfer that never
+            // started (a 404, a refused connection) is not left behind.
+            if let Some(l) = lock.as_ref() {
+                if l.file.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = fs::remove_file(&partial);
+                }
+            }
+            return Err(e);
+        }
+    };
 
     let received = match received {
         Body::Memory(bytes) => {

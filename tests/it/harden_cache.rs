@@ -613,3 +613,23 @@ fn two_transfers_of_one_file_share_its_partial_file_safely() {
         assert!(!mirror::fetch::partial_path(&dest).exists());
     }
 }
+
+/// A `.crate` the index lists but upstream does not have: `404`, and no
+/// empty `.partial` (or other file) is left where it would have gone.
+#[test]
+fn a_download_upstream_does_not_have_leaves_no_partial_file() {
+    let up = Upstream::start();
+    let rel = crate::support::crates::index_path("ghost");
+    let line = crate::support::crates::index_line("ghost", "1.0.0", &[], &"0".repeat(64), false);
+    up.put(&format!("index/{rel}"), format!("{line}\n"));
+    let tmp = tempfile::tempdir().unwrap();
+    let server = pulling_server(tmp.path(), all_upstreams(&up));
+    let r = get(&server, "/crates/gh/os/ghost/ghost-1.0.0.crate");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(up.gets("dl/ghost/ghost-1.0.0.crate"), 1);
+    let left: Vec<String> = entries_under(tmp.path())
+        .into_iter()
+        .filter(|e| e.contains("ghost-1.0.0"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
