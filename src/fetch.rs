@@ -9,12 +9,15 @@
 //!    as a list ([`Engine::fetch_all`]) or through an [`item_queue`] that a
 //!    producer fills as its plan yields them ([`Engine::fetch_from`]).
 //! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
-//!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
+//!    streamed into `<dest>.partial` while being hashed, under an exclusive
+//!    lock on that file (`flock`): another process fetching the
+//!    same file (`mirror serve`'s cache and an `update` on one tree) waits,
+//!    then finds it published or resumes. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over. In
 //!    [`Engine::fetch_from`], a fresh body of at most 1 MiB for an item
 //!    without a signature is received into memory instead, and written to
-//!    `<dest>.partial` only once verified, by a publisher thread, while its
+//!    a temporary of its own only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the

@@ -24,7 +24,7 @@
 //! exactly once ([`path::parse_request_path`]). Traversal (`..`, `%2e%2e`),
 //! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
 //! characters, and empty segments are `400`. Dot-files and dot-directories
-//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID` temporaries) and
+//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID.N.RANDOM` temporaries) and
 //! `NAME.partial` downloads are `404`, as are directories (no listings).
 //! Then the final path is canonicalized and must lie under the canonicalized
 //! root with no hidden component below it, so a symlink in the tree cannot

@@ -35,7 +35,30 @@
 //! answered `404` without asking again until the TTL passes, and a lookup
 //! in a copy checked less than [`RECHECK_FLOOR`] ago is not retried
 //! upstream, so requests for things that do not exist cost at most one
-//! upstream request per TTL or floor.
+//! upstream request per TTL or floor. That memory is bounded
+//! ([`limits::NotFound`]: entries, message size, age), and each client
+//! address has a budget of upstream requests ([`limits::MissBudget`]: a
+//! token bucket; past it, `429` with `Retry-After`), so no client can
+//! make the cache grow or spend upstream's patience for the others.
+//!
+//! # Paths
+//!
+//! Every request segment that becomes a directory, a file name or a part
+//! of an upstream URL is held to its ecosystem's grammar ([`grammar`]:
+//! Arch repositories, architectures and file names, crate names and
+//! versions, Hex names and versions, dist dates, channels and file names,
+//! rustup versions and triples) before any upstream request or write; a
+//! segment outside it is `400` naming what was expected.
+//!
+//! # Trees shared with offline commands
+//!
+//! Metadata that `mirror arch --package` or `mirror hex --package`
+//! published for a partial mirror (marked [`store::PARTIAL_MARK`]: an Arch
+//! repository's regenerated database, a Hex selection's `names` and
+//! `versions`) is served as it is and never fetched or replaced. Files
+//! are written through temporaries unique to each write, and the engine's
+//! `<dest>.partial` is locked by the one transfer writing it, so the
+//! cache and an `update` on one tree never write over each other.
 //!
 //! Bytes that do not verify are never stored and never served: the client
 //! gets `502 Bad Gateway` with the checksum mismatch (URL, expected, actual)
