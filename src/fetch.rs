@@ -1117,15 +1117,20 @@ pub(crate) struct PartialLock {
 const PARTIAL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl PartialLock {
-    /// The lock on `partial`, created empty when absent; `Ok(None)` when
-    /// another holds it and `wait` is false. The bool: whether it had to
-    /// wait (another transfer had it: its file may be published now).
+    /// The lock on `partial`, created empty (readable by its owner only,
+    /// so no other user can open it to hold the lock) when absent;
+    /// `Ok(None)` when another holds it and `wait` is `None`. While another
+    /// holds it, this waits as long as the file grows at least once per
+    /// `wait`; a holder that stalls longer is an error. The bool: whether
+    /// it had to wait (another transfer had it: its file may be published
+    /// now).
     async fn acquire(
         partial: &Path,
-        wait: bool,
+        wait: Option<std::time::Duration>,
     ) -> Result<Option<(PartialLock, bool)>, FetchError> {
         let io = |e| FetchError::io(partial, e);
         let mut waited = false;
+        let mut seen = (u64::MAX, std::time::Instant::now());
         loop {
             if let Some(parent) = partial.parent() {
                 fs::create_dir_all(parent).map_err(io)?;
@@ -1135,18 +1140,33 @@ impl PartialLock {
             #[cfg(target_os = "linux")]
             {
                 use std::os::unix::fs::OpenOptionsExt;
-                o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+                o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .mode(0o600);
             }
             let file = o.open(partial).map_err(io)?;
             match file.try_lock() {
                 Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) if wait => {
+                Err(fs::TryLockError::WouldBlock) => {
+                    let Some(stall) = wait else {
+                        return Ok(None);
+                    };
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len != seen.0 {
+                        seen = (len, std::time::Instant::now());
+                    } else if seen.1.elapsed() > stall {
+                        return Err(io(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "another process holds this partial download and it has not grown for {}s",
+                                stall.as_secs()
+                            ),
+                        )));
+                    }
                     waited = true;
                     drop(file);
                     tokio::time::sleep(PARTIAL_POLL).await;
                     continue;
                 }
-                Err(fs::TryLockError::WouldBlock) => return Ok(None),
                 Err(fs::TryLockError::Error(e)) => return Err(io(e)),
             }
             // Renamed into place or removed by the one that had it: the
@@ -1161,6 +1181,18 @@ impl PartialLock {
     /// Empty the partial file, to start over (same file, lock kept).
     fn truncate(&self) -> io::Result<()> {
         self.file.set_len(0)
+    }
+
+    /// Make the verified file readable by all, as published files are,
+    /// before it is renamed into place.
+    fn publishable(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.file
+                .set_permissions(fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
     }
 }
 
@@ -1200,7 +1232,7 @@ async fn fetch_verified(
     // first; a small one held in memory only when it has to write there.
     let mut lock = None;
     if !hold || fs::symlink_metadata(&partial).is_ok() {
-        if let Some((l, waited)) = PartialLock::acquire(&partial, true).await? {
+        if let Some((l, waited)) = PartialLock::acquire(&partial, Some(opts.timeout)).await? {
             if waited && is_present(item, false) {
                 // Another process published it meanwhile.
                 let _ = fs::remove_file(&partial);
@@ -1266,6 +1298,9 @@ async fn fetch_verified(
         }
     };
 
+    if let Some(l) = lock.as_ref() {
+        l.publishable().map_err(|e| FetchError::io(&partial, e))?;
+    }
     let received = match received {
         Body::Memory(bytes) => {
             if lock.is_some() {
@@ -1410,7 +1445,7 @@ async fn transfer(
         Some(f)
     } else {
         if lock.is_none() {
-            let (l, _) = PartialLock::acquire(partial, true)
+            let (l, _) = PartialLock::acquire(partial, Some(opts.timeout))
                 .await
                 .map_err(err)?
                 .expect("a waiting acquire has the lock");
@@ -1535,7 +1570,7 @@ fn keep_for_resume(
         (None, Some(bytes)) if !bytes.is_empty() => {
             if lock.is_none() {
                 let acquired =
-                    futures_util::FutureExt::now_or_never(PartialLock::acquire(partial, false));
+                    futures_util::FutureExt::now_or_never(PartialLock::acquire(partial, None));
                 if let Some(Ok(Some((l, _)))) = acquired {
                     *lock = Some(l);
                 }

@@ -611,7 +611,48 @@ fn two_transfers_of_one_file_share_its_partial_file_safely() {
         });
         assert!(std::fs::read(&dest).unwrap() == data, "the whole file");
         assert!(!mirror::fetch::partial_path(&dest).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "published readable by all");
+        }
     }
+}
+
+/// A partial file another process holds (locked) and does not grow: the
+/// transfer gives up after the timeout with a message, publishing
+/// nothing, instead of writing into it or waiting for ever.
+#[test]
+fn a_partial_file_held_by_a_stalled_process_is_an_error_not_a_wait_for_ever() {
+    let up = Upstream::start();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 13) as u8).collect();
+    up.put("held.bin", data.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("held.bin");
+    let partial = mirror::fetch::partial_path(&dest);
+    std::fs::write(&partial, b"someone else's").unwrap();
+    let holder = std::fs::File::open(&partial).unwrap();
+    holder.lock().unwrap();
+    let engine = Engine::new(FetchOptions {
+        jobs: 1,
+        keep_going: false,
+        assume_ok: false,
+        http: HttpOptions {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            retry_delay: Duration::ZERO,
+            low_speed_limit: 0,
+        },
+    })
+    .unwrap();
+    let item = FetchItem::new(up.url("held.bin"), &dest).sha256(Sha256Digest::of(&data));
+    let e = engine.fetch_all(vec![item], &NullReporter).unwrap_err();
+    let text = format!("{e:?}");
+    assert!(text.contains("another process holds"), "{text}");
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read(&partial).unwrap(), b"someone else's");
+    drop(holder);
 }
 
 /// A `.crate` the index lists but upstream does not have: `404`, and no
