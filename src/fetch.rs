@@ -1423,11 +1423,8 @@ async fn transfer(
     let mut file = if memory.is_some() {
         None
     } else if offset > 0 {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(partial)
-            .map_err(io_err)?;
+        // The very file locked (the name is not looked up again).
+        let mut f = held_file(lock).map_err(io_err)?;
         f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut seen = 0u64;
@@ -1451,11 +1448,9 @@ async fn transfer(
                 .expect("a waiting acquire has the lock");
             *lock = Some(l);
         }
-        let f = OpenOptions::new()
-            .write(true)
-            .open(partial)
-            .map_err(io_err)?;
+        let mut f = held_file(lock).map_err(io_err)?;
         f.set_len(0).map_err(io_err)?;
+        f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
         Some(f)
     };
 
@@ -1584,6 +1579,14 @@ fn keep_for_resume(
             }
         }
         _ => {}
+    }
+}
+
+/// A handle of the locked partial file.
+fn held_file(lock: &Option<PartialLock>) -> io::Result<File> {
+    match lock {
+        Some(l) => l.file.try_clone(),
+        None => Err(io::Error::other("the partial file is not locked")),
     }
 }
 
