@@ -559,6 +559,22 @@ fn temporaries_of_killed_runs_are_swept_and_those_of_live_writers_kept() {
     let _ = live.wait();
 }
 
+/// An engine of one job with this timeout and retries.
+fn one_job_engine(timeout: Duration, retries: u32) -> Engine {
+    Engine::new(FetchOptions {
+        jobs: 1,
+        keep_going: false,
+        assume_ok: false,
+        http: HttpOptions {
+            timeout,
+            retries,
+            retry_delay: Duration::ZERO,
+            low_speed_limit: 0,
+        },
+    })
+    .unwrap()
+}
+
 /// Two transfers of one file at once (the cache and an `update` on one
 /// tree): one writes `<dest>.partial`, the other waits for it, and both
 /// end with the whole, verified file in place.
@@ -570,20 +586,7 @@ fn two_transfers_of_one_file_share_its_partial_file_safely() {
     up.put("big.bin", data.clone());
     let tmp = tempfile::tempdir().unwrap();
     let dest: PathBuf = tmp.path().join("big.bin");
-    let engine = || {
-        Engine::new(FetchOptions {
-            jobs: 1,
-            keep_going: false,
-            assume_ok: false,
-            http: HttpOptions {
-                timeout: Duration::from_secs(20),
-                retries: 1,
-                retry_delay: Duration::ZERO,
-                low_speed_limit: 0,
-            },
-        })
-        .unwrap()
-    };
+    let engine = || one_job_engine(Duration::from_secs(20), 1);
     for _ in 0..3 {
         let _ = std::fs::remove_file(&dest);
         // Slow enough that the two overlap.
@@ -634,18 +637,7 @@ fn a_partial_file_held_by_a_stalled_process_is_an_error_not_a_wait_for_ever() {
     std::fs::write(&partial, b"someone else's").unwrap();
     let holder = std::fs::File::open(&partial).unwrap();
     holder.lock().unwrap();
-    let engine = Engine::new(FetchOptions {
-        jobs: 1,
-        keep_going: false,
-        assume_ok: false,
-        http: HttpOptions {
-            timeout: Duration::from_secs(1),
-            retries: 0,
-            retry_delay: Duration::ZERO,
-            low_speed_limit: 0,
-        },
-    })
-    .unwrap();
+    let engine = one_job_engine(Duration::from_secs(1), 0);
     let item = FetchItem::new(up.url("held.bin"), &dest).sha256(Sha256Digest::of(&data));
     let e = engine.fetch_all(vec![item], &NullReporter).unwrap_err();
     let text = format!("{e:?}");
