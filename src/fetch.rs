@@ -9,12 +9,15 @@
 //!    as a list ([`Engine::fetch_all`]) or through an [`item_queue`] that a
 //!    producer fills as its plan yields them ([`Engine::fetch_from`]).
 //! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
-//!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
+//!    streamed into `<dest>.partial` while being hashed, under an exclusive
+//!    lock on that file (`flock`): another process fetching the
+//!    same file (`mirror serve`'s cache and an `update` on one tree) waits,
+//!    then finds it published or resumes. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over. In
 //!    [`Engine::fetch_from`], a fresh body of at most 1 MiB for an item
 //!    without a signature is received into memory instead, and written to
-//!    `<dest>.partial` only once verified, by a publisher thread, while its
+//!    a temporary of its own only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the
@@ -1090,26 +1093,123 @@ pub(crate) async fn fetch_one(
     }
 }
 
-/// Write verified bytes held in memory to `<dest>.partial`, rename it into
-/// place and write the sidecars; the bytes published.
+/// Write verified bytes held in memory to a temporary of their own
+/// ([`store::write_replace`]), rename it into place and write the
+/// sidecars; the bytes published.
 fn publish_verified(item: &FetchItem, bytes: &[u8]) -> Result<u64, FetchError> {
-    let partial = partial_path(&item.dest);
-    create_parent(&item.dest)?;
-    let mut file = File::create(&partial).map_err(|e| FetchError::io(&partial, e))?;
-    file.write_all(bytes)
-        .map_err(|e| FetchError::io(&partial, e))?;
-    drop(file);
-    fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
+    store::write_replace(&item.dest, bytes).map_err(|e| FetchError::io(&item.dest, e))?;
     for (path, data) in &item.sidecars {
         store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
     }
     Ok(bytes.len() as u64)
 }
 
-fn create_parent(dest: &Path) -> Result<(), FetchError> {
-    match dest.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e)),
-        None => Ok(()),
+/// `<dest>.partial`, held with an exclusive lock (`flock`) by the one
+/// transfer writing it: two processes on one tree (`mirror serve`'s cache
+/// and an `update`) never write the same partial file at once, and the
+/// second resumes or reuses what the first left. Opened without
+/// truncating and never through a symlink; the lock goes with the handle.
+pub(crate) struct PartialLock {
+    file: File,
+}
+
+/// How often a transfer waiting for another's partial file looks again.
+const PARTIAL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl PartialLock {
+    /// The lock on `partial`, created empty (readable by its owner only,
+    /// so no other user can open it to hold the lock) when absent;
+    /// `Ok(None)` when another holds it and `wait` is `None`. While another
+    /// holds it, this waits as long as the file grows at least once per
+    /// `wait`; a holder that stalls longer is an error. The bool: whether
+    /// it had to wait (another transfer had it: its file may be published
+    /// now).
+    async fn acquire(
+        partial: &Path,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Option<(PartialLock, bool)>, FetchError> {
+        let io = |e| FetchError::io(partial, e);
+        let mut waited = false;
+        let mut seen = (u64::MAX, std::time::Instant::now());
+        loop {
+            if let Some(parent) = partial.parent() {
+                fs::create_dir_all(parent).map_err(io)?;
+            }
+            let mut o = OpenOptions::new();
+            o.read(true).write(true).create(true).truncate(false);
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .mode(0o600);
+            }
+            let file = o.open(partial).map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let Some(stall) = wait else {
+                        return Ok(None);
+                    };
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len != seen.0 {
+                        seen = (len, std::time::Instant::now());
+                    } else if seen.1.elapsed() > stall {
+                        return Err(io(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "another process holds this partial download and it has not grown for {}s",
+                                stall.as_secs()
+                            ),
+                        )));
+                    }
+                    waited = true;
+                    drop(file);
+                    tokio::time::sleep(PARTIAL_POLL).await;
+                    continue;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+            // Renamed into place or removed by the one that had it: the
+            // name now means another file (or none).
+            if is_same_file(&file, partial) {
+                return Ok(Some((PartialLock { file }, waited)));
+            }
+            waited = true;
+        }
+    }
+
+    /// Empty the partial file, to start over (same file, lock kept).
+    fn truncate(&self) -> io::Result<()> {
+        self.file.set_len(0)
+    }
+
+    /// Make the verified file readable by all, as published files are,
+    /// before it is renamed into place.
+    fn publishable(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.file
+                .set_permissions(fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` (not followed) names the file open as `file`.
+fn is_same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.is_file()
     }
 }
 
@@ -1128,11 +1228,25 @@ async fn fetch_verified(
 ) -> Result<Fetched, FetchError> {
     let hold = hold && item.signature.is_none();
     let partial = partial_path(&item.dest);
+    // A body that will go to the partial file (or resume one) takes it
+    // first; a small one held in memory only when it has to write there.
+    let mut lock = None;
+    if !hold || fs::symlink_metadata(&partial).is_ok() {
+        if let Some((l, waited)) = PartialLock::acquire(&partial, Some(opts.timeout)).await? {
+            if waited && is_present(item, false) {
+                // Another process published it meanwhile.
+                let _ = fs::remove_file(&partial);
+                return Ok(Fetched::Published(0));
+            }
+            lock = Some(l);
+        }
+    }
+    let lock = &mut lock;
     let body = async {
         let mut attempt = 0;
         let mut restarted = false;
         loop {
-            match transfer(client, opts, item, &partial, reporter, hold, close).await {
+            match transfer(client, opts, item, &partial, reporter, hold, close, lock).await {
                 Ok(t) => return Ok(t),
                 Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                     attempt += 1;
@@ -1150,7 +1264,7 @@ async fn fetch_verified(
                         "{}: resumed bytes did not verify; starting over",
                         item.url
                     ));
-                    let _ = fs::remove_file(&partial);
+                    restart(&partial, lock);
                 }
                 Err((e, _)) => {
                     if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
@@ -1170,10 +1284,31 @@ async fn fetch_verified(
             None => Ok(None),
         }
     };
-    let (received, sig_bytes) = futures_util::future::try_join(body, signature).await?;
+    let (received, sig_bytes) = match futures_util::future::try_join(body, signature).await {
+        Ok(got) => got,
+        Err(e) => {
+            // An empty partial file taken for a transfer that never
+            // started (a 404, a refused connection) is not left behind.
+            if let Some(l) = lock.as_ref() {
+                if l.file.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = fs::remove_file(&partial);
+                }
+            }
+            return Err(e);
+        }
+    };
 
+    if let Some(l) = lock.as_ref() {
+        l.publishable().map_err(|e| FetchError::io(&partial, e))?;
+    }
     let received = match received {
-        Body::Memory(bytes) => return Ok(Fetched::Verified(bytes)),
+        Body::Memory(bytes) => {
+            if lock.is_some() {
+                // A partial file this body did not need.
+                let _ = fs::remove_file(&partial);
+            }
+            return Ok(Fetched::Verified(bytes));
+        }
         Body::File(n) => n,
     };
     if let (Some(sig), Some(sig_bytes)) = (&item.signature, sig_bytes) {
@@ -1204,6 +1339,7 @@ enum Body {
 }
 
 /// One attempt. On error, also says whether it had resumed a partial file.
+#[allow(clippy::too_many_arguments)]
 async fn transfer(
     client: &reqwest::Client,
     opts: &HttpOptions,
@@ -1212,9 +1348,14 @@ async fn transfer(
     reporter: &dyn Reporter,
     hold: bool,
     close: bool,
+    lock: &mut Option<PartialLock>,
 ) -> Result<Body, (FetchError, bool)> {
     let url = item.url.as_str();
-    let mut offset = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    // Only a partial file this transfer holds is resumed.
+    let mut offset = match lock {
+        Some(l) => l.file.metadata().map(|m| m.len()).unwrap_or(0),
+        None => 0,
+    };
     if item.size.is_some_and(|s| offset > s) {
         offset = 0;
     }
@@ -1233,7 +1374,7 @@ async fn transfer(
     if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
         // The partial file is as long as (or longer than) the resource;
         // start over rather than trust it.
-        let _ = fs::remove_file(partial);
+        restart(partial, lock);
         return Err(err(FetchError::Network {
             url: url.to_string(),
             message: "range not satisfiable; restarting from zero".into(),
@@ -1249,7 +1390,7 @@ async fn transfer(
             .and_then(|v| v.to_str().ok())
             .and_then(parse_content_range_start);
         if offset == 0 || start != Some(offset) {
-            let _ = fs::remove_file(partial);
+            restart(partial, lock);
             return Err(err(FetchError::Network {
                 url: url.to_string(),
                 message: format!("unexpected Content-Range for a request from byte {offset}"),
@@ -1282,11 +1423,8 @@ async fn transfer(
     let mut file = if memory.is_some() {
         None
     } else if offset > 0 {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(partial)
-            .map_err(io_err)?;
+        // The very file locked (the name is not looked up again).
+        let mut f = held_file(lock).map_err(io_err)?;
         f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut seen = 0u64;
@@ -1303,10 +1441,17 @@ async fn transfer(
         }
         Some(f)
     } else {
-        if let Some(parent) = partial.parent() {
-            fs::create_dir_all(parent).map_err(io_err)?;
+        if lock.is_none() {
+            let (l, _) = PartialLock::acquire(partial, Some(opts.timeout))
+                .await
+                .map_err(err)?
+                .expect("a waiting acquire has the lock");
+            *lock = Some(l);
         }
-        Some(File::create(partial).map_err(io_err)?)
+        let mut f = held_file(lock).map_err(io_err)?;
+        f.set_len(0).map_err(io_err)?;
+        f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+        Some(f)
     };
 
     let mut received = 0u64;
@@ -1342,7 +1487,7 @@ async fn transfer(
                 if window_start.elapsed() >= window {
                     let floor = opts.low_speed_limit.saturating_mul(window.as_secs().max(1));
                     if window_bytes < floor {
-                        keep_for_resume(partial, &mut file, memory.as_deref());
+                        keep_for_resume(partial, &mut file, memory.as_deref(), lock);
                         return Err((
                             FetchError::Network {
                                 url: url.to_string(),
@@ -1361,7 +1506,7 @@ async fn transfer(
             }
             Ok(None) => break,
             Err(e) => {
-                keep_for_resume(partial, &mut file, memory.as_deref());
+                keep_for_resume(partial, &mut file, memory.as_deref(), lock);
                 return Err((network(url, &e), true));
             }
         }
@@ -1405,18 +1550,56 @@ async fn transfer(
 /// After a transfer broke off: flush what the partial file holds, or
 /// write the bytes received into memory to it, so the retry (or the next
 /// run) resumes from there. Best effort: without it the item starts over.
-fn keep_for_resume(partial: &Path, file: &mut Option<File>, memory: Option<&[u8]>) {
+/// Only under the partial file's lock ([`PartialLock`]), taken here if
+/// free.
+fn keep_for_resume(
+    partial: &Path,
+    file: &mut Option<File>,
+    memory: Option<&[u8]>,
+    lock: &mut Option<PartialLock>,
+) {
     match (file, memory) {
         (Some(f), _) => {
             let _ = f.flush();
         }
         (None, Some(bytes)) if !bytes.is_empty() => {
-            if let Some(parent) = partial.parent() {
-                let _ = fs::create_dir_all(parent);
+            if lock.is_none() {
+                let acquired =
+                    futures_util::FutureExt::now_or_never(PartialLock::acquire(partial, None));
+                if let Some(Ok(Some((l, _)))) = acquired {
+                    *lock = Some(l);
+                }
             }
-            let _ = fs::write(partial, bytes);
+            if let Some(l) = lock {
+                let mut f = &l.file;
+                let _ = l.truncate().and_then(|()| {
+                    f.seek(io::SeekFrom::Start(0))?;
+                    f.write_all(bytes)
+                });
+            }
         }
         _ => {}
+    }
+}
+
+/// A handle of the locked partial file.
+fn held_file(lock: &Option<PartialLock>) -> io::Result<File> {
+    match lock {
+        Some(l) => l.file.try_clone(),
+        None => Err(io::Error::other("the partial file is not locked")),
+    }
+}
+
+/// Start the partial file over: emptied under its lock (the same file,
+/// so a transfer waiting for it never writes a second one beside it).
+fn restart(partial: &Path, lock: &Option<PartialLock>) {
+    match lock {
+        Some(l) => {
+            let _ = l.truncate();
+        }
+        None => {
+            let _ = fs::remove_file(partial);
+        }
     }
 }
 

@@ -222,6 +222,48 @@ pub struct ServeArgs {
         help_heading = "Git index"
     )]
     pub git_timeout: u64,
+
+    /// Upstream requests (misses, revalidations) each client address may
+    /// start per second once its burst is spent; more get 429 with
+    /// Retry-After (IPv6 counted by /64; 0: no limit)
+    #[arg(
+        long,
+        value_name = "PER_SECOND",
+        default_value_t = crate::serve::cache::limits::DEFAULT_MISS_RATE,
+        value_parser = parse_rate,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_miss_rate: f64,
+
+    /// Upstream requests each client address may start at once before
+    /// --cache-miss-rate applies
+    #[arg(
+        long,
+        value_name = "REQUESTS",
+        default_value_t = crate::serve::cache::limits::DEFAULT_MISS_BURST,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_miss_burst: u32,
+
+    /// Paths upstream answered 404 for that are remembered (for
+    /// --cache-ttl), at most; the least recently asked are forgotten first
+    #[arg(
+        long,
+        value_name = "ENTRIES",
+        default_value_t = crate::serve::cache::limits::DEFAULT_NOT_FOUND_ENTRIES,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_not_found_entries: usize,
+}
+
+/// A rate: a finite number >= 0.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "expected a number of requests per second >= 0, found {s:?}"
+        )),
+    }
 }
 
 /// An Arch mirror as a `$repo`/`$arch` template.
@@ -314,6 +356,12 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             ttl: Duration::from_secs(args.cache_ttl),
             follow_after: Duration::from_secs(args.cache_follow_after),
             http: settings.fetch.http.clone(),
+            limits: crate::serve::cache::limits::Limits {
+                not_found_entries: args.cache_not_found_entries,
+                miss_rate: args.cache_miss_rate,
+                miss_burst: args.cache_miss_burst,
+                ..Default::default()
+            },
         }),
         git: crate::serve::git::GitLimits {
             max_processes: args.git_max_processes as usize,

@@ -422,7 +422,8 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
     }
     let mut upstream_failed = None;
     if let Some(cache) = &state.cache {
-        match cache::crates::index_file(cache, name).await {
+        let client = super::peer_ip(&req);
+        match cache::for_client(client, cache::crates::index_file(cache, name)).await {
             Ok(file) => {
                 return match tokio::fs::read(&file).await {
                     Ok(body) => {

@@ -41,7 +41,7 @@
 //! exactly once ([`path::parse_request_path`]). Traversal (`..`, `%2e%2e`),
 //! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
 //! characters, and empty segments are `400`. Dot-files and dot-directories
-//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID` temporaries) and
+//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID.N.RANDOM` temporaries) and
 //! `NAME.partial` downloads are `404`, as are directories (no listings).
 //! Then the final path is canonicalized and must lie under the canonicalized
 //! root with no hidden component below it, so a symlink in the tree cannot
@@ -532,6 +532,14 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         .merge(info::routes(opts, cache)))
 }
 
+/// The peer address of the connection `req` came on, when known (the
+/// pull-through cache charges upstream requests to it).
+pub(crate) fn peer_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The CLI entry point: raise the open-file limit, check the root, load
 /// the TLS files, bind, call `on_ready`, serve until Ctrl-C. Prints
 /// nothing.
@@ -740,7 +748,8 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     if let Some(cache) = &tree.cache {
         // Only a plain GET of the whole file may follow a download.
         let may_follow = method == Method::GET && !req.headers().contains_key(RANGE);
-        match cache.prepare(&segments, may_follow).await {
+        let prepared = cache::for_client(peer_ip(&req), cache.prepare(&segments, may_follow));
+        match prepared.await {
             Ok(Some(following)) => return following.response(name),
             Ok(None) => {}
             Err(e) => return e.response(),

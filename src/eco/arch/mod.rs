@@ -500,6 +500,10 @@ impl Arch {
         // Databases last: signatures before what they sign, file lists
         // before the package database.
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // A regenerated database is marked before it is written, so
+        // `mirror serve`'s cache never replaces it with upstream's.
+        store::mark_partial(&dir, partial)
+            .with_context(|| format!("cannot mark {} partial", dir.display()))?;
         let name = &repo.name;
         let mut writes: Vec<(String, Option<&[u8]>)> = Vec::new();
         // No file lists (upstream has none, or a partial mirror): remove

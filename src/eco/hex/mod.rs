@@ -491,7 +491,13 @@ impl Hex {
 
         self.download_installs(engine, reporter)?;
 
-        // Metadata last.
+        // Metadata last. A partial selection's `names` and `versions` are
+        // marked first, so `mirror serve`'s cache never replaces them.
+        let partial = !(selection.packages.is_empty()
+            && selection.locked.is_empty()
+            && selection.versions == VersionPolicy::All);
+        store::mark_partial(&self.dir(), partial)
+            .with_context(|| format!("cannot mark {} partial", self.dir().display()))?;
         self.write_public_key()?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
             let path = self.dir().join(file);

@@ -16,9 +16,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, sibling, Cache, CacheError, Meta, Ready};
+use super::{check_body, grammar, sibling, Cache, CacheError, Meta, Ready};
+use crate::eco::is_valid_target;
 use crate::eco::rustup::{init_name, parse_release_stable};
-use crate::eco::{is_valid_target, Version};
 use crate::fetch::{self, FetchItem};
 use crate::verify::digest::{format_sidecar, parse_sidecar, DigestMismatch, Sha256Digest};
 
@@ -47,6 +47,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 urls: vec![what.clone()],
                 companions: Vec::new(),
                 optional: Vec::new(),
+                partial_dir: None,
                 verify: check_body(move |body| {
                     parse_release_stable(body, &what)
                         .map(|_| ())
@@ -55,16 +56,18 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
             };
             cache.metadata(meta, false).await.map(|()| Ready::Tree)
         }
-        ["archive", version, target, file] if Version::parse(version).is_some() => {
+        ["archive", version, target, file] => {
+            let (version, target) = (grammar::rustup_version(version)?, grammar::triple(target)?);
             let Some(name) = binary(target, file) else {
                 return Ok(Ready::Tree);
             };
             let rel = format!("archive/{version}/{target}/{name}");
             let dest = cache.root.join(RUSTUP_DIR).join(&rel);
             let work = fetch_archived(cache, format!("{url}/{rel}"), &dest);
-            Ok(cache.immutable(&dest, work))
+            cache.immutable(&dest, work)
         }
         ["dist", target, file] => {
+            let target = grammar::triple(target)?;
             let Some(name) = binary(target, file) else {
                 return Ok(Ready::Tree);
             };
@@ -76,6 +79,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 urls: vec![what.clone()],
                 companions: vec![".sha256"],
                 optional: Vec::new(),
+                partial_dir: None,
                 verify: Box::new(move |body, companions| {
                     let sum = companions.first().map(Vec::as_slice).unwrap_or_default();
                     check_sum(body, sum, &what).map(|_| Vec::new())
