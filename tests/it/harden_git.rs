@@ -360,7 +360,8 @@ fn another_local_user_cannot_take_over_the_git_endpoint() {
     let fx = fixture(&up);
     let work = shared_workdir();
     let root = work.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    // A tree to be: serve refuses a root that holds none.
+    std::fs::create_dir_all(root.join(".mirror")).unwrap();
     // The shared temporary directory, sticky like /tmp.
     let shared = work.path().join("tmp");
     std::fs::create_dir_all(&shared).unwrap();
@@ -503,7 +504,8 @@ fn only_head_and_master_are_served() {
     let mut fx = fixture(&up);
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    // A tree to be: serve refuses a root that holds none.
+    std::fs::create_dir_all(root.join(".mirror")).unwrap();
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(&root)).unwrap();
     mirror_made_tree(&root, &fx, &server.url(""));
     // Ahead of master: a new upstream commit pulled (`config` marks).
@@ -859,7 +861,8 @@ fn user_git_configuration_has_no_effect() {
     ];
 
     let root = work.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
+    // A tree to be: serve refuses a root that holds none.
+    std::fs::create_dir_all(root.join(".mirror")).unwrap();
     let server = Server::start(&root, None, &env, &[]);
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
