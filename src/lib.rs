@@ -10,6 +10,7 @@ pub mod cli;
 pub mod eco;
 pub mod fetch;
 pub mod http;
+pub mod limit;
 pub mod output;
 pub mod report;
 pub mod serve;

@@ -353,14 +353,20 @@ impl Arch {
         reporter: &dyn Reporter,
     ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
         let db_url = format!("{base}/{name}.db");
-        let db = engine.fetch_bytes(&db_url)?;
+        let db = engine.fetch_bytes(&db_url, crate::limit::ARCH_DB)?;
         let entries = db::entries(&db, &db_url)?;
         let urls = [
             format!("{base}/{name}.db.sig"),
             format!("{base}/{name}.files"),
             format!("{base}/{name}.files.sig"),
         ];
-        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let mut got = engine
+            .fetch_bytes_each(&[
+                (&urls[0], crate::limit::COMPANION),
+                (&urls[1], crate::limit::ARCH_DB),
+                (&urls[2], crate::limit::COMPANION),
+            ])
+            .into_iter();
         let mut optional = |url: &str| -> Result<Option<Vec<u8>>> {
             match got.next().expect("three results") {
                 Ok(b) => Ok(Some(b)),

@@ -240,7 +240,10 @@ impl Hex {
         let names_url = format!("{}/names", self.url);
         let versions_url = format!("{}/versions", self.url);
         let mut got = engine
-            .fetch_bytes_many(&[names_url.clone(), versions_url.clone()])
+            .fetch_bytes_many(
+                &[names_url.clone(), versions_url.clone()],
+                crate::limit::HEX_RESOURCE,
+            )
             .into_iter();
         let names_bytes = got.next().expect("two results")?;
         let versions_bytes = got.next().expect("two results")?;
@@ -339,7 +342,11 @@ impl Hex {
                 .iter()
                 .map(|n| format!("{}/packages/{n}", self.url))
                 .collect();
-            for ((name, url), r) in fetch.iter().zip(&urls).zip(engine.fetch_bytes_many(&urls)) {
+            for ((name, url), r) in fetch
+                .iter()
+                .zip(&urls)
+                .zip(engine.fetch_bytes_many(&urls, crate::limit::HEX_RESOURCE))
+            {
                 let r = r.map_err(anyhow::Error::from).and_then(|bytes| {
                     let package =
                         registry::parse_package(&bytes, &self.key, &self.repo, name, url)?;
@@ -444,7 +451,11 @@ impl Hex {
                 }
                 let url = format!("{}/tarballs/{name}-{}.tar", self.url, r.version);
                 tarball_of.insert(url.clone(), name.clone());
-                items.push(FetchItem::new(url, dest).sha256(digest));
+                items.push(
+                    FetchItem::new(url, dest)
+                        .sha256(digest)
+                        .limit(crate::limit::HEX_TARBALL),
+                );
             }
         }
         let fetched = engine.fetch_all(items, reporter);
@@ -522,7 +533,18 @@ impl Hex {
             .iter()
             .flat_map(|&c| [list_url(c), format!("{}.signed", list_url(c))])
             .collect();
-        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let each: Vec<(&str, crate::limit::Limit)> = urls
+            .iter()
+            .map(|u| {
+                let limit = if u.ends_with(".signed") {
+                    crate::limit::COMPANION
+                } else {
+                    crate::limit::HEX_RESOURCE
+                };
+                (u.as_str(), limit)
+            })
+            .collect();
+        let mut got = engine.fetch_bytes_each(&each).into_iter();
         let mut lists = Vec::new();
         let mut items = Vec::new();
         for csv in Csv::ALL {
@@ -548,7 +570,8 @@ impl Hex {
                         format!("{}/installs/{}", self.url, a.path),
                         self.dir().join("installs").join(&a.path),
                     )
-                    .sha512(a.sha512),
+                    .sha512(a.sha512)
+                    .limit(crate::limit::HEX_TARBALL),
                 );
             }
             lists.push((csv, text, signed));

@@ -353,7 +353,13 @@ impl Toolchain {
         for spec in specs {
             let url = self.manifest_url(spec)?;
             let urls = [url.clone(), format!("{url}.sha256"), format!("{url}.asc")];
-            let mut got = engine.fetch_bytes_many(&urls).into_iter();
+            let mut got = engine
+                .fetch_bytes_each(&[
+                    (&urls[0], crate::limit::CHANNEL_MANIFEST),
+                    (&urls[1], crate::limit::COMPANION),
+                    (&urls[2], crate::limit::COMPANION),
+                ])
+                .into_iter();
             let bytes = got
                 .next()
                 .context("missing result")?
@@ -502,7 +508,10 @@ impl Toolchain {
                 .iter()
                 .map(|rel| format!("{}/{rel}.asc", self.url))
                 .collect();
-            for (rel, r) in missing.iter().zip(engine.fetch_bytes_many(&urls)) {
+            for (rel, r) in missing
+                .iter()
+                .zip(engine.fetch_bytes_many(&urls, crate::limit::COMPANION))
+            {
                 let present = match r {
                     Ok(_) => true,
                     Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
@@ -526,6 +535,7 @@ impl Toolchain {
                 let name = f.rel.rsplit('/').next().unwrap_or(&f.rel);
                 let mut item = FetchItem::new(format!("{}/{}", self.url, f.rel), &dest)
                     .sha256(f.hash)
+                    .limit(crate::limit::TOOLCHAIN_FILE)
                     .sidecar(sibling(&dest, ".sha256"), format_sidecar(&f.hash, name));
                 let signed = match self.mode {
                     SignatureMode::Off => false,

@@ -101,6 +101,7 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         urls,
         companions: Vec::new(),
         optional: vec![".sig"],
+        limit: crate::limit::ARCH_DB,
         verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())
@@ -187,7 +188,10 @@ fn fetch(
             (Part::Signature, Some(sig)) => crate::store::write_atomic(&dest, &sig)
                 .map_err(|e| CacheError::Local(format!("cannot write {}: {e}", dest.display()))),
             (Part::Signature, None) => {
-                let items = bases.map(|base| FetchItem::new(format!("{base}/{file}.sig"), &dest));
+                let items = bases.map(|base| {
+                    FetchItem::new(format!("{base}/{file}.sig"), &dest)
+                        .limit(crate::limit::COMPANION)
+                });
                 cache.download_first(items).await
             }
         }

@@ -121,6 +121,7 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         urls: vec![url],
         companions: Vec::new(),
         optional: Vec::new(),
+        limit: crate::limit::HEX_RESOURCE,
         verify,
     }
 }
@@ -183,7 +184,11 @@ fn fetch_tarball(
         })?;
         let url = format!("{}/tarballs/{name}-{version}.tar", up.url);
         cache
-            .download(FetchItem::new(url, dest).sha256(digest))
+            .download(
+                FetchItem::new(url, dest)
+                    .sha256(digest)
+                    .limit(crate::limit::HEX_TARBALL),
+            )
             .await
     }
 }
