@@ -196,7 +196,7 @@ impl Hex {
     /// The local `names`, verified; `None` when absent.
     pub fn local_names(&self) -> Result<Option<registry::Names>> {
         let path = self.dir().join("names");
-        match fs::read(&path) {
+        match crate::limit::read_file(&path, crate::limit::HEX_RESOURCE) {
             Ok(b) => Ok(Some(registry::parse_names(
                 &b,
                 &self.key,
@@ -210,7 +210,7 @@ impl Hex {
 
     fn read_local_package(&self, name: &str) -> Result<Option<Loaded>> {
         let path = self.package_path(name);
-        match fs::read(&path) {
+        match crate::limit::read_file(&path, crate::limit::HEX_RESOURCE) {
             Ok(bytes) => {
                 let package = registry::parse_package(
                     &bytes,
@@ -663,7 +663,7 @@ impl Hex {
         for file in ["names", "versions"] {
             let path = self.dir().join(file);
             let what = path.display().to_string();
-            let r = fs::read(&path)
+            let r = crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
                 .with_context(|| format!("cannot read {what}"))
                 .and_then(|b| {
                     if file == "names" {
@@ -708,7 +708,7 @@ impl Hex {
             .collect();
         let lists = load_install_lists(|name| {
             let path = installs_dir.join(name);
-            fs::read(&path)
+            crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
                 .ok()
                 .map(|b| (path.display().to_string(), b))
         });
@@ -955,7 +955,10 @@ fn check_staged(
         .par_iter()
         .map(|f| {
             let path = dir.join(f);
-            let read = || fs::read(&path).map_err(|e| format!("{f}: {e}"));
+            let read = || {
+                crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+                    .map_err(|e| format!("{f}: {e}"))
+            };
             match f.split('/').collect::<Vec<_>>()[..] {
                 ["hex", "names"] => read().and_then(|b| {
                     registry::parse_names(&b, key, repo, f)
