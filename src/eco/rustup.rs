@@ -548,7 +548,8 @@ fn sidecar_path(file: &Path) -> PathBuf {
 /// Check a file against the `.sha256` beside it.
 pub fn verify_with_sidecar(file: &Path) -> Result<Sha256Digest> {
     let sidecar = sidecar_path(file);
-    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let text = crate::limit::read_file(&sidecar, crate::limit::COMPANION)
+        .with_context(|| format!("{}: missing", sidecar.display()))?;
     let expected = parse_sidecar(&text, &sidecar.display().to_string())?;
     let (actual, _) =
         hash_file(file).with_context(|| format!("{}: cannot read", file.display()))?;

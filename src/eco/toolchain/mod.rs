@@ -262,7 +262,8 @@ impl Toolchain {
     /// that it is what its place says.
     pub fn load(&self, date: &str, channel: Channel) -> Result<Located> {
         let path = self.dist().join(date).join(channel.manifest_name());
-        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::limit::read_file(&path, crate::limit::CHANNEL_MANIFEST)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let m = Manifest::parse(&bytes, &path.display().to_string())?;
         if m.date != date || m.channel() != channel {
             bail!(
@@ -873,7 +874,7 @@ fn check_staged(
     };
     for f in files.iter().filter(|f| is_manifest(f)) {
         let path = dir.join(f);
-        let result = fs::read(&path)
+        let result = crate::limit::read_file(&path, crate::limit::CHANNEL_MANIFEST)
             .with_context(|| format!("{f}: cannot read"))
             .and_then(|bytes| {
                 let m = Manifest::parse(&bytes, f)?;
@@ -938,7 +939,8 @@ fn verify_local(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let sidecar = sibling(path, ".sha256");
-    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let text = crate::limit::read_file(&sidecar, crate::limit::COMPANION)
+        .with_context(|| format!("{}: missing", sidecar.display()))?;
     let from_sidecar = parse_sidecar(&text, &sidecar.display().to_string())?;
     let (actual, _) =
         hash_file(path).with_context(|| format!("{}: cannot read", path.display()))?;
