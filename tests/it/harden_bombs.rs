@@ -554,3 +554,43 @@ fn the_cache_refuses_endless_and_oversized_crates_and_index_files() {
         up.clear_faults(&crate_path);
     }
 }
+
+/// A file whose size the plan knows (an Arch package: `%CSIZE%`) is
+/// cut one byte past that size when its body does not end.
+#[test]
+fn a_body_longer_than_its_planned_size_is_cut_one_byte_past_it() {
+    let up = Upstream::start();
+    let hello = arch::Pkg::new("hello", "1.0-1");
+    arch::publish(&up, "m", "core", std::slice::from_ref(&hello));
+    let path = format!("m/core/os/x86_64/{}", hello.filename());
+    up.fault(&path, Fault::Endless { up_to: FLOOD }, 5);
+    let key = TestKey::Signing.public_path().display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, peak) = measured(
+        tmp.path(),
+        &owned(&[
+            "arch",
+            "download",
+            "--url",
+            &up.url("m/$repo/os/$arch"),
+            "--repo",
+            "core",
+            "--keyring",
+            &key,
+        ]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an endless package was accepted");
+    let size = hello.bytes().len();
+    assert!(
+        err.contains("body (longer than its planned size) too large")
+            && err.contains(&format!("limit: {size} bytes")),
+        "{err}"
+    );
+    assert_under_cap("arch download, an endless package", peak);
+    assert_eq!(
+        published(tmp.path(), &hello.filename()),
+        Vec::<String>::new()
+    );
+    assert_eq!(published(tmp.path(), "core.db"), Vec::<String>::new());
+}
