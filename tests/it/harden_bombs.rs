@@ -183,22 +183,9 @@ fn an_arch_database_bomb_from_upstream_is_refused_by_download_and_by_the_cache()
     let up = Upstream::start();
     arch::publish(&up, "m", "core", &[arch::Pkg::new("hello", "1.0-1")]);
     up.put("m/core/os/x86_64/core.db", big_bomb());
-    let key = TestKey::Signing.public_path().display().to_string();
 
     let tmp = tempfile::tempdir().unwrap();
-    let (out, peak) = measured(
-        tmp.path(),
-        &owned(&[
-            "arch",
-            "download",
-            "--url",
-            &up.url("m/$repo/os/$arch"),
-            "--repo",
-            "core",
-            "--keyring",
-            &key,
-        ]),
-    );
+    let (out, peak) = measured(tmp.path(), &arch_download(&up));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a bomb was downloaded");
     assert!(err.contains("Arch database (inflated) too large"), "{err}");
@@ -225,6 +212,21 @@ fn an_arch_database_bomb_from_upstream_is_refused_by_download_and_by_the_cache()
     let peak = server_peak(&server);
     assert_under_cap("serve --upstream-arch, a database bomb", Some(peak));
     assert_eq!(published(served.path(), "core.db"), Vec::<String>::new());
+}
+
+/// `arch download` of repository `core` from `<up>/m/`.
+fn arch_download(up: &Upstream) -> Vec<String> {
+    let key = TestKey::Signing.public_path().display().to_string();
+    owned(&[
+        "arch",
+        "download",
+        "--url",
+        &up.url("m/$repo/os/$arch"),
+        "--repo",
+        "core",
+        "--keyring",
+        &key,
+    ])
 }
 
 // ------------------------------------------------- a huge index blob
@@ -472,21 +474,11 @@ fn a_hex_download_refuses_endless_and_oversized_resources_and_tarballs() {
 fn an_arch_download_refuses_endless_and_oversized_databases() {
     let up = Upstream::start();
     arch::publish(&up, "m", "core", &[arch::Pkg::new("hello", "1.0-1")]);
-    let key = TestKey::Signing.public_path().display().to_string();
     Kind {
         name: "arch",
         up: &up,
         prepare: Vec::new(),
-        download: owned(&[
-            "arch",
-            "download",
-            "--url",
-            &up.url("m/$repo/os/$arch"),
-            "--repo",
-            "core",
-            "--keyring",
-            &key,
-        ]),
+        download: arch_download(&up),
         path: "m/core/os/x86_64/core.db".into(),
         want: "Arch database",
     }
@@ -564,21 +556,8 @@ fn a_body_longer_than_its_planned_size_is_cut_one_byte_past_it() {
     arch::publish(&up, "m", "core", std::slice::from_ref(&hello));
     let path = format!("m/core/os/x86_64/{}", hello.filename());
     up.fault(&path, Fault::Endless { up_to: FLOOD }, 5);
-    let key = TestKey::Signing.public_path().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let (out, peak) = measured(
-        tmp.path(),
-        &owned(&[
-            "arch",
-            "download",
-            "--url",
-            &up.url("m/$repo/os/$arch"),
-            "--repo",
-            "core",
-            "--keyring",
-            &key,
-        ]),
-    );
+    let (out, peak) = measured(tmp.path(), &arch_download(&up));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "an endless package was accepted");
     let size = hello.bytes().len();
