@@ -314,6 +314,14 @@ pub const HEX_TARBALL: Limit = Limit::new("Hex package tarball", 16 * MIB);
 /// `versions`, the largest, is about 1 MiB compressed.
 pub const HEX_RESOURCE: Limit = Limit::new("Hex registry resource", 16 * MIB);
 
+/// One package's registry resource (`packages/<name>`): tens of KiB for
+/// a package with a thousand releases.
+pub const HEX_PACKAGE: Limit = Limit::new("Hex package resource", MIB);
+
+/// All package resources one run holds until it publishes them: hex.pm's
+/// whole repository is about 40 MiB of them.
+pub const HEX_PACKAGES: Limit = Limit::new("Hex package resources in all", 128 * MIB);
+
 /// A Hex registry resource once inflated: protobuf compresses 3–5 times;
 /// `versions` inflates to a few MiB.
 pub const HEX_RESOURCE_INFLATED: Inflation = Inflation {
@@ -323,9 +331,14 @@ pub const HEX_RESOURCE_INFLATED: Inflation = Inflation {
     max: 64 * MIB,
 };
 
-/// A pacman database as sent (`.db`, `.files`): pacman itself refuses a
-/// database above 128 MiB (raised from 25 MiB in 2020, for `.files`).
-pub const ARCH_DB: Limit = Limit::new("Arch database", 128 * MIB);
+/// A pacman package database as sent (`<repo>.db`): `extra`'s, the
+/// largest of Arch Linux, is about 10 MiB.
+pub const ARCH_DB: Limit = Limit::new("Arch database", 64 * MIB);
+
+/// A pacman file-list database as sent (`<repo>.files`): pacman itself
+/// refuses a database above 128 MiB (raised from 25 MiB in 2020, for
+/// these); `extra`'s is about 60 MiB.
+pub const ARCH_FILES: Limit = Limit::new("Arch file-list database", 128 * MIB);
 
 /// A pacman database once inflated. Database tars compress 5–10 times
 /// (file lists the most); it is read as a stream, `files` lists skipped,
@@ -339,7 +352,7 @@ pub const ARCH_DB_INFLATED: Inflation = Inflation {
 
 /// The `desc`/`depends` text a database's entries hold in all: `extra`'s
 /// is about 20 MiB for 14,000 packages.
-pub const ARCH_DB_DESCS: Limit = Limit::new("Arch database entries", 128 * MIB);
+pub const ARCH_DB_DESCS: Limit = Limit::new("Arch database entries", 64 * MIB);
 
 /// A Rust channel manifest (`channel-rust-*.toml`): nightly's is about
 /// 1 MiB.

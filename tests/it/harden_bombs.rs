@@ -447,7 +447,7 @@ fn a_hex_download_refuses_endless_and_oversized_resources_and_tarballs() {
     for (path, want) in [
         ("hex/names", "Hex registry resource"),
         ("hex/versions", "Hex registry resource"),
-        ("hex/packages/beta", "Hex registry resource"),
+        ("hex/packages/beta", "Hex package resource"),
         ("hex/tarballs/beta-2.1.0.tar", "Hex package tarball"),
     ] {
         assert!(up.get(path).is_some(), "{path}");

@@ -36,7 +36,7 @@ const MAX_DESC: u64 = 1 << 20;
 /// The most value lines all entries of one database may hold: `extra`
 /// has about 600,000 for 14,000 packages. Each costs a small allocation,
 /// so this (with [`limit::ARCH_DB_DESCS`]) bounds a database's memory.
-const MAX_LINES: usize = 4_000_000;
+const MAX_LINES: usize = 2_000_000;
 
 /// How a database is compressed, told by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -103,6 +103,16 @@ impl RepoSource {
     }
 }
 
+/// The size limit of a database file by its name: a `.files` holds file
+/// lists and is far larger than a `.db`.
+pub fn db_limit(name: &str) -> limit::Limit {
+    if name.ends_with(".files") || name.ends_with(".files.tar.gz") {
+        limit::ARCH_FILES
+    } else {
+        limit::ARCH_DB
+    }
+}
+
 /// Make a `--url` value a template: a base without `$repo` gets
 /// `/$repo/os/$arch` appended.
 pub fn url_template(url: &str) -> String {
@@ -364,7 +374,7 @@ impl Arch {
         let mut got = engine
             .fetch_bytes_each(&[
                 (&urls[0], crate::limit::COMPANION),
-                (&urls[1], crate::limit::ARCH_DB),
+                (&urls[1], crate::limit::ARCH_FILES),
                 (&urls[2], crate::limit::COMPANION),
             ])
             .into_iter();
@@ -933,15 +943,15 @@ fn check_staged(
                         // A copy under the other name: the same bytes.
                         let main = format!("{rel}/{main}");
                         let same = staged.contains(main.as_str())
-                            && limit::read_file(&dir.join(&main), limit::ARCH_DB).ok()
-                                == limit::read_file(&dir.join(f), limit::ARCH_DB).ok();
+                            && limit::read_file(&dir.join(&main), db_limit(&main)).ok()
+                                == limit::read_file(&dir.join(f), db_limit(&main)).ok();
                         if !same {
                             failures.push(format!(
                                 "{f}: expected the same bytes as {main} in the archive"
                             ));
                         }
                     } else if *file == format!("{repo}.files") {
-                        let r = limit::read_file(&dir.join(f), limit::ARCH_DB)
+                        let r = limit::read_file(&dir.join(f), limit::ARCH_FILES)
                             .map_err(anyhow::Error::from)
                             .and_then(|b| db::parse(&b, f));
                         if let Err(e) = r {

@@ -313,6 +313,7 @@ impl Hex {
         // round when closing over them).
         let mut loaded: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failures = Vec::new();
+        let mut held = 0u64;
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
@@ -345,9 +346,14 @@ impl Hex {
             for ((name, url), r) in fetch
                 .iter()
                 .zip(&urls)
-                .zip(engine.fetch_bytes_many(&urls, crate::limit::HEX_RESOURCE))
+                .zip(engine.fetch_bytes_many(&urls, crate::limit::HEX_PACKAGE))
             {
                 let r = r.map_err(anyhow::Error::from).and_then(|bytes| {
+                    // Held until published: bounded in all, not only each.
+                    held += bytes.len() as u64;
+                    crate::limit::HEX_PACKAGES
+                        .check(held)
+                        .with_context(|| format!("refusing {url}"))?;
                     let package =
                         registry::parse_package(&bytes, &self.key, &self.repo, name, url)?;
                     Ok(Loaded {

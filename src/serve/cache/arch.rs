@@ -101,7 +101,7 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         urls,
         companions: Vec::new(),
         optional: vec![".sig"],
-        limit: crate::limit::ARCH_DB,
+        limit: crate::eco::arch::db_limit(file),
         verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())

@@ -121,7 +121,10 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         urls: vec![url],
         companions: Vec::new(),
         optional: Vec::new(),
-        limit: crate::limit::HEX_RESOURCE,
+        limit: match resource {
+            Resource::Package(_) => crate::limit::HEX_PACKAGE,
+            Resource::Index(_) => crate::limit::HEX_RESOURCE,
+        },
         verify,
     }
 }
