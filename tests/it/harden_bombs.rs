@@ -231,6 +231,19 @@ fn arch_download(up: &Upstream) -> Vec<String> {
 
 // ------------------------------------------------- a huge index blob
 
+/// Commit a file of `size` bytes of repeated index lines at a crate's
+/// path, `hu/ge/huge` (kilobytes once compressed).
+fn add_a_huge_file(fx: &mut CratesFixture<'_>, size: usize) {
+    let line = fx.read(&index_path("leaf")).unwrap();
+    let mut text = String::with_capacity(size + line.len());
+    while text.len() < size {
+        text.push_str(&line);
+    }
+    fx.write(&index_path("huge"), &text);
+    drop(text);
+    fx.commit("Add a huge file");
+}
+
 /// A crates archive whose index bundle adds a file of `size` bytes of
 /// repeated index lines (kilobytes once compressed) at a crate's path.
 fn crates_archive_with_a_huge_file(dir: &Path, size: usize) -> Vec<u8> {
@@ -238,14 +251,7 @@ fn crates_archive_with_a_huge_file(dir: &Path, size: usize) -> Vec<u8> {
     let mut fx = CratesFixture::new(&up);
     fx.publish("leaf", "1.0.0", &[]);
     fx.commit("Add leaf");
-    let line = fx.read(&index_path("leaf")).unwrap();
-    let mut text = Vec::with_capacity(size + line.len());
-    while text.len() < size {
-        text.extend_from_slice(line.as_bytes());
-    }
-    fx.write(&index_path("huge"), std::str::from_utf8(&text).unwrap());
-    drop(text);
-    fx.commit("Add a huge file");
+    add_a_huge_file(&mut fx, size);
     let bundle = dir.join("origin.bundle");
     git(&fx.path(), &["branch", "-f", "bundle/master", "master"]);
     git(
@@ -306,6 +312,47 @@ fn a_crates_bundle_with_a_huge_index_file_is_refused_within_the_memory_cap() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "origin/master took the bundle");
+}
+
+#[test]
+fn an_upstream_index_with_a_huge_file_is_refused_by_update_within_the_memory_cap() {
+    let up = Upstream::start();
+    let mut fx = crates_fixture(&up);
+    add_a_huge_file(&mut fx, FLOOD as usize);
+    // Over file:// the upstream's git (upload-pack, pack-objects) runs
+    // as a child of ours, under its own configuration (git does not pass
+    // ours on to another repository): a real upstream is another host.
+    // Have it stream its large blobs, so the peak measured is ours.
+    git(&fx.path(), &["config", "core.bigFileThreshold", "16m"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (out, _) = measured(
+        root,
+        &owned(&["crate", "init", "--index-url", &fx.index_url()]),
+    );
+    assert!(out.status.success());
+    let (out, peak) = measured(
+        root,
+        &owned(&["crate", "update", "--crates-url", &fx.crates_url_template()]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a huge index file was taken");
+    assert!(
+        err.contains("crate index file too large") && err.contains("hu/ge/huge"),
+        "{err}"
+    );
+    assert_under_cap("crate update from an index with a huge file", peak);
+    let index = root.join("git/crates.io-index");
+    for branch in ["master", "origin_master"] {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&index)
+            .args(["rev-parse", "--verify", "-q", branch])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{branch} was set");
+    }
+    assert_eq!(published(root, "leaf-1.0.0.crate"), Vec::<String>::new());
 }
 
 // ------------------------------------------------ bodies without end

@@ -360,6 +360,10 @@ impl Index {
         let new = self
             .resolve("refs/remotes/origin/master")?
             .with_context(|| format!("the upstream index {url} has no branch master"))?;
+        // `origin_master` (what is merged and published) moves only to a
+        // tree whose files an index can hold.
+        self.check_file_sizes(before, new)
+            .with_context(|| format!("refusing the upstream index {url}"))?;
         self.set_branch(ORIGIN_MASTER, new)?;
         Ok((before, new))
     }
