@@ -16,6 +16,12 @@
 //!    without a signature is received into memory instead, and written to
 //!    `<dest>.partial` only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
+//!    Every body has a ceiling ([`crate::limit`]): the item's planned
+//!    size when known (a longer body is cut one byte past it), else its
+//!    kind's limit, raised by `--max-file-size`; a `Content-Length` above
+//!    it is refused before reading. Bodies read into memory
+//!    ([`Engine::fetch_bytes`] and friends) take a limit too, and cost
+//!    their size once (no doubling).
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not

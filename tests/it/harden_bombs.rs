@@ -430,6 +430,42 @@ fn a_crate_download_refuses_endless_and_oversized_bodies() {
     .refuses_floods();
 }
 
+/// `--max-file-size` raises a ceiling: a crate body of 200 MiB is then
+/// received whole (and refused by its checksum, since it is not the
+/// crate), not cut at 128 MiB.
+#[test]
+fn max_file_size_raises_the_crate_ceiling() {
+    let up = Upstream::start();
+    let fx = crates_fixture(&up);
+    let path = CratesFixture::crate_upstream_path("leaf", "1.0.0");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (out, _) = measured(
+        root,
+        &owned(&["crate", "init", "--index-url", &fx.index_url()]),
+    );
+    assert!(out.status.success());
+    up.fault(&path, Fault::Huge { len: 200 << 20 }, 1);
+    let (out, _) = measured(
+        root,
+        &owned(&[
+            "crate",
+            "update",
+            "--crates-url",
+            &fx.crates_url_template(),
+            "--max-file-size",
+            "256M",
+        ]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("checksum mismatch") && !err.contains("too large"),
+        "{err}"
+    );
+    assert_eq!(published(root, "leaf-1.0.0.crate"), Vec::<String>::new());
+}
+
 #[test]
 fn a_sparse_index_download_refuses_endless_and_oversized_bodies() {
     let up = Upstream::start();
