@@ -229,6 +229,48 @@ fn arch_download(up: &Upstream) -> Vec<String> {
     ])
 }
 
+/// `head -c SIZE /dev/zero | gzip -1`: one gzip member (a registry
+/// resource is read as one), made by the real gzip in a moment.
+fn gzip_of_zeros(size: u64) -> Vec<u8> {
+    require_client("gzip").expect("gzip");
+    let out = Command::new("sh")
+        .args(["-c", &format!("head -c {size} /dev/zero | gzip -1")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn a_hex_registry_bomb_is_refused_within_the_memory_cap() {
+    let up = Upstream::start();
+    HexRepo::sample().publish(&up);
+    let bomb = gzip_of_zeros(FLOOD);
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+    up.put("hex/names", bomb);
+    let key = key_path("hex-test.pub.pem").display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, peak) = measured(
+        tmp.path(),
+        &owned(&[
+            "hex",
+            "download",
+            "--url",
+            &up.url("hex"),
+            "--public-key",
+            &key,
+        ]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bomb was taken");
+    assert!(
+        err.contains("Hex registry resource (inflated) too large"),
+        "{err}"
+    );
+    assert_under_cap("hex download of a registry bomb", peak);
+    assert_eq!(published(tmp.path(), "names"), Vec::<String>::new());
+}
+
 // ------------------------------------------------- a huge index blob
 
 /// Commit a file of `size` bytes of repeated index lines at a crate's
