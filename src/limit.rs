@@ -305,8 +305,9 @@ pub const CRATE_FILE: Limit = Limit::new("crate archive", 128 * MIB);
 /// largest on crates.io (crates with thousands of versions) are a few MiB.
 pub const CRATE_INDEX_FILE: Limit = Limit::new("crate index file", 16 * MIB);
 
-/// A Hex package tarball: hex.pm refuses tarballs above 16 MiB.
-/// `--max-file-size` raises it.
+/// A Hex package tarball: Hex's own clients (hex_core's default
+/// `tarball_max_size`) refuse tarballs above 16 MiB. `--max-file-size`
+/// raises it.
 pub const HEX_TARBALL: Limit = Limit::new("Hex package tarball", 16 * MIB);
 
 /// A Hex registry resource as sent (`names`, `versions`,
