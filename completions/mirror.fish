@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mirror_global_optspecs
-    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= retry-delay-ms= v/verbose q/quiet h/help V/version
+    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= max-file-size= retry-delay-ms= v/verbose q/quiet h/help V/version
 end
 
 function __fish_mirror_needs_command
@@ -29,6 +29,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -s j -l num-jobs -d 'Paralle
 complete -c mirror -n "__fish_mirror_needs_command" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_needs_command" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -58,6 +59,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-job
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
@@ -77,6 +79,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -107,6 +110,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
@@ -132,6 +136,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -s j -l num-jobs -d '
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l with-deps -d 'Also mirror the dependencies of the selected releases, transitively'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
@@ -155,6 +160,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -s j -l num-jobs -d 
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -192,6 +198,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l force-root -d 'Serve the root even if it is `/`, a home directory, or a directory holding no mirror tree (none of dist/, rustup/, crates/, git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused otherwise: everything under the root is served'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
@@ -205,6 +212,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_s
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -220,6 +228,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -232,6 +241,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'

@@ -19,6 +19,12 @@
 //!    without a signature is received into memory instead, and written to
 //!    a temporary of its own only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
+//!    Every body has a ceiling ([`crate::limit`]): the item's planned
+//!    size when known (a longer body is cut one byte past it), else its
+//!    kind's limit, raised by `--max-file-size`; a `Content-Length` above
+//!    it is refused before reading. Bodies read into memory
+//!    ([`Engine::fetch_bytes`] and friends) take a limit too, and cost
+//!    their size once (no doubling).
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
@@ -47,6 +53,7 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use crate::http::{self, HttpOptions};
+use crate::limit::{self, Collector, Found, Limit, TooLarge};
 use crate::report::{Outcome, Reporter};
 use crate::store;
 use crate::verify::digest::{
@@ -88,8 +95,13 @@ pub struct FetchItem {
     pub url: String,
     /// Final path.
     pub dest: PathBuf,
-    /// Expected size, when the plan knows it.
+    /// Expected size, when the plan knows it: a body longer than this is
+    /// cut at `size + 1` bytes and refused.
     pub size: Option<u64>,
+    /// The ceiling for a body whose size the plan does not know (see
+    /// [`crate::limit`]); [`limit::DOWNLOAD`] when not given. The user's
+    /// `--max-file-size` raises it.
+    pub limit: Option<Limit>,
     /// Expected SHA-256, when the plan knows it.
     pub sha256: Option<Sha256Digest>,
     /// Expected SHA-512, for upstreams that publish only that.
@@ -108,6 +120,7 @@ impl FetchItem {
             url: url.into(),
             dest: dest.into(),
             size: None,
+            limit: None,
             sha256: None,
             sha512: None,
             signature: None,
@@ -130,6 +143,12 @@ impl FetchItem {
     /// Require this size.
     pub fn size(mut self, size: u64) -> Self {
         self.size = Some(size);
+        self
+    }
+
+    /// Refuse a body larger than `limit` when the size is not planned.
+    pub fn limit(mut self, limit: Limit) -> Self {
+        self.limit = Some(limit);
         self
     }
 
@@ -179,6 +198,14 @@ pub enum FetchError {
         expected: u64,
         /// Size received.
         actual: u64,
+    },
+    /// The body was larger than its planned size or its kind's ceiling.
+    #[error("{url}: {source}")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// What, the limit, what was found.
+        source: TooLarge,
     },
     /// The detached signature did not verify.
     #[error("{url}: signature check failed: {message}")]
@@ -243,6 +270,29 @@ impl FetchError {
             source,
         }
     }
+}
+
+fn too_large(url: &str, source: TooLarge) -> FetchError {
+    FetchError::TooLarge {
+        url: url.to_string(),
+        source,
+    }
+}
+
+/// Read a response's body into memory, refusing more than `limit` bytes
+/// (a `Content-Length` above it before reading, an endless body at
+/// `limit + 1`); the buffer is sized from `Content-Length` up to the
+/// limit, so a body costs its size once.
+async fn read_body(
+    mut resp: reqwest::Response,
+    url: &str,
+    limit: Limit,
+) -> Result<Vec<u8>, FetchError> {
+    let mut out = Collector::new(limit, resp.content_length()).map_err(|e| too_large(url, e))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network(url, &e))? {
+        out.push(&chunk).map_err(|e| too_large(url, e))?;
+    }
+    Ok(out.finish())
 }
 
 fn network(url: &str, err: &reqwest::Error) -> FetchError {
@@ -374,21 +424,36 @@ impl Engine {
     }
 
     /// Fetch a small resource into memory (manifests, `.sha256` files),
-    /// with the same retries as file downloads.
-    pub fn fetch_bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    /// with the same retries as file downloads; a body larger than
+    /// `limit` is refused.
+    pub fn fetch_bytes(&self, url: &str, limit: Limit) -> Result<Vec<u8>, FetchError> {
         self.rt
-            .block_on(get_bytes(&self.client, &self.opts.http, url))
+            .block_on(get_bytes(&self.client, &self.opts.http, url, limit))
     }
 
-    /// Fetch many small resources into memory with `jobs` in parallel; the
-    /// results are in the order of `urls`.
-    pub fn fetch_bytes_many(&self, urls: &[String]) -> Vec<Result<Vec<u8>, FetchError>> {
+    /// Fetch many small resources into memory with `jobs` in parallel, each
+    /// at most `limit` bytes; the results are in the order of `urls`.
+    pub fn fetch_bytes_many(
+        &self,
+        urls: &[String],
+        limit: Limit,
+    ) -> Vec<Result<Vec<u8>, FetchError>> {
+        let each: Vec<(&str, Limit)> = urls.iter().map(|u| (u.as_str(), limit)).collect();
+        self.fetch_bytes_each(&each)
+    }
+
+    /// [`Engine::fetch_bytes_many`] with a limit of its own for each URL
+    /// (a manifest and its signature).
+    pub fn fetch_bytes_each(&self, urls: &[(&str, Limit)]) -> Vec<Result<Vec<u8>, FetchError>> {
         let client = &self.client;
         let http = &self.opts.http;
         self.rt.block_on(
-            stream::iter(urls.iter().map(|u| get_bytes(client, http, u)))
-                .buffered(self.opts.jobs.max(1))
-                .collect(),
+            stream::iter(
+                urls.iter()
+                    .map(|(u, limit)| get_bytes(client, http, u, *limit)),
+            )
+            .buffered(self.opts.jobs.max(1))
+            .collect(),
         )
     }
 
@@ -397,10 +462,11 @@ impl Engine {
     /// copy the caller holds (`If-None-Match` for an ETag,
     /// `If-Modified-Since` for a Last-Modified date); a `304` answers
     /// [`Conditional::NotModified`], a success the body with its new
-    /// validators. Same retries as [`Engine::fetch_bytes`].
+    /// validators. Same retries and limit as [`Engine::fetch_bytes`].
     pub fn fetch_bytes_conditional_many(
         &self,
         requests: &[(String, Validators)],
+        limit: Limit,
     ) -> Vec<Result<Conditional, FetchError>> {
         let client = &self.client;
         let http = &self.opts.http;
@@ -408,7 +474,7 @@ impl Engine {
             stream::iter(
                 requests
                     .iter()
-                    .map(|(u, v)| get_conditional(client, http, u, v)),
+                    .map(|(u, v)| get_conditional(client, http, u, v, limit)),
             )
             .buffered(self.opts.jobs.max(1))
             .collect(),
@@ -967,6 +1033,7 @@ pub(crate) async fn get_conditional(
     opts: &HttpOptions,
     url: &str,
     held: &Validators,
+    limit: Limit,
 ) -> Result<Conditional, FetchError> {
     use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
     with_retries(opts, || async {
@@ -995,11 +1062,8 @@ pub(crate) async fn get_conditional(
             etag: header(ETAG),
             last_modified: header(LAST_MODIFIED),
         };
-        let bytes = resp.bytes().await.map_err(|e| network(url, &e))?;
-        Ok(Conditional::Fetched {
-            bytes: bytes.to_vec(),
-            validators,
-        })
+        let bytes = read_body(resp, url, limit).await?;
+        Ok(Conditional::Fetched { bytes, validators })
     })
     .await
 }
@@ -1010,6 +1074,7 @@ pub(crate) async fn get_bytes(
     client: &reqwest::Client,
     opts: &HttpOptions,
     url: &str,
+    limit: Limit,
 ) -> Result<Vec<u8>, FetchError> {
     with_retries(opts, || async {
         let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
@@ -1017,10 +1082,7 @@ pub(crate) async fn get_bytes(
         if !status.is_success() {
             return Err(FetchError::status(url, &resp));
         }
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| network(url, &e))
+        read_body(resp, url, limit).await
     })
     .await
 }
@@ -1267,7 +1329,12 @@ async fn fetch_verified(
                     restart(&partial, lock);
                 }
                 Err((e, _)) => {
-                    if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
+                    if matches!(
+                        e,
+                        FetchError::Digest(_)
+                            | FetchError::Size { .. }
+                            | FetchError::TooLarge { .. }
+                    ) {
                         let _ = fs::remove_file(&partial);
                     }
                     return Err(e);
@@ -1279,7 +1346,9 @@ async fn fetch_verified(
     // it: one round trip per item instead of two.
     let signature = async {
         match item.signature.as_ref().map(|s| &s.source) {
-            Some(SignatureSource::Url(url)) => get_bytes(client, opts, url).await.map(Some),
+            Some(SignatureSource::Url(url)) => get_bytes(client, opts, url, limit::COMPANION)
+                .await
+                .map(Some),
             Some(SignatureSource::Inline(bytes)) => Ok(Some(bytes.clone())),
             None => Ok(None),
         }
@@ -1408,6 +1477,23 @@ async fn transfer(
             }));
         }
     }
+    // The most bytes the whole file may have: its planned size, else its
+    // kind's ceiling (raised by `--max-file-size`).
+    let ceiling = match item.size {
+        Some(size) => Limit::new("body (longer than its planned size)", size),
+        None => {
+            let kind = item.limit.unwrap_or(limit::DOWNLOAD);
+            match opts.max_file_size {
+                Some(max) if max > kind.bytes => kind.at(max),
+                _ => kind,
+            }
+        }
+    };
+    if let Some(len) = resp.content_length() {
+        ceiling
+            .check(offset.saturating_add(len))
+            .map_err(|e| err(too_large(url, e)))?;
+    }
 
     let io_err = |e| err(FetchError::io(partial, e));
     let mut hasher = Hasher::new();
@@ -1462,6 +1548,12 @@ async fn transfer(
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
+                if offset + received + chunk.len() as u64 > ceiling.bytes {
+                    return Err(err(too_large(
+                        url,
+                        ceiling.exceeded(Found::MoreThan(ceiling.bytes)),
+                    )));
+                }
                 hasher.update(&chunk);
                 if let Some(h) = &mut hasher512 {
                     h.update(&chunk);

@@ -11,6 +11,7 @@ pub mod eco;
 pub mod fetch;
 pub mod gitenv;
 pub mod http;
+pub mod limit;
 pub mod output;
 pub mod report;
 pub mod serve;

@@ -351,6 +351,14 @@ impl CratesState {
             if !entry.mode().is_blob() {
                 return Ok(None);
             }
+            // Sized before it is read: no index file is larger.
+            let size = repo
+                .find_header(entry.object_id())
+                .map_err(|e| self.broken(e))?
+                .size();
+            crate::limit::CRATE_INDEX_FILE
+                .check(size)
+                .map_err(|e| self.broken(format!("{path}: {e}")))?;
             let blob = entry.object().map_err(|e| self.broken(e))?;
             Ok(Some((blob.id, blob.detach().data)))
         })

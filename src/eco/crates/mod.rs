@@ -584,7 +584,9 @@ impl Crates {
                 let changes = this.planned_changes(
                     &|e| {
                         sink.push(
-                            FetchItem::new(this.crate_url(e), this.crate_path(e)).sha256(e.cksum),
+                            FetchItem::new(this.crate_url(e), this.crate_path(e))
+                                .sha256(e.cksum)
+                                .limit(crate::limit::CRATE_FILE),
                         )
                     },
                     keep_added,

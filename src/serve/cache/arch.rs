@@ -111,6 +111,7 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         // A partial mirror's regenerated database (`mirror arch
         // --packages`) lists what it holds: never replaced by upstream's.
         partial_dir: Some(cache.root.join(format!("{ARCH_DIR}/{repo}/os/{arch}"))),
+        limit: crate::eco::arch::db_limit(file),
         verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())
@@ -197,7 +198,10 @@ fn fetch(
             (Part::Signature, Some(sig)) => crate::store::write_atomic(&dest, &sig)
                 .map_err(|e| CacheError::Local(format!("cannot write {}: {e}", dest.display()))),
             (Part::Signature, None) => {
-                let items = bases.map(|base| FetchItem::new(format!("{base}/{file}.sig"), &dest));
+                let items = bases.map(|base| {
+                    FetchItem::new(format!("{base}/{file}.sig"), &dest)
+                        .limit(crate::limit::COMPANION)
+                });
                 cache.download_first(items).await
             }
         }

@@ -66,6 +66,7 @@ fn index_meta(cache: &Cache, up: &CratesUpstream, name: &str) -> Meta {
         companions: Vec::new(),
         optional: Vec::new(),
         partial_dir: None,
+        limit: crate::limit::CRATE_INDEX_FILE,
         verify: check_body(move |bytes| {
             parse_file(bytes, &check_path, &what)
                 .map(|_| ())
@@ -128,7 +129,11 @@ pub fn fetch_crate(
         let e = entry(&cache, &up, &name, &version).await?;
         let url = expand_template(&up.dl, &e);
         cache
-            .download(FetchItem::new(url, dest).sha256(e.cksum))
+            .download(
+                FetchItem::new(url, dest)
+                    .sha256(e.cksum)
+                    .limit(crate::limit::CRATE_FILE),
+            )
             .await
     }
 }

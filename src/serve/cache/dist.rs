@@ -81,6 +81,7 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
         companions: vec![".asc"],
         optional: Vec::new(),
         partial_dir: None,
+        limit: crate::limit::CHANNEL_MANIFEST,
         verify: Box::new(move |body, companions| {
             let m = Manifest::parse(body, &what).map_err(|e| format!("{e:#}"))?;
             if let Some(date) = date.as_deref().filter(|d| *d != m.date) {
@@ -159,6 +160,7 @@ fn fetch_component(
         let sidecar = super::sibling(&dest, ".sha256");
         let item = FetchItem::new(format!("{}/{date}/{file}", up.url), &dest)
             .sha256(hash)
+            .limit(crate::limit::TOOLCHAIN_FILE)
             .sidecar(sidecar, format_sidecar(&hash, &file));
         cache.download(item).await
     }

@@ -130,6 +130,10 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         urls: vec![url],
         companions: Vec::new(),
         optional: Vec::new(),
+        limit: match resource {
+            Resource::Package(_) => crate::limit::HEX_PACKAGE,
+            Resource::Index(_) => crate::limit::HEX_RESOURCE,
+        },
         verify,
         // `names` and `versions` of a partial selection are what `mirror
         // hex` compares the next download with: kept as it published them.
@@ -195,7 +199,11 @@ fn fetch_tarball(
         })?;
         let url = format!("{}/tarballs/{name}-{version}.tar", up.url);
         cache
-            .download(FetchItem::new(url, dest).sha256(digest))
+            .download(
+                FetchItem::new(url, dest)
+                    .sha256(digest)
+                    .limit(crate::limit::HEX_TARBALL),
+            )
             .await
     }
 }

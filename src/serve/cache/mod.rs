@@ -127,6 +127,7 @@ use tokio::sync::watch;
 
 use crate::fetch::{self, Conditional, FetchError, FetchItem, Validators};
 use crate::http::HttpOptions;
+use crate::limit;
 use crate::report::NullReporter;
 use crate::store;
 
@@ -323,7 +324,10 @@ impl CacheError {
             FetchError::Status { status, .. } if *status == reqwest::StatusCode::NOT_FOUND => {
                 CacheError::NotFound(e.to_string())
             }
-            FetchError::Digest(_) | FetchError::Size { .. } | FetchError::Signature { .. } => {
+            FetchError::Digest(_)
+            | FetchError::Size { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Signature { .. } => {
                 CacheError::Rejected(format!("refusing upstream bytes: {e}"))
             }
             FetchError::Io { .. } => CacheError::Local(e.to_string()),
@@ -415,6 +419,8 @@ pub(crate) struct Meta {
     /// it has them (a `404` removes the copy held): an Arch database's
     /// `.sig`, which pacman checks with its own keyring.
     pub optional: Vec<&'static str>,
+    /// The most bytes a body may have (see [`crate::limit`]).
+    pub limit: crate::limit::Limit,
     /// Checks a new body.
     pub verify: Verify,
     /// The directory whose [`store::PARTIAL_MARK`] says the file (and its
@@ -887,7 +893,15 @@ impl Cache {
         let mut errors = Vec::new();
         let mut not_found = None;
         for url in &meta.urls {
-            match fetch::get_conditional(&self.client, &self.opts.http, url, &validators).await {
+            match fetch::get_conditional(
+                &self.client,
+                &self.opts.http,
+                url,
+                &validators,
+                meta.limit,
+            )
+            .await
+            {
                 Ok(Conditional::NotModified) if held => {
                     self.count(|c| &c.revalidated, 1);
                     self.mark_checked(&meta.key);
@@ -1015,7 +1029,7 @@ impl Cache {
         let mut out = Vec::new();
         for suffix in suffixes {
             let url = format!("{url}{suffix}");
-            let bytes = fetch::get_bytes(&self.client, &self.opts.http, &url)
+            let bytes = fetch::get_bytes(&self.client, &self.opts.http, &url, limit::COMPANION)
                 .await
                 .map_err(CacheError::from_fetch)?;
             self.count(|c| &c.upstream_bytes, bytes.len() as u64);

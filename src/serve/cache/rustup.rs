@@ -48,6 +48,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 companions: Vec::new(),
                 optional: Vec::new(),
                 partial_dir: None,
+                limit: crate::limit::SMALL_TEXT,
                 verify: check_body(move |body| {
                     parse_release_stable(body, &what)
                         .map(|_| ())
@@ -80,6 +81,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 companions: vec![".sha256"],
                 optional: Vec::new(),
                 partial_dir: None,
+                limit: crate::limit::RUSTUP_INIT,
                 verify: Box::new(move |body, companions| {
                     let sum = companions.first().map(Vec::as_slice).unwrap_or_default();
                     check_sum(body, sum, &what).map(|_| Vec::new())
@@ -112,9 +114,14 @@ fn fetch_archived(
     let dest = dest.to_path_buf();
     async move {
         let sum_url = format!("{url}.sha256");
-        let sum = fetch::get_bytes(&cache.client, &cache.opts.http, &sum_url)
-            .await
-            .map_err(CacheError::from_fetch)?;
+        let sum = fetch::get_bytes(
+            &cache.client,
+            &cache.opts.http,
+            &sum_url,
+            crate::limit::COMPANION,
+        )
+        .await
+        .map_err(CacheError::from_fetch)?;
         cache.count(|c| &c.upstream_bytes, sum.len() as u64);
         let digest = parse_sidecar(&sum, &sum_url)
             .map_err(|e| CacheError::Rejected(format!("refusing upstream bytes: {e}")))?;
@@ -125,6 +132,7 @@ fn fetch_archived(
             .into_owned();
         let item = FetchItem::new(url, &dest)
             .sha256(digest)
+            .limit(crate::limit::RUSTUP_INIT)
             .sidecar(sibling(&dest, ".sha256"), format_sidecar(&digest, &name));
         cache.download(item).await
     }
