@@ -570,6 +570,7 @@ fn one_job_engine(timeout: Duration, retries: u32) -> Engine {
             retries,
             retry_delay: Duration::ZERO,
             low_speed_limit: 0,
+            max_file_size: None,
         },
     })
     .unwrap()
