@@ -161,20 +161,18 @@ pub enum BundleError {
         message: String,
     },
     /// The file system holding the staging directory has too little free
-    /// space for what the archive says it holds.
+    /// space, or too few free inodes, for what the archive says it holds.
     #[error(
-        "{}: not enough disk space to unpack: {what} {needed} bytes, but {} has only {free} bytes free (and {} more are kept spare); nothing was written",
-        archive.display(), dir.display(), unpack::SPACE_MARGIN
+        "{}: not enough disk space to unpack: {what} {short}, but {} {}; nothing was written",
+        archive.display(), dir.display(), short.free_text()
     )]
     NoSpace {
         /// The archive.
         archive: PathBuf,
-        /// Where the claim comes from ("the manifest lists", "member … brings the total to").
+        /// Where the claim comes from ("the manifest lists", "the member headers up to … claim").
         what: String,
-        /// Bytes the archive needs.
-        needed: u64,
-        /// Bytes free.
-        free: u64,
+        /// What it needs and what is free.
+        short: Box<SpaceShortfall>,
         /// The staging directory.
         dir: PathBuf,
     },
@@ -205,6 +203,50 @@ impl BundleError {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// What an archive needs on disk beside what the file system has free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceShortfall {
+    /// Files claimed.
+    pub files: u64,
+    /// Their bytes, as the archive gives them.
+    pub bytes: u64,
+    /// Bytes they take on disk: block-rounded, with directories.
+    pub needed: u64,
+    /// Inodes they take (files and directories).
+    pub inodes: u64,
+    /// The allocation unit of the file system.
+    pub block: u64,
+    /// Bytes free.
+    pub free: u64,
+    /// Inodes free (`None`: no limit).
+    pub free_inodes: Option<u64>,
+}
+
+impl SpaceShortfall {
+    fn free_text(&self) -> String {
+        let inodes = self
+            .free_inodes
+            .map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        format!(
+            "has only {} bytes and {inodes} inodes free (and {} bytes and {} inodes are kept spare)",
+            self.free,
+            unpack::SPACE_MARGIN,
+            unpack::INODE_MARGIN
+        )
+    }
+}
+
+impl fmt::Display for SpaceShortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} bytes in {} files; on disk they take {} bytes (each file rounded up to \
+             blocks of {} bytes, with directory entries) and {} inodes (files and directories)",
+            self.bytes, self.files, self.needed, self.block, self.inodes
+        )
     }
 }
 
