@@ -189,10 +189,10 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&listings)?);
                 } else {
                     for l in listings {
-                        println!("{l}");
+                        crate::output::data(format_args!("{l}"));
                         if printer.verbosity == Verbosity::Verbose {
                             for t in &l.targets {
-                                println!("  {t}");
+                                crate::output::data(format_args!("  {t}"));
                             }
                         }
                     }
@@ -213,7 +213,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                     }
                 }
                 for n in names {
-                    println!("{n}");
+                    crate::output::data(format_args!("{n}"));
                 }
             }
             ToolchainOp::Pack => {

@@ -87,11 +87,11 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
     };
     drop(view);
     if !out.status.success() {
-        eprintln!(
+        crate::output::log(format_args!(
             "mirror serve: git upload-pack --advertise-refs failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
-        );
+        ));
         return status_response(StatusCode::INTERNAL_SERVER_ERROR);
     }
     let mut body = Vec::with_capacity(SERVICE_LINE.len() + out.stdout.len());
@@ -139,7 +139,7 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
     tokio::spawn(async move {
         if let Err(e) = feed(body, gzip, &mut stdin).await {
             // git sees a cut request and fails; its stderr is logged below.
-            eprintln!("mirror serve: git-upload-pack request: {e}");
+            crate::output::log(format_args!("mirror serve: git-upload-pack request: {e}"));
         }
         let _ = stdin.shutdown().await;
     });
@@ -148,11 +148,13 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
         let mut err = Vec::new();
         let _ = stderr.read_to_end(&mut err).await;
         match child.wait().await {
-            Ok(status) if !status.success() => eprintln!(
+            Ok(status) if !status.success() => crate::output::log(format_args!(
                 "mirror serve: git upload-pack failed ({status}): {}",
                 String::from_utf8_lossy(&err).trim()
-            ),
-            Err(e) => eprintln!("mirror serve: waiting for git upload-pack: {e}"),
+            )),
+            Err(e) => crate::output::log(format_args!(
+                "mirror serve: waiting for git upload-pack: {e}"
+            )),
             Ok(_) => {}
         }
         drop(view);
@@ -242,7 +244,7 @@ fn spawn_failed(e: std::io::Error) -> Response {
     } else {
         format!("cannot run git upload-pack: {e}")
     };
-    eprintln!("mirror serve: {msg}");
+    crate::output::log(format_args!("mirror serve: {msg}"));
     text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n"))
 }
 
@@ -300,7 +302,7 @@ impl View {
             Ok(Ok(view)) => Ok(view),
             Ok(Err(e)) => Err(e.response()),
             Err(e) => {
-                eprintln!("mirror serve: git view task failed: {e}");
+                crate::output::log(format_args!("mirror serve: git view task failed: {e}"));
                 Err(status_response(StatusCode::INTERNAL_SERVER_ERROR))
             }
         }

@@ -11,6 +11,7 @@ mod crates_serve;
 mod crates_sparse;
 mod engine;
 mod faults;
+mod harden_output;
 mod harden_unpack;
 mod hex;
 mod hostile;

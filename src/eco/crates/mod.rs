@@ -628,13 +628,14 @@ impl Crates {
         let changes = self.changes()?;
         // One buffered writer: a line per version is millions of lines for
         // a whole index, not millions of writes.
+        use crate::output::escape;
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for e in &changes.added {
-            writeln!(out, "{}@{}", e.name, e.vers)?;
+            writeln!(out, "{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         for e in &changes.removed {
-            writeln!(out, "-{}@{}", e.name, e.vers)?;
+            writeln!(out, "-{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         out.flush()?;
         Ok(())

@@ -243,7 +243,7 @@ impl CacheError {
             CacheError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if !matches!(self, CacheError::NotFound(_)) {
-            eprintln!("mirror serve: {self}");
+            crate::output::log(format_args!("mirror serve: {self}"));
         }
         let text = format!(
             "{} {}\n{self}\n",
@@ -849,7 +849,7 @@ impl Cache {
         if held {
             // The last good copy; not asked again before the TTL passes.
             self.count(|c| &c.stale, 1);
-            eprintln!(
+            crate::output::log(format_args!(
                 "mirror serve: serving the cached {} ({})",
                 meta.dest.display(),
                 errors
@@ -858,7 +858,7 @@ impl Cache {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join("; ")
-            );
+            ));
             self.mark_checked(&meta.key);
             return Ok(());
         }
