@@ -543,8 +543,9 @@ fn stage(
                 .into());
             }
         }
-        // A time the system cannot represent (a binary mtime of 2^64-1)
-        // is not kept: the file keeps the time it was written.
+        // A time the system cannot represent (a binary mtime of 2^64-1),
+        // or an HTTP date cannot carry, is not kept: the file keeps the
+        // time it was written.
         if let Some(mtime) = mtime_of(entry.header()) {
             let _ = out.set_modified(mtime);
         }
@@ -589,10 +590,14 @@ fn stage(
     Ok(Staged { manifest, files })
 }
 
-/// The modification time a tar header gives, when the system can
-/// represent it.
+/// The latest modification time kept: 9999-12-31T23:59:59Z, the last an
+/// HTTP date (`Last-Modified`) can carry.
+const LATEST_MTIME: u64 = 253_402_300_799;
+
+/// The modification time a tar header gives, when it is one a served
+/// file can carry (no later than [`LATEST_MTIME`]).
 fn mtime_of(header: &tar::Header) -> Option<SystemTime> {
-    let secs = header.mtime().ok()?;
+    let secs = header.mtime().ok().filter(|&s| s <= LATEST_MTIME)?;
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
@@ -812,6 +817,10 @@ mod tests {
         h.set_mtime(u64::MAX);
         assert_eq!(h.mtime().unwrap(), u64::MAX);
         assert_eq!(mtime_of(&h), None);
+        h.set_mtime(LATEST_MTIME + 1);
+        assert_eq!(mtime_of(&h), None, "past what an HTTP date carries");
+        h.set_mtime(LATEST_MTIME);
+        assert!(httpdate::fmt_http_date(mtime_of(&h).unwrap()).starts_with("Fri, 31 Dec 9999"));
         h.set_mtime(1_700_000_000);
         assert_eq!(
             mtime_of(&h),
