@@ -654,11 +654,11 @@ fn describe(t: EntryType) -> String {
 }
 
 /// Rename every staged file over its destination, `publish_last` ones last.
-fn publish(
+fn publish<'s>(
     archive: &Path,
     root: &Path,
     dir: &Path,
-    staged: &Staged,
+    staged: &'s Staged,
     opts: &UnpackOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), BundleError> {
@@ -680,8 +680,9 @@ fn publish(
     order.sort();
 
     // Check every destination before the first rename, so a conflict
-    // with the existing tree publishes nothing.
-    let mut checked_dirs: HashSet<PathBuf> = HashSet::new();
+    // with the existing tree publishes nothing; note which directories
+    // the tree lacks (member directories, shallowest first).
+    let mut absent: HashMap<&str, bool> = HashMap::new();
     for f in &staged.files {
         let dest = join_member(root, &f.path);
         let conflict = |why: String| BundleError::Member {
@@ -692,35 +693,77 @@ fn publish(
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             return Err(conflict(format!("{} is a directory", dest.display())));
         }
-        let mut parent = dest.parent();
-        while let Some(p) = parent {
-            if p == root || !checked_dirs.insert(p.to_path_buf()) {
-                break;
+        let mut lacking = false;
+        for (i, _) in f.path.match_indices('/') {
+            let rel = &f.path[..i];
+            if let Some(&a) = absent.get(rel) {
+                lacking = a;
+                continue;
             }
-            if fs::metadata(p).is_ok_and(|m| !m.is_dir()) {
-                return Err(conflict(format!("{} is not a directory", p.display())));
+            if !lacking {
+                let p = join_member(root, rel);
+                lacking = match fs::symlink_metadata(&p) {
+                    Err(e) => e.kind() == io::ErrorKind::NotFound,
+                    // A symlinked directory the administrator placed.
+                    Ok(m) if m.is_dir() || fs::metadata(&p).is_ok_and(|m| m.is_dir()) => false,
+                    Ok(_) => {
+                        return Err(conflict(format!("{} is not a directory", p.display())));
+                    }
+                };
             }
-            parent = p.parent();
+            absent.insert(rel, lacking);
         }
     }
+    // Directories holding a file published last are never moved whole.
+    let mut pinned: HashSet<&str> = HashSet::new();
+    for &(rank, i) in &order {
+        if rank > 0 {
+            let path = &staged.files[i].path;
+            pinned.extend(path.match_indices('/').map(|(j, _)| &path[..j]));
+        }
+    }
+    // A file under a directory the tree lacks (and holding nothing
+    // published last) is published with that whole directory, in one
+    // rename: the shallowest such directory.
+    let group_of = |path: &'s str| -> Option<&'s str> {
+        path.match_indices('/')
+            .map(|(j, _)| &path[..j])
+            .find(|rel| absent.get(rel) == Some(&true) && !pinned.contains(rel))
+    };
 
     reporter.begin("publish", staged.files.len() as u64, None);
     // Directories made (or found) for an earlier file.
     let mut made: HashSet<PathBuf> = HashSet::new();
-    for &(_, i) in &order {
-        let f = &staged.files[i];
-        let from = join_member(dir, &f.path);
-        let to = join_member(root, &f.path);
-        let ctx = || format!("cannot publish {}", to.display());
+    let mut make_parent = |to: &Path| -> io::Result<()> {
         if let Some(parent) = to.parent() {
             if !made.contains(parent) {
-                fs::create_dir_all(parent).map_err(|e| BundleError::io(ctx(), e))?;
+                fs::create_dir_all(parent)?;
                 made.insert(parent.to_path_buf());
             }
         }
-        if fs::rename(&from, &to).is_err() {
-            // Another file system under the root (a mount point): copy.
-            copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
+        Ok(())
+    };
+    // Whole directories tried: whether the rename succeeded.
+    let mut moved: HashMap<&str, bool> = HashMap::new();
+    for &(_, i) in &order {
+        let f = &staged.files[i];
+        let whole = group_of(&f.path).is_some_and(|group| {
+            *moved.entry(group).or_insert_with(|| {
+                let to = join_member(root, group);
+                // The tree gained the directory meanwhile (or it lies on
+                // another file system): file by file.
+                make_parent(&to).is_ok() && fs::rename(join_member(dir, group), &to).is_ok()
+            })
+        });
+        if !whole {
+            let from = join_member(dir, &f.path);
+            let to = join_member(root, &f.path);
+            let ctx = || format!("cannot publish {}", to.display());
+            make_parent(&to).map_err(|e| BundleError::io(ctx(), e))?;
+            if fs::rename(&from, &to).is_err() {
+                // Another file system under the root (a mount point): copy.
+                copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
+            }
         }
         reporter.item(&f.path, Outcome::Done);
         reporter.verbose(&format!("publish {}", f.path));
