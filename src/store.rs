@@ -235,28 +235,33 @@ pub fn is_marked_partial(dir: &Path) -> bool {
     dir.join(PARTIAL_MARK).is_file()
 }
 
-/// Bytes an unprivileged process may still write on the file system
-/// holding `path` (`statvfs`: available blocks × fragment size); `None`
-/// where that is unknown (not Linux, or the call failed).
-#[cfg(target_os = "linux")]
-pub fn free_space(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero `statvfs` is a valid value of that plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid, writable
-    // `statvfs`; both outlive the call.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ by target
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+/// What an unprivileged process may still create on one file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes (available blocks × fragment size).
+    pub bytes: u64,
+    /// Inodes (files and directories) it may still create; `None` where
+    /// the file system sets no limit (btrfs reports none).
+    pub inodes: Option<u64>,
+    /// The unit space is allocated in (the fragment size): a file of one
+    /// byte takes one of these.
+    pub block: u64,
 }
 
-/// See the Linux version: unknown elsewhere, so no check is made.
-#[cfg(not(target_os = "linux"))]
-pub fn free_space(_path: &Path) -> Option<u64> {
-    None
+/// Free space and inodes on the file system holding `path` (`statvfs`);
+/// `None` where that is unknown (the call failed).
+pub fn free_space(path: &Path) -> Option<FreeSpace> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    let block = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    };
+    Some(FreeSpace {
+        bytes: st.f_bavail.saturating_mul(block),
+        inodes: (st.f_files > 0).then_some(st.f_favail),
+        block: block.clamp(512, 1 << 20),
+    })
 }
 
 /// The path of `<root>/.mirror/<name>`.

@@ -258,7 +258,7 @@ impl IndexError {
                 status_response(StatusCode::NOT_FOUND)
             }
             IndexError::Broken { .. } => {
-                eprintln!("mirror serve: {self}");
+                crate::output::log(format_args!("mirror serve: {self}"));
                 status_response(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
@@ -537,7 +537,7 @@ async fn not_found() -> Response {
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
-    eprintln!("mirror serve: crates index task failed: {e}");
+    crate::output::log(format_args!("mirror serve: crates index task failed: {e}"));
     status_response(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

@@ -172,7 +172,7 @@ impl GitGate {
             let mut last = self.busy_logged.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                 *last = Some(Instant::now());
-                eprintln!(
+                crate::log!(
                     "mirror serve: all {n} git slots busy for {}s, git requests answered 503 \
                      (--git-max-processes raises the limit)",
                     wait.as_secs()
@@ -227,7 +227,7 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
     match task.await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mirror serve: git advertisement task failed: {e}");
+            crate::log!("mirror serve: git advertisement task failed: {e}");
             status_response(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
@@ -258,7 +258,7 @@ async fn advertise(git_dir: &Path, timeout: Duration) -> Response {
         Err(_) => {
             kill_group(pid);
             let _ = child.wait().await;
-            eprintln!(
+            crate::log!(
                 "mirror serve: git upload-pack --advertise-refs killed after {}s",
                 timeout.as_secs()
             );
@@ -268,7 +268,7 @@ async fn advertise(git_dir: &Path, timeout: Duration) -> Response {
     match (read, status) {
         (Ok(_), Ok(status)) if status.success() => {}
         (_, status) => {
-            eprintln!(
+            crate::log!(
                 "mirror serve: git upload-pack --advertise-refs failed ({}): {}",
                 status.map_or_else(|e| e.to_string(), |s| s.to_string()),
                 escaped(&err)
@@ -422,12 +422,12 @@ impl Exchange {
             }
         };
         match (killed, status) {
-            (Some(why), _) => eprintln!("mirror serve: git upload-pack killed: {why}"),
-            (None, Ok(status)) if !status.success() => eprintln!(
+            (Some(why), _) => crate::log!("mirror serve: git upload-pack killed: {why}"),
+            (None, Ok(status)) if !status.success() => crate::log!(
                 "mirror serve: git upload-pack failed ({status}): {}",
                 escaped(&err)
             ),
-            (None, Err(e)) => eprintln!("mirror serve: waiting for git upload-pack: {e}"),
+            (None, Err(e)) => crate::log!("mirror serve: waiting for git upload-pack: {e}"),
             (None, Ok(_)) => {}
         }
     }
@@ -497,12 +497,12 @@ async fn served_git_dir(state: &Arc<CratesState>) -> Result<PathBuf, Response> {
                 head.escape_debug(),
                 git_dir.display()
             );
-            eprintln!("mirror serve: {msg}");
+            crate::log!("mirror serve: {msg}");
             Err(text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n")))
         }
         Ok(Err(e)) => Err(e.response()),
         Err(e) => {
-            eprintln!("mirror serve: git index task failed: {e}");
+            crate::log!("mirror serve: git index task failed: {e}");
             Err(status_response(StatusCode::INTERNAL_SERVER_ERROR))
         }
     }
@@ -631,7 +631,7 @@ fn spawn_failed(e: std::io::Error) -> Response {
     } else {
         format!("cannot run git upload-pack: {e}")
     };
-    eprintln!("mirror serve: {msg}");
+    crate::output::log(format_args!("mirror serve: {msg}"));
     text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n"))
 }
 

@@ -710,13 +710,14 @@ impl Crates {
         let changes = self.changes()?;
         // One buffered writer: a line per version is millions of lines for
         // a whole index, not millions of writes.
+        use crate::output::escape;
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for e in &changes.added {
-            writeln!(out, "{}@{}", e.name, e.vers)?;
+            writeln!(out, "{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         for e in &changes.removed {
-            writeln!(out, "-{}@{}", e.name, e.vers)?;
+            writeln!(out, "-{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         out.flush()?;
         Ok(())
@@ -742,7 +743,7 @@ impl Crates {
                 }
             }
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&out)?;
         Ok(())
     }
 

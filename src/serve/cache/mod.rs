@@ -293,7 +293,7 @@ impl CacheError {
             self,
             CacheError::Upstream(_) | CacheError::Rejected(_) | CacheError::Local(_)
         ) {
-            eprintln!("mirror serve: {self}");
+            crate::output::log(format_args!("mirror serve: {self}"));
         }
         let text = format!(
             "{} {}\n{self}\n",
@@ -999,7 +999,7 @@ impl Cache {
         if held {
             // The last good copy; not asked again before the TTL passes.
             self.count(|c| &c.stale, 1);
-            eprintln!(
+            crate::output::log(format_args!(
                 "mirror serve: serving the cached {} ({})",
                 meta.dest.display(),
                 errors
@@ -1008,7 +1008,7 @@ impl Cache {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join("; ")
-            );
+            ));
             self.mark_checked(&meta.key);
             return Ok(());
         }
