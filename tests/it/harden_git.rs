@@ -21,18 +21,19 @@
 //! those tests skip, but under `CI=true` they fail.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cargo_client::{mirror_crate, round};
 use crate::crates_serve::{crates_tree, request};
 use crate::rustup::require_client;
 use crate::support::crates::{git, CratesFixture};
+use crate::support::serve_process::ServeProcess;
 use crate::support::upstream::Upstream;
 
 /// The user `mirror serve` runs as in the tests that switch users (no
@@ -115,74 +116,26 @@ fn chown_r(path: &Path, uid: u32) {
     }
 }
 
-/// A `mirror serve` process and what it logged.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// `mirror serve --port 0 --root ROOT ARGS`, as `uid` when given, with
-    /// `env` added to its environment.
-    fn start(root: &Path, uid: Option<u32>, env: &[(&str, &str)], args: &[&str]) -> Server {
-        let bin = Path::new(env!("CARGO_BIN_EXE_mirror"));
-        let mut cmd = match uid {
-            Some(uid) => as_user(uid, &reachable_by_all(bin, root)),
-            None => Command::new(bin),
-        };
-        cmd.args(["serve", "--port", "0", "--root"])
-            .arg(root)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start mirror serve");
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr: SocketAddr = loop {
-            let line = lines
-                .next()
-                .expect("mirror serve printed its address")
-                .unwrap();
-            // "serving ROOT on http://ADDR/ (Ctrl-C stops)"
-            if let Some(rest) = line.split("http://").nth(1) {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-            assert!(!line.contains("error"), "mirror serve: {line}");
-        };
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Server { child, addr, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The server's `git` children (running or not yet reaped).
-    fn git_children(&self) -> usize {
-        git_children(self.pid())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `mirror --root ROOT serve --port 0 ARGS`, as `uid` when given, with
+/// `env` added to its environment.
+fn serve(root: &Path, uid: Option<u32>, env: &[(&str, &str)], args: &[&str]) -> ServeProcess {
+    let mut cmd = match uid {
+        Some(uid) => {
+            let bin = reachable_by_all(Path::new(env!("CARGO_BIN_EXE_mirror")), root);
+            let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+            let setpriv = [
+                OsStr::new("setpriv"),
+                OsStr::new(&reuid),
+                OsStr::new(&regid),
+                OsStr::new("--clear-groups"),
+                OsStr::new("--"),
+            ];
+            ServeProcess::wrapped(&setpriv, &bin, root, args)
+        }
+        None => ServeProcess::command(root, args),
+    };
+    cmd.envs(env.iter().copied());
+    ServeProcess::spawn(cmd)
 }
 
 /// Processes named `git` whose parent is `pid`, zombies included.
@@ -368,7 +321,7 @@ fn another_local_user_cannot_take_over_the_git_endpoint() {
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let shared_s = shared.to_str().unwrap();
 
-    let server = Server::start(&root, Some(SERVER_UID), &[("TMPDIR", shared_s)], &[]);
+    let server = serve(&root, Some(SERVER_UID), &[("TMPDIR", shared_s)], &[]);
     mirror_made_tree(&root, &fx, &server.url(""));
     chown_r(&root, SERVER_UID);
     let index = root.join("git/crates.io-index");
@@ -700,10 +653,15 @@ fn status_of(s: &mut TcpStream) -> (u16, String) {
 
 /// Poll `cond` every 50 ms for up to `secs`, recording the most git
 /// children `server` had meanwhile into `most`.
-fn wait_for(server: &Server, most: &mut usize, secs: u64, cond: impl Fn(usize) -> bool) -> bool {
+fn wait_for(
+    server: &ServeProcess,
+    most: &mut usize,
+    secs: u64,
+    cond: impl Fn(usize) -> bool,
+) -> bool {
     let start = Instant::now();
     loop {
-        let n = server.git_children();
+        let n = git_children(server.pid());
         *most = (*most).max(n);
         if cond(n) {
             return true;
@@ -726,7 +684,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
 
     // The default cap: more stalled requests than it never make more git
     // processes; they all go when their clients do.
-    let server = Server::start(&t.root, None, &[], &[]);
+    let server = serve(&t.root, None, &[], &[]);
     let cap = 8; // the documented default of --git-max-processes
     let held: Vec<TcpStream> = (0..cap + 4).map(|_| stalled_post(server.addr)).collect();
     assert!(wait_for(&server, &mut most, 30, |n| n >= cap));
@@ -738,7 +696,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
     assert!(
         wait_for(&server, &mut most, 60, |n| n == 0),
         "git processes left after their clients went away: {}",
-        server.git_children()
+        git_children(server.pid())
     );
     assert!(most <= cap, "{most} git processes at once, cap {cap}");
     drop(server);
@@ -747,7 +705,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
     most = 0;
 
     // A short timeout: the body deadline and the wait for a slot follow it.
-    let server = Server::start(
+    let server = serve(
         &t.root,
         None,
         &[],
@@ -757,19 +715,19 @@ fn stalled_upload_packs_are_capped_and_reaped() {
     assert!(
         wait_for(&server, &mut most, 30, |n| n == cap),
         "{cap} stalled requests did not start {cap} git processes: {}",
-        server.git_children()
+        git_children(server.pid())
     );
     let mut extra: Vec<TcpStream> = (0..3).map(|_| stalled_post(server.addr)).collect();
     for s in &mut extra {
         let (status, head) = status_of(s);
-        most = most.max(server.git_children());
+        most = most.max(git_children(server.pid()));
         assert_eq!(status, 503, "{head}");
         assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
     }
     assert!(
         wait_for(&server, &mut most, 60, |n| n == 0),
         "git processes left after the body deadline: {}",
-        server.git_children()
+        git_children(server.pid())
     );
     held.clear();
     extra.clear();
@@ -778,7 +736,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
 
     // Clients that go away: a deadline far off, so only their leaving
     // ends git.
-    let server = Server::start(
+    let server = serve(
         &t.root,
         None,
         &[],
@@ -790,7 +748,7 @@ fn stalled_upload_packs_are_capped_and_reaped() {
     assert!(
         wait_for(&server, &mut most, 20, |n| n == 0),
         "git processes left after their clients went away: {}",
-        server.git_children()
+        git_children(server.pid())
     );
     assert!(most <= cap, "{most} git processes at once, cap {cap}");
     // Served again.
@@ -863,7 +821,7 @@ fn user_git_configuration_has_no_effect() {
     let root = work.path().join("root");
     // A tree to be: serve refuses a root that holds none.
     std::fs::create_dir_all(root.join(".mirror")).unwrap();
-    let server = Server::start(&root, None, &env, &[]);
+    let server = serve(&root, None, &env, &[]);
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
             .current_dir(&root)

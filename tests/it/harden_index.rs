@@ -6,14 +6,14 @@
 //! upstream's dependencies are refused, never a panic; the far side's
 //! `config.json` is its own whatever upstream publishes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::crates::{self, CratesFixture};
+use crate::support::serve_process::ServeProcess;
 use crate::support::sparse::{dep, publish_line, SparseUpstream};
 use crate::support::upstream::Upstream;
 
@@ -493,74 +493,23 @@ fn non_ascii_dependency_of_a_sparse_upstream_is_skipped_not_a_panic() {
     assert!(show(root, "master:le/af/leaf").contains("1.0.0"));
 }
 
-/// `mirror serve` with its stderr kept.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Served {
-    fn start(root: &Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
-            .arg("--root")
-            .arg(root)
-            .args(["serve", "--port", "0"])
-            .env("RUST_BACKTRACE", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
-                sink.lock().unwrap().push_str(&rest);
-                rest.clear();
-            }
-        });
-        Served {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    /// The status of `GET target` (the path sent as given).
-    fn status(&self, target: &str) -> u16 {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(
-            s,
-            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let head = String::from_utf8_lossy(&out);
-        head.split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("GET {target}: no answer: {head:?}"))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The status of `GET target` (the path sent as given, not normalised by
+/// a client library) from the server at `addr`.
+fn status(addr: SocketAddr, target: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let head = String::from_utf8_lossy(&out);
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("GET {target}: no answer: {head:?}"))
 }
 
 #[test]
@@ -571,8 +520,11 @@ fn non_ascii_names_in_every_crates_route_are_4xx_and_never_a_panic() {
     let root = work.path();
     ok(root, &["init", "--index-url", &fx.index_url()]);
     ok(root, &["update", "--crates-url", &fx.crates_url_template()]);
-    let server = Served::start(root);
-    assert_eq!(server.status("/crates/leaf/leaf-1.0.0.crate"), 200);
+    let mut cmd = ServeProcess::command(root, &[]);
+    cmd.env("RUST_BACKTRACE", "1");
+    let server = ServeProcess::spawn(cmd);
+    let status = |target: &str| status(server.addr, target);
+    assert_eq!(status("/crates/leaf/leaf-1.0.0.crate"), 200);
     let e = "%C3%A9";
     let targets = [
         format!("/crates/3/{e}a/{e}a-1.0.0.crate"),
@@ -595,13 +547,13 @@ fn non_ascii_names_in_every_crates_route_are_4xx_and_never_a_panic() {
         format!("/crates-index/3/{e}/{e}a"),
     ];
     for t in &targets {
-        let status = server.status(t);
-        assert!((400..500).contains(&status), "{t}: {status}");
+        let got = status(t);
+        assert!((400..500).contains(&got), "{t}: {got}");
     }
     // Still up, and no request panicked.
-    assert_eq!(server.status("/index/config.json"), 200);
-    assert_eq!(server.status("/index/le/af/leaf"), 200);
-    let stderr = server.stderr.lock().unwrap().clone();
+    assert_eq!(status("/index/config.json"), 200);
+    assert_eq!(status("/index/le/af/leaf"), 200);
+    let stderr = server.log().join("\n");
     assert!(
         !stderr.contains("panicked") && !stderr.contains("backtrace"),
         "{stderr}"

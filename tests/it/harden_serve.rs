@@ -8,10 +8,12 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use crate::support::serve_process::ServeProcess;
 
 /// Stalled connections the tests hold, above the 256 descriptors the
 /// server may open.
@@ -42,59 +44,19 @@ fn copy_with_mode(file: &Path, dir: &Path, mode: u32) -> PathBuf {
     to
 }
 
-/// A `mirror serve` child; killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// `[prlimit --nofile=256:256] mirror --root ROOT serve --port 0 ARGS…`.
-    fn start(root: &Path, low_fd_limit: bool, args: &[&str]) -> Server {
-        let mirror = env!("CARGO_BIN_EXE_mirror");
-        let mut cmd = if low_fd_limit {
-            let prlimit = crate::rustup::require_client("prlimit")
-                .expect("prlimit (util-linux) runs the server under a low open-file limit");
-            let mut c = Command::new(prlimit);
-            c.arg(NOFILE).arg(mirror);
-            c
-        } else {
-            Command::new(mirror)
-        };
-        let mut child = cmd
-            .arg("--root")
-            .arg(root)
-            .args(["serve", "--port", "0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run mirror serve");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        // "serving ROOT on http(s)://127.0.0.1:PORT/ (Ctrl-C stops)"
-        let addr = line
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                eprintln!("mirror serve: {line}");
-            }
-        });
-        Server { child, addr }
+/// `[prlimit --nofile=256:256] mirror --root ROOT serve --port 0 ARGS…`.
+fn serve(root: &Path, low_fd_limit: bool, args: &[&str]) -> ServeProcess {
+    if !low_fd_limit {
+        return ServeProcess::start(root, args);
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let prlimit = crate::rustup::require_client("prlimit")
+        .expect("prlimit (util-linux) runs the server under a low open-file limit");
+    ServeProcess::spawn(ServeProcess::wrapped(
+        &[prlimit.as_os_str(), OsStr::new(NOFILE)],
+        Path::new(env!("CARGO_BIN_EXE_mirror")),
+        root,
+        args,
+    ))
 }
 
 /// Connections that send `opening` and stall, reopened as the server
@@ -211,7 +173,7 @@ fn assert_all_closed(stalled: Vec<TcpStream>) {
 #[test]
 fn half_sent_requests_under_a_low_fd_limit_do_not_stop_health() {
     let root = tree();
-    let server = Server::start(root.path(), true, &["--header-timeout", "2"]);
+    let server = serve(root.path(), true, &["--header-timeout", "2"]);
     let stallers = Stallers::start(server.addr, b"GET /dist/small.txt HTTP/1.1\r\nHost: ");
     for i in 0..10 {
         assert!(
@@ -232,7 +194,7 @@ async fn stalled_tls_handshakes_under_a_low_fd_limit_do_not_stop_health() {
     let keys = tempfile::tempdir().unwrap();
     let key = copy_with_mode(&tls_dir().join("test-key.pem"), keys.path(), 0o600);
     let cert = tls_dir().join("test-cert.pem");
-    let server = Server::start(
+    let server = serve(
         root.path(),
         true,
         &[
@@ -282,7 +244,7 @@ async fn stalled_tls_handshakes_under_a_low_fd_limit_do_not_stop_health() {
 #[test]
 fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
     let root = tree();
-    let server = Server::start(root.path(), true, &["--send-timeout", "1"]);
+    let server = serve(root.path(), true, &["--send-timeout", "1"]);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(b"GET /dist/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
@@ -311,7 +273,7 @@ fn a_client_that_never_reads_is_dropped_after_the_send_timeout() {
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout() {
     let root = tree();
-    let server = Server::start(
+    let server = serve(
         root.path(),
         false,
         &["--keepalive-timeout", "1", "--header-timeout", "600"],
@@ -519,7 +481,7 @@ fn tls_files_are_checked_at_start() {
 #[tokio::test]
 async fn an_http2_client_that_grants_no_window_is_dropped_after_the_send_timeout() {
     let root = tree();
-    let server = Server::start(root.path(), false, &["--send-timeout", "1"]);
+    let server = serve(root.path(), false, &["--send-timeout", "1"]);
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .http2_initial_stream_window_size(0)
@@ -547,7 +509,7 @@ async fn an_http2_client_that_grants_no_window_is_dropped_after_the_send_timeout
 #[test]
 fn a_request_body_that_stops_coming_ends_after_the_body_timeout() {
     let t = crate::crates_serve::crates_tree();
-    let server = Server::start(&t.root, false, &["--body-timeout", "1"]);
+    let server = serve(&t.root, false, &["--body-timeout", "1"]);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.write_all(
         b"POST /git/crates.io-index/git-upload-pack HTTP/1.1\r\nHost: t\r\n\
