@@ -306,7 +306,10 @@ pub fn print_error(err: &anyhow::Error) {
     if causes.peek().is_some() {
         to_stderr(format_args!("\nCaused by:"));
         for cause in causes {
-            to_stderr(format_args!("    {}", escape(&cause.to_string()).replace('\n', "\n    ")));
+            to_stderr(format_args!(
+                "    {}",
+                escape(&cause.to_string()).replace('\n', "\n    ")
+            ));
         }
     }
     if let Some(hint) = hint_for(err) {
