@@ -27,4 +27,5 @@ mod serve_load;
 mod serve_tls;
 mod support;
 mod toolchain;
+mod trips;
 mod upstream_selftest;

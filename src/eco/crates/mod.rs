@@ -177,6 +177,9 @@ pub struct Crates {
     index: Index,
     fetch: FetchOptions,
     engine: Option<Engine>,
+    /// The commit the archive unpacked in this run brought: the pull
+    /// after it must reach it.
+    unpacked: std::sync::Mutex<Option<gix::ObjectId>>,
 }
 
 impl Crates {
@@ -188,6 +191,7 @@ impl Crates {
             index,
             fetch,
             engine: None,
+            unpacked: std::sync::Mutex::new(None),
         }
     }
 
@@ -231,7 +235,9 @@ impl Crates {
             let r = match op {
                 Op::Init => self.init(reporter),
                 Op::InitImport => self.init_import(reporter),
-                Op::Config => self.config(reporter).and_then(|_| self.mark(reporter)),
+                Op::Config => self
+                    .config(reporter)
+                    .and_then(|_| self.publish(reporter, false)),
                 Op::Pull => self.pull(reporter),
                 Op::Prune => self.prune(reporter),
                 Op::Download => self.download(reporter),
@@ -294,8 +300,21 @@ impl Crates {
         Ok(())
     }
 
+    /// The origin URL of a far side: the bundle's path relative to the
+    /// index (git resolves it there, as romt does), so the tree can be
+    /// moved or copied.
+    fn bundle_origin_url(&self) -> Result<String> {
+        let rel = relative_path(&self.opts.bundle_path, &self.opts.index);
+        rel.to_str().map(str::to_string).with_context(|| {
+            format!(
+                "bundle path {} is not UTF-8",
+                self.opts.bundle_path.display()
+            )
+        })
+    }
+
     fn init_import(&self, reporter: &dyn Reporter) -> Result<()> {
-        let bundle = self.opts.bundle_path.display().to_string();
+        let bundle = self.bundle_origin_url()?;
         Index::init(
             &self.opts.index,
             &bundle,
@@ -481,7 +500,28 @@ impl Crates {
         }
         // Before the fetch: `origin_master` is still what `working` merged.
         self.ensure_own_config(reporter)?;
+        if self.index.origin_is_bundle()? {
+            // A tree made before origins were relative names its bundle
+            // by an absolute path, stale once the tree moved or was copied.
+            let url = self.bundle_origin_url()?;
+            if self.index.origin_url()? != url {
+                self.index.set_origin_url(&url)?;
+                reporter.info(&format!(
+                    "crate: the index's origin is now {url} (relative to the index: the tree can be moved)"
+                ));
+            }
+        }
         let (_, origin) = self.index.fetch_origin()?;
+        let unpacked = *self.unpacked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(end) = unpacked {
+            if end != origin && !self.index.is_ancestor(end, origin)? {
+                bail!(
+                    "the archive's index ({end}) did not reach origin_master ({origin}) after the pull from {}; nothing was published (run `mirror crate pull mark` once {} holds the archive's bundle)",
+                    self.opts.bundle_path.display(),
+                    self.opts.bundle_path.display()
+                );
+            }
+        }
         let merged = self.index.merge_origin()?;
         self.warn_dropped("the upstream index", &merged.dropped, reporter);
         let working = merged.working;
@@ -745,10 +785,23 @@ impl Crates {
     }
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        self.publish(reporter, true)
+    }
+
+    /// Move `master` to what END publishes, and `mark` to END when
+    /// `move_mark`. `config` publishes without moving `mark`: `mark` is
+    /// the START of the next archive, and a commit of `config` that no
+    /// archive carried must not become a commit the far side is assumed
+    /// to hold.
+    fn publish(&self, reporter: &dyn Reporter, move_mark: bool) -> Result<()> {
         let (_, end) = self.range()?;
         self.ensure_own_config(reporter)?;
         if self.is_partial() {
             let master = self.publish_partial(end, reporter)?;
+            if !move_mark {
+                reporter.info(&format!("crate: master (served) is {master}"));
+                return Ok(());
+            }
             self.index.set_branch(MARK, end)?;
             reporter.info(&format!(
                 "crate: mark moved to {end}; master (served) is {master}"
@@ -782,6 +835,13 @@ impl Crates {
                 )?,
             }
         };
+        if !move_mark {
+            if master != Some(publish) {
+                self.index.set_branch(MASTER, publish)?;
+            }
+            reporter.info(&format!("crate: master (served) is {publish}"));
+            return Ok(());
+        }
         if before == Some(end) && master == Some(publish) {
             reporter.info(&format!("crate: mark and master already at {end}"));
             return Ok(());
@@ -1056,6 +1116,7 @@ impl Crates {
         }
         fs::rename(&staged_bundle, &self.opts.bundle_path)
             .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
+        *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
         reporter.info(&format!(
             "crate: unpacked the index bundle ({origin}) and {} crates",
             planned.len()
@@ -1194,6 +1255,22 @@ fn absolute_url(url: &str) -> Result<String> {
         std::env::current_dir()?.join(path)
     };
     Ok(abs.display().to_string())
+}
+
+/// `path` relative to the directory `base` (both absolute): `..` for each
+/// component of `base` not shared.
+fn relative_path(path: &Path, base: &Path) -> PathBuf {
+    let p: Vec<_> = path.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c);
+    }
+    out
 }
 
 fn remove_empty_parents(path: &Path, stop: &Path) {

@@ -1,0 +1,321 @@
+//! Trips across the gap that must never break: far-side trees moved or
+//! copied between imports, the first archive of a tree imported in any
+//! order of `config` on either side, `pack` after `update`, and typo'd
+//! selections refused before anything is written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::crates::{index_path, CratesFixture};
+use crate::support::sparse::SparseUpstream;
+use crate::support::tree;
+use crate::support::upstream::Upstream;
+
+fn run(root: &Path, args: &[&str]) -> Output {
+    crate::rustup::mirror(root, args)
+}
+
+fn ok(root: &Path, args: &[&str]) -> String {
+    let out = run(root, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "mirror {args:?} failed:\n{stderr}");
+    stderr
+}
+
+fn fails(root: &Path, args: &[&str]) -> String {
+    let out = run(root, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "mirror {args:?} should have failed:\n{stderr}"
+    );
+    stderr
+}
+
+/// The index file of `name` in the far side's published `master`.
+fn published(root: &Path, name: &str) -> String {
+    let out = Command::new("git")
+        .current_dir(root.join("git/crates.io-index"))
+        .args(["show", &format!("master:{}", index_path(name))])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Where the near side's crates come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Git,
+    Sparse,
+}
+
+/// An upstream index of either kind over one fixture.
+struct Source<'a> {
+    kind: Kind,
+    fx: CratesFixture<'a>,
+    sparse: SparseUpstream<'a>,
+}
+
+impl<'a> Source<'a> {
+    fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
+        let mut fx = CratesFixture::new(up);
+        fx.publish("leaf", "1.0.0", &[]);
+        fx.commit("Add leaf 1.0.0");
+        let sparse = SparseUpstream::new(up);
+        sparse.sync(&fx);
+        Source { kind, fx, sparse }
+    }
+    fn index_url(&self) -> String {
+        match self.kind {
+            Kind::Git => self.fx.index_url(),
+            Kind::Sparse => self.sparse.index_url(),
+        }
+    }
+    /// A new version of leaf upstream.
+    fn grow(&mut self, version: &str) {
+        self.fx.publish("leaf", version, &[]);
+        self.fx.commit(&format!("Add leaf {version}"));
+        self.sparse.sync(&self.fx);
+    }
+    /// `export` arguments (a sparse upstream needs a selection).
+    fn export(&self, near: &Path, archive: &Path) {
+        let tmpl = self.fx.crates_url_template();
+        let mut args = vec![
+            "crate",
+            "export",
+            "--crates-url",
+            &tmpl,
+            "--archive",
+            archive.to_str().unwrap(),
+        ];
+        if self.kind == Kind::Sparse {
+            args.extend(["--crate", "leaf", "--versions", "all"]);
+        }
+        ok(near, &args);
+    }
+}
+
+fn import(far: &Path, archive: &Path) -> String {
+    ok(
+        far,
+        &["crate", "import", "--archive", archive.to_str().unwrap()],
+    )
+}
+
+fn check_far(far: &Path, versions: &[&str]) {
+    let index = published(far, "leaf");
+    for v in versions {
+        assert!(
+            index.contains(&format!("\"vers\":\"{v}\"")),
+            "leaf {v} not published on the far side {}:\n{index}",
+            far.display()
+        );
+        assert!(
+            far.join(format!("crates/le/af/leaf/leaf-{v}.crate"))
+                .is_file(),
+            "leaf-{v}.crate missing on the far side"
+        );
+    }
+    ok(far, &["crate", "verify", "--start", "0"]);
+}
+
+fn relocated_far_side_imports(kind: Kind) {
+    let up = Upstream::start();
+    let mut src = Source::new(&up, kind);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    let far1 = work.path().join("far1");
+    let far2 = work.path().join("far2");
+    let far3 = work.path().join("far3");
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    ok(&far1, &["crate", "init-import"]);
+    let a1 = carry.join("1.tar.gz");
+    src.export(&near, &a1);
+    import(&far1, &a1);
+    check_far(&far1, &["1.0.0"]);
+
+    // Moved: the old path no longer exists.
+    std::fs::rename(&far1, &far2).unwrap();
+    src.grow("1.1.0");
+    let a2 = carry.join("2.tar.gz");
+    src.export(&near, &a2);
+    import(&far2, &a2);
+    check_far(&far2, &["1.0.0", "1.1.0"]);
+
+    // Copied: the old tree (and its old origin.bundle) stays.
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&far2)
+        .arg(&far3)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // As a tree made before origins were relative: an absolute path to
+    // the old tree's bundle, which still exists.
+    crate::support::crates::git(
+        &far3.join("git/crates.io-index"),
+        &[
+            "config",
+            "remote.origin.url",
+            far2.join("git/crates.io-index/origin.bundle")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    src.grow("1.2.0");
+    let a3 = carry.join("3.tar.gz");
+    src.export(&near, &a3);
+    import(&far3, &a3);
+    check_far(&far3, &["1.0.0", "1.1.0", "1.2.0"]);
+    // The copy's origin names no absolute path.
+    let url = crate::support::crates::git(
+        &far3.join("git/crates.io-index"),
+        &["config", "remote.origin.url"],
+    );
+    assert!(!Path::new(url.trim()).is_absolute(), "{url}");
+}
+
+#[test]
+fn moved_and_copied_far_side_imports_git_upstream() {
+    relocated_far_side_imports(Kind::Git);
+}
+
+#[test]
+fn moved_and_copied_far_side_imports_sparse_upstream() {
+    relocated_far_side_imports(Kind::Sparse);
+}
+
+/// When `config` runs on the near side.
+#[derive(Clone, Copy, Debug)]
+enum NearConfig {
+    Never,
+    BeforeFirstExport,
+    BetweenExports,
+}
+
+/// When `config` runs on the far side.
+#[derive(Clone, Copy, Debug)]
+enum FarConfig {
+    Never,
+    BeforeFirstImport,
+    AfterFirstImport,
+}
+
+fn first_trip(kind: Kind, near_cfg: NearConfig, far_cfg: FarConfig) {
+    let up = Upstream::start();
+    let mut src = Source::new(&up, kind);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let far = work.path().join("far");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    let config = |root: &PathBuf, url: &str| {
+        ok(root, &["crate", "config", "--server-url", url]);
+    };
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    if let NearConfig::BeforeFirstExport = near_cfg {
+        config(&near, "http://near.invalid:8000");
+    }
+    let a1 = carry.join("1.tar.gz");
+    src.export(&near, &a1);
+    ok(&far, &["crate", "init-import"]);
+    if let FarConfig::BeforeFirstImport = far_cfg {
+        config(&far, "http://far.invalid:8000");
+    }
+    import(&far, &a1);
+    if let FarConfig::AfterFirstImport = far_cfg {
+        config(&far, "http://far.invalid:8000");
+    }
+    check_far(&far, &["1.0.0"]);
+
+    if let NearConfig::BetweenExports = near_cfg {
+        config(&near, "http://near.invalid:8000");
+    }
+    src.grow("1.1.0");
+    let a2 = carry.join("2.tar.gz");
+    src.export(&near, &a2);
+    import(&far, &a2);
+    check_far(&far, &["1.0.0", "1.1.0"]);
+    if !matches!(far_cfg, FarConfig::Never) {
+        let out = Command::new("git")
+            .current_dir(far.join("git/crates.io-index"))
+            .args(["show", "master:config.json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("far.invalid"), "{text}");
+    }
+}
+
+fn every_order(kind: Kind) {
+    for near_cfg in [
+        NearConfig::Never,
+        NearConfig::BeforeFirstExport,
+        NearConfig::BetweenExports,
+    ] {
+        for far_cfg in [
+            FarConfig::Never,
+            FarConfig::BeforeFirstImport,
+            FarConfig::AfterFirstImport,
+        ] {
+            eprintln!("order: {kind:?} near {near_cfg:?} far {far_cfg:?}");
+            first_trip(kind, near_cfg, far_cfg);
+        }
+    }
+}
+
+#[test]
+fn first_archive_imports_in_every_config_order_git_upstream() {
+    every_order(Kind::Git);
+}
+
+#[test]
+fn first_archive_imports_in_every_config_order_sparse_upstream() {
+    every_order(Kind::Sparse);
+}
+
+/// A far side that skipped an archive is told the range to pack and how.
+#[test]
+fn missing_archive_names_the_range_and_the_command() {
+    let up = Upstream::start();
+    let mut src = Source::new(&up, Kind::Git);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let far = work.path().join("far");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    let a1 = carry.join("1.tar.gz");
+    src.export(&near, &a1);
+    src.grow("1.1.0");
+    let a2 = carry.join("2.tar.gz");
+    src.export(&near, &a2);
+    ok(&far, &["crate", "init-import"]);
+    let before = tree::paths(&far, |_| true);
+    let err = fails(
+        &far,
+        &["crate", "import", "--archive", a2.to_str().unwrap()],
+    );
+    assert!(err.contains("mirror crate pack --start 0"), "{err}");
+    assert_eq!(tree::paths(&far, |_| true), before);
+    // The command it names makes the archive that was missing.
+    let cmd = err.split('`').nth(1).unwrap();
+    let earlier = carry.join("earlier.tar.gz");
+    let args: Vec<&str> = cmd
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a == "EARLIER.tar.gz" {
+                earlier.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .collect();
+    ok(&near, &args);
+    import(&far, &earlier);
+    import(&far, &a2);
+    check_far(&far, &["1.0.0", "1.1.0"]);
+}
