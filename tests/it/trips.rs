@@ -319,3 +319,45 @@ fn missing_archive_names_the_range_and_the_command() {
     import(&far, &a2);
     check_far(&far, &["1.0.0", "1.1.0"]);
 }
+
+/// `update` then `pack`: the mark already moved; the message says so and
+/// names the `pack --start` that carries what the update brought.
+#[test]
+fn pack_after_update_names_the_start_to_use() {
+    let up = Upstream::start();
+    let mut src = Source::new(&up, Kind::Git);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let far = work.path().join("far");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    let a1 = carry.join("1.tar.gz");
+    src.export(&near, &a1);
+    let end1 = crate::crates::rev(&near, "mark").unwrap();
+    src.grow("1.1.0");
+    let tmpl = src.fx.crates_url_template();
+    ok(&near, &["crate", "update", "--crates-url", &tmpl]);
+    let a2 = carry.join("2.tar.gz");
+    let err = ok(&near, &["crate", "pack", "--archive", a2.to_str().unwrap()]);
+    assert!(err.contains("moved by `update`"), "{err}");
+    let cmd = format!("mirror crate pack --start {end1}");
+    assert!(err.contains(&cmd), "{err}");
+    assert!(err.contains("mirror crate export"), "{err}");
+    // The command named carries it.
+    ok(
+        &near,
+        &[
+            "crate",
+            "pack",
+            "--start",
+            &end1,
+            "--archive",
+            a2.to_str().unwrap(),
+        ],
+    );
+    ok(&far, &["crate", "init-import"]);
+    import(&far, &a1);
+    import(&far, &a2);
+    check_far(&far, &["1.0.0", "1.1.0"]);
+}

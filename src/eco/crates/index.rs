@@ -1168,6 +1168,10 @@ pub type IndexFile = (&'static str, ObjectId, String);
 /// repository never carry it.
 pub const OWN_CONFIG_REF: &str = "refs/mirror/config";
 
+/// The END of the last archive `pack` wrote (not a branch: never bundled
+/// or served): what a `pack` after `update` must start from.
+pub const PACKED_REF: &str = "refs/mirror/packed";
+
 /// How an entry of a tree at `dir` fits the index layout.
 enum Fit {
     /// A directory of the layout.

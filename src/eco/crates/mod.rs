@@ -924,16 +924,31 @@ impl Crates {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(range),
         };
+        let packed = self.index.resolve(index::PACKED_REF)?;
         if start == Some(end) {
             // No commits: no bundle can be made (git refuses an empty one).
             // An archive with only the manifest imports as a no-op, so the
             // far side never trips over a missing or stale archive.
             bundle::pack(&self.opts.root, &[], &self.opts.archive, &opts, reporter)
                 .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
-            reporter.info(&format!(
-                "crate: the range is empty (START = END = {end}); {} holds no commits and no crates",
-                self.opts.archive.display()
-            ));
+            let archive = self.opts.archive.display();
+            if packed == Some(end) {
+                reporter.info(&format!(
+                    "crate: nothing new since the last archive packed (its END was {end}); {archive} holds no commits and no crates (it imports as a no-op)"
+                ));
+            } else {
+                let since = packed.map_or("0".to_string(), |p| p.to_string());
+                let last = match packed {
+                    Some(p) => format!("the END of the last archive packed, {p}"),
+                    None => "no archive was packed here yet".to_string(),
+                };
+                reporter.info(&format!(
+                    "warning: the range is empty: mark is already at END ({end}), moved by `update` or `mark`, so {archive} holds no commits and no crates (it imports as a no-op). \
+                     To carry what changed since the last archive ({last}), run `mirror crate pack --start {since}`; \
+                     next time run `mirror crate export` (pull, download, pack and mark in one), not `update` then `pack`"
+                ));
+            }
+            self.set_packed(end)?;
             return Ok(());
         }
         let bundle_start = match start {
@@ -994,6 +1009,7 @@ impl Crates {
             reporter,
         )
         .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
+        self.set_packed(end)?;
         reporter.info(&format!(
             "crate: packed the index bundle and {} crates ({} bytes) into {}",
             members.len() - 1 - usize::from(partial),
@@ -1010,6 +1026,15 @@ impl Crates {
             ))
             .into());
         }
+        Ok(())
+    }
+
+    /// Record END of the archive just packed (see [`index::PACKED_REF`]).
+    fn set_packed(&self, end: gix::ObjectId) -> Result<()> {
+        self.index.git(
+            "record the archive packed",
+            &["update-ref", index::PACKED_REF, &end.to_string()],
+        )?;
         Ok(())
     }
 
