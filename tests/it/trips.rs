@@ -361,3 +361,163 @@ fn pack_after_update_names_the_start_to_use() {
     import(&far, &a2);
     check_far(&far, &["1.0.0", "1.1.0"]);
 }
+
+/// Run `mirror ARGS` in a fresh tree that must refuse it: non-zero exit,
+/// the message names every `hint`, and the tree is as it was.
+fn refused_untouched(root: &Path, args: &[&str], hints: &[&str]) {
+    // The tree lock is taken by every run that may write.
+    let listing = || {
+        let mut l = tree::paths(root, |_| true);
+        l.retain(|p| p != ".mirror/lock");
+        l
+    };
+    let before = listing();
+    let err = fails(root, args);
+    for h in hints {
+        assert!(err.contains(h), "{args:?}: no {h:?} in:\n{err}");
+    }
+    assert_eq!(listing(), before, "{args:?} wrote to the tree");
+}
+
+#[test]
+fn typo_d_toolchain_target_and_component_are_refused_before_writing() {
+    use crate::support::dist::{publish, STABLE};
+    use crate::support::keys::TestKey;
+    let up = Upstream::start();
+    publish(
+        &up,
+        &STABLE,
+        &["x86_64-unknown-linux-gnu", "wasm32-unknown-unknown"],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("dist");
+    let key = TestKey::Signing.public_path().display().to_string();
+    let base = [
+        "toolchain",
+        "download",
+        "-s",
+        "stable",
+        "--url",
+        &url,
+        "--keyring",
+        &key,
+    ];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        base.iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    for (extra, hints) in [
+        (
+            &["-t", "x86_64-unknown-linux-gnux"][..],
+            &["unknown target", "did you mean x86_64-unknown-linux-gnu"][..],
+        ),
+        (
+            &["-t", "linux", "--cross", "wasm32-unknown-unknwn"][..],
+            &["unknown target", "did you mean wasm32-unknown-unknown"][..],
+        ),
+        (
+            &[
+                "-t",
+                "linux",
+                "--profile",
+                "minimal",
+                "--components",
+                "rust-srx",
+            ][..],
+            &["unknown component", "did you mean rust-src"][..],
+        ),
+    ] {
+        let args = with(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused_untouched(root.path(), &args, hints);
+    }
+    assert!(!root.path().join("dist/channel-rust-stable.toml").exists());
+}
+
+#[test]
+fn typo_d_rustup_target_is_refused_before_writing() {
+    let up = crate::rustup::fake_upstream();
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("rustup");
+    refused_untouched(
+        root.path(),
+        &[
+            "rustup",
+            "download",
+            "-s",
+            "stable",
+            "-t",
+            "x86_64-unknown-linux-gnux",
+            "--url",
+            &url,
+        ],
+        &["unknown target", "did you mean x86_64-unknown-linux-gnu"],
+    );
+}
+
+#[test]
+fn typo_d_hex_package_is_refused_before_writing() {
+    let up = Upstream::start();
+    let repo = crate::support::hex::HexRepo::sample();
+    repo.publish(&up);
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    refused_untouched(
+        root.path(),
+        &[
+            "hex",
+            "download",
+            "--url",
+            &url,
+            "--public-key",
+            &key,
+            "--package",
+            "alpah",
+        ],
+        &["unknown package \"alpah\"", "did you mean alpha"],
+    );
+}
+
+#[test]
+fn typo_d_arch_repository_architecture_and_package_are_refused_before_writing() {
+    use crate::support::arch::{publish, Pkg};
+    use crate::support::keys::TestKey;
+    let up = Upstream::start();
+    publish(&up, "m", "core", &[Pkg::new("hello", "1.0-1")]);
+    publish(&up, "m", "extra", &[Pkg::new("world", "1.0-1")]);
+    let root = tempfile::tempdir().unwrap();
+    let url = up.url("m/$repo/os/$arch");
+    let key = TestKey::Signing.public_path().display().to_string();
+    let base = [
+        "arch",
+        "download",
+        "--url",
+        &url,
+        "--keyring",
+        &key,
+        "--retries",
+        "1",
+    ];
+    for (extra, hints) in [
+        (
+            &["--repo", "core,extar"][..],
+            &["unknown repository \"extar\"", "did you mean extra"][..],
+        ),
+        (
+            &["--repo", "core", "--arch", "x86-64"][..],
+            &["unknown architecture \"x86-64\"", "did you mean x86_64"][..],
+        ),
+        (
+            &["--repo", "core,extra", "--package", "wrold"][..],
+            &["unknown package \"wrold\"", "did you mean world"][..],
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        refused_untouched(root.path(), &args, hints);
+    }
+}

@@ -62,6 +62,45 @@ pub const DEFAULT_REPOS: &[&str] = &["core", "extra"];
 /// The default architecture.
 pub const DEFAULT_ARCH: &str = "x86_64";
 
+/// Arch Linux's repositories, for the hint when a database is not found.
+const KNOWN_REPOS: &[&str] = &[
+    "core",
+    "extra",
+    "multilib",
+    "core-testing",
+    "extra-testing",
+    "multilib-testing",
+    "core-staging",
+    "extra-staging",
+    "multilib-staging",
+    "gnome-unstable",
+    "kde-unstable",
+];
+
+/// Architectures of Arch Linux and its ports, for the same hint.
+const KNOWN_ARCHES: &[&str] = &[
+    "x86_64",
+    "x86_64_v3",
+    "i686",
+    "pentium4",
+    "aarch64",
+    "armv7h",
+    "riscv64",
+];
+
+/// Why a repository's database is not found: a repository or an
+/// architecture upstream does not have, with the nearest known names.
+fn unknown_repo(repo: &str, arch: &str, db_url: &str) -> String {
+    let what = if !KNOWN_REPOS.contains(&repo) {
+        crate::suggest::unknown("repository", repo, KNOWN_REPOS.iter().copied())
+    } else if !KNOWN_ARCHES.contains(&arch) {
+        crate::suggest::unknown("architecture", arch, KNOWN_ARCHES.iter().copied())
+    } else {
+        format!("repository {repo} ({arch}) is not on this mirror")
+    };
+    format!("{what}: {db_url} is not found upstream; nothing was written")
+}
+
 /// The system's Arch Linux keyring (Debian's `archlinux-keyring`).
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/archlinux.gpg";
 
@@ -291,7 +330,8 @@ impl Arch {
             let Some((i, p)) = by_name.get(name).or_else(|| by_provides.get(name)) else {
                 match needed_by {
                     None => bail!(
-                        "package {name:?} is in none of the repositories {}",
+                        "{}: it is in none of the repositories {}; nothing was written",
+                        crate::suggest::unknown("package", name, by_name.keys().copied()),
                         self.repos
                             .iter()
                             .map(|r| r.name.as_str())
@@ -353,7 +393,12 @@ impl Arch {
         reporter: &dyn Reporter,
     ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
         let db_url = format!("{base}/{name}.db");
-        let db = engine.fetch_bytes(&db_url)?;
+        let db = match engine.fetch_bytes(&db_url) {
+            Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
+                bail!("{}", unknown_repo(name, &self.arch, &db_url))
+            }
+            r => r?,
+        };
         let entries = db::entries(&db, &db_url)?;
         let urls = [
             format!("{base}/{name}.db.sig"),

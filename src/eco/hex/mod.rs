@@ -288,14 +288,18 @@ impl Hex {
                 }
                 if !remote.contains_key(name.as_str()) {
                     bail!(
-                        "package {name:?} is not in the repository ({names_url} does not list it)"
+                        "{}: {names_url} does not list it; nothing was written",
+                        crate::suggest::unknown("package", name, remote.keys().copied())
                     );
                 }
                 wanted.insert(name.clone(), None);
             }
             for (name, version) in &selection.locked {
                 if !registry::is_valid_name(name) || !remote.contains_key(name.as_str()) {
-                    bail!("locked package {name:?} is not in the repository ({names_url} does not list it)");
+                    bail!(
+                        "locked {}: {names_url} does not list it; nothing was written",
+                        crate::suggest::unknown("package", name, remote.keys().copied())
+                    );
                 }
                 if let Some(reqs) = wanted
                     .entry(name.clone())
