@@ -521,3 +521,72 @@ fn typo_d_arch_repository_architecture_and_package_are_refused_before_writing() 
         refused_untouched(root.path(), &args, hints);
     }
 }
+
+/// The `packed` mark of an ecosystem in `.mirror/state.json`.
+fn packed_mark(root: &Path, eco: &str) -> String {
+    let text = std::fs::read_to_string(root.join(".mirror/state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["marks"][eco]["packed"].as_str().unwrap().to_string()
+}
+
+/// Hex and Arch: `update` then `pack` carries no package file; the
+/// message says why and names `pack --start` and `export`.
+fn pack_after_update_says_what_to_run(eco: &str, base: &[&str]) {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let carry = tempfile::tempdir().unwrap();
+    let archive = |n: &str| carry.path().join(n).display().to_string();
+    let with = |ops: &[&str], extra: &[&str]| -> Vec<String> {
+        std::iter::once(eco)
+            .chain(ops.iter().copied())
+            .chain(base.iter().copied())
+            .chain(extra.iter().copied())
+            .map(str::to_string)
+            .collect()
+    };
+    let run_ok = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(r, &args)
+    };
+    run_ok(with(&["export"], &["--archive", &archive("1.tar.gz")]));
+    let packed = packed_mark(r, eco);
+    run_ok(with(&["update"], &[]));
+    let err = run_ok(with(&["pack"], &["--archive", &archive("2.tar.gz")]));
+    assert!(err.contains("moved after the last download"), "{err}");
+    assert!(
+        err.contains(&format!("mirror {eco} pack --start {packed}")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("mirror {eco} export")), "{err}");
+    // The command named is accepted.
+    run_ok(with(
+        &["pack"],
+        &["--start", &packed, "--archive", &archive("3.tar.gz")],
+    ));
+}
+
+#[test]
+fn hex_pack_after_update_says_what_to_run() {
+    let up = Upstream::start();
+    let repo = crate::support::hex::HexRepo::sample();
+    repo.publish(&up);
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    pack_after_update_says_what_to_run("hex", &["--url", &url, "--public-key", &key]);
+}
+
+#[test]
+fn arch_pack_after_update_says_what_to_run() {
+    use crate::support::arch::{publish, Pkg};
+    use crate::support::keys::TestKey;
+    let up = Upstream::start();
+    publish(&up, "m", "core", &[Pkg::new("hello", "1.0-1")]);
+    let url = up.url("m/$repo/os/$arch");
+    let key = TestKey::Signing.public_path().display().to_string();
+    pack_after_update_says_what_to_run(
+        "arch",
+        &["--url", &url, "--keyring", &key, "--repo", "core"],
+    );
+}

@@ -742,8 +742,13 @@ impl Arch {
 
     /// Pack the package files written since the mark (all when there is
     /// none), plus every current database and `lastsync`.
-    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
+    pub fn pack(
+        &self,
+        archive: &Path,
+        start: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::PackSummary> {
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
         let repos = self.local_repos()?;
         if repos.is_empty() {
             bail!(
@@ -773,20 +778,30 @@ impl Arch {
             found.sort();
             members.extend(found);
         }
+        let package_files = members.len();
         dbs.sort_by_key(|p| (db_rank(p), p.clone()));
         members.extend(dbs);
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
+        let end = store::epoch_nanos(SystemTime::now()).to_string();
         let opts = bundle::PackOptions {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(bundle::Range {
-                start: mark,
-                end: store::epoch_nanos(SystemTime::now()).to_string(),
+                start: mark.clone(),
+                end: end.clone(),
             }),
         };
         let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
             .with_context(|| format!("cannot pack {}", archive.display()))?;
+        crate::eco::after_time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark.as_deref(),
+            &end,
+            package_files,
+            reporter,
+        )?;
         reporter.info(&format!(
             "arch: packed {} files ({} bytes) into {}",
             members.len(),

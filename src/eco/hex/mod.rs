@@ -742,8 +742,13 @@ impl Hex {
 
     /// Pack what changed since the mark (every package file and tarball
     /// when there is none), plus `names` and `versions`.
-    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
+    pub fn pack(
+        &self,
+        archive: &Path,
+        start: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::PackSummary> {
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
         let mut members = Vec::new();
         for sub in ["tarballs", "packages"] {
             let dir = self.dir().join(sub);
@@ -766,6 +771,7 @@ impl Hex {
             found.sort();
             members.extend(found);
         }
+        let package_files = members.len();
         for (rel, path) in self.local_installs()? {
             // The lists travel every time, as names and versions do.
             let is_list = rel.matches('/').count() == 2;
@@ -782,15 +788,24 @@ impl Hex {
             }
             members.push(format!("hex/{f}"));
         }
+        let end = epoch_nanos(SystemTime::now()).to_string();
         let opts = bundle::PackOptions {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(bundle::Range {
-                start: mark,
-                end: epoch_nanos(SystemTime::now()).to_string(),
+                start: mark.clone(),
+                end: end.clone(),
             }),
         };
         let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
             .with_context(|| format!("cannot pack {}", archive.display()))?;
+        crate::eco::after_time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark.as_deref(),
+            &end,
+            package_files,
+            reporter,
+        )?;
         reporter.info(&format!(
             "hex: packed {} files ({} bytes) into {}",
             members.len(),
