@@ -95,6 +95,47 @@ pub fn time_pack_start(
     }
 }
 
+/// Pack `members` of `root` (the first `package_files` of them package
+/// files) as the range from `mark` to now of a time-marked ecosystem
+/// (Hex, Arch), then [`after_time_pack`].
+#[allow(clippy::too_many_arguments)]
+pub fn time_pack(
+    root: &std::path::Path,
+    ecosystem: &str,
+    mark: Option<String>,
+    members: &[String],
+    package_files: usize,
+    archive: &std::path::Path,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<crate::bundle::PackSummary> {
+    use anyhow::Context;
+    let end = crate::store::epoch_nanos(std::time::SystemTime::now()).to_string();
+    let opts = crate::bundle::PackOptions {
+        ecosystem: ecosystem.to_string(),
+        range: Some(crate::bundle::Range {
+            start: mark.clone(),
+            end: end.clone(),
+        }),
+    };
+    let summary = crate::bundle::pack(root, members, archive, &opts, reporter)
+        .with_context(|| format!("cannot pack {}", archive.display()))?;
+    after_time_pack(
+        root,
+        ecosystem,
+        mark.as_deref(),
+        &end,
+        package_files,
+        reporter,
+    )?;
+    reporter.info(&format!(
+        "{ecosystem}: packed {} files ({} bytes) into {}",
+        members.len(),
+        summary.bytes,
+        archive.display()
+    ));
+    Ok(summary)
+}
+
 /// After a `pack` of a time range (Hex, Arch) that ended at `end`: record
 /// `end` as the `packed` mark when it carried package files; when it
 /// carries none although a mark bounded it, say why and what to run.

@@ -784,31 +784,15 @@ impl Arch {
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
-        let end = store::epoch_nanos(SystemTime::now()).to_string();
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: Some(bundle::Range {
-                start: mark.clone(),
-                end: end.clone(),
-            }),
-        };
-        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
-            .with_context(|| format!("cannot pack {}", archive.display()))?;
-        crate::eco::after_time_pack(
+        crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
-            mark.as_deref(),
-            &end,
+            mark,
+            &members,
             package_files,
+            archive,
             reporter,
-        )?;
-        reporter.info(&format!(
-            "arch: packed {} files ({} bytes) into {}",
-            members.len(),
-            summary.bytes,
-            archive.display()
-        ));
-        Ok(summary)
+        )
     }
 
     /// Unpack a bundle: every staged package is checked against the staged

@@ -50,7 +50,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -788,31 +787,15 @@ impl Hex {
             }
             members.push(format!("hex/{f}"));
         }
-        let end = epoch_nanos(SystemTime::now()).to_string();
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: Some(bundle::Range {
-                start: mark.clone(),
-                end: end.clone(),
-            }),
-        };
-        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
-            .with_context(|| format!("cannot pack {}", archive.display()))?;
-        crate::eco::after_time_pack(
+        crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
-            mark.as_deref(),
-            &end,
+            mark,
+            &members,
             package_files,
+            archive,
             reporter,
-        )?;
-        reporter.info(&format!(
-            "hex: packed {} files ({} bytes) into {}",
-            members.len(),
-            summary.bytes,
-            archive.display()
-        ));
-        Ok(summary)
+        )
     }
 
     /// Unpack a bundle: every signed file and tarball is checked in the
