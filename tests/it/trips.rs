@@ -169,12 +169,15 @@ fn relocated_far_side_imports(kind: Kind) {
     src.export(&near, &a3);
     import(&far3, &a3);
     check_far(&far3, &["1.0.0", "1.1.0", "1.2.0"]);
-    // The copy's origin names no absolute path.
+    // The copy's origin names its own bundle, absolute as romt needs it.
     let url = crate::support::crates::git(
         &far3.join("git/crates.io-index"),
         &["config", "remote.origin.url"],
     );
-    assert!(!Path::new(url.trim()).is_absolute(), "{url}");
+    assert_eq!(
+        Path::new(url.trim()),
+        far3.join("git/crates.io-index/origin.bundle")
+    );
 }
 
 #[test]

@@ -300,17 +300,22 @@ impl Crates {
         Ok(())
     }
 
-    /// The origin URL of a far side: the bundle's path relative to the
-    /// index (git resolves it there, as romt does), so the tree can be
-    /// moved or copied.
+    /// The origin URL of a far side: the bundle's absolute path as this
+    /// run finds it from the root (romt writes an unpacked bundle to the
+    /// origin URL as it stands, so it must be absolute). Each pull on the
+    /// far side rewrites a URL that differs (a tree moved or copied), so a
+    /// stale path is never fetched.
     fn bundle_origin_url(&self) -> Result<String> {
-        let rel = relative_path(&self.opts.bundle_path, &self.opts.index);
-        rel.to_str().map(str::to_string).with_context(|| {
-            format!(
-                "bundle path {} is not UTF-8",
-                self.opts.bundle_path.display()
-            )
-        })
+        self.opts
+            .bundle_path
+            .to_str()
+            .map(str::to_string)
+            .with_context(|| {
+                format!(
+                    "bundle path {} is not UTF-8",
+                    self.opts.bundle_path.display()
+                )
+            })
     }
 
     fn init_import(&self, reporter: &dyn Reporter) -> Result<()> {
@@ -501,13 +506,13 @@ impl Crates {
         // Before the fetch: `origin_master` is still what `working` merged.
         self.ensure_own_config(reporter)?;
         if self.index.origin_is_bundle()? {
-            // A tree made before origins were relative names its bundle
-            // by an absolute path, stale once the tree moved or was copied.
+            // The origin names the bundle where the tree was when it was
+            // last used: stale once the tree moved or was copied.
             let url = self.bundle_origin_url()?;
             if self.index.origin_url()? != url {
                 self.index.set_origin_url(&url)?;
                 reporter.info(&format!(
-                    "crate: the index's origin is now {url} (relative to the index: the tree can be moved)"
+                    "crate: the index's origin is now {url} (the tree was moved or copied)"
                 ));
             }
         }
@@ -1280,22 +1285,6 @@ fn absolute_url(url: &str) -> Result<String> {
         std::env::current_dir()?.join(path)
     };
     Ok(abs.display().to_string())
-}
-
-/// `path` relative to the directory `base` (both absolute): `..` for each
-/// component of `base` not shared.
-fn relative_path(path: &Path, base: &Path) -> PathBuf {
-    let p: Vec<_> = path.components().collect();
-    let b: Vec<_> = base.components().collect();
-    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let mut out = PathBuf::new();
-    for _ in common..b.len() {
-        out.push("..");
-    }
-    for c in &p[common..] {
-        out.push(c);
-    }
-    out
 }
 
 fn remove_empty_parents(path: &Path, stop: &Path) {
