@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mirror_global_optspecs
-    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= retry-delay-ms= v/verbose q/quiet h/help V/version
+    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= max-file-size= retry-delay-ms= v/verbose q/quiet h/help V/version
 end
 
 function __fish_mirror_needs_command
@@ -29,6 +29,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -s j -l num-jobs -d 'Paralle
 complete -c mirror -n "__fish_mirror_needs_command" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_needs_command" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_needs_command" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -58,6 +59,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-job
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
@@ -77,6 +79,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -86,7 +89,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s h -l help -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index -d 'The index repository, relative to the root' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates -d 'The crate directory, relative to the root' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l index-url -d 'Upstream index for init: the git repository\'s http(s):// or file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crates-url -d 'Download template: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l start -d 'Start of RANGE (a ref or commit; 0 = start of history) [default: mark]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of RANGE' -r
@@ -107,6 +110,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
@@ -133,6 +137,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -s j -l num-jobs -d '
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l with-deps -d 'Also mirror the dependencies of the selected releases, transitively'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
@@ -157,6 +162,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -s j -l num-jobs -d 
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -169,6 +175,13 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-connections -d 'Connections open at once; at the cap, one that has not sent a request yet (the oldest), else the longest idle, else one not taking its response is closed for the new one [default: (open-file limit − 128) / 2, at most 8192; the soft open-file limit is first raised to the hard one]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-tls-handshakes -d 'TLS handshakes in progress at once; past it the oldest is closed [default: 256, or the connection cap if lower]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a request\'s whole header (the first from connecting, a later one from its first byte)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l body-timeout -d 'Seconds a request body may go without a byte from the client' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l send-timeout -d 'Seconds a client may take none of a response ready for it' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keepalive-timeout -d 'Seconds a connection is kept open with no request in flight' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-handshake-timeout -d 'Seconds a client has to complete its TLS handshake' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates -d 'Fetch crates the tree lacks from this sparse index (e.g. https://index.crates.io/), verify them against its cksum and keep them' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-crates-dl -d 'Download template of --upstream-crates: {crate}, {version}, {prefix}, {lowerprefix}, {sha256-checksum}' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-arch -d 'Fetch Arch Linux databases and packages the tree lacks from this mirror (repeatable: tried in order; a base, or a template with $repo and $arch), packages verified against the database\'s %SHA256SUM%' -r
@@ -180,12 +193,19 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-dist-ke
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l upstream-rustup -d 'Fetch rustup-init binaries and release-stable.toml the tree lacks from this server (e.g. https://static.rust-lang.org/rustup), binaries checked against its .sha256 files' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-ttl -d 'How long (seconds) metadata pulled from an upstream (index files, databases, manifests) is served before it is revalidated with a conditional request' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-follow-after -d 'How long (seconds) a client of a file being pulled waits for the verified file before it follows the download as it arrives (cut short if the bytes then fail to verify)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l git-max-processes -d 'Most `git upload-pack` processes serving the git index at once; further git requests wait up to 10 s (at most half of --git-timeout) for one to end, then get 503 with Retry-After' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l git-timeout -d 'Longest git request (seconds): git is killed when the exchange lasts longer, when its request body takes longer than 30 s (or this, if shorter) to arrive, and when the client goes away' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-rate -d 'Upstream requests (misses, revalidations) each client address may start per second once its burst is spent; more get 429 with Retry-After (IPv6 counted by /64; 0: no limit)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-burst -d 'Upstream requests each client address may start at once before --cache-miss-rate applies' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-not-found-entries -d 'Paths upstream answered 404 for that are remembered (for --cache-ttl), at most; the least recently asked are forgotten first' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l force-root -d 'Serve the root even if it is `/`, a home directory, or a directory holding no mirror tree (none of dist/, rustup/, crates/, git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused otherwise: everything under the root is served'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 'More output: one line per file'
@@ -197,6 +217,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_s
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -212,6 +233,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -224,6 +246,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'

@@ -9,13 +9,22 @@
 //!    as a list ([`Engine::fetch_all`]) or through an [`item_queue`] that a
 //!    producer fills as its plan yields them ([`Engine::fetch_from`]).
 //! 2. **Fetch** (up to `jobs` at once over one shared client): the body is
-//!    streamed into `<dest>.partial` while being hashed. A `.partial` left by
+//!    streamed into `<dest>.partial` while being hashed, under an exclusive
+//!    lock on that file (`flock`): another process fetching the
+//!    same file (`mirror serve`'s cache and an `update` on one tree) waits,
+//!    then finds it published or resumes. A `.partial` left by
 //!    an interrupted attempt or run is resumed with `Range: bytes=N-`; if the
 //!    server ignores the range (200) the file starts over. In
 //!    [`Engine::fetch_from`], a fresh body of at most 1 MiB for an item
 //!    without a signature is received into memory instead, and written to
-//!    `<dest>.partial` only once verified, by a publisher thread, while its
+//!    a temporary of its own only once verified, by a publisher thread, while its
 //!    job slot already sends the next request.
+//!    Every body has a ceiling ([`crate::limit`]): the item's planned
+//!    size when known (a longer body is cut one byte past it), else its
+//!    kind's limit, raised by `--max-file-size`; a `Content-Length` above
+//!    it is refused before reading. Bodies read into memory
+//!    ([`Engine::fetch_bytes`] and friends) take a limit too, and cost
+//!    their size once (no doubling).
 //! 3. **Retry** transient failures (see [`crate::http`]) with backoff, or
 //!    as long as the server's `Retry-After` asks (capped); the
 //!    retry resumes from the partial file. A 404 or a digest mismatch is not
@@ -44,6 +53,7 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use crate::http::{self, HttpOptions};
+use crate::limit::{self, Collector, Found, Limit, TooLarge};
 use crate::report::{Outcome, Reporter};
 use crate::store;
 use crate::verify::digest::{
@@ -85,8 +95,13 @@ pub struct FetchItem {
     pub url: String,
     /// Final path.
     pub dest: PathBuf,
-    /// Expected size, when the plan knows it.
+    /// Expected size, when the plan knows it: a body longer than this is
+    /// cut at `size + 1` bytes and refused.
     pub size: Option<u64>,
+    /// The ceiling for a body whose size the plan does not know (see
+    /// [`crate::limit`]); [`limit::DOWNLOAD`] when not given. The user's
+    /// `--max-file-size` raises it.
+    pub limit: Option<Limit>,
     /// Expected SHA-256, when the plan knows it.
     pub sha256: Option<Sha256Digest>,
     /// Expected SHA-512, for upstreams that publish only that.
@@ -105,6 +120,7 @@ impl FetchItem {
             url: url.into(),
             dest: dest.into(),
             size: None,
+            limit: None,
             sha256: None,
             sha512: None,
             signature: None,
@@ -127,6 +143,12 @@ impl FetchItem {
     /// Require this size.
     pub fn size(mut self, size: u64) -> Self {
         self.size = Some(size);
+        self
+    }
+
+    /// Refuse a body larger than `limit` when the size is not planned.
+    pub fn limit(mut self, limit: Limit) -> Self {
+        self.limit = Some(limit);
         self
     }
 
@@ -176,6 +198,14 @@ pub enum FetchError {
         expected: u64,
         /// Size received.
         actual: u64,
+    },
+    /// The body was larger than its planned size or its kind's ceiling.
+    #[error("{url}: {source}")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// What, the limit, what was found.
+        source: TooLarge,
     },
     /// The detached signature did not verify.
     #[error("{url}: signature check failed: {message}")]
@@ -240,6 +270,29 @@ impl FetchError {
             source,
         }
     }
+}
+
+fn too_large(url: &str, source: TooLarge) -> FetchError {
+    FetchError::TooLarge {
+        url: url.to_string(),
+        source,
+    }
+}
+
+/// Read a response's body into memory, refusing more than `limit` bytes
+/// (a `Content-Length` above it before reading, an endless body at
+/// `limit + 1`); the buffer is sized from `Content-Length` up to the
+/// limit, so a body costs its size once.
+async fn read_body(
+    mut resp: reqwest::Response,
+    url: &str,
+    limit: Limit,
+) -> Result<Vec<u8>, FetchError> {
+    let mut out = Collector::new(limit, resp.content_length()).map_err(|e| too_large(url, e))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network(url, &e))? {
+        out.push(&chunk).map_err(|e| too_large(url, e))?;
+    }
+    Ok(out.finish())
 }
 
 fn network(url: &str, err: &reqwest::Error) -> FetchError {
@@ -371,21 +424,36 @@ impl Engine {
     }
 
     /// Fetch a small resource into memory (manifests, `.sha256` files),
-    /// with the same retries as file downloads.
-    pub fn fetch_bytes(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+    /// with the same retries as file downloads; a body larger than
+    /// `limit` is refused.
+    pub fn fetch_bytes(&self, url: &str, limit: Limit) -> Result<Vec<u8>, FetchError> {
         self.rt
-            .block_on(get_bytes(&self.client, &self.opts.http, url))
+            .block_on(get_bytes(&self.client, &self.opts.http, url, limit))
     }
 
-    /// Fetch many small resources into memory with `jobs` in parallel; the
-    /// results are in the order of `urls`.
-    pub fn fetch_bytes_many(&self, urls: &[String]) -> Vec<Result<Vec<u8>, FetchError>> {
+    /// Fetch many small resources into memory with `jobs` in parallel, each
+    /// at most `limit` bytes; the results are in the order of `urls`.
+    pub fn fetch_bytes_many(
+        &self,
+        urls: &[String],
+        limit: Limit,
+    ) -> Vec<Result<Vec<u8>, FetchError>> {
+        let each: Vec<(&str, Limit)> = urls.iter().map(|u| (u.as_str(), limit)).collect();
+        self.fetch_bytes_each(&each)
+    }
+
+    /// [`Engine::fetch_bytes_many`] with a limit of its own for each URL
+    /// (a manifest and its signature).
+    pub fn fetch_bytes_each(&self, urls: &[(&str, Limit)]) -> Vec<Result<Vec<u8>, FetchError>> {
         let client = &self.client;
         let http = &self.opts.http;
         self.rt.block_on(
-            stream::iter(urls.iter().map(|u| get_bytes(client, http, u)))
-                .buffered(self.opts.jobs.max(1))
-                .collect(),
+            stream::iter(
+                urls.iter()
+                    .map(|(u, limit)| get_bytes(client, http, u, *limit)),
+            )
+            .buffered(self.opts.jobs.max(1))
+            .collect(),
         )
     }
 
@@ -394,10 +462,11 @@ impl Engine {
     /// copy the caller holds (`If-None-Match` for an ETag,
     /// `If-Modified-Since` for a Last-Modified date); a `304` answers
     /// [`Conditional::NotModified`], a success the body with its new
-    /// validators. Same retries as [`Engine::fetch_bytes`].
+    /// validators. Same retries and limit as [`Engine::fetch_bytes`].
     pub fn fetch_bytes_conditional_many(
         &self,
         requests: &[(String, Validators)],
+        limit: Limit,
     ) -> Vec<Result<Conditional, FetchError>> {
         let client = &self.client;
         let http = &self.opts.http;
@@ -405,7 +474,7 @@ impl Engine {
             stream::iter(
                 requests
                     .iter()
-                    .map(|(u, v)| get_conditional(client, http, u, v)),
+                    .map(|(u, v)| get_conditional(client, http, u, v, limit)),
             )
             .buffered(self.opts.jobs.max(1))
             .collect(),
@@ -964,6 +1033,7 @@ pub(crate) async fn get_conditional(
     opts: &HttpOptions,
     url: &str,
     held: &Validators,
+    limit: Limit,
 ) -> Result<Conditional, FetchError> {
     use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
     with_retries(opts, || async {
@@ -992,11 +1062,8 @@ pub(crate) async fn get_conditional(
             etag: header(ETAG),
             last_modified: header(LAST_MODIFIED),
         };
-        let bytes = resp.bytes().await.map_err(|e| network(url, &e))?;
-        Ok(Conditional::Fetched {
-            bytes: bytes.to_vec(),
-            validators,
-        })
+        let bytes = read_body(resp, url, limit).await?;
+        Ok(Conditional::Fetched { bytes, validators })
     })
     .await
 }
@@ -1007,6 +1074,7 @@ pub(crate) async fn get_bytes(
     client: &reqwest::Client,
     opts: &HttpOptions,
     url: &str,
+    limit: Limit,
 ) -> Result<Vec<u8>, FetchError> {
     with_retries(opts, || async {
         let resp = client.get(url).send().await.map_err(|e| network(url, &e))?;
@@ -1014,10 +1082,7 @@ pub(crate) async fn get_bytes(
         if !status.is_success() {
             return Err(FetchError::status(url, &resp));
         }
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| network(url, &e))
+        read_body(resp, url, limit).await
     })
     .await
 }
@@ -1090,26 +1155,123 @@ pub(crate) async fn fetch_one(
     }
 }
 
-/// Write verified bytes held in memory to `<dest>.partial`, rename it into
-/// place and write the sidecars; the bytes published.
+/// Write verified bytes held in memory to a temporary of their own
+/// ([`store::write_replace`]), rename it into place and write the
+/// sidecars; the bytes published.
 fn publish_verified(item: &FetchItem, bytes: &[u8]) -> Result<u64, FetchError> {
-    let partial = partial_path(&item.dest);
-    create_parent(&item.dest)?;
-    let mut file = File::create(&partial).map_err(|e| FetchError::io(&partial, e))?;
-    file.write_all(bytes)
-        .map_err(|e| FetchError::io(&partial, e))?;
-    drop(file);
-    fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
+    store::write_replace(&item.dest, bytes).map_err(|e| FetchError::io(&item.dest, e))?;
     for (path, data) in &item.sidecars {
         store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
     }
     Ok(bytes.len() as u64)
 }
 
-fn create_parent(dest: &Path) -> Result<(), FetchError> {
-    match dest.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(|e| FetchError::io(parent, e)),
-        None => Ok(()),
+/// `<dest>.partial`, held with an exclusive lock (`flock`) by the one
+/// transfer writing it: two processes on one tree (`mirror serve`'s cache
+/// and an `update`) never write the same partial file at once, and the
+/// second resumes or reuses what the first left. Opened without
+/// truncating and never through a symlink; the lock goes with the handle.
+pub(crate) struct PartialLock {
+    file: File,
+}
+
+/// How often a transfer waiting for another's partial file looks again.
+const PARTIAL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl PartialLock {
+    /// The lock on `partial`, created empty (readable by its owner only,
+    /// so no other user can open it to hold the lock) when absent;
+    /// `Ok(None)` when another holds it and `wait` is `None`. While another
+    /// holds it, this waits as long as the file grows at least once per
+    /// `wait`; a holder that stalls longer is an error. The bool: whether
+    /// it had to wait (another transfer had it: its file may be published
+    /// now).
+    async fn acquire(
+        partial: &Path,
+        wait: Option<std::time::Duration>,
+    ) -> Result<Option<(PartialLock, bool)>, FetchError> {
+        let io = |e| FetchError::io(partial, e);
+        let mut waited = false;
+        let mut seen = (u64::MAX, std::time::Instant::now());
+        loop {
+            if let Some(parent) = partial.parent() {
+                fs::create_dir_all(parent).map_err(io)?;
+            }
+            let mut o = OpenOptions::new();
+            o.read(true).write(true).create(true).truncate(false);
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .mode(0o600);
+            }
+            let file = o.open(partial).map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let Some(stall) = wait else {
+                        return Ok(None);
+                    };
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len != seen.0 {
+                        seen = (len, std::time::Instant::now());
+                    } else if seen.1.elapsed() > stall {
+                        return Err(io(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "another process holds this partial download and it has not grown for {}s",
+                                stall.as_secs()
+                            ),
+                        )));
+                    }
+                    waited = true;
+                    drop(file);
+                    tokio::time::sleep(PARTIAL_POLL).await;
+                    continue;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+            // Renamed into place or removed by the one that had it: the
+            // name now means another file (or none).
+            if is_same_file(&file, partial) {
+                return Ok(Some((PartialLock { file }, waited)));
+            }
+            waited = true;
+        }
+    }
+
+    /// Empty the partial file, to start over (same file, lock kept).
+    fn truncate(&self) -> io::Result<()> {
+        self.file.set_len(0)
+    }
+
+    /// Make the verified file readable by all, as published files are,
+    /// before it is renamed into place.
+    fn publishable(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.file
+                .set_permissions(fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` (not followed) names the file open as `file`.
+fn is_same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.is_file()
     }
 }
 
@@ -1128,11 +1290,25 @@ async fn fetch_verified(
 ) -> Result<Fetched, FetchError> {
     let hold = hold && item.signature.is_none();
     let partial = partial_path(&item.dest);
+    // A body that will go to the partial file (or resume one) takes it
+    // first; a small one held in memory only when it has to write there.
+    let mut lock = None;
+    if !hold || fs::symlink_metadata(&partial).is_ok() {
+        if let Some((l, waited)) = PartialLock::acquire(&partial, Some(opts.timeout)).await? {
+            if waited && is_present(item, false) {
+                // Another process published it meanwhile.
+                let _ = fs::remove_file(&partial);
+                return Ok(Fetched::Published(0));
+            }
+            lock = Some(l);
+        }
+    }
+    let lock = &mut lock;
     let body = async {
         let mut attempt = 0;
         let mut restarted = false;
         loop {
-            match transfer(client, opts, item, &partial, reporter, hold, close).await {
+            match transfer(client, opts, item, &partial, reporter, hold, close, lock).await {
                 Ok(t) => return Ok(t),
                 Err((e, _)) if e.is_retryable() && attempt < opts.retries => {
                     attempt += 1;
@@ -1150,10 +1326,15 @@ async fn fetch_verified(
                         "{}: resumed bytes did not verify; starting over",
                         item.url
                     ));
-                    let _ = fs::remove_file(&partial);
+                    restart(&partial, lock);
                 }
                 Err((e, _)) => {
-                    if matches!(e, FetchError::Digest(_) | FetchError::Size { .. }) {
+                    if matches!(
+                        e,
+                        FetchError::Digest(_)
+                            | FetchError::Size { .. }
+                            | FetchError::TooLarge { .. }
+                    ) {
                         let _ = fs::remove_file(&partial);
                     }
                     return Err(e);
@@ -1165,15 +1346,38 @@ async fn fetch_verified(
     // it: one round trip per item instead of two.
     let signature = async {
         match item.signature.as_ref().map(|s| &s.source) {
-            Some(SignatureSource::Url(url)) => get_bytes(client, opts, url).await.map(Some),
+            Some(SignatureSource::Url(url)) => get_bytes(client, opts, url, limit::COMPANION)
+                .await
+                .map(Some),
             Some(SignatureSource::Inline(bytes)) => Ok(Some(bytes.clone())),
             None => Ok(None),
         }
     };
-    let (received, sig_bytes) = futures_util::future::try_join(body, signature).await?;
+    let (received, sig_bytes) = match futures_util::future::try_join(body, signature).await {
+        Ok(got) => got,
+        Err(e) => {
+            // An empty partial file taken for a transfer that never
+            // started (a 404, a refused connection) is not left behind.
+            if let Some(l) = lock.as_ref() {
+                if l.file.metadata().is_ok_and(|m| m.len() == 0) {
+                    let _ = fs::remove_file(&partial);
+                }
+            }
+            return Err(e);
+        }
+    };
 
+    if let Some(l) = lock.as_ref() {
+        l.publishable().map_err(|e| FetchError::io(&partial, e))?;
+    }
     let received = match received {
-        Body::Memory(bytes) => return Ok(Fetched::Verified(bytes)),
+        Body::Memory(bytes) => {
+            if lock.is_some() {
+                // A partial file this body did not need.
+                let _ = fs::remove_file(&partial);
+            }
+            return Ok(Fetched::Verified(bytes));
+        }
         Body::File(n) => n,
     };
     if let (Some(sig), Some(sig_bytes)) = (&item.signature, sig_bytes) {
@@ -1204,6 +1408,7 @@ enum Body {
 }
 
 /// One attempt. On error, also says whether it had resumed a partial file.
+#[allow(clippy::too_many_arguments)]
 async fn transfer(
     client: &reqwest::Client,
     opts: &HttpOptions,
@@ -1212,9 +1417,14 @@ async fn transfer(
     reporter: &dyn Reporter,
     hold: bool,
     close: bool,
+    lock: &mut Option<PartialLock>,
 ) -> Result<Body, (FetchError, bool)> {
     let url = item.url.as_str();
-    let mut offset = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    // Only a partial file this transfer holds is resumed.
+    let mut offset = match lock {
+        Some(l) => l.file.metadata().map(|m| m.len()).unwrap_or(0),
+        None => 0,
+    };
     if item.size.is_some_and(|s| offset > s) {
         offset = 0;
     }
@@ -1233,7 +1443,7 @@ async fn transfer(
     if offset > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
         // The partial file is as long as (or longer than) the resource;
         // start over rather than trust it.
-        let _ = fs::remove_file(partial);
+        restart(partial, lock);
         return Err(err(FetchError::Network {
             url: url.to_string(),
             message: "range not satisfiable; restarting from zero".into(),
@@ -1249,7 +1459,7 @@ async fn transfer(
             .and_then(|v| v.to_str().ok())
             .and_then(parse_content_range_start);
         if offset == 0 || start != Some(offset) {
-            let _ = fs::remove_file(partial);
+            restart(partial, lock);
             return Err(err(FetchError::Network {
                 url: url.to_string(),
                 message: format!("unexpected Content-Range for a request from byte {offset}"),
@@ -1267,6 +1477,23 @@ async fn transfer(
             }));
         }
     }
+    // The most bytes the whole file may have: its planned size, else its
+    // kind's ceiling (raised by `--max-file-size`).
+    let ceiling = match item.size {
+        Some(size) => Limit::new("body (longer than its planned size)", size),
+        None => {
+            let kind = item.limit.unwrap_or(limit::DOWNLOAD);
+            match opts.max_file_size {
+                Some(max) if max > kind.bytes => kind.at(max),
+                _ => kind,
+            }
+        }
+    };
+    if let Some(len) = resp.content_length() {
+        ceiling
+            .check(offset.saturating_add(len))
+            .map_err(|e| err(too_large(url, e)))?;
+    }
 
     let io_err = |e| err(FetchError::io(partial, e));
     let mut hasher = Hasher::new();
@@ -1282,11 +1509,8 @@ async fn transfer(
     let mut file = if memory.is_some() {
         None
     } else if offset > 0 {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(partial)
-            .map_err(io_err)?;
+        // The very file locked (the name is not looked up again).
+        let mut f = held_file(lock).map_err(io_err)?;
         f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut seen = 0u64;
@@ -1303,10 +1527,17 @@ async fn transfer(
         }
         Some(f)
     } else {
-        if let Some(parent) = partial.parent() {
-            fs::create_dir_all(parent).map_err(io_err)?;
+        if lock.is_none() {
+            let (l, _) = PartialLock::acquire(partial, Some(opts.timeout))
+                .await
+                .map_err(err)?
+                .expect("a waiting acquire has the lock");
+            *lock = Some(l);
         }
-        Some(File::create(partial).map_err(io_err)?)
+        let mut f = held_file(lock).map_err(io_err)?;
+        f.set_len(0).map_err(io_err)?;
+        f.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+        Some(f)
     };
 
     let mut received = 0u64;
@@ -1317,6 +1548,12 @@ async fn transfer(
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
+                if offset + received + chunk.len() as u64 > ceiling.bytes {
+                    return Err(err(too_large(
+                        url,
+                        ceiling.exceeded(Found::MoreThan(ceiling.bytes)),
+                    )));
+                }
                 hasher.update(&chunk);
                 if let Some(h) = &mut hasher512 {
                     h.update(&chunk);
@@ -1342,7 +1579,7 @@ async fn transfer(
                 if window_start.elapsed() >= window {
                     let floor = opts.low_speed_limit.saturating_mul(window.as_secs().max(1));
                     if window_bytes < floor {
-                        keep_for_resume(partial, &mut file, memory.as_deref());
+                        keep_for_resume(partial, &mut file, memory.as_deref(), lock);
                         return Err((
                             FetchError::Network {
                                 url: url.to_string(),
@@ -1361,7 +1598,7 @@ async fn transfer(
             }
             Ok(None) => break,
             Err(e) => {
-                keep_for_resume(partial, &mut file, memory.as_deref());
+                keep_for_resume(partial, &mut file, memory.as_deref(), lock);
                 return Err((network(url, &e), true));
             }
         }
@@ -1405,18 +1642,56 @@ async fn transfer(
 /// After a transfer broke off: flush what the partial file holds, or
 /// write the bytes received into memory to it, so the retry (or the next
 /// run) resumes from there. Best effort: without it the item starts over.
-fn keep_for_resume(partial: &Path, file: &mut Option<File>, memory: Option<&[u8]>) {
+/// Only under the partial file's lock ([`PartialLock`]), taken here if
+/// free.
+fn keep_for_resume(
+    partial: &Path,
+    file: &mut Option<File>,
+    memory: Option<&[u8]>,
+    lock: &mut Option<PartialLock>,
+) {
     match (file, memory) {
         (Some(f), _) => {
             let _ = f.flush();
         }
         (None, Some(bytes)) if !bytes.is_empty() => {
-            if let Some(parent) = partial.parent() {
-                let _ = fs::create_dir_all(parent);
+            if lock.is_none() {
+                let acquired =
+                    futures_util::FutureExt::now_or_never(PartialLock::acquire(partial, None));
+                if let Some(Ok(Some((l, _)))) = acquired {
+                    *lock = Some(l);
+                }
             }
-            let _ = fs::write(partial, bytes);
+            if let Some(l) = lock {
+                let mut f = &l.file;
+                let _ = l.truncate().and_then(|()| {
+                    f.seek(io::SeekFrom::Start(0))?;
+                    f.write_all(bytes)
+                });
+            }
         }
         _ => {}
+    }
+}
+
+/// A handle of the locked partial file.
+fn held_file(lock: &Option<PartialLock>) -> io::Result<File> {
+    match lock {
+        Some(l) => l.file.try_clone(),
+        None => Err(io::Error::other("the partial file is not locked")),
+    }
+}
+
+/// Start the partial file over: emptied under its lock (the same file,
+/// so a transfer waiting for it never writes a second one beside it).
+fn restart(partial: &Path, lock: &Option<PartialLock>) {
+    match lock {
+        Some(l) => {
+            let _ = l.truncate();
+        }
+        None => {
+            let _ = fs::remove_file(partial);
+        }
     }
 }
 

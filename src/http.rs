@@ -35,6 +35,9 @@ pub struct HttpOptions {
     /// `timeout`, is abandoned as failed (retried, resumed; for Arch, the
     /// next mirror is tried). 0: no limit.
     pub low_speed_limit: u64,
+    /// `--max-file-size`: raises the ceiling of every download streamed
+    /// to disk whose size the plan does not know (see [`crate::limit`]).
+    pub max_file_size: Option<u64>,
 }
 
 impl Default for HttpOptions {
@@ -44,6 +47,7 @@ impl Default for HttpOptions {
             retries: 4,
             retry_delay: Duration::from_millis(500),
             low_speed_limit: 1024,
+            max_file_size: None,
         }
     }
 }

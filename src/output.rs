@@ -2,7 +2,14 @@
 //! error printing. Status and progress go to stderr; data (lists) to stdout.
 //! Progress bars appear only when stderr is a terminal and `-q` was not
 //! given; `NO_COLOR` is respected by indicatif's styling.
+//!
+//! Messages quote what upstream and bundles carry (names, paths, git's
+//! own messages, a bundle's prerequisite comments and ref names), so
+//! every line printed here passes through [`escape`]: no byte from
+//! outside reaches the terminal as a control sequence.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,6 +18,75 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{Outcome, Reporter};
+
+/// Whether a terminal would act on `c` rather than show it: C0 controls
+/// other than newline and tab (ESC, CR, BEL, backspace…), DEL, C1
+/// controls (CSI, OSC…), and the bidirectional embeddings, overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069) that reorder what follows.
+fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x08' | '\x0b'..='\x1f' | '\x7f'..='\u{9f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every character a terminal would act on (see
+/// [`is_unsafe`]) written as an escape: `\x1b` below U+0080, `\u{9b}`,
+/// `\u{202e}` above. Newlines and tabs stay.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Write `line` and a newline to stderr. A stderr that is closed or
+/// full (a reader that went away) loses the line; it never panics, as
+/// `eprintln!` would.
+fn to_stderr(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Write `line` (escaped) and a newline to stderr: for messages outside
+/// a [`Printer`] (the server's log lines). See also [`log!`](crate::log).
+pub fn log(line: std::fmt::Arguments<'_>) {
+    to_stderr(format_args!("{}", escape(&line.to_string())));
+}
+
+/// [`log`] with `format!`'s arguments: `crate::log!("mirror serve: {e}")`.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::output::log(format_args!($($arg)*))
+    };
+}
+
+/// Write `line` (escaped) and a newline to stdout: for data lines that
+/// quote names from upstream or a bundle (lists). A closed stdout (`|
+/// head`) loses the line instead of panicking.
+pub fn data(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{}", escape(&line.to_string()));
+}
+
+/// Write `value` as pretty JSON and a newline to stdout (JSON escapes
+/// control characters itself); a closed stdout loses it, as [`data`].
+pub fn json(value: &impl serde::Serialize) -> serde_json::Result<()> {
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
+}
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,20 +123,20 @@ impl Printer {
     /// A status line (not with `-q`).
     pub fn info(&self, line: &str) {
         if self.verbosity != Verbosity::Quiet {
-            eprintln!("{line}");
+            to_stderr(format_args!("{}", escape(line)));
         }
     }
 
     /// A detail line (only with `-v`).
     pub fn verbose(&self, line: &str) {
         if self.verbosity == Verbosity::Verbose {
-            eprintln!("{line}");
+            to_stderr(format_args!("{}", escape(line)));
         }
     }
 
     /// A warning (always).
     pub fn warn(&self, line: &str) {
-        eprintln!("warning: {line}");
+        to_stderr(format_args!("warning: {}", escape(line)));
     }
 
     /// The reporter for a long operation.
@@ -120,9 +196,10 @@ impl ProgressReporter {
     }
 
     fn println(&self, line: &str) {
+        let line = escape(line);
         match &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => to_stderr(format_args!("{line}")),
         }
     }
 
@@ -224,16 +301,19 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Print an error with its cause chain, and a hint where one is known.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    to_stderr(format_args!("error: {}", escape(&err.to_string())));
     let mut causes = err.chain().skip(1).peekable();
     if causes.peek().is_some() {
-        eprintln!("\nCaused by:");
+        to_stderr(format_args!("\nCaused by:"));
         for cause in causes {
-            eprintln!("    {}", cause.to_string().replace('\n', "\n    "));
+            to_stderr(format_args!(
+                "    {}",
+                escape(&cause.to_string()).replace('\n', "\n    ")
+            ));
         }
     }
     if let Some(hint) = hint_for(err) {
-        eprintln!("\nhint: {hint}");
+        to_stderr(format_args!("\nhint: {hint}"));
     }
 }
 
@@ -251,5 +331,28 @@ fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
         Some("wait for the other run to finish; the lock is released when it exits")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("plain text\n\tindented"), "plain text\n\tindented");
+        assert!(matches!(escape("a/b-1.0"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("a\x1b[31mred\x1b]0;title\x07"),
+            "a\\x1b[31mred\\x1b]0;title\\x07"
+        );
+        assert_eq!(escape("cr\rdel\x7fnul\0"), "cr\\x0ddel\\x7fnul\\x00");
+        assert_eq!(escape("csi\u{9b}31m\u{85}"), "csi\\u{9b}31m\\u{85}");
+        assert_eq!(
+            escape("txt.\u{202e}exe \u{2066}x\u{2069} \u{202a}"),
+            "txt.\\u{202e}exe \\u{2066}x\\u{2069} \\u{202a}"
+        );
+        // Printable characters beyond ASCII stay.
+        assert_eq!(escape("café ü \u{a0}"), "café ü \u{a0}");
     }
 }

@@ -96,6 +96,7 @@ impl Settings {
                         .low_speed_limit
                         .or(config.low_speed_limit)
                         .unwrap_or(1024),
+                    max_file_size: global.max_file_size,
                 },
             },
             verbosity: Verbosity::from_flags(global.quiet, global.verbose),

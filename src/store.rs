@@ -26,19 +26,49 @@ use serde::{Deserialize, Serialize};
 /// The directory under the root that holds our own bookkeeping.
 pub const META_DIR: &str = ".mirror";
 
-/// Write `data` to `path` atomically: a temporary sibling, fsync, rename.
-/// Parent directories are created; the first write into a directory
-/// removes the temporaries killed runs left there.
+/// Write `data` to `path` atomically: a temporary sibling of its own
+/// ([`create_temp`]), fsync, rename. Parent directories are created; the
+/// first write into a directory removes the temporaries killed runs left
+/// there.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = temp_sibling(path);
-    if let Some(parent) = path.parent() {
+    replace_with(path, true, |f| f.write_all(data))
+}
+
+/// [`write_atomic`] without the fsync: for files that are cheap to fetch
+/// again and many (the download engine's small bodies), where a crash may
+/// leave an empty file that the next check finds wrong, never a mix.
+pub fn write_replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace_with(path, false, |f| f.write_all(data))
+}
+
+/// Copy `from` to `to` atomically (a temporary sibling of its own,
+/// rename), sweeping the directory as [`write_atomic`] does.
+pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
+    let mut src = File::open(from)?;
+    let mode = src.metadata()?.permissions();
+    replace_with(to, false, |f| {
+        io::copy(&mut src, f)?;
+        f.set_permissions(mode.clone())
+    })
+}
+
+/// Fill a new temporary sibling of `path` with `fill`, then rename it
+/// over `path`; the temporary is removed on failure.
+fn replace_with(
+    path: &Path,
+    sync: bool,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;
         sweep_once(parent);
     }
+    let (mut f, tmp) = create_temp(path)?;
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        fill(&mut f)?;
+        if sync {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, path)
     })();
@@ -48,29 +78,80 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Copy `from` to `to` atomically (temporary sibling, rename), sweeping
-/// the directory as [`write_atomic`] does.
-pub fn copy_atomic(from: &Path, to: &Path) -> io::Result<()> {
-    let tmp = temp_sibling(to);
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
-        sweep_once(parent);
+/// A new temporary file beside `path` ([`temp_sibling`]), created
+/// exclusively ([`create_new_file`]); another name is tried when one is
+/// taken.
+pub fn create_temp(path: &Path) -> io::Result<(File, PathBuf)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = temp_sibling(path);
+        match create_new_file(&tmp) {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
     }
-    let result = fs::copy(from, &tmp).and_then(|_| fs::rename(&tmp, to));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
 }
 
-/// A temporary name beside `path`: `.<name>.tmp.<pid>` (a dot-file, so
-/// `mirror serve` never hands it out).
+/// Create `path` for writing, failing when anything is there already
+/// (`O_CREAT|O_EXCL`, which never follows a symlink; `O_NOFOLLOW` too,
+/// where there is one), readable by all as published files are.
+pub fn create_new_file(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .mode(0o644);
+    }
+    o.open(path)
+}
+
+/// A temporary name beside `path`, unique per call:
+/// `.<name>.tmp.<pid>.<n>.<random>` (a dot-file, so `mirror serve` never
+/// hands it out; the pid tells a later run whether its writer is gone,
+/// see [`remove_abandoned_temporaries`]). Create it with
+/// [`create_new_file`] (or use [`create_temp`]).
 pub fn temp_sibling(path: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Random keys from the OS per process, a new pair per call.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u128(epoch_nanos(SystemTime::now()));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+    path.with_file_name(format!(
+        ".{name}.tmp.{}.{n}.{:08x}",
+        std::process::id(),
+        h.finish() as u32
+    ))
+}
+
+/// The pid of a [`temp_sibling`] name (`.<name>.tmp.<pid>[.<n>.<random>]`,
+/// the older `.<name>.tmp.<pid>` included).
+fn temp_writer(name: &str) -> Option<u32> {
+    let (_, rest) = name.strip_prefix('.')?.rsplit_once(".tmp.")?;
+    let mut parts = rest.split('.');
+    let pid = parts.next()?.parse().ok()?;
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, None, None) => Some(pid),
+        (Some(n), Some(r), None)
+            if n.bytes().all(|b| b.is_ascii_digit())
+                && !n.is_empty()
+                && !r.is_empty()
+                && r.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some(pid)
+        }
+        _ => None,
+    }
 }
 
 /// How many swept directories [`sweep_once`] remembers.
@@ -95,8 +176,9 @@ fn sweep_once(dir: &Path) {
     }
 }
 
-/// Remove the temporary siblings ([`temp_sibling`]: `.<name>.tmp.<pid>`)
-/// in `dir` whose process no longer exists: what runs that were killed
+/// Remove the temporary siblings ([`temp_sibling`]:
+/// `.<name>.tmp.<pid>.<n>.<random>`, or the older `.<name>.tmp.<pid>`) in
+/// `dir` whose process no longer exists: what runs that were killed
 /// between writing a file and renaming it left. Only where `/proc` tells
 /// which processes exist.
 pub fn remove_abandoned_temporaries(dir: &Path) {
@@ -105,12 +187,7 @@ pub fn remove_abandoned_temporaries(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.starts_with('.'))
-            .and_then(|n| n.rsplit_once(".tmp."))
-            .and_then(|(_, pid)| pid.parse::<u32>().ok())
-        else {
+        let Some(pid) = name.to_str().and_then(temp_writer) else {
             continue;
         };
         if is_dead(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -127,28 +204,64 @@ fn is_dead(pid: u32) -> bool {
         && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Bytes an unprivileged process may still write on the file system
-/// holding `path` (`statvfs`: available blocks × fragment size); `None`
-/// where that is unknown (not Linux, or the call failed).
-#[cfg(target_os = "linux")]
-pub fn free_space(path: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: an all-zero `statvfs` is a valid value of that plain C struct.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid, writable
-    // `statvfs`; both outlive the call.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
+/// The marker an offline command leaves in a directory whose metadata it
+/// made for a partial mirror (an Arch repository's regenerated database,
+/// a Hex selection's `names` and `versions`): `mirror serve`'s cache
+/// serves such metadata as it is and never replaces it from upstream. A
+/// dot-file: never served, never packed.
+pub const PARTIAL_MARK: &str = ".mirror-partial";
+
+/// Set or clear [`PARTIAL_MARK`] in `dir` (created when needed).
+pub fn mark_partial(dir: &Path, partial: bool) -> io::Result<()> {
+    let path = dir.join(PARTIAL_MARK);
+    if partial {
+        if !path.is_file() {
+            write_atomic(
+                &path,
+                b"# mirror: metadata here was made for a partial mirror;\n\
+                  # mirror serve --upstream-... keeps it as it is.\n",
+            )?;
+        }
+        return Ok(());
     }
-    #[allow(clippy::unnecessary_cast)] // the field types differ by target
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
-/// See the Linux version: unknown elsewhere, so no check is made.
-#[cfg(not(target_os = "linux"))]
-pub fn free_space(_path: &Path) -> Option<u64> {
-    None
+/// Whether `dir` holds [`PARTIAL_MARK`].
+pub fn is_marked_partial(dir: &Path) -> bool {
+    dir.join(PARTIAL_MARK).is_file()
+}
+
+/// What an unprivileged process may still create on one file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes (available blocks × fragment size).
+    pub bytes: u64,
+    /// Inodes (files and directories) it may still create; `None` where
+    /// the file system sets no limit (btrfs reports none).
+    pub inodes: Option<u64>,
+    /// The unit space is allocated in (the fragment size): a file of one
+    /// byte takes one of these.
+    pub block: u64,
+}
+
+/// Free space and inodes on the file system holding `path` (`statvfs`);
+/// `None` where that is unknown (the call failed).
+pub fn free_space(path: &Path) -> Option<FreeSpace> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    let block = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    };
+    Some(FreeSpace {
+        bytes: st.f_bavail.saturating_mul(block),
+        inodes: (st.f_files > 0).then_some(st.f_favail),
+        block: block.clamp(512, 1 << 20),
+    })
 }
 
 /// The path of `<root>/.mirror/<name>`.
@@ -156,8 +269,8 @@ pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)
 }
 
-/// Remove the entries of `dir` named `<prefix><pid>` or `<prefix><pid>-…`
-/// whose process no longer exists: temporary directories and files of runs
+/// Remove the entries of `dir` named `<prefix><pid>`, `<prefix><pid>-…`
+/// or `<prefix><pid>.…` whose process no longer exists: temporary directories and files of runs
 /// that were killed. Only where `/proc` tells which processes exist;
 /// elsewhere nothing is removed.
 pub fn remove_abandoned(dir: &Path, prefix: &str) {
@@ -169,7 +282,11 @@ pub fn remove_abandoned(dir: &Path, prefix: &str) {
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = rest
+            .split(['-', '.'])
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if is_dead(pid) {
@@ -384,6 +501,114 @@ mod tests {
         let mut want = vec![mine, ".c.tmp.x".into(), "d.tmp.4194305".into(), "e".into()];
         want.sort();
         assert_eq!(left, want);
+    }
+
+    /// Regression: every thread of a process wrote `.<name>.tmp.<pid>`,
+    /// so two writes of one file at once truncated or renamed away each
+    /// other's temporary (an error, or an empty file published).
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.sig");
+        let bodies: Vec<Vec<u8>> = (0..8u8).map(|t| vec![b'a' + t; 4096]).collect();
+        std::thread::scope(|scope| {
+            for body in &bodies {
+                let p = &p;
+                scope.spawn(move || {
+                    for _ in 0..200 {
+                        write_atomic(p, body).unwrap();
+                        let got = fs::read(p).unwrap();
+                        assert!(bodies_contains(&got), "a mixed or empty file");
+                    }
+                });
+            }
+        });
+        fn bodies_contains(got: &[u8]) -> bool {
+            got.len() == 4096 && got.iter().all(|b| *b == got[0])
+        }
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "temporaries left behind");
+    }
+
+    #[test]
+    fn temporaries_are_unique_and_created_exclusively_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let names: BTreeSet<PathBuf> = (0..1000).map(|_| temp_sibling(&p)).collect();
+        assert_eq!(names.len(), 1000);
+        for n in &names {
+            let name = n.file_name().unwrap().to_str().unwrap();
+            assert!(name.starts_with(".f.tmp."), "{name}");
+            assert_eq!(temp_writer(name), Some(std::process::id()), "{name}");
+        }
+        #[cfg(unix)]
+        {
+            let target = dir.path().join("target");
+            fs::write(&target, b"keep").unwrap();
+            let link = dir.path().join("planted");
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let e = create_new_file(&link).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+            assert_eq!(fs::read(&target).unwrap(), b"keep");
+            // A dangling one is not followed either.
+            let dangling = dir.path().join("dangling");
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+            assert!(create_new_file(&dangling).is_err());
+            assert!(!dir.path().join("nowhere").exists());
+        }
+    }
+
+    /// The unique names of killed writers are swept like the old ones;
+    /// those of live writers (this process) stay.
+    #[test]
+    fn unique_temporaries_of_dead_writers_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = temp_sibling(&dir.path().join("b"));
+        let live_name = live.file_name().unwrap().to_str().unwrap().to_string();
+        // pid 2^22 + 1 is above Linux's pid_max: never alive.
+        for name in [
+            ".a.tmp.4194305.17.0badf00d",
+            ".a.tmp.4194305",
+            live_name.as_str(),
+            ".c.tmp.4194305.x.y",
+            ".d.tmp.4194305.1.nothex",
+        ] {
+            fs::write(dir.path().join(name), b"half").unwrap();
+        }
+        remove_abandoned_temporaries(dir.path());
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            live_name,
+            ".c.tmp.4194305.x.y".to_string(),
+            ".d.tmp.4194305.1.nothex".to_string(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
+        // A pack's or an index's temporary, by prefix.
+        let dir2 = tempfile::tempdir().unwrap();
+        fs::write(dir2.path().join(".x.tar.gz.tmp.4194305.3.ab"), b"big").unwrap();
+        remove_abandoned(dir2.path(), ".x.tar.gz.tmp.");
+        assert_eq!(fs::read_dir(dir2.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn copy_atomic_keeps_permissions_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        fs::write(&from, b"bytes").unwrap();
+        let to = dir.path().join("sub/to");
+        copy_atomic(&from, &to).unwrap();
+        copy_atomic(&from, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"bytes");
+        assert_eq!(
+            fs::metadata(&to).unwrap().permissions(),
+            fs::metadata(&from).unwrap().permissions()
+        );
+        assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
     }
 
     #[test]

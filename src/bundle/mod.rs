@@ -47,9 +47,12 @@
 //! - with a manifest: a member it does not list, a member it lists but the
 //!   archive lacks, a size or SHA-256 that differs, a manifest that is not
 //!   the first member or not valid, or one naming another ecosystem;
-//! - an archive that needs more disk space than the file system holding
-//!   the staging directory has free, keeping a margin: with a manifest, the
-//!   total it lists is checked before the first member is written; without
+//! - an archive that needs more disk space or more inodes than the file
+//!   system holding the staging directory has free, keeping a margin:
+//!   each file counts as its size rounded up to the file system's block
+//!   (a one-byte file takes a block), plus its directory entry and an
+//!   inode, each directory as a block and an inode; with a manifest, all
+//!   it lists is checked before the first member is written; without
 //!   one, each member's header size is added up and checked before that
 //!   member is written (a header may claim gigabytes its data lacks);
 //! - more than a few MiB of data after the end of the tar archive (tar
@@ -82,12 +85,19 @@
 //! - The manifest must be the very first entry (a directory entry before it
 //!   counts; pax global headers do not). Paths set by pax or GNU long-name
 //!   headers are checked like any other.
-//! - Staged files keep the archive's mtime and are fsynced before publish,
-//!   so a crash leaves the old or the new bytes, never a torn file.
+//! - Staged files keep the archive's mtime (unless no HTTP date can carry
+//!   it: before 1970 or after 9999) and are synced before publish, so a
+//!   crash leaves the old or the new bytes, never a torn file.
 //! - Publishing is a series of renames, checked beforehand against the
 //!   existing tree (a directory where a file goes, a file where a
 //!   directory goes); an I/O error midway can leave some files published,
-//!   but never metadata ahead of the files it names. A symlinked directory
+//!   but never metadata ahead of the files it names. A directory the tree
+//!   lacks is renamed into place whole, unless it holds a file published
+//!   last.
+//! - Staged files are made durable with one `syncfs` of the staging file
+//!   system before the first rename (an `fsync` per file costs a disk
+//!   flush each), and directories are created once each: unpacking
+//!   200,000 small files stays near `tar x`. A symlinked directory
 //!   the administrator placed inside the root is followed; a symlink at a
 //!   file's own path is replaced, not followed.
 //! - Without a manifest nothing is hashed: the caller checks the files
@@ -161,20 +171,18 @@ pub enum BundleError {
         message: String,
     },
     /// The file system holding the staging directory has too little free
-    /// space for what the archive says it holds.
+    /// space, or too few free inodes, for what the archive says it holds.
     #[error(
-        "{}: not enough disk space to unpack: {what} {needed} bytes, but {} has only {free} bytes free (and {} more are kept spare); nothing was written",
-        archive.display(), dir.display(), unpack::SPACE_MARGIN
+        "{}: not enough disk space to unpack: {what} {short}, but {} {}; nothing was written",
+        archive.display(), dir.display(), short.free_text()
     )]
     NoSpace {
         /// The archive.
         archive: PathBuf,
-        /// Where the claim comes from ("the manifest lists", "member … brings the total to").
+        /// Where the claim comes from ("the manifest lists", "the member headers up to … claim").
         what: String,
-        /// Bytes the archive needs.
-        needed: u64,
-        /// Bytes free.
-        free: u64,
+        /// What it needs and what is free.
+        short: Box<SpaceShortfall>,
         /// The staging directory.
         dir: PathBuf,
     },
@@ -205,6 +213,50 @@ impl BundleError {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// What an archive needs on disk beside what the file system has free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceShortfall {
+    /// Files claimed.
+    pub files: u64,
+    /// Their bytes, as the archive gives them.
+    pub bytes: u64,
+    /// Bytes they take on disk: block-rounded, with directories.
+    pub needed: u64,
+    /// Inodes they take (files and directories).
+    pub inodes: u64,
+    /// The allocation unit of the file system.
+    pub block: u64,
+    /// Bytes free.
+    pub free: u64,
+    /// Inodes free (`None`: no limit).
+    pub free_inodes: Option<u64>,
+}
+
+impl SpaceShortfall {
+    fn free_text(&self) -> String {
+        let inodes = self
+            .free_inodes
+            .map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        format!(
+            "has only {} bytes and {inodes} inodes free (and {} bytes and {} inodes are kept spare)",
+            self.free,
+            unpack::SPACE_MARGIN,
+            unpack::INODE_MARGIN
+        )
+    }
+}
+
+impl fmt::Display for SpaceShortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} bytes in {} files; on disk they take {} bytes (each file rounded up to \
+             blocks of {} bytes, with directory entries) and {} inodes (files and directories)",
+            self.bytes, self.files, self.needed, self.block, self.inodes
+        )
     }
 }
 

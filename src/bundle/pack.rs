@@ -224,7 +224,7 @@ fn write_archive(
     reporter: &dyn Reporter,
 ) -> Result<u64, BundleError> {
     let wctx = || format!("cannot write {}", tmp.display());
-    let file = File::create(tmp).map_err(|e| BundleError::io(wctx(), e))?;
+    let file = crate::store::create_new_file(tmp).map_err(|e| BundleError::io(wctx(), e))?;
     let gz = MultiGzWriter::new(BufWriter::with_capacity(OUT_BUF, file), Mode::Deflate);
     let mut tar = tar::Builder::new(gz);
 

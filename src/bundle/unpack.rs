@@ -14,9 +14,9 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::manifest::{Manifest, ManifestError, MANIFEST_NAME};
-use super::{check_member_path, join_member, BundleError, MemberProblem};
+use super::{check_member_path, join_member, BundleError, MemberProblem, SpaceShortfall};
 use crate::report::{Outcome, Reporter};
-use crate::store::{copy_atomic, meta_path, META_DIR};
+use crate::store::{copy_atomic, meta_path, FreeSpace, META_DIR};
 use crate::verify::digest::{DigestMismatch, Hasher};
 use crate::verify::Sha256Digest;
 
@@ -67,36 +67,103 @@ impl<R: Read> Read for HeaderBound<R> {
     }
 }
 
-/// Adds up the bytes an archive says it needs and compares them with the
-/// free space measured once before the first member is written.
+/// Inodes left free by an unpack, beyond what the archive needs.
+pub(crate) const INODE_MARGIN: u64 = 1024;
+
+/// Bytes a directory entry takes besides its name (ext4: 8, padded to 4;
+/// other file systems more), counted for every file and directory.
+const ENTRY_OVERHEAD: u64 = 32;
+
+/// Adds up what an archive says it needs on disk and compares it with the
+/// free space and inodes measured once before the first member is
+/// written. Each file counts as its size rounded up to whole blocks (a
+/// file of one byte takes a block), plus its directory entry and one
+/// inode; each directory as one block, its entry and one inode.
 struct SpaceGuard {
-    /// Free bytes on the staging file system; `None`: unknown, no check.
-    free: Option<u64>,
-    /// Bytes claimed so far.
+    /// The staging file system; `None`: unknown, no check.
+    free: Option<FreeSpace>,
+    /// Files claimed.
+    files: u64,
+    /// Their bytes as the archive gives them.
+    bytes: u64,
+    /// Bytes they take on disk, directories included.
     needed: u64,
+    /// Inodes they take.
+    inodes: u64,
 }
 
 impl SpaceGuard {
-    fn new(free: Option<u64>) -> Self {
-        SpaceGuard { free, needed: 0 }
-    }
-
-    /// Claim `bytes` more; `Err((needed, free))` when the total and the
-    /// margin do not fit in the free space.
-    fn claim(&mut self, bytes: u64) -> Result<(), (u64, u64)> {
-        self.needed = self.needed.saturating_add(bytes);
-        match self.free {
-            Some(free)
-                if self
-                    .needed
-                    .checked_add(SPACE_MARGIN)
-                    .is_none_or(|total| total > free) =>
-            {
-                Err((self.needed, free))
-            }
-            _ => Ok(()),
+    fn new(free: Option<FreeSpace>) -> Self {
+        SpaceGuard {
+            free,
+            files: 0,
+            bytes: 0,
+            needed: 0,
+            inodes: 0,
         }
     }
+
+    fn block(&self) -> u64 {
+        self.free.map_or(4096, |f| f.block.max(1))
+    }
+
+    /// Count one file of `size` bytes whose name (last component) is
+    /// `name_len` bytes long.
+    fn file(&mut self, size: u64, name_len: usize) {
+        let block = self.block();
+        let on_disk = size.div_ceil(block).saturating_mul(block);
+        self.files = self.files.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(size);
+        self.needed = self
+            .needed
+            .saturating_add(on_disk)
+            .saturating_add(ENTRY_OVERHEAD)
+            .saturating_add(name_len as u64);
+        self.inodes = self.inodes.saturating_add(1);
+    }
+
+    /// Count one directory whose name is `name_len` bytes long.
+    fn dir(&mut self, name_len: usize) {
+        self.needed = self
+            .needed
+            .saturating_add(self.block())
+            .saturating_add(ENTRY_OVERHEAD)
+            .saturating_add(name_len as u64);
+        self.inodes = self.inodes.saturating_add(1);
+    }
+
+    /// `Err` when what was counted and the margins do not fit.
+    fn check(&self) -> Result<(), SpaceShortfall> {
+        let Some(free) = self.free else {
+            return Ok(());
+        };
+        let bytes_short = self
+            .needed
+            .checked_add(SPACE_MARGIN)
+            .is_none_or(|total| total > free.bytes);
+        let inodes_short = free.inodes.is_some_and(|avail| {
+            self.inodes
+                .checked_add(INODE_MARGIN)
+                .is_none_or(|total| total > avail)
+        });
+        if bytes_short || inodes_short {
+            return Err(SpaceShortfall {
+                files: self.files,
+                bytes: self.bytes,
+                needed: self.needed,
+                inodes: self.inodes,
+                block: self.block(),
+                free: free.bytes,
+                free_inodes: free.inodes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The length of the last component of a `/`-separated path.
+fn name_len(path: &str) -> usize {
+    path.rsplit('/').next().map_or(0, str::len)
 }
 
 /// What [`unpack`] accepts and how it publishes.
@@ -273,13 +340,14 @@ fn stage(
     let mut dirs: HashMap<String, String> = HashMap::new();
     let mut first = true;
     let mut space = SpaceGuard::new(crate::store::free_space(dir));
-    let no_space = |what: String, (needed, free): (u64, u64)| BundleError::NoSpace {
+    let no_space = |what: String, short: SpaceShortfall| BundleError::NoSpace {
         archive: archive.to_path_buf(),
         what,
-        needed,
-        free,
+        short: Box::new(short),
         dir: dir.to_path_buf(),
     };
+    // One buffer for every member's data.
+    let mut buf = vec![0u8; 256 * 1024];
 
     let mut entries = tar.entries().map_err(read_err)?;
     // The member read last, to say where an archive stops being one.
@@ -344,17 +412,20 @@ fn stage(
                 .map(|mm| (mm.path.clone(), (mm.size, mm.sha256)))
                 .collect();
             // Every member's size must equal what the manifest lists, so
-            // its total bounds what the archive can write.
-            let total = m
-                .members
-                .iter()
-                .fold(0u64, |sum, mm| sum.saturating_add(mm.size));
-            space.claim(total).map_err(|e| {
-                no_space(
-                    format!("{MANIFEST_NAME} says its {} members need", m.members.len()),
-                    e,
-                )
-            })?;
+            // its members bound what the archive can write.
+            let mut needed_dirs: HashSet<&str> = HashSet::new();
+            for mm in &m.members {
+                space.file(mm.size, name_len(&mm.path));
+                for (i, _) in mm.path.match_indices('/') {
+                    let ancestor = &mm.path[..i];
+                    if needed_dirs.insert(ancestor) {
+                        space.dir(name_len(ancestor));
+                    }
+                }
+            }
+            space
+                .check()
+                .map_err(|e| no_space(format!("{MANIFEST_NAME} lists"), e))?;
             reporter.verbose(&format!(
                 "{}: bundle of {} files for {} by {}, created {}",
                 archive.display(),
@@ -387,6 +458,9 @@ fn stage(
         if let Some(other) = dirs.get(&path) {
             return Err(member_err(&raw, MemberProblem::Conflict(other.clone())));
         }
+        // Directories no earlier member needed: only these are created
+        // (and, without a manifest, counted).
+        let mut new_dirs = 0usize;
         for (i, _) in path.match_indices('/') {
             let ancestor = &path[..i];
             if seen.contains(ancestor) {
@@ -395,8 +469,13 @@ fn stage(
                     MemberProblem::Conflict(ancestor.to_string()),
                 ));
             }
-            dirs.entry(ancestor.to_string())
-                .or_insert_with(|| path.clone());
+            if !dirs.contains_key(ancestor) {
+                dirs.insert(ancestor.to_string(), path.clone());
+                new_dirs += 1;
+                if manifest.is_none() {
+                    space.dir(name_len(ancestor));
+                }
+            }
         }
         seen.insert(path.clone());
 
@@ -416,23 +495,22 @@ fn stage(
             }
             Some(digest)
         } else {
-            space.claim(size).map_err(|e| {
-                no_space(
-                    format!("the member headers up to {path:?} claim to need"),
-                    e,
-                )
-            })?;
+            space.file(size, name_len(&path));
+            space
+                .check()
+                .map_err(|e| no_space(format!("the member headers up to {path:?} claim"), e))?;
             None
         };
 
         let dest = join_member(dir, &path);
         let wctx = || format!("cannot write {}", dest.display());
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| BundleError::io(wctx(), e))?;
+        if new_dirs > 0 {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(|e| BundleError::io(wctx(), e))?;
+            }
         }
         let mut out = File::create_new(&dest).map_err(|e| BundleError::io(wctx(), e))?;
         let mut hasher = want.map(|_| Hasher::new());
-        let mut buf = vec![0u8; 256 * 1024];
         let mut got = 0u64;
         loop {
             let n = match entry.read(&mut buf) {
@@ -465,10 +543,13 @@ fn stage(
                 .into());
             }
         }
-        if let Ok(mtime) = entry.header().mtime() {
-            let _ = out.set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+        // A time the system cannot represent (a binary mtime of 2^64-1),
+        // or an HTTP date cannot carry, is not kept: the file keeps the
+        // time it was written.
+        if let Some(mtime) = mtime_of(entry.header()) {
+            let _ = out.set_modified(mtime);
         }
-        out.sync_data().map_err(|e| BundleError::io(wctx(), e))?;
+        drop(out);
         reporter.item(&path, Outcome::Done);
         reporter.verbose(&format!("unpack {path} ({size} bytes)"));
         files.push(StagedFile { path, size });
@@ -504,7 +585,40 @@ fn stage(
             ));
         }
     }
+    sync_staged(dir, &files)
+        .map_err(|e| BundleError::io(format!("cannot write {} to disk", dir.display()), e))?;
     Ok(Staged { manifest, files })
+}
+
+/// The latest modification time kept: 9999-12-31T23:59:59Z, the last an
+/// HTTP date (`Last-Modified`) can carry.
+const LATEST_MTIME: u64 = 253_402_300_799;
+
+/// The modification time a tar header gives, when it is one a served
+/// file can carry (no later than [`LATEST_MTIME`]).
+fn mtime_of(header: &tar::Header) -> Option<SystemTime> {
+    let secs = header.mtime().ok().filter(|&s| s <= LATEST_MTIME)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// Make the staged files durable before any is published, so a crash
+/// leaves the old or the new bytes, never a torn file: one `syncfs` of
+/// the file system holding them. (An `fsync` per file waits for the disk
+/// once per file: minutes for 200,000 small ones.)
+#[cfg(target_os = "linux")]
+fn sync_staged(dir: &Path, _files: &[StagedFile]) -> io::Result<()> {
+    let d = File::open(dir)?;
+    rustix::fs::syncfs(&d)?;
+    Ok(())
+}
+
+/// See the Linux version; elsewhere each file is synced.
+#[cfg(not(target_os = "linux"))]
+fn sync_staged(dir: &Path, files: &[StagedFile]) -> io::Result<()> {
+    for f in files {
+        File::open(join_member(dir, &f.path))?.sync_data()?;
+    }
+    Ok(())
 }
 
 fn read_manifest(archive: &Path, entry: &mut impl Read) -> Result<Manifest, BundleError> {
@@ -540,11 +654,11 @@ fn describe(t: EntryType) -> String {
 }
 
 /// Rename every staged file over its destination, `publish_last` ones last.
-fn publish(
+fn publish<'s>(
     archive: &Path,
     root: &Path,
     dir: &Path,
-    staged: &Staged,
+    staged: &'s Staged,
     opts: &UnpackOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), BundleError> {
@@ -566,8 +680,9 @@ fn publish(
     order.sort();
 
     // Check every destination before the first rename, so a conflict
-    // with the existing tree publishes nothing.
-    let mut checked_dirs: HashSet<PathBuf> = HashSet::new();
+    // with the existing tree publishes nothing; note which directories
+    // the tree lacks (member directories, shallowest first).
+    let mut absent: HashMap<&str, bool> = HashMap::new();
     for f in &staged.files {
         let dest = join_member(root, &f.path);
         let conflict = |why: String| BundleError::Member {
@@ -578,30 +693,77 @@ fn publish(
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             return Err(conflict(format!("{} is a directory", dest.display())));
         }
-        let mut parent = dest.parent();
-        while let Some(p) = parent {
-            if p == root || !checked_dirs.insert(p.to_path_buf()) {
-                break;
+        let mut lacking = false;
+        for (i, _) in f.path.match_indices('/') {
+            let rel = &f.path[..i];
+            if let Some(&a) = absent.get(rel) {
+                lacking = a;
+                continue;
             }
-            if fs::metadata(p).is_ok_and(|m| !m.is_dir()) {
-                return Err(conflict(format!("{} is not a directory", p.display())));
+            if !lacking {
+                let p = join_member(root, rel);
+                lacking = match fs::symlink_metadata(&p) {
+                    Err(e) => e.kind() == io::ErrorKind::NotFound,
+                    // A symlinked directory the administrator placed.
+                    Ok(m) if m.is_dir() || fs::metadata(&p).is_ok_and(|m| m.is_dir()) => false,
+                    Ok(_) => {
+                        return Err(conflict(format!("{} is not a directory", p.display())));
+                    }
+                };
             }
-            parent = p.parent();
+            absent.insert(rel, lacking);
         }
     }
+    // Directories holding a file published last are never moved whole.
+    let mut pinned: HashSet<&str> = HashSet::new();
+    for &(rank, i) in &order {
+        if rank > 0 {
+            let path = &staged.files[i].path;
+            pinned.extend(path.match_indices('/').map(|(j, _)| &path[..j]));
+        }
+    }
+    // A file under a directory the tree lacks (and holding nothing
+    // published last) is published with that whole directory, in one
+    // rename: the shallowest such directory.
+    let group_of = |path: &'s str| -> Option<&'s str> {
+        path.match_indices('/')
+            .map(|(j, _)| &path[..j])
+            .find(|rel| absent.get(rel) == Some(&true) && !pinned.contains(rel))
+    };
 
     reporter.begin("publish", staged.files.len() as u64, None);
+    // Directories made (or found) for an earlier file.
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    let mut make_parent = |to: &Path| -> io::Result<()> {
+        if let Some(parent) = to.parent() {
+            if !made.contains(parent) {
+                fs::create_dir_all(parent)?;
+                made.insert(parent.to_path_buf());
+            }
+        }
+        Ok(())
+    };
+    // Whole directories tried: whether the rename succeeded.
+    let mut moved: HashMap<&str, bool> = HashMap::new();
     for &(_, i) in &order {
         let f = &staged.files[i];
-        let from = join_member(dir, &f.path);
-        let to = join_member(root, &f.path);
-        let ctx = || format!("cannot publish {}", to.display());
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| BundleError::io(ctx(), e))?;
-        }
-        if fs::rename(&from, &to).is_err() {
-            // Another file system under the root (a mount point): copy.
-            copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
+        let whole = group_of(&f.path).is_some_and(|group| {
+            *moved.entry(group).or_insert_with(|| {
+                let to = join_member(root, group);
+                // The tree gained the directory meanwhile (or it lies on
+                // another file system): file by file.
+                make_parent(&to).is_ok() && fs::rename(join_member(dir, group), &to).is_ok()
+            })
+        });
+        if !whole {
+            let from = join_member(dir, &f.path);
+            let to = join_member(root, &f.path);
+            let ctx = || format!("cannot publish {}", to.display());
+            make_parent(&to).map_err(|e| BundleError::io(ctx(), e))?;
+            if fs::rename(&from, &to).is_err() {
+                // Another file system under the root (a mount point): copy.
+                copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
+            }
         }
         reporter.item(&f.path, Outcome::Done);
         reporter.verbose(&format!("publish {}", f.path));
@@ -642,18 +804,71 @@ impl Read for Progress<'_> {
 mod tests {
     use super::*;
 
+    fn fs(bytes: u64, inodes: Option<u64>) -> Option<FreeSpace> {
+        Some(FreeSpace {
+            bytes,
+            inodes,
+            block: 4096,
+        })
+    }
+
     #[test]
-    fn space_guard_adds_up_claims_and_keeps_a_margin() {
-        let mut g = SpaceGuard::new(Some(SPACE_MARGIN + 100));
-        assert_eq!(g.claim(60), Ok(()));
-        assert_eq!(g.claim(40), Ok(()));
-        assert_eq!(g.claim(1), Err((101, SPACE_MARGIN + 100)));
-        let mut g = SpaceGuard::new(Some(10));
-        assert_eq!(g.claim(0), Err((0, 10)), "the margin alone does not fit");
-        let mut g = SpaceGuard::new(Some(u64::MAX));
-        assert!(g.claim(u64::MAX).is_err(), "sums saturate, never wrap");
+    fn space_guard_rounds_files_to_blocks_and_keeps_a_margin() {
+        let mut g = SpaceGuard::new(fs(SPACE_MARGIN + 3 * 4096 + 2 * 40, None));
+        g.file(1, 8);
+        g.file(4096, 8);
+        assert_eq!(g.check(), Ok(()));
+        assert_eq!((g.files, g.bytes, g.needed), (2, 4097, 2 * 4096 + 80));
+        g.file(4097, 8);
+        let short = g.check().unwrap_err();
+        assert_eq!((short.files, short.bytes), (3, 8194));
+        assert_eq!(short.needed, 4 * 4096 + 120);
+        let g = SpaceGuard::new(fs(10, None));
+        assert!(g.check().is_err(), "the margin alone does not fit");
+        let mut g = SpaceGuard::new(fs(u64::MAX, None));
+        g.file(u64::MAX, 1);
+        g.file(u64::MAX, 1);
+        assert!(g.check().is_err(), "sums saturate, never wrap");
         let mut g = SpaceGuard::new(None);
-        assert_eq!(g.claim(u64::MAX), Ok(()), "unknown free space: no check");
+        g.file(u64::MAX, 1);
+        assert_eq!(g.check(), Ok(()), "unknown free space: no check");
+    }
+
+    #[test]
+    fn space_guard_counts_inodes_of_files_and_directories() {
+        let mut g = SpaceGuard::new(fs(u64::MAX / 2, Some(INODE_MARGIN + 3)));
+        g.dir(1);
+        g.file(0, 1);
+        g.file(0, 1);
+        assert_eq!(g.check(), Ok(()));
+        g.file(0, 1);
+        let short = g.check().unwrap_err();
+        assert_eq!(
+            (short.inodes, short.free_inodes),
+            (4, Some(INODE_MARGIN + 3))
+        );
+        let mut g = SpaceGuard::new(fs(u64::MAX / 2, None));
+        for _ in 0..100_000 {
+            g.file(0, 1);
+        }
+        assert_eq!(g.check(), Ok(()), "no inode limit: not counted against");
+    }
+
+    #[test]
+    fn unrepresentable_mtimes_are_dropped() {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(u64::MAX);
+        assert_eq!(h.mtime().unwrap(), u64::MAX);
+        assert_eq!(mtime_of(&h), None);
+        h.set_mtime(LATEST_MTIME + 1);
+        assert_eq!(mtime_of(&h), None, "past what an HTTP date carries");
+        h.set_mtime(LATEST_MTIME);
+        assert!(httpdate::fmt_http_date(mtime_of(&h).unwrap()).starts_with("Fri, 31 Dec 9999"));
+        h.set_mtime(1_700_000_000);
+        assert_eq!(
+            mtime_of(&h),
+            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        );
     }
 
     #[test]

@@ -229,9 +229,12 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
             ArchOp::List => {
                 for (repo, a, p) in arch.list()? {
                     if printer.verbosity == Verbosity::Verbose {
-                        println!("{repo}/{a}\t{}\t{}\t{}", p.name, p.version, p.filename);
+                        crate::output::data(format_args!(
+                            "{repo}/{a}\t{}\t{}\t{}",
+                            p.name, p.version, p.filename
+                        ));
                     } else {
-                        println!("{repo}\t{}\t{}", p.name, p.version);
+                        crate::output::data(format_args!("{repo}\t{}\t{}", p.name, p.version));
                     }
                 }
             }

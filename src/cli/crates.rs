@@ -92,7 +92,7 @@ pub struct CrateArgs {
     #[arg(long, default_value = layout::CRATES_DIR, value_name = "CRATES_ROOT")]
     pub crates: PathBuf,
 
-    /// Upstream index for init: a git URL, file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/
+    /// Upstream index for init: the git repository's http(s):// or file:// URL or path; sparse+URL for a sparse index, `sparse` for https://index.crates.io/
     #[arg(long, default_value = DEFAULT_INDEX_URL, value_name = "URL")]
     pub index_url: String,
 

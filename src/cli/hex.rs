@@ -182,8 +182,10 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
             HexOp::List => {
                 for (name, updated) in hex.list()? {
                     match (printer.verbosity, updated) {
-                        (Verbosity::Verbose, Some(t)) => println!("{name}\t{t}"),
-                        _ => println!("{name}"),
+                        (Verbosity::Verbose, Some(t)) => {
+                            crate::output::data(format_args!("{name}\t{t}"))
+                        }
+                        _ => crate::output::data(format_args!("{name}")),
                     }
                 }
             }

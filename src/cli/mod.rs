@@ -81,6 +81,18 @@ pub struct GlobalArgs {
     )]
     pub low_speed_limit: Option<u64>,
 
+    /// Raise the ceiling of downloads whose size is not known in advance
+    /// (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body
+    /// past its ceiling is refused. Accepts K, M, G suffixes
+    #[arg(
+        long,
+        global = true,
+        env = "MIRROR_MAX_FILE_SIZE",
+        value_name = "SIZE",
+        value_parser = crate::limit::parse_size
+    )]
+    pub max_file_size: Option<u64>,
+
     /// Base delay of the retry backoff, in milliseconds [default: 500]
     #[arg(
         long,

@@ -113,17 +113,17 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
             }
             RustupOp::List => {
                 for version in rustup.resolve_local_specs(&specs)? {
-                    println!("{version}");
+                    crate::output::data(format_args!("{version}"));
                     if printer.verbosity == Verbosity::Verbose {
                         for t in rustup.local_targets(version)? {
-                            println!("  {t}");
+                            crate::output::data(format_args!("  {t}"));
                         }
                     }
                 }
             }
             RustupOp::AllTargets => {
                 for t in ALL_KNOWN_TARGETS {
-                    println!("{t}");
+                    crate::output::data(format_args!("{t}"));
                 }
             }
             RustupOp::Pack => {

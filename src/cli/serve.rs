@@ -11,12 +11,15 @@ use crate::cli::GlobalArgs;
 use crate::eco::hex::registry::PublicKey;
 use crate::output::Printer;
 use crate::serve::cache::{CratesUpstream, DistUpstream, HexUpstream, UpstreamOptions};
+use crate::serve::limits::{self, Limits};
 use crate::settings::Settings;
 use crate::verify::openpgp::Keyring;
 
 /// `mirror serve [--bind ADDR] [--port PORT] [--root DIR] [--base-url URL]
 /// [--upstream-crates URL] [--upstream-arch URL]... [--upstream-hex URL]
-/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]`
+/// [--upstream-dist URL] [--upstream-rustup URL] [--cache-ttl SECONDS]
+/// [--git-max-processes N] [--git-timeout SECONDS] [--force-root]
+/// [--max-connections N] [--header-timeout SECONDS] …`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on
@@ -55,6 +58,47 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve the root even if it is `/`, a home directory, or a directory
+    /// holding no mirror tree (none of dist/, rustup/, crates/,
+    /// git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused
+    /// otherwise: everything under the root is served
+    #[arg(long)]
+    pub force_root: bool,
+
+    /// Connections open at once; at the cap, one that has not sent a
+    /// request yet (the oldest), else the longest idle, else one not
+    /// taking its response is closed for the new one [default: (open-file
+    /// limit − 128) / 2, at most 8192; the soft open-file limit is first
+    /// raised to the hard one]
+    #[arg(long, env = "MIRROR_MAX_CONNECTIONS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub max_connections: Option<u64>,
+
+    /// TLS handshakes in progress at once; past it the oldest is closed
+    /// [default: 256, or the connection cap if lower]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), requires = "tls_cert", help_heading = "Limits")]
+    pub max_tls_handshakes: Option<u64>,
+
+    /// Seconds a client has to send a request's whole header (the first
+    /// from connecting, a later one from its first byte)
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub header_timeout: u64,
+
+    /// Seconds a request body may go without a byte from the client
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_BODY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub body_timeout: u64,
+
+    /// Seconds a client may take none of a response ready for it
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub send_timeout: u64,
+
+    /// Seconds a connection is kept open with no request in flight
+    #[arg(long, env = "MIRROR_KEEPALIVE_TIMEOUT", value_name = "SECONDS", default_value_t = limits::DEFAULT_KEEPALIVE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub keepalive_timeout: u64,
+
+    /// Seconds a client has to complete its TLS handshake
+    #[arg(long, value_name = "SECONDS", default_value_t = limits::DEFAULT_TLS_HANDSHAKE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..), help_heading = "Limits")]
+    pub tls_handshake_timeout: u64,
 
     /// Fetch crates the tree lacks from this sparse
     /// index (e.g. https://index.crates.io/), verify them against its
@@ -152,6 +196,74 @@ pub struct ServeArgs {
         help_heading = "Pull-through cache"
     )]
     pub cache_follow_after: u64,
+
+    /// Most `git upload-pack` processes serving the git index at once;
+    /// further git requests wait up to 10 s (at most half of --git-timeout)
+    /// for one to end, then get 503 with Retry-After
+    #[arg(
+        long,
+        env = "MIRROR_GIT_MAX_PROCESSES",
+        value_name = "N",
+        default_value_t = crate::serve::git::DEFAULT_MAX_PROCESSES as u32,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Git index"
+    )]
+    pub git_max_processes: u32,
+
+    /// Longest git request (seconds): git is killed when the exchange
+    /// lasts longer, when its request body takes longer than 30 s (or
+    /// this, if shorter) to arrive, and when the client goes away
+    #[arg(
+        long,
+        env = "MIRROR_GIT_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = crate::serve::git::DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Git index"
+    )]
+    pub git_timeout: u64,
+
+    /// Upstream requests (misses, revalidations) each client address may
+    /// start per second once its burst is spent; more get 429 with
+    /// Retry-After (IPv6 counted by /64; 0: no limit)
+    #[arg(
+        long,
+        value_name = "PER_SECOND",
+        default_value_t = crate::serve::cache::limits::DEFAULT_MISS_RATE,
+        value_parser = parse_rate,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_miss_rate: f64,
+
+    /// Upstream requests each client address may start at once before
+    /// --cache-miss-rate applies
+    #[arg(
+        long,
+        value_name = "REQUESTS",
+        default_value_t = crate::serve::cache::limits::DEFAULT_MISS_BURST,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_miss_burst: u32,
+
+    /// Paths upstream answered 404 for that are remembered (for
+    /// --cache-ttl), at most; the least recently asked are forgotten first
+    #[arg(
+        long,
+        value_name = "ENTRIES",
+        default_value_t = crate::serve::cache::limits::DEFAULT_NOT_FOUND_ENTRIES,
+        help_heading = "Pull-through cache"
+    )]
+    pub cache_not_found_entries: usize,
+}
+
+/// A rate: a finite number >= 0.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "expected a number of requests per second >= 0, found {s:?}"
+        )),
+    }
 }
 
 /// An Arch mirror as a `$repo`/`$arch` template.
@@ -190,7 +302,19 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         verbosity: settings.verbosity,
     };
     let root = settings.root.clone();
+    let count = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let limits = Limits {
+        max_connections: count(args.max_connections),
+        max_tls_handshakes: count(args.max_tls_handshakes),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_timeout: Duration::from_secs(args.body_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout),
+        keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
+        tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
+    };
     let opts = crate::serve::ServeOptions {
+        limits,
+        force_root: args.force_root,
         root: root.clone(),
         bind: args.bind,
         port: args.port,
@@ -232,14 +356,35 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             ttl: Duration::from_secs(args.cache_ttl),
             follow_after: Duration::from_secs(args.cache_follow_after),
             http: settings.fetch.http.clone(),
+            limits: crate::serve::cache::limits::Limits {
+                not_found_entries: args.cache_not_found_entries,
+                miss_rate: args.cache_miss_rate,
+                miss_burst: args.cache_miss_burst,
+                ..Default::default()
+            },
         }),
+        git: crate::serve::git::GitLimits {
+            max_processes: args.git_max_processes as usize,
+            timeout: Duration::from_secs(args.git_timeout),
+        },
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
-    crate::serve::run_blocking(opts, move |addr| {
+    crate::serve::run_blocking(opts, move |started| {
         printer.info(&format!(
-            "serving {} on {scheme}://{addr}/ (Ctrl-C stops)",
-            root.display()
+            "serving {} on {scheme}://{}/ (Ctrl-C stops)",
+            root.display(),
+            started.addr
         ));
+        printer.verbose(&format!(
+            "at most {} connections (open-file limit {})",
+            started.max_connections,
+            started
+                .fd_limit
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+        ));
+        for warning in &started.warnings {
+            printer.warn(warning);
+        }
     })
 }
 

@@ -186,13 +186,13 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
             ToolchainOp::List => {
                 let listings = toolchain.list(&toolchain.resolve_local(&specs)?);
                 if args.json {
-                    println!("{}", serde_json::to_string_pretty(&listings)?);
+                    crate::output::json(&listings)?;
                 } else {
                     for l in listings {
-                        println!("{l}");
+                        crate::output::data(format_args!("{l}"));
                         if printer.verbosity == Verbosity::Verbose {
                             for t in &l.targets {
-                                println!("  {t}");
+                                crate::output::data(format_args!("  {t}"));
                             }
                         }
                     }
@@ -213,7 +213,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                     }
                 }
                 for n in names {
-                    println!("{n}");
+                    crate::output::data(format_args!("{n}"));
                 }
             }
             ToolchainOp::Pack => {

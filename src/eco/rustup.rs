@@ -172,7 +172,7 @@ impl Rustup {
             match spec {
                 Spec::Stable => {
                     let url = format!("{}/release-stable.toml", self.url);
-                    let bytes = engine.fetch_bytes(&url)?;
+                    let bytes = engine.fetch_bytes(&url, crate::limit::SMALL_TEXT)?;
                     out.insert(parse_release_stable(&bytes, &url)?);
                 }
                 Spec::Version(v) => {
@@ -287,7 +287,7 @@ impl Rustup {
             .map(|w| format!("{}/{}.sha256", self.url, w.rel))
             .collect();
         let mut fetched = engine
-            .fetch_bytes_many(&sums_needed)
+            .fetch_bytes_many(&sums_needed, crate::limit::COMPANION)
             .into_iter()
             .zip(&sums_needed);
 
@@ -330,6 +330,7 @@ impl Rustup {
                             items.push(
                                 FetchItem::new(url, &w.dest)
                                     .sha256(digest)
+                                    .limit(crate::limit::RUSTUP_INIT)
                                     .sidecar(&w.sidecar, format_sidecar(&digest, &name)),
                             );
                         }
@@ -338,7 +339,11 @@ impl Rustup {
                     continue;
                 }
             };
-            items.push(FetchItem::new(url, &w.dest).sha256(digest));
+            items.push(
+                FetchItem::new(url, &w.dest)
+                    .sha256(digest)
+                    .limit(crate::limit::RUSTUP_INIT),
+            );
         }
         if !sum_failures.is_empty() && !engine.options().keep_going {
             bail!(
@@ -560,7 +565,8 @@ fn sidecar_path(file: &Path) -> PathBuf {
 /// Check a file against the `.sha256` beside it.
 pub fn verify_with_sidecar(file: &Path) -> Result<Sha256Digest> {
     let sidecar = sidecar_path(file);
-    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let text = crate::limit::read_file(&sidecar, crate::limit::COMPANION)
+        .with_context(|| format!("{}: missing", sidecar.display()))?;
     let expected = parse_sidecar(&text, &sidecar.display().to_string())?;
     let (actual, _) =
         hash_file(file).with_context(|| format!("{}: cannot read", file.display()))?;

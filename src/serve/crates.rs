@@ -134,8 +134,6 @@ pub(crate) fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a 
 /// The crate routes (sparse index and git smart HTTP), to merge into the
 /// main router.
 pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
-    // Views left by a server that was killed mid-request.
-    crate::store::remove_abandoned(&std::env::temp_dir(), "mirror-serve-git-");
     let mut state = CratesState::new(opts);
     state.cache = cache.filter(|c| c.options().crates.is_some());
     let state = Arc::new(state);
@@ -149,7 +147,7 @@ pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
         .route(&format!("/{INDEX_DIR}/info/refs"), get(git::info_refs))
         .route(
             &format!("/{INDEX_DIR}/git-upload-pack"),
-            post(git::upload_pack),
+            post(git::upload_pack_post),
         )
         // The repository's own files (refs of every branch, config) are
         // not served: only smart HTTP, only master.
@@ -170,6 +168,8 @@ pub(crate) struct CratesState {
     files: Mutex<IndexFiles>,
     /// The pull-through cache, when a crates upstream is configured.
     cache: Option<Arc<Cache>>,
+    /// The running `git upload-pack` processes.
+    pub(crate) git: git::GitGate,
 }
 
 /// What identifies where `master` is without reading it: the (inode,
@@ -258,7 +258,7 @@ impl IndexError {
                 status_response(StatusCode::NOT_FOUND)
             }
             IndexError::Broken { .. } => {
-                eprintln!("mirror serve: {self}");
+                crate::output::log(format_args!("mirror serve: {self}"));
                 status_response(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
@@ -273,6 +273,7 @@ impl CratesState {
             repo: Mutex::new(None),
             files: Mutex::new(IndexFiles::default()),
             cache: None,
+            git: git::GitGate::new(&opts.git),
         }
     }
 
@@ -350,6 +351,14 @@ impl CratesState {
             if !entry.mode().is_blob() {
                 return Ok(None);
             }
+            // Sized before it is read: no index file is larger.
+            let size = repo
+                .find_header(entry.object_id())
+                .map_err(|e| self.broken(e))?
+                .size();
+            crate::limit::CRATE_INDEX_FILE
+                .check(size)
+                .map_err(|e| self.broken(format!("{path}: {e}")))?;
             let blob = entry.object().map_err(|e| self.broken(e))?;
             Ok(Some((blob.id, blob.detach().data)))
         })
@@ -421,7 +430,8 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
     }
     let mut upstream_failed = None;
     if let Some(cache) = &state.cache {
-        match cache::crates::index_file(cache, name).await {
+        let client = super::peer_ip(&req);
+        match cache::for_client(client, cache::crates::index_file(cache, name)).await {
             Ok(file) => {
                 return match tokio::fs::read(&file).await {
                     Ok(body) => {
@@ -527,7 +537,7 @@ async fn not_found() -> Response {
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
-    eprintln!("mirror serve: crates index task failed: {e}");
+    crate::output::log(format_args!("mirror serve: crates index task failed: {e}"));
     status_response(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

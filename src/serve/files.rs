@@ -77,9 +77,16 @@ impl Validators {
         }
     }
 
-    /// `Last-Modified` as an HTTP date (whole seconds).
+    /// `Last-Modified` as an HTTP date (whole seconds); none for a time
+    /// an HTTP date cannot carry (before 1970 or after 9999), which
+    /// `httpdate` would panic on.
     pub fn last_modified(&self) -> Option<String> {
-        self.mtime.map(httpdate::fmt_http_date)
+        self.mtime
+            .filter(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .is_ok_and(|d| d.as_secs() < 253_402_300_800)
+            })
+            .map(httpdate::fmt_http_date)
     }
 
     /// The mtime truncated to whole seconds, as HTTP dates carry.
@@ -853,6 +860,22 @@ fn insert(headers: &mut HeaderMap, name: axum::http::HeaderName, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn last_modified_outside_http_dates_is_left_out() {
+        let at = |t| Validators {
+            len: 1,
+            mtime: Some(t),
+        };
+        let far = UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_800);
+        assert_eq!(at(far).last_modified(), None);
+        let before = UNIX_EPOCH - std::time::Duration::from_secs(1);
+        assert_eq!(at(before).last_modified(), None);
+        assert_eq!(
+            at(UNIX_EPOCH).last_modified().as_deref(),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+    }
+
     use super::*;
     use std::time::Duration;
 

@@ -13,36 +13,62 @@
 //!
 //! # The served view
 //!
-//! cargo fetches `+HEAD:refs/remotes/origin/HEAD`, so HEAD must name the
-//! published branch, `master`, whatever the index's own HEAD names (`mirror
-//! crate` works on other branches). Each request therefore runs git on a
-//! small view made in the temporary directory: `HEAD` → `refs/heads/master`,
-//! `refs/heads/master` = the index's `master` commit (read with gix), and
-//! `objects/info/alternates` naming the index's object directory. Only
-//! `master` is advertised (not `origin_master`, `working`, `mark`), and the
-//! index itself is never written. The view is removed when git exits.
+//! git runs on the index itself (its git directory), read-only: nothing
+//! is written, in the tree or anywhere else, so a read-only tree is served
+//! as well. Only `HEAD` and `master` are advertised
+//! (`uploadpack.hideRefs=refs/` then `!refs/heads/master`), and a `want`
+//! of any other commit (`origin_master`, `working`, `mark`) is refused
+//! ("not our ref"): wants of unadvertised objects are off whatever the
+//! index's configuration says.
+//!
+//! cargo fetches `+HEAD:refs/remotes/origin/HEAD`, and upload-pack
+//! advertises `HEAD` as whatever it names, so an index is served over git
+//! only while its `HEAD` names `refs/heads/master` (as `mirror crate init`
+//! leaves it; a tree made by romt has `HEAD` on `working`). Otherwise the
+//! git routes answer `503` saying how to set it, and log it; the sparse
+//! index is served either way.
 //!
 //! Only protocol v0/v1 is spoken (what libgit2 speaks; the git CLI falls
 //! back to it): `Git-Protocol: version=2` is not passed on, because a v2
 //! upload-pack grants a `want` of any object in the object store, and
-//! through `alternates` that would reach the other branches.
+//! that would reach the other branches.
 //!
-//! git runs without a shell, with `safe.directory` set to the view (which
-//! the server owns). A missing `git` binary answers `503` with a message
-//! that says so, and is logged.
+//! git runs without a shell, in the environment of [`crate::gitenv`] (no
+//! user or system configuration, no `GIT_*` variables of ours), with
+//! `safe.directory` set to exactly the index's git directory.
+//!
+//! # Limits
+//!
+//! At most [`GitLimits::max_processes`] git processes run at once (both
+//! routes count); a request finding them all busy waits up to
+//! [`GitLimits::queue_wait`] for one, then gets `503` with `Retry-After`.
+//! The request body must arrive within [`GitLimits::body_deadline`] and the
+//! whole exchange end within [`GitLimits::timeout`]; git (with the
+//! `pack-objects` it started: it runs in a process group of its own) is
+//! killed when either passes, and at once when the client goes away (the
+//! response body is dropped). A git process keeps its slot until it is
+//! reaped, so the cap holds for processes, not requests.
+//!
+//! A missing `git` binary answers `503` with a message that says so, and
+//! is logged.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::io::ReaderStream;
 
 use super::crates::{CratesState, IndexError};
@@ -53,8 +79,116 @@ use super::status_response;
 /// kilobytes, rarely megabytes.
 pub const MAX_REQUEST: usize = 64 * 1024 * 1024;
 
+/// Default of [`GitLimits::max_processes`] (`--git-max-processes`).
+pub const DEFAULT_MAX_PROCESSES: usize = 8;
+
+/// Default of [`GitLimits::timeout`] (`--git-timeout`): a whole clone of
+/// crates.io's index (a few hundred MB) on a slow link fits in it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Longest time for receiving a request body (when [`GitLimits::timeout`]
+/// is not shorter): cargo's negotiations are a few kilobytes.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Longest wait for a free git slot (when half of [`GitLimits::timeout`]
+/// is not shorter).
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// How much of git's stderr is kept for the log (the rest is read and
+/// dropped).
+const MAX_STDERR: u64 = 64 * 1024;
+
+/// Largest advertisement read from git: two refs take a few hundred bytes.
+const MAX_ADVERTISEMENT: u64 = 1024 * 1024;
+
 /// The pkt-line that starts a smart HTTP advertisement for upload-pack.
 const SERVICE_LINE: &[u8] = b"001e# service=git-upload-pack\n0000";
+
+/// How many `git upload-pack` processes run at once and for how long
+/// (see the module docs).
+#[derive(Debug, Clone)]
+pub struct GitLimits {
+    /// Most git processes at once (`--git-max-processes`), at least 1.
+    pub max_processes: usize,
+    /// Longest exchange, request body included (`--git-timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for GitLimits {
+    fn default() -> Self {
+        GitLimits {
+            max_processes: DEFAULT_MAX_PROCESSES,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl GitLimits {
+    /// The time the request body has to arrive: [`BODY_DEADLINE`], or the
+    /// timeout when shorter.
+    pub fn body_deadline(&self) -> Duration {
+        BODY_DEADLINE.min(self.timeout)
+    }
+
+    /// The longest wait for a free slot: [`QUEUE_WAIT`], or half the
+    /// timeout when shorter.
+    pub fn queue_wait(&self) -> Duration {
+        QUEUE_WAIT.min(self.timeout / 2)
+    }
+}
+
+/// The git processes of one server: a slot per running process.
+pub(crate) struct GitGate {
+    limits: GitLimits,
+    slots: Arc<Semaphore>,
+    /// When "all slots busy" was last logged (once a minute at most).
+    busy_logged: Mutex<Option<Instant>>,
+}
+
+impl GitGate {
+    pub(crate) fn new(limits: &GitLimits) -> Self {
+        let limits = GitLimits {
+            max_processes: limits.max_processes.max(1),
+            timeout: limits.timeout.max(Duration::from_secs(1)),
+        };
+        GitGate {
+            slots: Arc::new(Semaphore::new(limits.max_processes)),
+            limits,
+            busy_logged: Mutex::new(None),
+        }
+    }
+
+    /// A slot for one git process, waiting up to [`GitLimits::queue_wait`];
+    /// `503` with `Retry-After` when none came free.
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, Response> {
+        let wait = self.limits.queue_wait();
+        if let Ok(Ok(permit)) =
+            tokio::time::timeout(wait, Arc::clone(&self.slots).acquire_owned()).await
+        {
+            return Ok(permit);
+        }
+        let n = self.limits.max_processes;
+        {
+            let mut last = self.busy_logged.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                *last = Some(Instant::now());
+                crate::log!(
+                    "mirror serve: all {n} git slots busy for {}s, git requests answered 503 \
+                     (--git-max-processes raises the limit)",
+                    wait.as_secs()
+                );
+            }
+        }
+        let retry = wait.as_secs().max(1);
+        let mut r = text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{n} git requests are being served, the most at once; retry in {retry}s\n"),
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry));
+        Err(r)
+    }
+}
 
 /// GET `.../info/refs?service=git-upload-pack`.
 pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Request) -> Response {
@@ -74,29 +208,77 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
             )
         }
     }
-    let view = match View::create(&state).await {
-        Ok(v) => v,
+    let git_dir = match served_git_dir(&state).await {
+        Ok(d) => d,
         Err(r) => return r,
     };
-    let mut cmd = command(&view);
-    cmd.arg("--advertise-refs").arg(&view.dir);
+    let permit = match state.git.enter().await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let timeout = state.git.limits.timeout;
+    // A task of its own: git is reaped, and its slot freed, even when the
+    // client goes away.
+    let task = tokio::spawn(async move {
+        let r = advertise(&git_dir, timeout).await;
+        drop(permit);
+        r
+    });
+    match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            crate::log!("mirror serve: git advertisement task failed: {e}");
+            status_response(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// `git upload-pack --advertise-refs` on `git_dir`, killed after `timeout`.
+async fn advertise(git_dir: &Path, timeout: Duration) -> Response {
+    let mut cmd = upload_pack(git_dir);
+    cmd.arg("--advertise-refs").arg(git_dir);
     cmd.stdin(Stdio::null());
-    let out = match cmd.output().await {
-        Ok(out) => out,
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
         Err(e) => return spawn_failed(e),
     };
-    drop(view);
-    if !out.status.success() {
-        eprintln!(
-            "mirror serve: git upload-pack --advertise-refs failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    let pid = child.id();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return status_response(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let run = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut stdout = stdout.take(MAX_ADVERTISEMENT);
+        let (read, ()) = tokio::join!(stdout.read_to_end(&mut out), drain(stderr, &mut err));
+        (read, child.wait().await, out, err)
+    };
+    let (read, status, out, err) = match tokio::time::timeout(timeout, run).await {
+        Ok(done) => done,
+        Err(_) => {
+            kill_group(pid);
+            let _ = child.wait().await;
+            crate::log!(
+                "mirror serve: git upload-pack --advertise-refs killed after {}s",
+                timeout.as_secs()
+            );
+            return status_response(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    match (read, status) {
+        (Ok(_), Ok(status)) if status.success() => {}
+        (_, status) => {
+            crate::log!(
+                "mirror serve: git upload-pack --advertise-refs failed ({}): {}",
+                status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                escaped(&err)
+            );
+            return status_response(StatusCode::INTERNAL_SERVER_ERROR);
+        }
     }
-    let mut body = Vec::with_capacity(SERVICE_LINE.len() + out.stdout.len());
+    let mut body = Vec::with_capacity(SERVICE_LINE.len() + out.len());
     body.extend_from_slice(SERVICE_LINE);
-    body.extend_from_slice(&out.stdout);
+    body.extend_from_slice(&out);
     git_response(
         "application/x-git-upload-pack-advertisement",
         Body::from(body),
@@ -104,7 +286,10 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
 }
 
 /// POST `.../git-upload-pack`.
-pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Request) -> Response {
+pub(crate) async fn upload_pack_post(
+    State(state): State<Arc<CratesState>>,
+    req: Request,
+) -> Response {
     let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
         Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => true,
@@ -117,76 +302,275 @@ pub(crate) async fn upload_pack(State(state): State<Arc<CratesState>>, req: Requ
         }
     };
     let body = req.into_body();
-    let view = match View::create(&state).await {
-        Ok(v) => v,
+    let git_dir = match served_git_dir(&state).await {
+        Ok(d) => d,
         Err(r) => return r,
     };
-    let mut cmd = command(&view);
-    cmd.arg(&view.dir);
+    let permit = match state.git.enter().await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut cmd = upload_pack(&git_dir);
+    cmd.arg(&git_dir);
     cmd.stdin(Stdio::piped());
-    cmd.stdout(Stdio::piped());
-    cmd.stderr(Stdio::piped());
-    cmd.kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return spawn_failed(e),
     };
-    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+    let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return status_response(StatusCode::INTERNAL_SERVER_ERROR);
     };
+    let (gone_tx, gone_rx) = oneshot::channel();
+    let exchange = Exchange {
+        child,
+        stdin,
+        stderr,
+        body,
+        gzip,
+        gone: gone_rx,
+        limits: state.git.limits.clone(),
+    };
     tokio::spawn(async move {
-        if let Err(e) = feed(body, gzip, &mut stdin).await {
-            // git sees a cut request and fails; its stderr is logged below.
-            eprintln!("mirror serve: git-upload-pack request: {e}");
-        }
-        let _ = stdin.shutdown().await;
-    });
-    // Reap git, log a failure, and remove the view only after git exits.
-    tokio::spawn(async move {
-        let mut err = Vec::new();
-        let _ = stderr.read_to_end(&mut err).await;
-        match child.wait().await {
-            Ok(status) if !status.success() => eprintln!(
-                "mirror serve: git upload-pack failed ({status}): {}",
-                String::from_utf8_lossy(&err).trim()
-            ),
-            Err(e) => eprintln!("mirror serve: waiting for git upload-pack: {e}"),
-            Ok(_) => {}
-        }
-        drop(view);
+        exchange.supervise().await;
+        drop(permit);
     });
     git_response(
         "application/x-git-upload-pack-result",
-        Body::from_stream(ReaderStream::new(stdout)),
+        Body::from_stream(Output {
+            inner: ReaderStream::new(stdout),
+            gone: Some(gone_tx),
+        }),
     )
 }
 
-/// `git upload-pack --stateless-rpc` on the view, no shell, a clean
-/// environment for git's repository discovery.
-fn command(view: &View) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.arg("-c")
-        .arg(format!("safe.directory={}", view.dir.display()))
-        .arg("upload-pack")
-        .arg("--stateless-rpc");
-    for var in [
-        "GIT_DIR",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_NAMESPACE",
-        "GIT_CEILING_DIRECTORIES",
-        "GIT_PROTOCOL",
-    ] {
-        cmd.env_remove(var);
+/// One running `git upload-pack` and what it is fed.
+struct Exchange {
+    child: Child,
+    stdin: tokio::process::ChildStdin,
+    stderr: tokio::process::ChildStderr,
+    body: Body,
+    gzip: bool,
+    /// A value: the client went away before the response ended. Closed
+    /// unsent: the response was read to its end.
+    gone: oneshot::Receiver<()>,
+    limits: GitLimits,
+}
+
+impl Exchange {
+    /// Feed git the request body, reap it, and kill it (with its process
+    /// group) when the body is late or bad, the exchange runs past its
+    /// deadline or the client goes away. Logs what went wrong.
+    async fn supervise(self) {
+        let Exchange {
+            mut child,
+            mut stdin,
+            stderr,
+            body,
+            gzip,
+            mut gone,
+            limits,
+        } = self;
+        let pid = child.id();
+        let body_deadline = limits.body_deadline();
+        let feed = tokio::time::timeout(body_deadline, async move {
+            let r = feed(body, gzip, &mut stdin).await;
+            // EOF for git, also after an error (git then fails).
+            let _ = stdin.shutdown().await;
+            r
+        });
+        let wait = async {
+            let mut err = Vec::new();
+            drain(stderr, &mut err).await;
+            (child.wait().await, err)
+        };
+        let deadline = tokio::time::sleep(limits.timeout);
+        tokio::pin!(feed, wait, deadline);
+        let (mut fed, mut gone_seen) = (false, false);
+        let mut killed: Option<String> = None;
+        let kill = |why: String, killed: &mut Option<String>| {
+            if killed.is_none() {
+                kill_group(pid);
+                *killed = Some(why);
+            }
+        };
+        let (status, err) = loop {
+            tokio::select! {
+                done = &mut wait => break done,
+                r = &mut feed, if !fed => {
+                    fed = true;
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => kill(e, &mut killed),
+                        Err(_) => kill(
+                            format!("request body not received within {}s", body_deadline.as_secs()),
+                            &mut killed,
+                        ),
+                    }
+                }
+                () = &mut deadline, if killed.is_none() => kill(
+                    format!("exchange not done within {}s (--git-timeout)", limits.timeout.as_secs()),
+                    &mut killed,
+                ),
+                r = &mut gone, if !gone_seen => {
+                    gone_seen = true;
+                    if r.is_ok() {
+                        kill("the client went away".to_string(), &mut killed);
+                    }
+                }
+            }
+        };
+        match (killed, status) {
+            (Some(why), _) => crate::log!("mirror serve: git upload-pack killed: {why}"),
+            (None, Ok(status)) if !status.success() => crate::log!(
+                "mirror serve: git upload-pack failed ({status}): {}",
+                escaped(&err)
+            ),
+            (None, Err(e)) => crate::log!("mirror serve: waiting for git upload-pack: {e}"),
+            (None, Ok(_)) => {}
+        }
     }
-    cmd.stderr(Stdio::piped());
+}
+
+/// git's stdout as the response body; dropping it before its end (the
+/// client went away) tells the [`Exchange`] to kill git.
+struct Output {
+    inner: ReaderStream<ChildStdout>,
+    gone: Option<oneshot::Sender<()>>,
+}
+
+impl Stream for Output {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(None) = next {
+            // Read to its end: close the channel unsent.
+            self.gone = None;
+        }
+        next
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some(gone) = self.gone.take() {
+            let _ = gone.send(());
+        }
+    }
+}
+
+/// The index's git directory (canonical), once it is known to have a
+/// `master` and a `HEAD` naming it. `404` without an index or `master`,
+/// `503` (logged) when `HEAD` names anything else.
+async fn served_git_dir(state: &Arc<CratesState>) -> Result<PathBuf, Response> {
+    let st = Arc::clone(state);
+    let found = tokio::task::spawn_blocking(move || {
+        st.with_repo(|repo| {
+            st.master(repo)?;
+            let head = repo.head_name().map_err(|e| IndexError::Broken {
+                path: st.index_dir.clone(),
+                message: format!("cannot read HEAD: {e}"),
+            })?;
+            let git_dir =
+                std::fs::canonicalize(repo.git_dir()).map_err(|e| IndexError::Broken {
+                    path: st.index_dir.clone(),
+                    message: format!("cannot resolve its git directory: {e}"),
+                })?;
+            Ok(match head {
+                Some(name) if name.as_bstr() == "refs/heads/master" => Ok(git_dir),
+                Some(name) => Err((git_dir, name.as_bstr().to_string())),
+                None => Err((git_dir, "a commit (detached)".to_string())),
+            })
+        })
+    })
+    .await;
+    match found {
+        Ok(Ok(Ok(git_dir))) => Ok(git_dir),
+        Ok(Ok(Err((git_dir, head)))) => {
+            let msg = format!(
+                "the crates index {} is not served over git: its HEAD names {}, not \
+                 refs/heads/master, and cargo fetches HEAD (`git -C {} symbolic-ref HEAD \
+                 refs/heads/master` sets it; the sparse index at /index/ is served either way)",
+                git_dir.display(),
+                head.escape_debug(),
+                git_dir.display()
+            );
+            crate::log!("mirror serve: {msg}");
+            Err(text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n")))
+        }
+        Ok(Err(e)) => Err(e.response()),
+        Err(e) => {
+            crate::log!("mirror serve: git index task failed: {e}");
+            Err(status_response(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}
+
+/// `git upload-pack --strict --stateless-rpc` on `git_dir` (the caller
+/// adds `--advertise-refs` and the directory): only `HEAD` and `master`
+/// advertised, no unadvertised wants, `safe.directory` exactly `git_dir`,
+/// in a process group of its own, killed when dropped; stdout and stderr
+/// piped.
+fn upload_pack(git_dir: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = crate::gitenv::command();
+    cmd.arg("-c")
+        .arg(crate::gitenv::safe_directory(git_dir))
+        .args([
+            "-c",
+            "uploadpack.hideRefs=refs/",
+            "-c",
+            "uploadpack.hideRefs=!refs/heads/master",
+            "-c",
+            "uploadpack.allowTipSHA1InWant=false",
+            "-c",
+            "uploadpack.allowReachableSHA1InWant=false",
+            "-c",
+            "uploadpack.allowAnySHA1InWant=false",
+            "upload-pack",
+            "--strict",
+            "--stateless-rpc",
+        ])
+        .process_group(0);
+    let mut cmd = Command::from(cmd);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     cmd
 }
 
+/// SIGKILL the process group git leads (git and the `pack-objects` it
+/// started). Only called before git is reaped, so the group is ours.
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}
+
+/// Read `from` to its end, keeping the first [`MAX_STDERR`] bytes.
+async fn drain(mut from: impl AsyncRead + Unpin, into: &mut Vec<u8>) {
+    let _ = (&mut from).take(MAX_STDERR).read_to_end(into).await;
+    let _ = tokio::io::copy(&mut from, &mut tokio::io::sink()).await;
+}
+
+/// git's stderr for the log, control characters escaped.
+fn escaped(err: &[u8]) -> String {
+    String::from_utf8_lossy(err)
+        .trim()
+        .escape_debug()
+        .to_string()
+}
+
 /// Stream the request body into git's stdin, gunzipping on the way when
-/// `gzip`; at most [`MAX_REQUEST`] bytes (after decompression) are passed.
+/// `gzip`; at most [`MAX_REQUEST`] bytes (after decompression) are passed,
+/// and a gzip body is inflated a kilobyte at a time, so one frame cannot
+/// inflate past the limit in memory.
 async fn feed(
     body: Body,
     gzip: bool,
@@ -194,43 +578,48 @@ async fn feed(
 ) -> Result<(), String> {
     use futures_util::StreamExt;
     use std::io::Write;
+    /// Compressed bytes inflated at once: deflate expands at most ~1032×.
+    const STEP: usize = 1024;
     let mut frames = body.into_data_stream();
     let mut decoder = gzip.then(|| flate2::write::GzDecoder::new(Vec::new()));
     let mut total = 0usize;
-    let mut pass = |chunk: Vec<u8>| -> Result<Vec<u8>, String> {
+    let mut pass = |chunk: &[u8]| -> Result<(), String> {
         total += chunk.len();
         if total > MAX_REQUEST {
             return Err(format!("request body over {MAX_REQUEST} bytes, cut"));
         }
-        Ok(chunk)
+        Ok(())
     };
     while let Some(frame) = frames.next().await {
         let frame = frame.map_err(|e| format!("reading the request body: {e}"))?;
-        let chunk = match decoder.as_mut() {
-            Some(d) => {
-                d.write_all(&frame)
-                    .map_err(|e| format!("bad gzip request body: {e}"))?;
-                std::mem::take(d.get_mut())
-            }
-            None => frame.to_vec(),
+        let Some(d) = decoder.as_mut() else {
+            pass(&frame)?;
+            write(stdin, &frame).await?;
+            continue;
         };
-        let chunk = pass(chunk)?;
-        stdin
-            .write_all(&chunk)
-            .await
-            .map_err(|e| format!("writing to git upload-pack: {e}"))?;
+        for step in frame.chunks(STEP) {
+            d.write_all(step)
+                .map_err(|e| format!("bad gzip request body: {e}"))?;
+            let out = std::mem::take(d.get_mut());
+            pass(&out)?;
+            write(stdin, &out).await?;
+        }
     }
     if let Some(d) = decoder {
         let rest = d
             .finish()
             .map_err(|e| format!("bad gzip request body: {e}"))?;
-        let rest = pass(rest)?;
-        stdin
-            .write_all(&rest)
-            .await
-            .map_err(|e| format!("writing to git upload-pack: {e}"))?;
+        pass(&rest)?;
+        write(stdin, &rest).await?;
     }
     Ok(())
+}
+
+async fn write(stdin: &mut tokio::process::ChildStdin, data: &[u8]) -> Result<(), String> {
+    stdin
+        .write_all(data)
+        .await
+        .map_err(|e| format!("writing to git upload-pack: {e}"))
 }
 
 fn spawn_failed(e: std::io::Error) -> Response {
@@ -242,7 +631,7 @@ fn spawn_failed(e: std::io::Error) -> Response {
     } else {
         format!("cannot run git upload-pack: {e}")
     };
-    eprintln!("mirror serve: {msg}");
+    crate::output::log(format_args!("mirror serve: {msg}"));
     text(StatusCode::SERVICE_UNAVAILABLE, &format!("{msg}\n"))
 }
 
@@ -270,70 +659,20 @@ fn git_response(content_type: &'static str, body: Body) -> Response {
         .into_response()
 }
 
-/// A throw-away bare repository whose HEAD is `master` and whose objects
-/// are the index's (through `alternates`). Removed on drop.
-struct View {
-    dir: PathBuf,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl View {
-    async fn create(state: &Arc<CratesState>) -> Result<View, Response> {
-        let st = Arc::clone(state);
-        let made = tokio::task::spawn_blocking(move || -> Result<View, IndexError> {
-            let (master, objects) =
-                st.with_repo(|repo| {
-                    let master = st.master(repo)?;
-                    let objects = std::fs::canonicalize(repo.common_dir().join("objects"))
-                        .map_err(|e| IndexError::Broken {
-                            path: st.index_dir.clone(),
-                            message: format!("no object directory: {e}"),
-                        })?;
-                    Ok((master, objects))
-                })?;
-            View::write(&master.to_string(), &objects).map_err(|e| IndexError::Broken {
-                path: st.index_dir.clone(),
-                message: format!("cannot create the git view in the temporary directory: {e}"),
-            })
-        })
-        .await;
-        match made {
-            Ok(Ok(view)) => Ok(view),
-            Ok(Err(e)) => Err(e.response()),
-            Err(e) => {
-                eprintln!("mirror serve: git view task failed: {e}");
-                Err(status_response(StatusCode::INTERNAL_SERVER_ERROR))
-            }
-        }
-    }
-
-    fn write(master: &str, objects: &Path) -> std::io::Result<View> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mirror-serve-git-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let view = View { dir };
-        let d = &view.dir;
-        std::fs::create_dir_all(d.join("refs/heads"))?;
-        std::fs::create_dir_all(d.join("objects/info"))?;
-        std::fs::write(d.join("HEAD"), "ref: refs/heads/master\n")?;
-        std::fs::write(
-            d.join("config"),
-            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
-        )?;
-        std::fs::write(d.join("refs/heads/master"), format!("{master}\n"))?;
-        std::fs::write(
-            d.join("objects/info/alternates"),
-            format!("{}\n", objects.display()),
-        )?;
-        Ok(view)
-    }
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+    #[test]
+    fn deadlines_follow_the_timeout() {
+        let l = GitLimits::default();
+        assert_eq!(l.body_deadline(), BODY_DEADLINE);
+        assert_eq!(l.queue_wait(), QUEUE_WAIT);
+        let short = GitLimits {
+            max_processes: 1,
+            timeout: Duration::from_secs(4),
+        };
+        assert_eq!(short.body_deadline(), Duration::from_secs(4));
+        assert_eq!(short.queue_wait(), Duration::from_secs(2));
     }
 }

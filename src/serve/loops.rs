@@ -1,21 +1,26 @@
-//! Plain-http serving on one single-threaded event loop per core, the
-//! shape of nginx's worker processes: one loop accepts and hands each new
-//! connection, round-robin, to a loop (itself included) that then does all
-//! of that connection's work. A request never wakes another thread, where
-//! tokio's work-stealing runtime wakes an idle worker for new work: with
-//! wrk on two cores, those wake-ups cost ~10 % of the requests per second
-//! (futex calls were 11 % of the server's time).
+//! Serving on one single-threaded event loop per core, the shape of
+//! nginx's worker processes: one loop accepts, admits each new connection
+//! under the connection cap ([`limits`](super::limits): at the cap an
+//! older idle or stalled connection is shed, or the new one refused) and
+//! hands it, round-robin, to a loop (itself included) that then does all of
+//! that connection's work (`serve::conn`: TLS handshake when
+//! serving https, HTTP, the timeouts). A request never wakes another
+//! thread, where tokio's work-stealing runtime wakes an idle worker for new
+//! work: with wrk on two cores, those wake-ups cost ~10 % of the requests
+//! per second (futex calls were 11 % of the server's time).
 //!
 //! Stopping: [`Control::stop`] stops accepting and lets open connections
-//! finish; [`Control::abort`] drops them.
+//! finish their requests; [`Control::abort`] drops them.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use axum::Router;
 use tokio::sync::{mpsc, watch};
+
+use super::conn::Server;
+use super::limits::{Registry, Ticket};
 
 const RUNNING: u8 = 0;
 const STOPPING: u8 = 1;
@@ -32,19 +37,26 @@ fn count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Serve `router` on `listener` (bound, any blocking mode) until stopped.
-pub fn start(listener: std::net::TcpListener, router: Router) -> io::Result<Loops> {
+/// One admitted connection on its way to a loop.
+type Handoff = (std::net::TcpStream, SocketAddr, Ticket);
+
+/// Serve `server` on `listener` (bound, any blocking mode) until stopped,
+/// with at most `registry`'s cap of connections open.
+pub(crate) fn start(
+    listener: std::net::TcpListener,
+    server: Arc<Server>,
+    registry: Arc<Registry>,
+) -> io::Result<Loops> {
     listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
     let (state, _) = watch::channel(RUNNING);
     let state = Arc::new(state);
     let n = count();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
-    let mut listener = Some((listener, senders));
+    let mut listener = Some((listener, senders, registry));
     let mut threads = Vec::with_capacity(n);
     for (k, rx) in receivers.into_iter().enumerate() {
         let acceptor = listener.take();
-        let router = router.clone();
+        let server = Arc::clone(&server);
         let shared = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name(format!("mirror-serve-{k}"))
@@ -53,21 +65,19 @@ pub fn start(listener: std::net::TcpListener, router: Router) -> io::Result<Loop
                     .enable_all()
                     .build()?;
                 rt.block_on(async move {
-                    if let Some((listener, senders)) = acceptor {
+                    if let Some((listener, senders, registry)) = acceptor {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
-                        tokio::spawn(dispatch(listener, senders, shared.subscribe()));
+                        let tls = server.is_tls();
+                        tokio::spawn(dispatch(
+                            listener,
+                            senders,
+                            registry,
+                            tls,
+                            shared.subscribe(),
+                        ));
                     }
-                    let mut stopping = shared.subscribe();
-                    let mut aborted = shared.subscribe();
-                    let serve = axum::serve(Handoff { rx, local }, router).with_graceful_shutdown(
-                        async move {
-                            let _ = stopping.wait_for(|s| *s >= STOPPING).await;
-                        },
-                    );
-                    tokio::select! {
-                        r = serve => r,
-                        _ = aborted.wait_for(|s| *s >= ABORTED) => Ok(()),
-                    }
+                    run_loop(rx, server, &shared).await;
+                    Ok(())
                 })
             });
         match thread {
@@ -81,6 +91,48 @@ pub fn start(listener: std::net::TcpListener, router: Router) -> io::Result<Loop
         }
     }
     Ok(Loops { state, threads })
+}
+
+/// One loop: serve the connections handed to it until stopped, then let
+/// them finish (until aborted).
+async fn run_loop(
+    mut rx: mpsc::UnboundedReceiver<Handoff>,
+    server: Arc<Server>,
+    state: &watch::Sender<u8>,
+) {
+    // Each connection holds a receiver; all dropped = all done.
+    let (open_tx, open_rx) = watch::channel(());
+    let mut stopping = state.subscribe();
+    loop {
+        let handed = tokio::select! {
+            h = rx.recv() => h,
+            _ = stopping.wait_for(|s| *s >= STOPPING) => break,
+        };
+        // The acceptor ended: nothing more will come.
+        let Some((tcp, peer, ticket)) = handed else {
+            let _ = stopping.wait_for(|s| *s >= STOPPING).await;
+            break;
+        };
+        let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
+            continue;
+        };
+        let server = Arc::clone(&server);
+        let open = open_rx.clone();
+        let mut stop = state.subscribe();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s >= STOPPING).await;
+            };
+            server.serve(tcp, peer, ticket, shutdown).await;
+            drop(open);
+        });
+    }
+    drop(open_rx);
+    let mut aborted = state.subscribe();
+    tokio::select! {
+        _ = open_tx.closed() => {}
+        _ = aborted.wait_for(|s| *s >= ABORTED) => {}
+    }
 }
 
 impl Loops {
@@ -124,10 +176,13 @@ impl Control {
     }
 }
 
-/// Accept and hand connections round-robin to the loops, until stopped.
+/// Accept, admit and hand connections round-robin to the loops, until
+/// stopped.
 async fn dispatch(
     listener: tokio::net::TcpListener,
-    loops: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    loops: Vec<mpsc::UnboundedSender<Handoff>>,
+    registry: Arc<Registry>,
+    tls: bool,
     mut state: watch::Receiver<u8>,
 ) {
     let mut next = 0usize;
@@ -136,51 +191,34 @@ async fn dispatch(
             a = listener.accept() => a,
             _ = state.wait_for(|s| *s >= STOPPING) => return,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
             Err(_) => {
                 // Out of file descriptors and the like: back off.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let Some(ticket) = registry.admit(peer.ip(), tls) else {
+            // Every open connection is at work for a client that keeps up.
+            if !tls {
+                let _ = tcp.try_write(REFUSED);
+            }
+            continue;
+        };
         // Without TCP_NODELAY a response written as headers then body
         // waits on the client's delayed ACK (Nagle): ~40 ms per small file.
         let _ = tcp.set_nodelay(true);
         // Leaves this loop's reactor; the receiving loop registers it.
         let Ok(tcp) = tcp.into_std() else { continue };
-        if loops[next % loops.len()].send(tcp).is_err() {
+        if loops[next % loops.len()].send((tcp, peer, ticket)).is_err() {
             return;
         }
         next = next.wrapping_add(1);
     }
 }
 
-/// One loop's listener: the connections [`dispatch`] hands it.
-struct Handoff {
-    rx: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for Handoff {
-    type Io = tokio::net::TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Some(tcp) = self.rx.recv().await else {
-                // The acceptor ended: nothing more will come.
-                return std::future::pending().await;
-            };
-            let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
-                continue;
-            };
-            let Ok(peer) = tcp.peer_addr() else { continue };
-            return (tcp, peer);
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
+/// The answer to a connection refused at the cap.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 36\r\n\r\n\
+503 too many connections, try again\n";

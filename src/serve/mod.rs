@@ -15,8 +15,25 @@
 //! `If-None-Match` → `304`, and `Last-Modified` with `If-Modified-Since` →
 //! `304` (pacman revalidates databases that way; rebar3 insists on ETags).
 //! Bodies are streamed from disk, small files kept in memory while they
-//! stay the same file. Details in [`files`]. Plain http runs one event loop
-//! per core ([`loops`]); https runs on tokio's work-stealing runtime.
+//! stay the same file. Details in [`files`]. The server runs one event loop
+//! per core ([`loops`]), http and https alike.
+//!
+//! # Limits
+//!
+//! Every phase of a connection has a deadline (TLS handshake, request
+//! header, request body, response, keep-alive) and the open connections a
+//! cap below the open-file limit, at which the connections that have not
+//! sent a request yet are shed first, so new clients are served while
+//! stalled ones hold the cap: see [`limits`] for each limit, its default and
+//! its flag.
+//!
+//! # The root
+//!
+//! Everything under the root is served, so [`check_root`] refuses a root
+//! that is the file system's root, a home directory, or a directory that
+//! holds no mirror tree (none of the directories of [`info::TREES`] nor
+//! `.mirror/`; with an upstream configured an empty directory is fine, the
+//! cache fills it), unless [`ServeOptions::force_root`] (`--force-root`).
 //!
 //! # Path safety
 //!
@@ -24,7 +41,7 @@
 //! exactly once ([`path::parse_request_path`]). Traversal (`..`, `%2e%2e`),
 //! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
 //! characters, and empty segments are `400`. Dot-files and dot-directories
-//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID` temporaries) and
+//! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID.N.RANDOM` temporaries) and
 //! `NAME.partial` downloads are `404`, as are directories (no listings).
 //! Then the final path is canonicalized and must lie under the canonicalized
 //! root with no hidden component below it, so a symlink in the tree cannot
@@ -52,27 +69,28 @@
 //!
 //! - [`router`] builds the axum [`Router`]; later routes (sparse index, git
 //!   smart HTTP) can be `merge`d or `route`d onto it.
-//! - [`bind`] opens the listener ([`ServeError::AddrInUse`] names the address
-//!   and suggests `--port`); [`serve`] runs a router on it until a shutdown
-//!   future resolves (graceful: in-flight requests finish).
-//! - [`run_blocking`] is the CLI's entry: own runtime, bind, report the
-//!   address through a callback, serve until Ctrl-C (a second Ctrl-C, or
-//!   [`SHUTDOWN_GRACE`] after the first, drops unfinished transfers).
+//! - [`bind_std`] opens the listener ([`ServeError::AddrInUse`] names the
+//!   address and suggests `--port`).
+//! - [`run_blocking`] is the CLI's entry: raise the open-file limit, check
+//!   the root, bind, report the address through a callback, serve until
+//!   Ctrl-C (a second Ctrl-C, or [`SHUTDOWN_GRACE`] after the first, drops
+//!   unfinished transfers).
 //! - [`spawn`] is for tests: a server on its own thread and runtime;
 //!   dropping the [`RunningServer`] stops it.
 
 pub mod cache;
+mod conn;
 pub mod crates;
 pub mod files;
 pub mod git;
 pub mod info;
+pub mod limits;
 pub mod loops;
 pub mod path;
 pub mod tls;
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -83,10 +101,10 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use self::path::{check_segment, parse_request_path, Refusal};
+use crate::store;
 
 /// How long a shutdown waits for in-flight transfers before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -165,10 +183,19 @@ pub struct ServeOptions {
     /// Pull what the tree lacks from these upstreams (`--upstream-…`,
     /// see [`cache`]); `None`: serve the tree as it is.
     pub upstream: Option<cache::UpstreamOptions>,
+    /// How many git processes the git index runs at once, and for how long.
+    pub git: git::GitLimits,
+    /// Timeouts and the connection cap (`--header-timeout`, …).
+    pub limits: limits::Limits,
+    /// Serve a root [`check_root`] would refuse (`--force-root`).
+    pub force_root: bool,
 }
 
 impl ServeOptions {
-    /// Options serving `root` on `127.0.0.1:0` with no rewrites.
+    /// Options serving `root` on `127.0.0.1:0` with no rewrites, for tests
+    /// and programs that choose the root themselves: [`check_root`]'s
+    /// policy is off ([`ServeOptions::force_root`]), as such a root often
+    /// starts empty.
     pub fn local(root: impl Into<PathBuf>) -> Self {
         ServeOptions {
             root: root.into(),
@@ -178,6 +205,9 @@ impl ServeOptions {
             base_url: None,
             tls: None,
             upstream: None,
+            git: git::GitLimits::default(),
+            limits: limits::Limits::default(),
+            force_root: true,
         }
     }
 
@@ -197,6 +227,9 @@ impl std::fmt::Debug for ServeOptions {
             .field("base_url", &self.base_url)
             .field("tls", &self.tls)
             .field("upstream", &self.upstream)
+            .field("git", &self.git)
+            .field("limits", &self.limits)
+            .field("force_root", &self.force_root)
             .finish()
     }
 }
@@ -282,6 +315,18 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The root is one serving it would expose what it should not.
+    #[error(
+        "refusing to serve {}: {reason}; point --root (or MIRROR_ROOT) at a mirror tree, \
+         or pass --force-root to serve it anyway",
+        path.display()
+    )]
+    RootRefused {
+        /// The root given.
+        path: PathBuf,
+        /// What it is.
+        reason: String,
+    },
     /// The async runtime could not start.
     #[error("cannot start the server runtime")]
     Runtime(#[source] std::io::Error),
@@ -296,7 +341,10 @@ pub enum ServeError {
     },
 }
 
-/// Check that the root is an existing directory.
+/// Check that the root is an existing directory and one it is safe to
+/// serve (unless [`ServeOptions::force_root`]): not the file system's root,
+/// not a home directory, and holding a mirror tree (or, with an upstream
+/// configured, empty).
 pub fn check_root(opts: &ServeOptions) -> Result<(), ServeError> {
     let err = |source| ServeError::Root {
         path: opts.root.clone(),
@@ -306,7 +354,92 @@ pub fn check_root(opts: &ServeOptions) -> Result<(), ServeError> {
     if !meta.is_dir() {
         return Err(err(std::io::Error::other("not a directory")));
     }
-    Ok(())
+    if opts.force_root {
+        return Ok(());
+    }
+    let pulls = opts.upstream.as_ref().is_some_and(|u| u.any());
+    match refuse_root(&opts.root, pulls) {
+        Some(reason) => Err(ServeError::RootRefused {
+            path: opts.root.clone(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Why `root` (an existing directory) should not be served, if it should
+/// not. `pulls`: an upstream fills it, so it may start empty.
+fn refuse_root(root: &Path, pulls: bool) -> Option<String> {
+    let real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let via = if real.as_path() != root {
+        format!(" ({})", real.display())
+    } else {
+        String::new()
+    };
+    if real.parent().is_none() {
+        return Some(format!(
+            "it is the file system's root{via}: every file on the host would be \
+             served, /proc/self/environ included"
+        ));
+    }
+    if home_dirs().contains(&real) {
+        return Some(format!(
+            "it is a home directory{via}: keys, tokens and shell history would be served"
+        ));
+    }
+    let has_tree = info::TREES
+        .iter()
+        .map(|(_, dir)| *dir)
+        .chain([store::META_DIR])
+        .any(|dir| real.join(dir).is_dir());
+    if has_tree {
+        return None;
+    }
+    let empty = || std::fs::read_dir(&real).is_ok_and(|mut d| d.next().is_none());
+    if pulls && empty() {
+        return None;
+    }
+    let expected: Vec<String> = info::TREES
+        .iter()
+        .map(|(_, dir)| format!("{dir}/"))
+        .chain([format!("{}/", store::META_DIR)])
+        .collect();
+    Some(format!(
+        "it holds no mirror tree{via} (expected one of {}{})",
+        expected.join(", "),
+        if pulls {
+            ", or an empty directory for the pull-through cache"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// The home directories of this host: `$HOME` and every one in
+/// `/etc/passwd`, canonicalized (those that exist).
+fn home_dirs() -> Vec<PathBuf> {
+    use std::io::Read;
+    let mut homes: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let mut passwd = String::new();
+    if let Ok(f) = std::fs::File::open("/etc/passwd") {
+        // A local file, but still: no more than a large one.
+        let _ = f.take(16 << 20).read_to_string(&mut passwd);
+    }
+    homes.extend(
+        passwd
+            .lines()
+            .filter_map(|line| line.split(':').nth(5))
+            .filter(|home| home.starts_with('/'))
+            .map(PathBuf::from),
+    );
+    homes
+        .iter()
+        .filter_map(|h| std::fs::canonicalize(h).ok())
+        .filter(|h| h.parent().is_some())
+        .collect()
 }
 
 /// Bind a standard listener on `opts.bind:opts.port` (for [`loops`]).
@@ -321,31 +454,56 @@ pub fn bind_std(opts: &ServeOptions) -> Result<std::net::TcpListener, ServeError
     })
 }
 
-/// Bind `opts.bind:opts.port` and serve `router` there on [`loops`];
-/// the bound address (with the real port when 0 was asked for).
+/// A server that has started.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (with the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The connection cap in force.
+    pub max_connections: usize,
+    /// The open-file limit it was derived from (`None`: unlimited).
+    pub fd_limit: Option<u64>,
+    /// What is wrong with the limits, the TLS certificate or key, one line
+    /// each.
+    pub warnings: Vec<String>,
+}
+
+/// Bind `opts.bind:opts.port` and serve `router` there on [`loops`], over
+/// TLS with `tls`.
 fn start_loops(
     opts: &ServeOptions,
     router: Router,
-) -> Result<(SocketAddr, loops::Loops), ServeError> {
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> Result<(Started, loops::Loops), ServeError> {
     let listener = bind_std(opts)?;
     let addr = listener.local_addr().map_err(|source| ServeError::Serve {
         addr: opts.addr(),
         source,
     })?;
-    let loops = loops::start(listener, router).map_err(ServeError::Runtime)?;
-    Ok((addr, loops))
-}
-
-/// Bind the listener on `opts.bind:opts.port`.
-pub async fn bind(opts: &ServeOptions) -> Result<TcpListener, ServeError> {
-    let addr = opts.addr();
-    TcpListener::bind(addr).await.map_err(|source| {
-        if source.kind() == std::io::ErrorKind::AddrInUse {
-            ServeError::AddrInUse { addr, source }
-        } else {
-            ServeError::Bind { addr, source }
+    let registry = Arc::new(limits::Registry::new(&opts.limits));
+    let fd_limit = limits::fd_limit();
+    let mut warnings = Vec::new();
+    // Each connection may hold a file open besides its socket.
+    let room = fd_limit.map(|n| n.saturating_sub(limits::FD_RESERVE) / 2);
+    if let (Some(asked), Some(room)) = (opts.limits.max_connections, room) {
+        if asked as u64 > room {
+            warnings.push(format!(
+                "--max-connections {asked} is more than the open-file limit ({}) leaves room \
+                 for ({room}): clients could take every descriptor; raise `ulimit -n` or \
+                 lower --max-connections",
+                fd_limit.unwrap_or_default()
+            ));
         }
-    })
+    }
+    let started = Started {
+        addr,
+        max_connections: registry.cap(),
+        fd_limit,
+        warnings,
+    };
+    let server = Arc::new(conn::Server::new(router, opts.limits.clone(), tls));
+    let loops = loops::start(listener, server, registry).map_err(ServeError::Runtime)?;
+    Ok((started, loops))
 }
 
 /// The router: `/health`, the crate routes ([`crates::routes`]) and static
@@ -374,127 +532,61 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         .merge(info::routes(opts, cache)))
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves; then stop
-/// accepting and wait for in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY a response written as headers then body waits on
-    // the client's delayed ACK (Nagle): ~40 ms per small file.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// The peer address of the connection `req` came on, when known (the
+/// pull-through cache charges upstream requests to it).
+pub(crate) fn peer_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
-/// [`serve`], over TLS when `tls` is given.
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    match tls {
-        None => serve(listener, router, shutdown).await,
-        Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
-}
-
-/// The CLI entry point: start a runtime, check the root, bind, call
-/// `on_ready` with the bound address, serve until Ctrl-C. Prints nothing.
-pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+/// The CLI entry point: raise the open-file limit, check the root, load
+/// the TLS files, bind, call `on_ready`, serve until Ctrl-C. Prints
+/// nothing.
+pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> anyhow::Result<()> {
+    limits::raise_fd_limit();
     check_root(&opts)?;
-    let tls = opts.tls.as_ref().map(tls::load).transpose()?;
-    if tls.is_none() {
-        let (addr, loops) = start_loops(&opts, router(&opts)?)?;
-        // Ctrl-C stops accepting and gives transfers a grace period; a
-        // second Ctrl-C ends them at once. The handler is in place before
-        // the address is announced, so an early Ctrl-C is never fatal.
-        let control = loops.control();
-        let signals = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(ServeError::Runtime)?;
-        let mut interrupts = {
-            let _in = signals.enter();
-            Interrupts::new().map_err(ServeError::Runtime)?
-        };
-        on_ready(addr);
-        std::thread::Builder::new()
-            .name("mirror-serve-signals".into())
-            .spawn(move || {
-                signals.block_on(async {
-                    interrupts.next().await;
-                    control.stop();
-                    tokio::select! {
-                        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-                        _ = interrupts.next() => {}
-                    }
-                    control.abort();
-                })
-            })
-            .map_err(ServeError::Runtime)?;
-        loops
-            .join()
-            .map_err(|source| ServeError::Serve { addr, source })?;
-        return Ok(());
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let (tls, warnings) = match &opts.tls {
+        Some(files) => {
+            let (config, warnings) = tls::load_checked(files)?;
+            (Some(config), warnings)
+        }
+        None => (None, Vec::new()),
+    };
+    let (mut started, loops) = start_loops(&opts, router(&opts)?, tls)?;
+    started.warnings.extend(warnings);
+    let addr = started.addr;
+    // Ctrl-C stops accepting and gives transfers a grace period; a second
+    // Ctrl-C ends them at once. The handler is in place before the address
+    // is announced, so an early Ctrl-C is never fatal.
+    let control = loops.control();
+    let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    let router = router(&opts)?;
-    rt.block_on(async move {
-        let listener = bind(&opts).await?;
-        let addr = listener.local_addr().map_err(|source| ServeError::Serve {
-            addr: opts.addr(),
-            source,
-        })?;
-        let mut interrupts =
-            Interrupts::new().map_err(|source| ServeError::Serve { addr, source })?;
-        on_ready(addr);
-        let (serving_tx, serving_rx) = oneshot::channel::<()>();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (again_tx, again_rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            interrupts.next().await;
-            let _ = serving_tx.send(());
-            let _ = stop_tx.send(());
-            interrupts.next().await;
-            let _ = again_tx.send(());
-        });
-        let shutdown = async move {
-            let _ = serving_rx.await;
-        };
-        // After the first Ctrl-C, give transfers a grace period; a second
-        // Ctrl-C ends them at once.
-        let deadline = async move {
-            if stop_rx.await.is_ok() {
+    let mut interrupts = {
+        let _in = signals.enter();
+        Interrupts::new().map_err(ServeError::Runtime)?
+    };
+    on_ready(&started);
+    std::thread::Builder::new()
+        .name("mirror-serve-signals".into())
+        .spawn(move || {
+            signals.block_on(async {
+                interrupts.next().await;
+                control.stop();
                 tokio::select! {
                     _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-                    _ = again_rx => {}
+                    _ = interrupts.next() => {}
                 }
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            r = serve_with(listener, router, tls, shutdown) => {
-                r.map_err(|source| ServeError::Serve { addr, source })?;
-            }
-            _ = deadline => {}
-        }
-        Ok(())
-    })
+                control.abort();
+            })
+        })
+        .map_err(ServeError::Runtime)?;
+    loops
+        .join()
+        .map_err(|source| ServeError::Serve { addr, source })?;
+    Ok(())
 }
 
 /// Ctrl-C (SIGINT) as a stream, its handler installed when created.
@@ -574,93 +666,25 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let router = router(&opts)?;
-    if tls.is_none() {
-        let (addr, loops) = start_loops(&opts, router)?;
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("mirror-serve-{}", addr.port()))
-            .spawn(move || -> std::io::Result<()> {
-                let control = loops.control();
-                // A dropped sender stops the server as well.
-                let _ = stop_rx.blocking_recv();
-                control.stop();
-                let _ = std::thread::Builder::new()
-                    .name("mirror-serve-grace".into())
-                    .spawn(move || {
-                        std::thread::sleep(SHUTDOWN_GRACE);
-                        control.abort();
-                    });
-                loops.join()
-            })
-            .map_err(ServeError::Runtime)?;
-        return Ok(RunningServer {
-            addr,
-            scheme,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        });
-    }
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
+    let (started, loops) = start_loops(&opts, router, tls)?;
+    let addr = started.addr;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
-        .name(format!("mirror-serve-{}", opts.port))
+        .name(format!("mirror-serve-{}", addr.port()))
         .spawn(move || -> std::io::Result<()> {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("mirror-serve")
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(ServeError::Runtime(e)));
-                    return Ok(());
-                }
-            };
-            rt.block_on(async move {
-                let bound = bind(&opts).await.and_then(|l| {
-                    let addr = l.local_addr().map_err(|source| ServeError::Serve {
-                        addr: opts.addr(),
-                        source,
-                    })?;
-                    Ok((l, addr))
+            let control = loops.control();
+            // A dropped sender stops the server as well.
+            let _ = stop_rx.blocking_recv();
+            control.stop();
+            let _ = std::thread::Builder::new()
+                .name("mirror-serve-grace".into())
+                .spawn(move || {
+                    std::thread::sleep(SHUTDOWN_GRACE);
+                    control.abort();
                 });
-                let listener = match bound {
-                    Ok((l, addr)) => {
-                        let _ = ready_tx.send(Ok(addr));
-                        l
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return Ok(());
-                    }
-                };
-                let (grace_tx, grace_rx) = oneshot::channel::<()>();
-                let shutdown = async move {
-                    let _ = stop_rx.await;
-                    let _ = grace_tx.send(());
-                };
-                tokio::select! {
-                    r = serve_with(listener, router, tls, shutdown) => r,
-                    _ = async move {
-                        let _ = grace_rx.await;
-                        tokio::time::sleep(SHUTDOWN_GRACE).await;
-                    } => Ok(()),
-                }
-            })
+            loops.join()
         })
         .map_err(ServeError::Runtime)?;
-    let addr = match ready_rx.recv() {
-        Ok(Ok(addr)) => addr,
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            return Err(e.into());
-        }
-        Err(_) => {
-            let _ = thread.join();
-            anyhow::bail!("the server thread ended before binding");
-        }
-    };
     Ok(RunningServer {
         addr,
         scheme,
@@ -724,7 +748,8 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     if let Some(cache) = &tree.cache {
         // Only a plain GET of the whole file may follow a download.
         let may_follow = method == Method::GET && !req.headers().contains_key(RANGE);
-        match cache.prepare(&segments, may_follow).await {
+        let prepared = cache::for_client(peer_ip(&req), cache.prepare(&segments, may_follow));
+        match prepared.await {
             Ok(Some(following)) => return following.response(name),
             Ok(None) => {}
             Err(e) => return e.response(),

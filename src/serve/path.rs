@@ -103,8 +103,8 @@ pub fn check_segment(seg: &str) -> Result<(), Refusal> {
 }
 
 /// Names that exist in a tree but are never served: dot-files and
-/// dot-directories (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID`
-/// temporaries) and the engine's `NAME.partial` downloads.
+/// dot-directories (`.mirror/`, `.git/`, the store's
+/// `.NAME.tmp.PID.N.RANDOM` temporaries) and the engine's `NAME.partial` downloads.
 pub fn is_hidden_name(name: &str) -> bool {
     name.starts_with('.') || name.ends_with(".partial")
 }

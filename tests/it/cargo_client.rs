@@ -92,7 +92,7 @@ pub(crate) fn ok(what: &str, out: Output) -> String {
 }
 
 /// Resolve, fetch and build offline with one protocol; returns Cargo.lock.
-fn round(bin: &Path, work: &Path, name: &str, protocol: &str, registry: &str) -> String {
+pub(crate) fn round(bin: &Path, work: &Path, name: &str, protocol: &str, registry: &str) -> String {
     let dir = work.join(name);
     let home = dir.join("cargo-home");
     let proj = dir.join("project");

@@ -4,9 +4,9 @@
 //! (advertisement, and a real `git clone` over protocol v0 and v2).
 //!
 //! The served tree is what `mirror crate` leaves: the fixture index cloned
-//! to `git/crates.io-index` with `master` published and HEAD on a `working`
-//! branch that holds an unpublished crate, and the crate files under
-//! `crates/<lowerprefix>/<name>/`.
+//! to `git/crates.io-index` with `master` published and named by HEAD, a
+//! `working` branch that holds an unpublished crate, and the crate files
+//! under `crates/<lowerprefix>/<name>/`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,7 +44,8 @@ impl CratesTree {
 /// `leaf 1.1.0`, `app 0.1.0` (depends on `leaf ^1`), `Mixed_Case 0.1.0`, `ab
 /// 0.1.0`, `abc 0.1.0` on `master`, whose `config.json` has `dl` =
 /// `http://ADDR/crates` (cargo appends `/{crate}/{version}/download`).
-/// HEAD names `working`, one commit ahead with the crate `unpublished`.
+/// `working` is one commit ahead with the crate `unpublished`; HEAD names
+/// `master` (as `mirror crate init` leaves it; git serves only that).
 pub fn crates_tree() -> CratesTree {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
@@ -95,6 +96,7 @@ pub fn crates_tree() -> CratesTree {
     std::fs::write(index.join("un/pu/unpublished"), "{}\n").unwrap();
     git(&index, &["add", "-A"]);
     git(&index, &["commit", "-q", "-m", "Not yet published"]);
+    git(&index, &["checkout", "-q", "master"]);
     CratesTree { tmp, root, server }
 }
 
@@ -332,7 +334,6 @@ fn sparse_index_follows_master_when_it_moves() {
     text.push_str(line);
     std::fs::write(index.join("le/af/leaf"), &text).unwrap();
     git(&index, &["commit", "-q", "-am", "Update leaf"]);
-    git(&index, &["checkout", "-q", "working"]);
     let after = get(&t, "/index/le/af/leaf");
     assert_eq!(after.status, 200);
     assert_eq!(after.text(), text);
@@ -389,7 +390,7 @@ fn git_info_refs_advertises_master_as_head() {
         "{text}"
     );
     let master = t.rev("master");
-    assert_ne!(master, t.rev("HEAD"), "HEAD is on working in the fixture");
+    assert_ne!(master, t.rev("working"), "working is ahead in the fixture");
     assert!(text.contains(&format!("{master} HEAD\0")), "{text}");
     assert!(text.contains("symref=HEAD:refs/heads/master"), "{text}");
     assert!(
@@ -481,7 +482,6 @@ fn git_clone_over_smart_http_gets_master() {
         git(&index, &["checkout", "-q", "master"]);
         std::fs::write(index.join("2/ab"), format!("{version}\n")).unwrap();
         git(&index, &["commit", "-q", "-am", "Change ab"]);
-        git(&index, &["checkout", "-q", "working"]);
         let out = std::process::Command::new("git")
             .current_dir(&dest)
             .args([
@@ -628,10 +628,9 @@ fn missing_git_is_a_clear_503() {
     assert_eq!(sparse.status, 200);
 }
 
-/// git upload-pack v2 grants a want of any object in the store; the view
-/// reaches the index's objects through alternates, so v2 must not be
-/// spoken, or a client could fetch `working` (local config, unverified
-/// crates) by commit id.
+/// git upload-pack v2 grants a want of any object in the store (the
+/// index's, every branch's), so v2 must not be spoken, or a client could
+/// fetch `working` (local config, unverified crates) by commit id.
 #[test]
 fn git_clients_cannot_fetch_other_branches_by_id() {
     let t = crates_tree();

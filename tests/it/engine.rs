@@ -25,6 +25,7 @@ fn engine(jobs: usize, keep_going: bool) -> Engine {
             retries: 3,
             retry_delay: Duration::ZERO,
             low_speed_limit: 0,
+            max_file_size: None,
         },
     })
     .unwrap()
@@ -376,6 +377,7 @@ fn a_slow_server_times_out_with_an_error_naming_the_url() {
             retries: 0,
             retry_delay: Duration::ZERO,
             low_speed_limit: 0,
+            max_file_size: None,
         },
         ..FetchOptions::default()
     })
@@ -467,16 +469,20 @@ fn openpgp_signatures_are_checked_before_publishing() {
 #[test]
 fn conditional_fetches_send_validators_and_take_304s() {
     use mirror::fetch::{Conditional, Validators};
+    const INDEX: mirror::limit::Limit = mirror::limit::CRATE_INDEX_FILE;
     let up = Upstream::start();
     up.put("idx/se/rd/serde", b"line 1\n".to_vec());
     up.fault("idx/flaky", Fault::Status(503), 1);
     up.put("idx/flaky", b"x".to_vec());
     let e = engine(4, false);
-    let first = e.fetch_bytes_conditional_many(&[
-        (up.url("idx/se/rd/serde"), Validators::default()),
-        (up.url("idx/flaky"), Validators::default()),
-        (up.url("idx/missing"), Validators::default()),
-    ]);
+    let first = e.fetch_bytes_conditional_many(
+        &[
+            (up.url("idx/se/rd/serde"), Validators::default()),
+            (up.url("idx/flaky"), Validators::default()),
+            (up.url("idx/missing"), Validators::default()),
+        ],
+        INDEX,
+    );
     let Ok(Conditional::Fetched { bytes, validators }) = &first[0] else {
         panic!("{:?}", first[0])
     };
@@ -489,7 +495,8 @@ fn conditional_fetches_send_validators_and_take_304s() {
     assert!(first[2].is_err(), "a 404 is an error");
 
     up.clear_requests();
-    let again = e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())]);
+    let again =
+        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())], INDEX);
     assert_eq!(again[0].as_ref().unwrap(), &Conditional::NotModified);
     let reqs = up.requests_for("idx/se/rd/serde");
     assert_eq!(reqs[0].header("if-none-match"), validators.etag.as_deref());
@@ -497,7 +504,7 @@ fn conditional_fetches_send_validators_and_take_304s() {
     // A changed resource comes back whole, with new validators.
     up.put("idx/se/rd/serde", b"line 1\nline 2\n".to_vec());
     let changed =
-        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())]);
+        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())], INDEX);
     let Ok(Conditional::Fetched {
         bytes,
         validators: newer,
@@ -529,6 +536,7 @@ fn a_trickling_transfer_is_abandoned_and_resumed() {
             retries: 1,
             retry_delay: Duration::ZERO,
             low_speed_limit: 1024,
+            max_file_size: None,
         },
         ..FetchOptions::default()
     })
@@ -562,6 +570,7 @@ fn a_trickling_transfer_is_abandoned_and_resumed() {
             retries: 0,
             retry_delay: Duration::ZERO,
             low_speed_limit: 1024,
+            max_file_size: None,
         },
         ..FetchOptions::default()
     })

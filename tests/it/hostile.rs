@@ -20,16 +20,16 @@ use crate::support::tree::{files, paths};
 use crate::support::upstream::{Fault, Upstream};
 use crate::support::{arch, dist, rustup};
 
-fn owned(args: &[&str]) -> Vec<String> {
+pub(crate) fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn run(root: &Path, args: &[String]) -> Output {
+pub(crate) fn run(root: &Path, args: &[String]) -> Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     mirror(root, &args)
 }
 
-fn succeeds(root: &Path, args: &[String]) {
+pub(crate) fn succeeds(root: &Path, args: &[String]) {
     let out = run(root, args);
     assert!(
         out.status.success(),
@@ -41,21 +41,35 @@ fn succeeds(root: &Path, args: &[String]) {
 // ------------------------------------------------------------ bundles
 
 /// How one ecosystem takes a bundle in.
-struct Intake {
+pub(crate) struct Intake {
     /// The ecosystem a manifest names.
-    ecosystem: &'static str,
+    pub(crate) ecosystem: &'static str,
     /// A path its bundles may hold.
-    member: &'static str,
+    pub(crate) member: &'static str,
     /// Commands an empty far-side tree needs first.
-    prepare: &'static [&'static [&'static str]],
+    pub(crate) prepare: &'static [&'static [&'static str]],
     /// The command that reads `--archive` (appended).
-    command: &'static [&'static str],
+    pub(crate) command: &'static [&'static str],
     /// The option naming the key it checks with, and the key.
-    key: Option<KeyOption>,
+    pub(crate) key: Option<KeyOption>,
+}
+
+impl Intake {
+    /// The command reading `archive`, with its key.
+    pub(crate) fn args(&self, archive: &Path) -> Vec<String> {
+        let mut args = owned(self.command);
+        if let Some((option, key)) = self.key {
+            args.push(option.into());
+            args.push(key().display().to_string());
+        }
+        args.push("--archive".into());
+        args.push(archive.display().to_string());
+        args
+    }
 }
 
 /// An option naming a key file (`--keyring`, `--public-key`), and the key.
-type KeyOption = (&'static str, fn() -> PathBuf);
+pub(crate) type KeyOption = (&'static str, fn() -> PathBuf);
 
 fn signing_key() -> PathBuf {
     TestKey::Signing.public_path()
@@ -65,7 +79,7 @@ fn hex_key() -> PathBuf {
     key_path("hex-test.pub.pem")
 }
 
-const RUSTUP_INTAKE: Intake = Intake {
+pub(crate) const RUSTUP_INTAKE: Intake = Intake {
     ecosystem: "rustup",
     member: "rustup/archive/1.0.0/x86_64-unknown-linux-gnu/rustup-init",
     prepare: &[],
@@ -73,7 +87,7 @@ const RUSTUP_INTAKE: Intake = Intake {
     key: None,
 };
 
-const TOOLCHAIN_INTAKE: Intake = Intake {
+pub(crate) const TOOLCHAIN_INTAKE: Intake = Intake {
     ecosystem: "toolchain",
     member: "dist/2026-10-15/rustc-1.99.1-x86_64-unknown-linux-gnu.tar.xz",
     prepare: &[],
@@ -81,7 +95,7 @@ const TOOLCHAIN_INTAKE: Intake = Intake {
     key: Some(("--keyring", signing_key)),
 };
 
-const CRATES_INTAKE: Intake = Intake {
+pub(crate) const CRATES_INTAKE: Intake = Intake {
     ecosystem: "crates",
     member: "crates/le/af/leaf/leaf-1.0.0.crate",
     prepare: &[&["crate", "init-import"]],
@@ -89,7 +103,7 @@ const CRATES_INTAKE: Intake = Intake {
     key: None,
 };
 
-const HEX_INTAKE: Intake = Intake {
+pub(crate) const HEX_INTAKE: Intake = Intake {
     ecosystem: "hex",
     member: "hex/tarballs/alpha-1.0.0.tar",
     prepare: &[],
@@ -97,7 +111,7 @@ const HEX_INTAKE: Intake = Intake {
     key: Some(("--public-key", hex_key)),
 };
 
-const ARCH_INTAKE: Intake = Intake {
+pub(crate) const ARCH_INTAKE: Intake = Intake {
     ecosystem: "arch",
     member: "archlinux/core/os/x86_64/hello-1.0-1-x86_64.pkg.tar.zst",
     prepare: &[],
@@ -228,16 +242,13 @@ fn refuses_hostile_bundles(intake: &Intake) {
         let not_ours = |n: &str| n != ".mirror";
         let before = files(tmp.path(), not_ours);
 
-        let mut args = owned(intake.command);
-        if let Some((option, key)) = intake.key {
-            args.push(option.into());
-            args.push(key().display().to_string());
-        }
-        args.push("--archive".into());
-        args.push(archive.display().to_string());
-        let out = run(&root, &args);
+        let out = run(&root, &intake.args(&archive));
         let err = String::from_utf8_lossy(&out.stderr);
         let name = intake.ecosystem;
+        assert!(
+            out.status.code() != Some(101) && !err.contains("panicked"),
+            "{name}, {what}: panicked:\n{err}"
+        );
         assert!(!out.status.success(), "{name}, {what}: accepted");
         assert!(
             err.contains(&archive.display().to_string()),

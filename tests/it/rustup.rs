@@ -299,11 +299,17 @@ fn round_trip_download_pack_unpack() {
     let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(offline.path())).unwrap();
     let client = mirror::fetch::Engine::new(mirror::fetch::FetchOptions::default()).unwrap();
     let bin = client
-        .fetch_bytes(&server.url(&format!("/rustup/dist/{LINUX}/rustup-init")))
+        .fetch_bytes(
+            &server.url(&format!("/rustup/dist/{LINUX}/rustup-init")),
+            mirror::limit::RUSTUP_INIT,
+        )
         .unwrap();
     assert_eq!(bin, init_bytes("1.28.2", LINUX));
     let sum = client
-        .fetch_bytes(&server.url(&format!("/rustup/dist/{LINUX}/rustup-init.sha256")))
+        .fetch_bytes(
+            &server.url(&format!("/rustup/dist/{LINUX}/rustup-init.sha256")),
+            mirror::limit::COMPANION,
+        )
         .unwrap();
     let expected = std::fs::read(
         online
@@ -317,7 +323,10 @@ fn round_trip_download_pack_unpack() {
         mirror::verify::Sha256Digest::of(&bin)
     );
     let stable = client
-        .fetch_bytes(&server.url("/rustup/release-stable.toml"))
+        .fetch_bytes(
+            &server.url("/rustup/release-stable.toml"),
+            mirror::limit::SMALL_TEXT,
+        )
         .unwrap();
     assert_eq!(stable, b"schema-version = '1'\nversion = '1.28.2'\n");
 }

@@ -735,6 +735,7 @@ fn ctrl_c_stops_accepting_and_lets_transfers_finish() {
 fn an_early_ctrl_c_ends_serve_cleanly() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("dist")).unwrap();
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls");
     for https in [false, true] {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirror"));

@@ -23,18 +23,20 @@
 //! mirrors and tests.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use anyhow::{bail, Context, Result};
 
+use crate::limit::{self, Capped, Found};
 use crate::verify::Sha256Digest;
 
 /// The largest `desc`/`depends` file read (real ones are a few KiB).
 const MAX_DESC: u64 = 1 << 20;
 
-/// The largest decompressed database accepted (the `.files` of `extra` is
-/// a few hundred MiB; `.db`s are far smaller).
-const MAX_DECOMPRESSED: u64 = 4 << 30;
+/// The most value lines all entries of one database may hold: `extra`
+/// has about 600,000 for 14,000 packages. Each costs a small allocation,
+/// so this (with [`limit::ARCH_DB_DESCS`]) bounds a database's memory.
+const MAX_LINES: usize = 2_000_000;
 
 /// How a database is compressed, told by its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,36 +71,46 @@ impl Compression {
     }
 }
 
-/// Decompress a database into its tar bytes. `what` names it in errors.
-pub fn decompress(data: &[u8], what: &str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+/// Run `read` over the tar bytes of a database, inflated as they are read
+/// (never whole in memory) and at most [`limit::ARCH_DB_INFLATED`] of
+/// them: past it, reading fails with [`limit::TooLarge`]. `what` names
+/// the database in errors.
+pub fn with_tar<T>(
+    data: &[u8],
+    what: &str,
+    read: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<T> {
+    let cap = limit::ARCH_DB_INFLATED.limit(data.len() as u64);
     match Compression::detect(data) {
-        Some(Compression::None) => out.extend_from_slice(data),
-        Some(Compression::Gzip) => {
-            flate2::read::MultiGzDecoder::new(data)
-                .take(MAX_DECOMPRESSED + 1)
-                .read_to_end(&mut out)
-                .with_context(|| format!("{what}: corrupt gzip data"))?;
-        }
-        Some(Compression::Zstd) => {
-            // One or more frames, one after the other.
-            let mut rest = data;
-            while !rest.is_empty() {
-                let mut frame = ruzstd::decoding::StreamingDecoder::new(&mut rest)
-                    .map_err(|e| anyhow::anyhow!("{what}: corrupt zstd data: {e}"))?;
-                (&mut frame)
-                    .take(MAX_DECOMPRESSED + 1 - out.len() as u64)
-                    .read_to_end(&mut out)
-                    .with_context(|| format!("{what}: corrupt zstd data"))?;
-                if out.len() as u64 > MAX_DECOMPRESSED {
-                    break;
-                }
-            }
-        }
+        Some(Compression::None) => read(&mut Capped::new(data, cap)),
+        Some(Compression::Gzip) => read(&mut Capped::new(
+            flate2::read::MultiGzDecoder::new(data),
+            cap,
+        )),
+        Some(Compression::Zstd) => read(&mut Capped::new(ZstdFrames::new(data), cap)),
         Some(Compression::Xz) => {
-            let mut input = io::BufReader::new(data);
-            lzma_rs::xz_decompress(&mut input, &mut LimitedWriter(&mut out))
-                .map_err(|e| anyhow::anyhow!("{what}: corrupt xz data: {e}"))?;
+            // lzma-rs writes what it inflates; a pipe turns that into a
+            // reader, so the tar is read as it inflates here too. Its
+            // window grows with what it produced, so it is bounded by the
+            // cap. A reader that stops early closes the pipe, which ends
+            // the writer.
+            let (reader, mut writer) =
+                std::io::pipe().with_context(|| format!("{what}: cannot create a pipe"))?;
+            std::thread::scope(|scope| {
+                let inflate = scope.spawn(move || {
+                    let mut input = io::BufReader::new(data);
+                    lzma_rs::xz_decompress(&mut input, &mut writer)
+                });
+                let out = read(&mut Capped::new(reader, cap));
+                let inflated = inflate
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                match (out, inflated) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(anyhow::anyhow!("{what}: corrupt xz data: {e}")),
+                }
+            })
         }
         None => {
             let head: String = data.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -107,24 +119,66 @@ pub fn decompress(data: &[u8], what: &str) -> Result<Vec<u8>> {
             );
         }
     }
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        bail!("{what}: database larger than {MAX_DECOMPRESSED} bytes decompressed");
-    }
-    Ok(out)
 }
 
-struct LimitedWriter<'a>(&'a mut Vec<u8>);
+/// Decompress a database into its tar bytes (bounded as [`with_tar`]).
+pub fn decompress(data: &[u8], what: &str) -> Result<Vec<u8>> {
+    with_tar(data, what, |r| {
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)
+            .map_err(|e| inflate_error(e, what))?;
+        Ok(out)
+    })
+}
 
-impl Write for LimitedWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.0.len() as u64 + buf.len() as u64 > MAX_DECOMPRESSED {
-            return Err(io::Error::other("decompressed size limit exceeded"));
-        }
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
+/// An error met while inflating: a size limit as it is, anything else as
+/// corrupt data.
+fn inflate_error(e: io::Error, what: &str) -> anyhow::Error {
+    match limit::too_large(&e) {
+        Some(t) => anyhow::Error::new(t.clone()).context(format!("{what}: refusing the database")),
+        None => anyhow::Error::new(e).context(format!("{what}: corrupt compressed data")),
     }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+}
+
+/// The frames of a zstd stream, one after the other, as one reader.
+struct ZstdFrames<'a> {
+    rest: &'a [u8],
+    frame: Option<ruzstd::decoding::StreamingDecoder<&'a [u8], ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<'a> ZstdFrames<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        ZstdFrames {
+            rest: data,
+            frame: None,
+        }
+    }
+}
+
+impl Read for ZstdFrames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let frame = match &mut self.frame {
+                Some(f) => f,
+                None if self.rest.is_empty() => return Ok(0),
+                None => {
+                    let rest = std::mem::take(&mut self.rest);
+                    let f = ruzstd::decoding::StreamingDecoder::new(rest)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                    self.frame.insert(f)
+                }
+            };
+            let n = frame.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if let Some(done) = self.frame.take() {
+                self.rest = done.into_inner();
+            }
+        }
     }
 }
 
@@ -301,14 +355,21 @@ pub fn is_valid_version(v: &str) -> bool {
 /// by directory. Entries without a `desc` are refused; links and devices
 /// are refused; other files (`files`, unknown ones) are ignored.
 pub fn parse(data: &[u8], what: &str) -> Result<Vec<RawDesc>> {
-    let tar_bytes = decompress(data, what)?;
+    with_tar(data, what, |tar| parse_tar(tar, what))
+}
+
+/// [`parse`] over the tar bytes as they are read. What is kept is
+/// bounded: each `desc` by [`MAX_DESC`], all of them by
+/// [`limit::ARCH_DB_DESCS`] and [`MAX_LINES`]; file lists are skipped.
+fn parse_tar(tar: &mut dyn Read, what: &str) -> Result<Vec<RawDesc>> {
     let mut entries: BTreeMap<String, RawDesc> = BTreeMap::new();
-    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut archive = tar::Archive::new(tar);
+    let (mut kept, mut lines) = (0u64, 0usize);
     for entry in archive
         .entries()
         .with_context(|| format!("{what}: not a tar archive"))?
     {
-        let mut entry = entry.with_context(|| format!("{what}: corrupt tar archive"))?;
+        let mut entry = entry.map_err(|e| tar_error(e, what))?;
         let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -333,10 +394,23 @@ pub fn parse(data: &[u8], what: &str) -> Result<Vec<RawDesc>> {
                 entry.size()
             );
         }
+        kept += entry.size();
+        if kept > limit::ARCH_DB_DESCS.bytes {
+            let e = limit::ARCH_DB_DESCS.exceeded(Found::MoreThan(limit::ARCH_DB_DESCS.bytes));
+            return Err(anyhow::Error::new(e).context(format!("{what}: refusing the database")));
+        }
         let mut text = String::new();
-        entry
-            .read_to_string(&mut text)
-            .with_context(|| format!("{what}: {path} is not UTF-8 text"))?;
+        entry.read_to_string(&mut text).map_err(|e| {
+            if limit::too_large(&e).is_some() {
+                inflate_error(e, what)
+            } else {
+                anyhow::Error::new(e).context(format!("{what}: {path} is not UTF-8 text"))
+            }
+        })?;
+        lines += text.lines().count();
+        if lines > MAX_LINES {
+            bail!("{what}: refusing the database: more than {MAX_LINES} lines in its entries");
+        }
         let raw = entries.entry(dir.to_string()).or_insert_with(|| RawDesc {
             dir: dir.to_string(),
             ..RawDesc::default()
@@ -354,6 +428,16 @@ pub fn parse(data: &[u8], what: &str) -> Result<Vec<RawDesc>> {
         out.push(raw);
     }
     Ok(out)
+}
+
+/// An error of the tar reader: the size limit or corrupt data underneath
+/// named as such, anything else as a corrupt archive.
+fn tar_error(e: io::Error, what: &str) -> anyhow::Error {
+    if limit::too_large(&e).is_some() {
+        inflate_error(e, what)
+    } else {
+        anyhow::Error::new(e).context(format!("{what}: corrupt tar archive"))
+    }
 }
 
 /// Parse and validate a database: its packages. Two entries naming the
@@ -551,6 +635,44 @@ mod tests {
             format!("{err:#}").contains("core.db: corrupt xz data"),
             "{err:#}"
         );
+    }
+
+    /// A database whose one entry holds `size` bytes of zeros as its file
+    /// list: kilobytes compressed, `size` inflated.
+    fn bomb(size: u64) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut builder = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(size);
+        builder
+            .append_data(&mut h, "zlib-1:1.3.1-2/files", io::repeat(0).take(size))
+            .unwrap();
+        let desc = format_desc(&good());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(desc.len() as u64);
+        builder
+            .append_data(&mut h, "zlib-1:1.3.1-2/desc", desc.as_bytes())
+            .unwrap();
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn an_inflation_bomb_is_refused_at_the_ratio() {
+        let db = bomb(64 << 20);
+        let cap = limit::ARCH_DB_INFLATED.limit(db.len() as u64).bytes;
+        assert!(cap < 64 << 20, "{} compressed bytes allow {cap}", db.len());
+        let err = parse(&db, "core.db").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("core.db: refusing the database")
+                && text.contains("Arch database (inflated) too large")
+                && text.contains(&format!("limit: {cap} bytes")),
+            "{text}"
+        );
+        // A file list within the ratio is read (and skipped).
+        assert_eq!(parse(&bomb(1 << 20), "x").unwrap(), vec![good()]);
     }
 
     #[test]

@@ -47,6 +47,7 @@ use rayon::prelude::*;
 
 use crate::bundle;
 use crate::fetch::{Engine, FetchError, FetchItem, SignatureSource, SignatureSpec};
+use crate::limit;
 use crate::report::Reporter;
 use crate::store::{self, State};
 use crate::verify::digest::hash_file;
@@ -138,6 +139,16 @@ impl RepoSource {
                     .to_string()
             })
             .collect()
+    }
+}
+
+/// The size limit of a database file by its name: a `.files` holds file
+/// lists and is far larger than a `.db`.
+pub fn db_limit(name: &str) -> limit::Limit {
+    if name.ends_with(".files") || name.ends_with(".files.tar.gz") {
+        limit::ARCH_FILES
+    } else {
+        limit::ARCH_DB
     }
 }
 
@@ -393,7 +404,7 @@ impl Arch {
         reporter: &dyn Reporter,
     ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
         let db_url = format!("{base}/{name}.db");
-        let db = match engine.fetch_bytes(&db_url) {
+        let db = match engine.fetch_bytes(&db_url, crate::limit::ARCH_DB) {
             Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
                 bail!("{}", unknown_repo(name, &self.arch, &db_url))
             }
@@ -405,7 +416,13 @@ impl Arch {
             format!("{base}/{name}.files"),
             format!("{base}/{name}.files.sig"),
         ];
-        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let mut got = engine
+            .fetch_bytes_each(&[
+                (&urls[0], crate::limit::COMPANION),
+                (&urls[1], crate::limit::ARCH_FILES),
+                (&urls[2], crate::limit::COMPANION),
+            ])
+            .into_iter();
         let mut optional = |url: &str| -> Result<Option<Vec<u8>>> {
             match got.next().expect("three results") {
                 Ok(b) => Ok(Some(b)),
@@ -545,6 +562,10 @@ impl Arch {
         // Databases last: signatures before what they sign, file lists
         // before the package database.
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // A regenerated database is marked before it is written, so
+        // `mirror serve`'s cache never replaces it with upstream's.
+        store::mark_partial(&dir, partial)
+            .with_context(|| format!("cannot mark {} partial", dir.display()))?;
         let name = &repo.name;
         let mut writes: Vec<(String, Option<&[u8]>)> = Vec::new();
         // No file lists (upstream has none, or a partial mirror): remove
@@ -628,7 +649,8 @@ impl Arch {
     /// The packages of a local database.
     pub fn local_packages(&self, repo: &str, arch: &str) -> Result<Vec<Package>> {
         let path = self.repo_dir(repo, arch).join(format!("{repo}.db"));
-        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = limit::read_file(&path, limit::ARCH_DB)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         db::packages(&bytes, &path.display().to_string())
     }
 
@@ -655,7 +677,7 @@ impl Arch {
             for base in [format!("{repo}.db"), format!("{repo}.files")] {
                 let sig = dir.join(format!("{base}.sig"));
                 if sig.is_file() {
-                    let r = fs::read(&sig)
+                    let r = limit::read_file(&sig, limit::COMPANION)
                         .map_err(anyhow::Error::from)
                         .and_then(|s| Ok(verify_file(keyring, &dir.join(&base), &s)?));
                     if let Err(e) = r {
@@ -912,7 +934,7 @@ fn check_package(
         ));
     }
     let sig_path = sig_dir.unwrap_or(dir).join(format!("{}.sig", p.filename));
-    let sig = fs::read(&sig_path).map_err(|e| {
+    let sig = limit::read_file(&sig_path, limit::COMPANION).map_err(|e| {
         format!(
             "{shown}: no signature: cannot read {}: {e}",
             sig_path.display()
@@ -953,7 +975,7 @@ fn check_staged(
                             failures.push(format!("{f}: a signature without {signed}"));
                             continue;
                         }
-                        let r = fs::read(dir.join(f))
+                        let r = limit::read_file(&dir.join(f), limit::COMPANION)
                             .map_err(|e| format!("{f}: {e}"))
                             .and_then(|s| {
                                 verify_file(keyring, &dir.join(signed), &s)
@@ -969,21 +991,22 @@ fn check_staged(
                         // A copy under the other name: the same bytes.
                         let main = format!("{rel}/{main}");
                         let same = staged.contains(main.as_str())
-                            && fs::read(dir.join(&main)).ok() == fs::read(dir.join(f)).ok();
+                            && limit::read_file(&dir.join(&main), db_limit(&main)).ok()
+                                == limit::read_file(&dir.join(f), db_limit(&main)).ok();
                         if !same {
                             failures.push(format!(
                                 "{f}: expected the same bytes as {main} in the archive"
                             ));
                         }
                     } else if *file == format!("{repo}.files") {
-                        let r = fs::read(dir.join(f))
+                        let r = limit::read_file(&dir.join(f), limit::ARCH_FILES)
                             .map_err(anyhow::Error::from)
                             .and_then(|b| db::parse(&b, f));
                         if let Err(e) = r {
                             failures.push(format!("{e:#}"));
                         }
                     } else {
-                        let r = fs::read(dir.join(f))
+                        let r = limit::read_file(&dir.join(f), limit::ARCH_DB)
                             .map_err(|e| format!("{f}: {e}"))
                             .and_then(|b| db::packages(&b, f).map_err(|e| format!("{e:#}")));
                         match r {
@@ -1025,7 +1048,7 @@ fn check_staged(
                     .or_insert_with(|| {
                         let repo = rel.split('/').nth(1).unwrap_or_default();
                         let path = root.join(&rel).join(format!("{repo}.db"));
-                        fs::read(&path).ok().and_then(|b| {
+                        limit::read_file(&path, limit::ARCH_DB).ok().and_then(|b| {
                             db::packages(&b, &path.display().to_string())
                                 .ok()
                                 .map(|p| p.into_iter().map(|p| (p.filename.clone(), p)).collect())
@@ -1054,7 +1077,7 @@ fn check_staged(
                 }
                 // An older version no database lists any more: its
                 // signature still covers its bytes.
-                None => fs::read(&sig_path)
+                None => limit::read_file(&sig_path, limit::COMPANION)
                     .map_err(|e| format!("{f}: no signature: {e}"))
                     .and_then(|s| {
                         verify_file(keyring, &path, &s)

@@ -74,6 +74,7 @@ use rayon::prelude::*;
 
 use super::filter::CrateFilter;
 use super::layout;
+use crate::limit;
 use crate::verify::digest::Sha256Digest;
 
 /// Branch names.
@@ -87,6 +88,8 @@ pub const MARK: &str = "mark";
 /// The ref a bundle carries (romt's name; its importers map it to
 /// `origin/master`).
 pub const BUNDLE_REF: &str = "refs/heads/bundle/master";
+/// Where a bundle is fetched before its files are checked.
+const INCOMING: &str = "refs/mirror/incoming";
 /// The bundle's file name inside the index directory.
 pub const BUNDLE_NAME: &str = "origin.bundle";
 
@@ -220,12 +223,15 @@ impl Index {
         if let Some(repo) = slot.as_ref() {
             return Ok(repo.to_thread_local());
         }
-        let repo = gix::open(&self.dir).with_context(|| {
-            format!(
-                "{} is not a git crates index (run `mirror crate init` or `init-import`)",
-                self.dir.display()
-            )
-        })?;
+        // Like every git child (crate::gitenv): the repository's own
+        // configuration only, no user or system one, no GIT_* variables.
+        let repo =
+            gix::open_opts(&self.dir, gix::open::Options::isolated()).with_context(|| {
+                format!(
+                    "{} is not a git crates index (run `mirror crate init` or `init-import`)",
+                    self.dir.display()
+                )
+            })?;
         *slot = Some(repo.clone().into_sync());
         Ok(repo)
     }
@@ -244,6 +250,17 @@ impl Index {
                 format!("{spec:?} does not name a commit in {}", self.dir.display())
             })?;
         Ok(Some(commit.id))
+    }
+
+    /// The ref `HEAD` names (`refs/heads/master` as `init` leaves it),
+    /// or `None` when it is detached. `mirror serve` serves the index
+    /// over git only while it is `master`.
+    pub fn head_ref(&self) -> Result<Option<String>> {
+        let name = self
+            .repo()?
+            .head_name()
+            .with_context(|| format!("cannot read HEAD of {}", self.dir.display()))?;
+        Ok(name.map(|n| n.as_bstr().to_string()))
     }
 
     /// Like [`Index::resolve`], but a missing ref is an error.
@@ -417,11 +434,22 @@ impl Index {
         }
         self.git(
             "fetch the upstream index",
-            &["fetch", "-q", "--force", "origin"],
+            &[
+                "-c",
+                "core.bigFileThreshold=16m",
+                "fetch",
+                "-q",
+                "--force",
+                "origin",
+            ],
         )?;
         let new = self
             .resolve("refs/remotes/origin/master")?
             .with_context(|| format!("the upstream index {url} has no branch master"))?;
+        // `origin_master` (what is merged and published) moves only to a
+        // tree whose files an index can hold.
+        self.check_file_sizes(before, new)
+            .with_context(|| format!("refusing the upstream index {url}"))?;
         self.set_branch(ORIGIN_MASTER, new)?;
         Ok((before, new))
     }
@@ -517,17 +545,80 @@ impl Index {
                 refs.join(", ")
             );
         };
+        // Into a ref of its own first: `origin/master` moves only once no
+        // file of the new tree is larger than an index file can be. Blobs
+        // above 16 MiB are streamed by git as it unpacks, not held whole.
         self.git(
             "fetch a bundle",
             &[
+                "-c",
+                "core.bigFileThreshold=16m",
                 "fetch",
                 "-q",
                 "--force",
                 path,
-                &format!("+{head}:refs/remotes/origin/master"),
+                &format!("+{head}:{INCOMING}"),
             ],
         )?;
-        self.require("refs/remotes/origin/master")
+        let incoming = self.require(INCOMING)?;
+        let before = self.resolve("refs/remotes/origin/master")?;
+        let checked = self.check_file_sizes(before, incoming);
+        let moved = checked.and_then(|()| {
+            self.git(
+                "take a bundle",
+                &[
+                    "update-ref",
+                    "refs/remotes/origin/master",
+                    &incoming.to_string(),
+                ],
+            )
+        });
+        let _ = self.git("drop a fetched bundle", &["update-ref", "-d", INCOMING]);
+        moved.with_context(|| format!("{}: refusing the bundle", bundle.display()))?;
+        Ok(incoming)
+    }
+
+    /// Refuse a tree at `new` holding a file that `old` (or an empty tree)
+    /// does not and that is larger than any index file can be
+    /// ([`limit::CRATE_INDEX_FILE`]), by the object headers, before
+    /// anything reads it.
+    fn check_file_sizes(&self, old: Option<ObjectId>, new: ObjectId) -> Result<()> {
+        const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        let old = old.map_or(EMPTY_TREE.to_string(), |o| o.to_string());
+        let out = self.git(
+            "list the files a bundle changes",
+            &[
+                "diff-tree",
+                "-r",
+                "-z",
+                "--no-renames",
+                "--diff-filter=AMT",
+                &old,
+                &new.to_string(),
+            ],
+        )?;
+        let repo = self.repo()?;
+        let mut fields = out.split('\0');
+        while let Some(meta) = fields.next() {
+            let Some(path) = fields.next() else { break };
+            // ":100644 100644 <old> <new> M"
+            let parts: Vec<&str> = meta.split(' ').collect();
+            let (Some(mode), Some(id)) = (parts.get(1), parts.get(3)) else {
+                continue;
+            };
+            if !mode.starts_with("100") && *mode != "120000" {
+                continue;
+            }
+            let id = parse_oid(id)?;
+            let size = repo.find_header(id)?.size();
+            limit::CRATE_INDEX_FILE.check(size).with_context(|| {
+                format!(
+                    "file {:?} ({id}) of commit {new}",
+                    path.chars().take(200).collect::<String>()
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Merge `origin_master` into `working` (see the module docs):
@@ -782,7 +873,7 @@ impl Index {
          -> Result<Changes> {
             let read = |id: &Option<ObjectId>, at: &str| -> Result<BTreeMap<String, Entry>> {
                 match id {
-                    Some(id) => parse_file(&repo.find_blob(*id)?.data, path, at),
+                    Some(id) => parse_file(&index_blob(repo, *id, path)?, path, at),
                     None => Ok(BTreeMap::new()),
                 }
             };
@@ -875,7 +966,7 @@ impl Index {
             if !files.contains_key(&path) {
                 let parsed = match tree.lookup_entry_by_path(&path)? {
                     Some(entry) => {
-                        parse_file(&repo.find_blob(entry.object_id())?.data, &path, &at)?
+                        parse_file(&index_blob(&repo, entry.object_id(), &path)?, &path, &at)?
                     }
                     None => BTreeMap::new(),
                 };
@@ -899,7 +990,8 @@ impl Index {
         let (files, _) = self.index_files(commit)?;
         for (_, id, path) in files {
             if crate_file_name(&path).is_some_and(&want) {
-                out.push((path, repo.find_blob(id)?.data.clone()));
+                let data = index_blob(&repo, id, &path)?;
+                out.push((path, data));
             }
         }
         Ok(out)
@@ -952,8 +1044,8 @@ impl Index {
             if !keep_name(name) {
                 continue;
             }
-            let blob = repo.find_blob(id)?;
-            let lines = parse_lines(&blob.data, &path, &end.to_string())?;
+            let blob = index_blob(&repo, id, &path)?;
+            let lines = parse_lines(&blob, &path, &end.to_string())?;
             seen += lines.len();
             let chosen: Vec<&[u8]> = lines
                 .iter()
@@ -991,7 +1083,7 @@ impl Index {
         let repo = self.repo()?;
         let tree = repo.find_commit(commit)?.tree()?;
         match tree.lookup_entry_by_path(path)? {
-            Some(e) if e.mode().is_blob() => Ok(Some(repo.find_blob(e.object_id())?.data.clone())),
+            Some(e) if e.mode().is_blob() => Ok(Some(index_blob(&repo, e.object_id(), path)?)),
             _ => Ok(None),
         }
     }
@@ -1462,25 +1554,32 @@ pub fn parse_lines<'a>(data: &'a [u8], path: &str, at: &str) -> Result<Vec<(&'a 
     Ok(out)
 }
 
+/// The bytes of blob `id` (at `path`) of the index, refused before it is
+/// read when its header says it is larger than any index file can be
+/// ([`limit::CRATE_INDEX_FILE`]): a bundle or an upstream may carry a
+/// blob of gigabytes that compresses to kilobytes.
+fn index_blob(repo: &gix::Repository, id: ObjectId, path: &str) -> Result<Vec<u8>> {
+    let size = repo.find_header(id)?.size();
+    limit::CRATE_INDEX_FILE
+        .check(size)
+        .with_context(|| format!("refusing index file {path} ({id})"))?;
+    Ok(repo.find_blob(id)?.take_data())
+}
+
 fn parse_oid(text: &str) -> Result<ObjectId> {
     ObjectId::from_hex(text.trim().as_bytes())
         .with_context(|| format!("git printed {:?}, expected an object id", text.trim()))
 }
 
+/// `git` in the index, in the environment [`crate::gitenv`] gives every
+/// git child, committing as [`COMMITTER`].
 fn git_command(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .arg("-c")
-        .arg(format!("safe.directory={}", dir.display()))
-        .args(["-c", "core.logAllRefUpdates=false"])
-        .env("GIT_TERMINAL_PROMPT", "0")
+    let mut cmd = crate::gitenv::command_in(dir);
+    cmd.args(["-c", "core.logAllRefUpdates=false"])
         .env("GIT_AUTHOR_NAME", COMMITTER.0)
         .env("GIT_AUTHOR_EMAIL", COMMITTER.1)
         .env("GIT_COMMITTER_NAME", COMMITTER.0)
-        .env("GIT_COMMITTER_EMAIL", COMMITTER.1)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .env_remove("GIT_WORK_TREE");
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
     die_with_parent(&mut cmd);
     cmd
 }

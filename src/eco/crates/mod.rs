@@ -629,7 +629,9 @@ impl Crates {
                 let changes = this.planned_changes(
                     &|e| {
                         sink.push(
-                            FetchItem::new(this.crate_url(e), this.crate_path(e)).sha256(e.cksum),
+                            FetchItem::new(this.crate_url(e), this.crate_path(e))
+                                .sha256(e.cksum)
+                                .limit(crate::limit::CRATE_FILE),
                         )
                     },
                     keep_added,
@@ -753,13 +755,14 @@ impl Crates {
         let changes = self.changes()?;
         // One buffered writer: a line per version is millions of lines for
         // a whole index, not millions of writes.
+        use crate::output::escape;
         use std::io::Write as _;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for e in &changes.added {
-            writeln!(out, "{}@{}", e.name, e.vers)?;
+            writeln!(out, "{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         for e in &changes.removed {
-            writeln!(out, "-{}@{}", e.name, e.vers)?;
+            writeln!(out, "-{}@{}", escape(&e.name), escape(&e.vers))?;
         }
         out.flush()?;
         Ok(())
@@ -785,7 +788,7 @@ impl Crates {
                 }
             }
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&out)?;
         Ok(())
     }
 
@@ -799,6 +802,7 @@ impl Crates {
     /// archive carried must not become a commit the far side is assumed
     /// to hold.
     fn publish(&self, reporter: &dyn Reporter, move_mark: bool) -> Result<()> {
+        self.warn_unless_head_is_master(reporter)?;
         let (_, end) = self.range()?;
         self.ensure_own_config(reporter)?;
         if self.is_partial() {
@@ -858,6 +862,25 @@ impl Crates {
         } else {
             reporter.info(&format!(
                 "crate: mark moved to {end}; master (served) is {publish}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// cargo's git clients fetch `HEAD`, so `mirror serve` serves the
+    /// index over git only while `HEAD` names `master` (a tree made by romt
+    /// has it on `working`): say so when marking such a tree.
+    fn warn_unless_head_is_master(&self, reporter: &dyn Reporter) -> Result<()> {
+        let head = self.index.head_ref()?;
+        if head.as_deref() != Some("refs/heads/master") {
+            reporter.warn(&format!(
+                "the index's HEAD names {}, not master: `mirror serve` serves it over git only \
+                 when HEAD names master (`git -C {} symbolic-ref HEAD refs/heads/master`); \
+                 the sparse index is served either way",
+                head.as_deref()
+                    .unwrap_or("a commit (detached)")
+                    .escape_debug(),
+                self.opts.index.display()
             ));
         }
         Ok(())
@@ -1275,7 +1298,14 @@ pub fn expand_template(template: &str, e: &Entry) -> String {
 /// A local path becomes absolute (git resolves relative remotes against
 /// the repository); URLs pass through.
 fn absolute_url(url: &str) -> Result<String> {
-    if url.contains("://") {
+    if let Some((scheme, _)) = url.split_once("://") {
+        // What git may speak (crate::gitenv::ALLOWED_PROTOCOLS).
+        if !["http", "https", "file"].contains(&scheme.to_ascii_lowercase().as_str()) {
+            bail!(
+                "index URL {url:?}: expected an http://, https:// or file:// URL or a path \
+                 (git runs with only those transports allowed)"
+            );
+        }
         return Ok(url.to_string());
     }
     let path = Path::new(url);

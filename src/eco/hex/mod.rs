@@ -195,7 +195,7 @@ impl Hex {
     /// The local `names`, verified; `None` when absent.
     pub fn local_names(&self) -> Result<Option<registry::Names>> {
         let path = self.dir().join("names");
-        match fs::read(&path) {
+        match crate::limit::read_file(&path, crate::limit::HEX_RESOURCE) {
             Ok(b) => Ok(Some(registry::parse_names(
                 &b,
                 &self.key,
@@ -209,7 +209,7 @@ impl Hex {
 
     fn read_local_package(&self, name: &str) -> Result<Option<Loaded>> {
         let path = self.package_path(name);
-        match fs::read(&path) {
+        match crate::limit::read_file(&path, crate::limit::HEX_RESOURCE) {
             Ok(bytes) => {
                 let package = registry::parse_package(
                     &bytes,
@@ -239,7 +239,10 @@ impl Hex {
         let names_url = format!("{}/names", self.url);
         let versions_url = format!("{}/versions", self.url);
         let mut got = engine
-            .fetch_bytes_many(&[names_url.clone(), versions_url.clone()])
+            .fetch_bytes_many(
+                &[names_url.clone(), versions_url.clone()],
+                crate::limit::HEX_RESOURCE,
+            )
             .into_iter();
         let names_bytes = got.next().expect("two results")?;
         let versions_bytes = got.next().expect("two results")?;
@@ -313,6 +316,7 @@ impl Hex {
         // round when closing over them).
         let mut loaded: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failures = Vec::new();
+        let mut held = 0u64;
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
@@ -342,8 +346,17 @@ impl Hex {
                 .iter()
                 .map(|n| format!("{}/packages/{n}", self.url))
                 .collect();
-            for ((name, url), r) in fetch.iter().zip(&urls).zip(engine.fetch_bytes_many(&urls)) {
+            for ((name, url), r) in fetch
+                .iter()
+                .zip(&urls)
+                .zip(engine.fetch_bytes_many(&urls, crate::limit::HEX_PACKAGE))
+            {
                 let r = r.map_err(anyhow::Error::from).and_then(|bytes| {
+                    // Held until published: bounded in all, not only each.
+                    held += bytes.len() as u64;
+                    crate::limit::HEX_PACKAGES
+                        .check(held)
+                        .with_context(|| format!("refusing {url}"))?;
                     let package =
                         registry::parse_package(&bytes, &self.key, &self.repo, name, url)?;
                     Ok(Loaded {
@@ -447,7 +460,11 @@ impl Hex {
                 }
                 let url = format!("{}/tarballs/{name}-{}.tar", self.url, r.version);
                 tarball_of.insert(url.clone(), name.clone());
-                items.push(FetchItem::new(url, dest).sha256(digest));
+                items.push(
+                    FetchItem::new(url, dest)
+                        .sha256(digest)
+                        .limit(crate::limit::HEX_TARBALL),
+                );
             }
         }
         let fetched = engine.fetch_all(items, reporter);
@@ -494,7 +511,13 @@ impl Hex {
 
         self.download_installs(engine, reporter)?;
 
-        // Metadata last.
+        // Metadata last. A partial selection's `names` and `versions` are
+        // marked first, so `mirror serve`'s cache never replaces them.
+        let partial = !(selection.packages.is_empty()
+            && selection.locked.is_empty()
+            && selection.versions == VersionPolicy::All);
+        store::mark_partial(&self.dir(), partial)
+            .with_context(|| format!("cannot mark {} partial", self.dir().display()))?;
         self.write_public_key()?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
             let path = self.dir().join(file);
@@ -525,7 +548,18 @@ impl Hex {
             .iter()
             .flat_map(|&c| [list_url(c), format!("{}.signed", list_url(c))])
             .collect();
-        let mut got = engine.fetch_bytes_many(&urls).into_iter();
+        let each: Vec<(&str, crate::limit::Limit)> = urls
+            .iter()
+            .map(|u| {
+                let limit = if u.ends_with(".signed") {
+                    crate::limit::COMPANION
+                } else {
+                    crate::limit::HEX_RESOURCE
+                };
+                (u.as_str(), limit)
+            })
+            .collect();
+        let mut got = engine.fetch_bytes_each(&each).into_iter();
         let mut lists = Vec::new();
         let mut items = Vec::new();
         for csv in Csv::ALL {
@@ -551,7 +585,8 @@ impl Hex {
                         format!("{}/installs/{}", self.url, a.path),
                         self.dir().join("installs").join(&a.path),
                     )
-                    .sha512(a.sha512),
+                    .sha512(a.sha512)
+                    .limit(crate::limit::HEX_TARBALL),
                 );
             }
             lists.push((csv, text, signed));
@@ -643,7 +678,7 @@ impl Hex {
         for file in ["names", "versions"] {
             let path = self.dir().join(file);
             let what = path.display().to_string();
-            let r = fs::read(&path)
+            let r = crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
                 .with_context(|| format!("cannot read {what}"))
                 .and_then(|b| {
                     if file == "names" {
@@ -688,7 +723,7 @@ impl Hex {
             .collect();
         let lists = load_install_lists(|name| {
             let path = installs_dir.join(name);
-            fs::read(&path)
+            crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
                 .ok()
                 .map(|b| (path.display().to_string(), b))
         });
@@ -934,7 +969,10 @@ fn check_staged(
         .par_iter()
         .map(|f| {
             let path = dir.join(f);
-            let read = || fs::read(&path).map_err(|e| format!("{f}: {e}"));
+            let read = || {
+                crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+                    .map_err(|e| format!("{f}: {e}"))
+            };
             match f.split('/').collect::<Vec<_>>()[..] {
                 ["hex", "names"] => read().and_then(|b| {
                     registry::parse_names(&b, key, repo, f)

@@ -16,7 +16,6 @@
 //! The mirror never re-encodes or re-signs these files: they are kept
 //! byte-for-byte, and this module only opens them to check and read them.
 
-use std::io::Read;
 use std::path::Path;
 
 use flate2::read::GzDecoder;
@@ -30,10 +29,6 @@ use crate::verify::Sha256Digest;
 
 /// The public key of repo.hex.pm (`hexpm`), embedded as the default.
 pub const HEXPM_PUBLIC_KEY: &str = include_str!("keys/hexpm-public-key.pem");
-
-/// The largest decompressed resource accepted (`versions` of the whole
-/// repository is a few MB).
-const MAX_RESOURCE: u64 = 512 << 20;
 
 /// `Signed`: the outer message of every resource.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -299,20 +294,20 @@ impl PublicKey {
 
 /// Gunzip, decode `Signed`, check the signature; returns the payload.
 pub fn open_signed(bytes: &[u8], key: &PublicKey, what: &str) -> Result<Vec<u8>, RegistryError> {
-    let mut raw = Vec::new();
-    GzDecoder::new(bytes)
-        .take(MAX_RESOURCE + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| RegistryError::Gzip {
-            what: what.to_string(),
-            message: e.to_string(),
-        })?;
-    if raw.len() as u64 > MAX_RESOURCE {
-        return Err(RegistryError::Gzip {
-            what: what.to_string(),
-            message: format!("larger than {MAX_RESOURCE} bytes uncompressed"),
-        });
-    }
+    let gzip = |message: String| RegistryError::Gzip {
+        what: what.to_string(),
+        message,
+    };
+    crate::limit::HEX_RESOURCE
+        .check(bytes.len() as u64)
+        .map_err(|e| gzip(e.to_string()))?;
+    let inflated = crate::limit::HEX_RESOURCE_INFLATED.limit(bytes.len() as u64);
+    let raw = crate::limit::read_to_vec(
+        crate::limit::Capped::new(GzDecoder::new(bytes), inflated),
+        inflated,
+        None,
+    )
+    .map_err(|e| gzip(e.to_string()))?;
     let signed = Signed::decode(raw.as_slice()).map_err(|e| proto_err(what, "Signed", e))?;
     let Some(signature) = signed.signature.as_deref() else {
         return Err(RegistryError::Unsigned {

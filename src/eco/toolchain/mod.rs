@@ -262,7 +262,8 @@ impl Toolchain {
     /// that it is what its place says.
     pub fn load(&self, date: &str, channel: Channel) -> Result<Located> {
         let path = self.dist().join(date).join(channel.manifest_name());
-        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = crate::limit::read_file(&path, crate::limit::CHANNEL_MANIFEST)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let m = Manifest::parse(&bytes, &path.display().to_string())?;
         if m.date != date || m.channel() != channel {
             bail!(
@@ -353,7 +354,13 @@ impl Toolchain {
         for spec in specs {
             let url = self.manifest_url(spec)?;
             let urls = [url.clone(), format!("{url}.sha256"), format!("{url}.asc")];
-            let mut got = engine.fetch_bytes_many(&urls).into_iter();
+            let mut got = engine
+                .fetch_bytes_each(&[
+                    (&urls[0], crate::limit::CHANNEL_MANIFEST),
+                    (&urls[1], crate::limit::COMPANION),
+                    (&urls[2], crate::limit::COMPANION),
+                ])
+                .into_iter();
             let bytes = got
                 .next()
                 .context("missing result")?
@@ -533,7 +540,10 @@ impl Toolchain {
                 .iter()
                 .map(|rel| format!("{}/{rel}.asc", self.url))
                 .collect();
-            for (rel, r) in missing.iter().zip(engine.fetch_bytes_many(&urls)) {
+            for (rel, r) in missing
+                .iter()
+                .zip(engine.fetch_bytes_many(&urls, crate::limit::COMPANION))
+            {
                 let present = match r {
                     Ok(_) => true,
                     Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
@@ -557,6 +567,7 @@ impl Toolchain {
                 let name = f.rel.rsplit('/').next().unwrap_or(&f.rel);
                 let mut item = FetchItem::new(format!("{}/{}", self.url, f.rel), &dest)
                     .sha256(f.hash)
+                    .limit(crate::limit::TOOLCHAIN_FILE)
                     .sidecar(sibling(&dest, ".sha256"), format_sidecar(&f.hash, name));
                 let signed = match self.mode {
                     SignatureMode::Off => false,
@@ -894,7 +905,7 @@ fn check_staged(
     };
     for f in files.iter().filter(|f| is_manifest(f)) {
         let path = dir.join(f);
-        let result = fs::read(&path)
+        let result = crate::limit::read_file(&path, crate::limit::CHANNEL_MANIFEST)
             .with_context(|| format!("{f}: cannot read"))
             .and_then(|bytes| {
                 let m = Manifest::parse(&bytes, f)?;
@@ -959,7 +970,8 @@ fn verify_local(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let sidecar = sibling(path, ".sha256");
-    let text = fs::read(&sidecar).with_context(|| format!("{}: missing", sidecar.display()))?;
+    let text = crate::limit::read_file(&sidecar, crate::limit::COMPANION)
+        .with_context(|| format!("{}: missing", sidecar.display()))?;
     let from_sidecar = parse_sidecar(&text, &sidecar.display().to_string())?;
     let (actual, _) =
         hash_file(path).with_context(|| format!("{}: cannot read", path.display()))?;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::{check_body, Cache, CacheError, Keep, Meta, Ready};
+use super::{check_body, grammar, Cache, CacheError, Keep, Meta, Ready};
 use crate::eco::arch::db::{self, Package};
 use crate::fetch::FetchItem;
 
@@ -49,14 +49,21 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     let [_, repo, os, arch, file] = segments else {
         return Ok(Ready::Tree);
     };
-    if os != "os" || !crate::eco::arch::is_valid_repo_name(repo) {
+    if os != "os" {
         return Ok(Ready::Tree);
     }
-    let dir = cache.root.join(segments[..4].join("/"));
+    // Each of these is a directory or file name here and a part of the
+    // mirrors' URLs: held to its grammar before anything else.
+    let (repo, arch, file) = (
+        grammar::arch_repo(repo)?,
+        grammar::arch_arch(arch)?,
+        grammar::arch_file(file)?,
+    );
+    let dir = cache.root.join(ARCH_DIR).join(repo).join("os").join(arch);
     let is_db = |f: &str| {
         [".db", ".db.tar.gz", ".files", ".files.tar.gz"]
             .iter()
-            .any(|ext| f.strip_prefix(repo.as_str()) == Some(*ext))
+            .any(|ext| f.strip_prefix(repo) == Some(*ext))
     };
     if is_db(file) {
         return cache
@@ -75,14 +82,14 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
         if package.contains(".pkg.tar") && !package.ends_with(".sig") {
             let dest = dir.join(file);
             let work = fetch(cache, repo, arch, package, Part::Signature, &dest);
-            return Ok(cache.immutable(&dest, work));
+            return cache.immutable(&dest, work);
         }
         return Ok(Ready::Tree);
     }
     if file.contains(".pkg.tar") {
         let dest = dir.join(file);
         let work = fetch(cache, repo, arch, file, Part::Package, &dest);
-        return Ok(cache.immutable(&dest, work));
+        return cache.immutable(&dest, work);
     }
     Ok(Ready::Tree)
 }
@@ -101,6 +108,10 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         urls,
         companions: Vec::new(),
         optional: vec![".sig"],
+        // A partial mirror's regenerated database (`mirror arch
+        // --packages`) lists what it holds: never replaced by upstream's.
+        partial_dir: Some(cache.root.join(format!("{ARCH_DIR}/{repo}/os/{arch}"))),
+        limit: crate::eco::arch::db_limit(file),
         verify: check_body(move |bytes| {
             db::packages(bytes, &what)
                 .map(|_| ())
@@ -187,7 +198,10 @@ fn fetch(
             (Part::Signature, Some(sig)) => crate::store::write_atomic(&dest, &sig)
                 .map_err(|e| CacheError::Local(format!("cannot write {}: {e}", dest.display()))),
             (Part::Signature, None) => {
-                let items = bases.map(|base| FetchItem::new(format!("{base}/{file}.sig"), &dest));
+                let items = bases.map(|base| {
+                    FetchItem::new(format!("{base}/{file}.sig"), &dest)
+                        .limit(crate::limit::COMPANION)
+                });
                 cache.download_first(items).await
             }
         }

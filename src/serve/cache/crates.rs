@@ -17,7 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, CratesUpstream, Keep, Meta, Ready};
+use super::{check_body, grammar, Cache, CacheError, CratesUpstream, Keep, Meta, Ready};
 use crate::eco::crates::expand_template;
 use crate::eco::crates::index::{parse_file, Entry};
 use crate::eco::crates::layout::{self, CRATES_DIR};
@@ -50,7 +50,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     };
     let dest = cache.root.join(segments.join("/"));
     let work = fetch_crate(cache, up, name, version, &dest);
-    Ok(cache.immutable(&dest, work))
+    cache.immutable(&dest, work)
 }
 
 /// The metadata description of `name`'s index file.
@@ -65,6 +65,8 @@ fn index_meta(cache: &Cache, up: &CratesUpstream, name: &str) -> Meta {
         urls: vec![url],
         companions: Vec::new(),
         optional: Vec::new(),
+        partial_dir: None,
+        limit: crate::limit::CRATE_INDEX_FILE,
         verify: check_body(move |bytes| {
             parse_file(bytes, &check_path, &what)
                 .map(|_| ())
@@ -80,7 +82,7 @@ pub async fn index_file(cache: &Arc<Cache>, name: &str) -> Result<PathBuf, Cache
         .crates
         .clone()
         .ok_or_else(|| CacheError::NotFound("no crates upstream".into()))?;
-    let meta = index_meta(cache, &up, name);
+    let meta = index_meta(cache, &up, grammar::crate_name(name)?);
     let dest = meta.dest.clone();
     cache.metadata(meta, false).await?;
     Ok(dest)
@@ -127,7 +129,11 @@ pub fn fetch_crate(
         let e = entry(&cache, &up, &name, &version).await?;
         let url = expand_template(&up.dl, &e);
         cache
-            .download(FetchItem::new(url, dest).sha256(e.cksum))
+            .download(
+                FetchItem::new(url, dest)
+                    .sha256(e.cksum)
+                    .limit(crate::limit::CRATE_FILE),
+            )
             .await
     }
 }

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Cache, CacheError, DistUpstream, Keep, Meta, Ready};
+use super::{grammar, Cache, CacheError, DistUpstream, Keep, Meta, Ready};
 use crate::eco::toolchain::manifest::{is_date, Manifest};
 use crate::eco::toolchain::Channel;
 use crate::fetch::FetchItem;
@@ -36,14 +36,21 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     };
     let (date, file) = match &segments[1..] {
         [file] => (None, file.as_str()),
-        [date, file] if is_date(date) => (Some(date.as_str()), file.as_str()),
+        [date, file] if is_date(date) => (Some(grammar::dist_date(date)?), file.as_str()),
         _ => return Ok(Ready::Tree),
     };
+    // A name for the tree and for upstream's URL alike.
+    let file = grammar::dist_file(file)?;
     let manifest = [".sha256", ".asc", ""]
         .iter()
         .find_map(|suffix| file.strip_suffix(suffix))
         .filter(|m| m.starts_with("channel-rust-") && m.ends_with(".toml"));
     if let Some(name) = manifest {
+        let channel = name
+            .strip_prefix("channel-rust-")
+            .and_then(|n| n.strip_suffix(".toml"))
+            .unwrap_or_default();
+        grammar::dist_channel(channel)?;
         return cache
             .metadata(manifest_meta(cache, &up, date, name), false)
             .await
@@ -53,9 +60,9 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     let (Some(date), false) = (date, file.ends_with(".sha256") || file.ends_with(".asc")) else {
         return Ok(Ready::Tree);
     };
-    let dest = cache.root.join(segments.join("/"));
+    let dest = cache.root.join(DIST_DIR).join(date).join(file);
     let work = fetch_component(cache, &up, date, file, &dest);
-    Ok(cache.immutable(&dest, work))
+    cache.immutable(&dest, work)
 }
 
 /// The metadata description of a manifest (`date`: in `dist/<date>/`).
@@ -73,6 +80,8 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
         urls: vec![url],
         companions: vec![".asc"],
         optional: Vec::new(),
+        partial_dir: None,
+        limit: crate::limit::CHANNEL_MANIFEST,
         verify: Box::new(move |body, companions| {
             let m = Manifest::parse(body, &what).map_err(|e| format!("{e:#}"))?;
             if let Some(date) = date.as_deref().filter(|d| *d != m.date) {
@@ -151,6 +160,7 @@ fn fetch_component(
         let sidecar = super::sibling(&dest, ".sha256");
         let item = FetchItem::new(format!("{}/{date}/{file}", up.url), &dest)
             .sha256(hash)
+            .limit(crate::limit::TOOLCHAIN_FILE)
             .sidecar(sidecar, format_sidecar(&hash, &file));
         cache.download(item).await
     }

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, Cache, CacheError, HexUpstream, Keep, Meta, Ready};
+use super::{check_body, grammar, Cache, CacheError, HexUpstream, Keep, Meta, Ready};
 use crate::eco::hex::registry::{self, Release};
 use crate::fetch::FetchItem;
 
@@ -32,21 +32,30 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
             .metadata(meta(cache, &up, Resource::Index(rest[0])), false)
             .await
             .map(|()| Ready::Tree),
-        ["packages", name] if registry::is_valid_name(name) => cache
-            .metadata(meta(cache, &up, Resource::Package(name)), false)
-            .await
-            .map(|()| Ready::Tree),
+        ["packages", name] => {
+            let name = grammar::hex_name(name)?;
+            cache
+                .metadata(meta(cache, &up, Resource::Package(name)), false)
+                .await
+                .map(|()| Ready::Tree)
+        }
         ["tarballs", file] => {
             let Some((name, version)) = file
                 .strip_suffix(".tar")
                 .and_then(|stem| stem.split_once('-'))
-                .filter(|(n, v)| registry::is_valid_name(n) && registry::is_valid_version(v))
             else {
-                return Ok(Ready::Tree);
+                return Err(CacheError::BadRequest(format!(
+                    "bad Hex tarball name in the request path: expected <name>-<version>.tar, found {file:?}"
+                )));
             };
-            let dest = cache.root.join(segments.join("/"));
+            let (name, version) = (grammar::hex_name(name)?, grammar::hex_version(version)?);
+            let dest = cache
+                .root
+                .join(HEX_DIR)
+                .join("tarballs")
+                .join(format!("{name}-{version}.tar"));
             let work = fetch_tarball(cache, &up, name, version, &dest);
-            Ok(cache.immutable(&dest, work))
+            cache.immutable(&dest, work)
         }
         ["public_key"] => {
             let dest = cache.root.join(segments.join("/"));
@@ -57,7 +66,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                     CacheError::Local(format!("cannot write {}: {e}", write.display()))
                 })
             };
-            Ok(cache.immutable(&dest, work))
+            cache.immutable(&dest, work)
         }
         _ => Ok(Ready::Tree),
     }
@@ -121,7 +130,14 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         urls: vec![url],
         companions: Vec::new(),
         optional: Vec::new(),
+        limit: match resource {
+            Resource::Package(_) => crate::limit::HEX_PACKAGE,
+            Resource::Index(_) => crate::limit::HEX_RESOURCE,
+        },
         verify,
+        // `names` and `versions` of a partial selection are what `mirror
+        // hex` compares the next download with: kept as it published them.
+        partial_dir: matches!(resource, Resource::Index(_)).then(|| cache.root.join(HEX_DIR)),
     }
 }
 
@@ -183,7 +199,11 @@ fn fetch_tarball(
         })?;
         let url = format!("{}/tarballs/{name}-{version}.tar", up.url);
         cache
-            .download(FetchItem::new(url, dest).sha256(digest))
+            .download(
+                FetchItem::new(url, dest)
+                    .sha256(digest)
+                    .limit(crate::limit::HEX_TARBALL),
+            )
             .await
     }
 }

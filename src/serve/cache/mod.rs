@@ -35,7 +35,30 @@
 //! answered `404` without asking again until the TTL passes, and a lookup
 //! in a copy checked less than [`RECHECK_FLOOR`] ago is not retried
 //! upstream, so requests for things that do not exist cost at most one
-//! upstream request per TTL or floor.
+//! upstream request per TTL or floor. That memory is bounded
+//! ([`limits::NotFound`]: entries, message size, age), and each client
+//! address has a budget of upstream requests ([`limits::MissBudget`]: a
+//! token bucket; past it, `429` with `Retry-After`), so no client can
+//! make the cache grow or spend upstream's patience for the others.
+//!
+//! # Paths
+//!
+//! Every request segment that becomes a directory, a file name or a part
+//! of an upstream URL is held to its ecosystem's grammar ([`grammar`]:
+//! Arch repositories, architectures and file names, crate names and
+//! versions, Hex names and versions, dist dates, channels and file names,
+//! rustup versions and triples) before any upstream request or write; a
+//! segment outside it is `400` naming what was expected.
+//!
+//! # Trees shared with offline commands
+//!
+//! Metadata that `mirror arch --package` or `mirror hex --package`
+//! published for a partial mirror (marked [`store::PARTIAL_MARK`]: an Arch
+//! repository's regenerated database, a Hex selection's `names` and
+//! `versions`) is served as it is and never fetched or replaced. Files
+//! are written through temporaries unique to each write, and the engine's
+//! `<dest>.partial` is locked by the one transfer writing it, so the
+//! cache and an `update` on one tree never write over each other.
 //!
 //! Bytes that do not verify are never stored and never served: the client
 //! gets `502 Bad Gateway` with the checksum mismatch (URL, expected, actual)
@@ -82,7 +105,9 @@
 pub mod arch;
 pub mod crates;
 pub mod dist;
+pub mod grammar;
 pub mod hex;
+pub mod limits;
 pub mod rustup;
 pub mod stream;
 
@@ -95,12 +120,14 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use clru::CLruCache;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::fetch::{self, Conditional, FetchError, FetchItem, Validators};
 use crate::http::HttpOptions;
+use crate::limit;
 use crate::report::NullReporter;
 use crate::store;
 
@@ -140,6 +167,9 @@ pub struct UpstreamOptions {
     pub follow_after: Duration,
     /// Client and retry settings.
     pub http: HttpOptions,
+    /// Bounds on the "not found" memory and on each client's upstream
+    /// requests ([`limits`]).
+    pub limits: limits::Limits,
 }
 
 impl Default for UpstreamOptions {
@@ -153,6 +183,7 @@ impl Default for UpstreamOptions {
             ttl: DEFAULT_TTL,
             follow_after: DEFAULT_FOLLOW_AFTER,
             http: HttpOptions::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -232,6 +263,19 @@ pub enum CacheError {
     /// A local file could not be read or written: `500`.
     #[error("{0}")]
     Local(String),
+    /// A path segment outside its ecosystem's grammar ([`grammar`]):
+    /// `400`, before any upstream request or write.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The client used up its share of upstream requests ([`limits`]):
+    /// `429` with `Retry-After`.
+    #[error("{message}")]
+    Limited {
+        /// Why, in words.
+        message: String,
+        /// When a token is there again.
+        retry_after: Duration,
+    },
 }
 
 impl CacheError {
@@ -241,16 +285,22 @@ impl CacheError {
             CacheError::NotFound(_) => StatusCode::NOT_FOUND,
             CacheError::Upstream(_) | CacheError::Rejected(_) => StatusCode::BAD_GATEWAY,
             CacheError::Local(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CacheError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CacheError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
         };
-        if !matches!(self, CacheError::NotFound(_)) {
-            eprintln!("mirror serve: {self}");
+        // What clients cause (and may repeat at will) is not logged.
+        if matches!(
+            self,
+            CacheError::Upstream(_) | CacheError::Rejected(_) | CacheError::Local(_)
+        ) {
+            crate::output::log(format_args!("mirror serve: {self}"));
         }
         let text = format!(
             "{} {}\n{self}\n",
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         );
-        (
+        let mut res = (
             status,
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -258,7 +308,15 @@ impl CacheError {
             )],
             text,
         )
-            .into_response()
+            .into_response();
+        if let CacheError::Limited { retry_after, .. } = self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        res
     }
 
     fn from_fetch(e: FetchError) -> CacheError {
@@ -266,7 +324,10 @@ impl CacheError {
             FetchError::Status { status, .. } if *status == reqwest::StatusCode::NOT_FOUND => {
                 CacheError::NotFound(e.to_string())
             }
-            FetchError::Digest(_) | FetchError::Size { .. } | FetchError::Signature { .. } => {
+            FetchError::Digest(_)
+            | FetchError::Size { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::Signature { .. } => {
                 CacheError::Rejected(format!("refusing upstream bytes: {e}"))
             }
             FetchError::Io { .. } => CacheError::Local(e.to_string()),
@@ -288,6 +349,7 @@ struct Counters {
     rejected: AtomicU64,
     upstream_errors: AtomicU64,
     upstream_bytes: AtomicU64,
+    limited: AtomicU64,
 }
 
 /// A snapshot of the cache counters (`/stats` → `cache`).
@@ -309,6 +371,11 @@ pub struct CacheStats {
     pub upstream_errors: u64,
     /// Bytes received from upstream.
     pub upstream_bytes: u64,
+    /// Requests refused with `429` because their client had used up its
+    /// budget of upstream requests.
+    pub limited: u64,
+    /// Entries of the "not found" memory now.
+    pub not_found_entries: u64,
 }
 
 type Flight = Shared<BoxFuture<'static, Result<(), CacheError>>>;
@@ -325,6 +392,15 @@ pub enum Ready {
 tokio::task_local! {
     /// The progress channel of the flight a task runs.
     static PROGRESS: Arc<stream::FlightProgress>;
+    /// The address of the client a request handler serves: the flights
+    /// it starts are charged to it ([`limits::MissBudget`]).
+    static CLIENT: Option<std::net::IpAddr>;
+}
+
+/// Run `f` (a request handler's use of the cache) for the client at
+/// `addr`: the upstream requests it starts are charged to that client.
+pub async fn for_client<T>(addr: Option<std::net::IpAddr>, f: impl Future<Output = T>) -> T {
+    CLIENT.scope(addr, f).await
 }
 
 /// One metadata file: where it lives, where it comes from and how its
@@ -343,8 +419,23 @@ pub(crate) struct Meta {
     /// it has them (a `404` removes the copy held): an Arch database's
     /// `.sig`, which pacman checks with its own keyring.
     pub optional: Vec<&'static str>,
+    /// The most bytes a body may have (see [`crate::limit`]).
+    pub limit: crate::limit::Limit,
     /// Checks a new body.
     pub verify: Verify,
+    /// The directory whose [`store::PARTIAL_MARK`] says the file (and its
+    /// companions) belongs to a partial mirror: then it is served as it
+    /// is, never fetched or replaced.
+    pub partial_dir: Option<PathBuf>,
+}
+
+impl Meta {
+    /// Whether an offline command made this file for a partial mirror.
+    fn is_partials(&self) -> bool {
+        self.partial_dir
+            .as_deref()
+            .is_some_and(store::is_marked_partial)
+    }
 }
 
 /// Files written beside a metadata file, as (suffix, bytes).
@@ -368,14 +459,31 @@ pub struct Cache {
     opts: UpstreamOptions,
     client: reqwest::Client,
     flights: Mutex<HashMap<String, (Flight, watch::Receiver<stream::Progress>)>>,
-    checked: Mutex<HashMap<String, Instant>>,
+    /// When each metadata key was last checked upstream (at most
+    /// [`CHECKED_ENTRIES`]; one forgotten is revalidated once more).
+    checked: Mutex<CLruCache<String, Instant>>,
     /// Metadata upstream answered 404 for (no copy held): when, and the
     /// message; answered without asking again until the TTL passes.
-    missing: Mutex<HashMap<String, (Instant, String)>>,
+    missing: limits::NotFound,
+    /// Each client's budget of upstream requests.
+    budget: limits::MissBudget,
     /// Parsed metadata kept by [`Cache::find_in`], by file, with the
-    /// file's size and mtime when parsed.
-    kept: Mutex<HashMap<PathBuf, (FileStamp, AnyParsed)>>,
+    /// file's size and mtime when parsed (at most [`KEPT_ENTRIES`]).
+    kept: Mutex<CLruCache<PathBuf, (FileStamp, AnyParsed)>>,
     counters: Counters,
+}
+
+/// How many metadata keys [`Cache`] remembers the last check of.
+const CHECKED_ENTRIES: usize = 65_536;
+
+/// How many parsed metadata files (Arch databases, channel manifests, a
+/// few MiB each) [`Cache::find_in`] keeps.
+const KEPT_ENTRIES: usize = 16;
+
+fn lru<K: Eq + std::hash::Hash, V>(n: usize) -> Mutex<CLruCache<K, V>> {
+    Mutex::new(CLruCache::new(
+        std::num::NonZeroUsize::new(n).unwrap_or(std::num::NonZeroUsize::MIN),
+    ))
 }
 
 /// A file's size and mtime.
@@ -410,12 +518,13 @@ impl Cache {
         Ok(Cache {
             root: root.to_path_buf(),
             client: crate::http::client(&opts.http)?,
-            opts,
             flights: Mutex::new(HashMap::new()),
-            checked: Mutex::new(HashMap::new()),
-            missing: Mutex::new(HashMap::new()),
-            kept: Mutex::new(HashMap::new()),
+            checked: lru(CHECKED_ENTRIES),
+            missing: limits::NotFound::new(opts.limits.not_found_entries, opts.ttl),
+            budget: limits::MissBudget::new(&opts.limits),
+            kept: lru(KEPT_ENTRIES),
             counters: Counters::default(),
+            opts,
         })
     }
 
@@ -437,6 +546,8 @@ impl Cache {
             rejected: get(&c.rejected),
             upstream_errors: get(&c.upstream_errors),
             upstream_bytes: get(&c.upstream_bytes),
+            limited: get(&c.limited),
+            not_found_entries: self.missing.len() as u64,
         }
     }
 
@@ -504,21 +615,36 @@ impl Cache {
         key: &str,
         done: impl Fn() -> bool,
         work: F,
-    ) -> Option<stream::Following>
+    ) -> Result<Option<stream::Following>, CacheError>
     where
         F: Future<Output = Result<(), CacheError>> + Send + 'static,
     {
         let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((flight, progress)) = flights.get(key) {
             self.count(|c| &c.joined, 1);
-            return Some(stream::Following {
+            return Ok(Some(stream::Following {
                 flight: flight.clone(),
                 progress: progress.clone(),
-            });
+            }));
         }
         if done() {
             self.count(|c| &c.hits, 1);
-            return None;
+            return Ok(None);
+        }
+        // A request handler's flight is charged to its client; the
+        // lookups a flight makes on its own are not charged again.
+        if let Ok(client) = CLIENT.try_with(|c| *c) {
+            if let Err(retry_after) = self.budget.take(client, Instant::now()) {
+                self.count(|c| &c.limited, 1);
+                return Err(CacheError::Limited {
+                    message: format!(
+                        "too many upstream requests from {}: try again in {:.1} s",
+                        client.map_or_else(|| "this client".to_string(), |ip| ip.to_string()),
+                        retry_after.as_secs_f64()
+                    ),
+                    retry_after,
+                });
+            }
         }
         self.count(|c| &c.misses, 1);
         let this = Arc::clone(self);
@@ -539,7 +665,7 @@ impl Cache {
         .boxed()
         .shared();
         flights.insert(key.to_string(), (flight.clone(), progress.clone()));
-        Some(stream::Following { flight, progress })
+        Ok(Some(stream::Following { flight, progress }))
     }
 
     /// [`Cache::join_or_start`], waiting for the flight.
@@ -552,7 +678,7 @@ impl Cache {
     where
         F: Future<Output = Result<(), CacheError>> + Send + 'static,
     {
-        match self.join_or_start(key, done, work) {
+        match self.join_or_start(key, done, work)? {
             Some(following) => following.flight.await,
             None => Ok(()),
         }
@@ -561,20 +687,20 @@ impl Cache {
     /// An immutable file: a hit when `dest` exists, else `work` (which
     /// publishes it) in a single flight, left for the caller to wait for
     /// or follow.
-    fn immutable<F>(self: &Arc<Self>, dest: &Path, work: F) -> Ready
+    fn immutable<F>(self: &Arc<Self>, dest: &Path, work: F) -> Result<Ready, CacheError>
     where
         F: Future<Output = Result<(), CacheError>> + Send + 'static,
     {
         if dest.is_file() {
             self.count(|c| &c.hits, 1);
-            return Ready::Tree;
+            return Ok(Ready::Tree);
         }
         let key = self.key_of(dest);
         let dest = dest.to_path_buf();
-        match self.join_or_start(&key, || dest.is_file(), work) {
+        Ok(match self.join_or_start(&key, || dest.is_file(), work)? {
             Some(following) => Ready::Pending(following),
             None => Ready::Tree,
-        }
+        })
     }
 
     /// Download `item` (size and digest checked) with the engine and
@@ -656,6 +782,17 @@ impl Cache {
             self.count(|c| &c.hits, 1);
             return Err(CacheError::NotFound(message));
         }
+        if meta.is_partials() {
+            // What `mirror` published for a partial mirror stays as it is.
+            self.count(|c| &c.hits, 1);
+            return if dest.is_file() {
+                Ok(())
+            } else {
+                Err(CacheError::NotFound(format!(
+                    "{key}: not in this partial mirror (not fetched from upstream)"
+                )))
+            };
+        }
         if !force && self.is_fresh(&key) && dest.is_file() {
             self.count(|c| &c.hits, 1);
             return Ok(());
@@ -721,7 +858,7 @@ impl Cache {
             .map(|m| (m.len(), m.modified().ok()))
             .map_err(local)?;
         if keep == Keep::Parsed {
-            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, any)) = kept.get(dest) {
                 if *at == stamp {
                     if let Ok(parsed) = Arc::clone(any).downcast::<I>() {
@@ -737,7 +874,7 @@ impl Cache {
             self.kept
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(dest.to_path_buf(), (stamp, any));
+                .put(dest.to_path_buf(), (stamp, any));
         }
         Ok(parsed)
     }
@@ -756,7 +893,15 @@ impl Cache {
         let mut errors = Vec::new();
         let mut not_found = None;
         for url in &meta.urls {
-            match fetch::get_conditional(&self.client, &self.opts.http, url, &validators).await {
+            match fetch::get_conditional(
+                &self.client,
+                &self.opts.http,
+                url,
+                &validators,
+                meta.limit,
+            )
+            .await
+            {
                 Ok(Conditional::NotModified) if held => {
                     self.count(|c| &c.revalidated, 1);
                     self.mark_checked(&meta.key);
@@ -800,6 +945,11 @@ impl Cache {
                     }
                     if passed_on.len() + gone.len() < meta.optional.len() {
                         continue;
+                    }
+                    if meta.is_partials() {
+                        // Made partial while this request went upstream.
+                        self.mark_checked(&meta.key);
+                        return Ok(());
                     }
                     for path in gone {
                         if let Err(e) = std::fs::remove_file(&path) {
@@ -849,7 +999,7 @@ impl Cache {
         if held {
             // The last good copy; not asked again before the TTL passes.
             self.count(|c| &c.stale, 1);
-            eprintln!(
+            crate::output::log(format_args!(
                 "mirror serve: serving the cached {} ({})",
                 meta.dest.display(),
                 errors
@@ -858,16 +1008,13 @@ impl Cache {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join("; ")
-            );
+            ));
             self.mark_checked(&meta.key);
             return Ok(());
         }
         match (not_found, errors.is_empty()) {
             (Some(m), true) => {
-                self.missing
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(meta.key.clone(), (Instant::now(), m.clone()));
+                self.missing.insert(&meta.key, &m);
                 Err(CacheError::NotFound(m))
             }
             _ if errors.iter().any(|e| e.starts_with("refusing")) => {
@@ -882,7 +1029,7 @@ impl Cache {
         let mut out = Vec::new();
         for suffix in suffixes {
             let url = format!("{url}{suffix}");
-            let bytes = fetch::get_bytes(&self.client, &self.opts.http, &url)
+            let bytes = fetch::get_bytes(&self.client, &self.opts.http, &url, limit::COMPANION)
                 .await
                 .map_err(CacheError::from_fetch)?;
             self.count(|c| &c.upstream_bytes, bytes.len() as u64);
@@ -893,15 +1040,7 @@ impl Cache {
 
     /// The 404 message of `key`, when upstream said so within the TTL.
     fn known_missing(&self, key: &str) -> Option<String> {
-        let mut missing = self.missing.lock().unwrap_or_else(|e| e.into_inner());
-        match missing.get(key) {
-            Some((at, m)) if at.elapsed() < self.opts.ttl => Some(m.clone()),
-            Some(_) => {
-                missing.remove(key);
-                None
-            }
-            None => None,
-        }
+        self.missing.get(key)
     }
 
     /// Whether `key` was checked upstream less than `d` ago.
@@ -909,7 +1048,7 @@ impl Cache {
         self.checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(key)
+            .peek(key)
             .is_some_and(|at| at.elapsed() < d)
     }
 
@@ -921,7 +1060,7 @@ impl Cache {
         self.checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(key)
+            .peek(key)
             .is_some_and(|at| *at >= since)
     }
 
@@ -929,7 +1068,7 @@ impl Cache {
         self.checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), Instant::now());
+            .put(key.to_string(), Instant::now());
     }
 
     /// `<root>/.mirror/cache/<rel>`.

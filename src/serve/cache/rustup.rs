@@ -16,9 +16,9 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{check_body, sibling, Cache, CacheError, Meta, Ready};
+use super::{check_body, grammar, sibling, Cache, CacheError, Meta, Ready};
+use crate::eco::is_valid_target;
 use crate::eco::rustup::{init_name, parse_release_stable};
-use crate::eco::{is_valid_target, Version};
 use crate::fetch::{self, FetchItem};
 use crate::verify::digest::{format_sidecar, parse_sidecar, DigestMismatch, Sha256Digest};
 
@@ -47,6 +47,8 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 urls: vec![what.clone()],
                 companions: Vec::new(),
                 optional: Vec::new(),
+                partial_dir: None,
+                limit: crate::limit::SMALL_TEXT,
                 verify: check_body(move |body| {
                     parse_release_stable(body, &what)
                         .map(|_| ())
@@ -55,16 +57,18 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
             };
             cache.metadata(meta, false).await.map(|()| Ready::Tree)
         }
-        ["archive", version, target, file] if Version::parse(version).is_some() => {
+        ["archive", version, target, file] => {
+            let (version, target) = (grammar::rustup_version(version)?, grammar::triple(target)?);
             let Some(name) = binary(target, file) else {
                 return Ok(Ready::Tree);
             };
             let rel = format!("archive/{version}/{target}/{name}");
             let dest = cache.root.join(RUSTUP_DIR).join(&rel);
             let work = fetch_archived(cache, format!("{url}/{rel}"), &dest);
-            Ok(cache.immutable(&dest, work))
+            cache.immutable(&dest, work)
         }
         ["dist", target, file] => {
+            let target = grammar::triple(target)?;
             let Some(name) = binary(target, file) else {
                 return Ok(Ready::Tree);
             };
@@ -76,6 +80,8 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 urls: vec![what.clone()],
                 companions: vec![".sha256"],
                 optional: Vec::new(),
+                partial_dir: None,
+                limit: crate::limit::RUSTUP_INIT,
                 verify: Box::new(move |body, companions| {
                     let sum = companions.first().map(Vec::as_slice).unwrap_or_default();
                     check_sum(body, sum, &what).map(|_| Vec::new())
@@ -108,9 +114,14 @@ fn fetch_archived(
     let dest = dest.to_path_buf();
     async move {
         let sum_url = format!("{url}.sha256");
-        let sum = fetch::get_bytes(&cache.client, &cache.opts.http, &sum_url)
-            .await
-            .map_err(CacheError::from_fetch)?;
+        let sum = fetch::get_bytes(
+            &cache.client,
+            &cache.opts.http,
+            &sum_url,
+            crate::limit::COMPANION,
+        )
+        .await
+        .map_err(CacheError::from_fetch)?;
         cache.count(|c| &c.upstream_bytes, sum.len() as u64);
         let digest = parse_sidecar(&sum, &sum_url)
             .map_err(|e| CacheError::Rejected(format!("refusing upstream bytes: {e}")))?;
@@ -121,6 +132,7 @@ fn fetch_archived(
             .into_owned();
         let item = FetchItem::new(url, &dest)
             .sha256(digest)
+            .limit(crate::limit::RUSTUP_INIT)
             .sidecar(sibling(&dest, ".sha256"), format_sidecar(&digest, &name));
         cache.download(item).await
     }

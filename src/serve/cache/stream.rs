@@ -252,7 +252,9 @@ async fn step(mut s: State) -> Option<(Item, State)> {
 
 /// Yield an error: the connection is cut before the body's end.
 fn fail(mut s: State, why: &str) -> Option<(Item, State)> {
-    eprintln!("mirror serve: cutting a followed transfer short: {why}");
+    crate::output::log(format_args!(
+        "mirror serve: cutting a followed transfer short: {why}"
+    ));
     s.hasher = None;
     s.held = None;
     Some((Err(std::io::Error::other(why.to_string())), s))

@@ -58,6 +58,13 @@ pub enum Fault {
     /// Send a `Content-Length` `extra` bytes longer than the body, the
     /// body, then close.
     LongLength { extra: u64 },
+    /// Send the real headers without `Content-Length` (the body ends
+    /// when the connection closes), then the body over and over: an
+    /// endless body, cut at `up_to` bytes so that a test ends.
+    Endless { up_to: u64 },
+    /// Claim a `Content-Length` of `len`, then send the body over and
+    /// over up to it: a body larger than any real file of its kind.
+    Huge { len: u64 },
 }
 
 /// One request as the server saw it.
@@ -202,6 +209,11 @@ impl Upstream {
             .entry(normalize(path))
             .or_default()
             .push_back((fault, times));
+    }
+
+    /// Drop the faults still queued for `path`.
+    pub fn clear_faults(&self, path: &str) {
+        self.shared.state().faults.remove(&normalize(path));
     }
 
     /// Wait `d` before every response (zero by default).
@@ -539,10 +551,13 @@ fn respond(
         extra.push(("Content-Range", cr));
     }
     let claimed = match fault {
-        Some(Fault::LongLength { extra }) => slice.len() as u64 + extra,
-        _ => slice.len() as u64,
+        Some(Fault::LongLength { extra }) => Some(slice.len() as u64 + extra),
+        Some(Fault::Huge { len }) => Some(len),
+        Some(Fault::Endless { .. }) => None,
+        _ => Some(slice.len() as u64),
     };
-    write_head(w, status, Some(claimed), keep_alive, &extra)?;
+    let endless = matches!(fault, Some(Fault::Endless { .. }));
+    write_head(w, status, claimed, keep_alive && !endless, &extra)?;
     if head_only {
         w.flush()?;
         return Ok(After::KeepAlive);
@@ -569,6 +584,22 @@ fn respond(
         Some(Fault::LongLength { .. }) => {
             w.write_all(slice)?;
             w.flush()?;
+            Ok(After::Close)
+        }
+        Some(Fault::Endless { up_to: len }) | Some(Fault::Huge { len }) => {
+            // Whole copies of the body, in writes of about 1 MiB; the
+            // client hanging up ends it early.
+            let copies = (1 << 20) / slice.len().max(1) + 1;
+            let block = slice.repeat(copies);
+            let mut sent = 0u64;
+            while sent < len && !block.is_empty() {
+                let n = (len - sent).min(block.len() as u64) as usize;
+                if w.write_all(&block[..n]).is_err() {
+                    return Ok(After::Close);
+                }
+                sent += n as u64;
+            }
+            let _ = w.flush();
             Ok(After::Close)
         }
         Some(Fault::WrongBytes) => {
