@@ -141,7 +141,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__arch)
-            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -180,6 +180,10 @@ _mirror() {
                     return 0
                     ;;
                 --num-versions-retain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -693,7 +697,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --installs --installs-public-key --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,6 +740,10 @@ _mirror() {
                     return 0
                     ;;
                 --installs-public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -130,6 +130,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l mix-lock -d 'Mirro
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l versions -d 'Versions of each selected package: latest, all or N (the newest N)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs -d 'Hex itself for `mix local.hex` (installs/): none, latest (the archive each Elixir/OTP version installs) or all' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs-public-key -d 'PEM public key the install lists are signed with [default: the embedded Elixir key, as Mix has it]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -154,6 +155,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package -d 'Mirro
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package-file -d 'Mirror the packages listed in FILE (one per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l signing-key -d 'Sign the databases a partial mirror regenerates with this OpenPGP secret key (unencrypted); without it they are published unsigned' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l num-versions-retain -d 'Versions of each package clean keeps (0: all)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r

@@ -17,4 +17,5 @@ pub mod report;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod suggest;
 pub mod verify;

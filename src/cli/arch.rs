@@ -95,6 +95,11 @@ pub struct ArchArgs {
     #[arg(long, default_value_t = DEFAULT_RETAIN, value_name = "N")]
     pub num_versions_retain: usize,
 
+    /// pack: take the files changed since START instead of since the
+    /// mark: 0 for every file held, or a mark value a message named
+    #[arg(long, value_name = "START")]
+    pub start: Option<String>,
+
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
     pub archive: PathBuf,
@@ -238,7 +243,7 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
                 arch.clean(&reporter)?;
             }
             ArchOp::Pack => {
-                arch.pack(&args.archive, &reporter)?;
+                arch.pack(&args.archive, args.start.as_deref(), &reporter)?;
             }
             ArchOp::Unpack => {
                 arch.unpack(&args.archive, &reporter)?;

@@ -100,6 +100,11 @@ pub struct HexArgs {
     #[arg(long, value_name = "FILE")]
     pub installs_public_key: Option<PathBuf>,
 
+    /// pack: take the files changed since START instead of since the
+    /// mark: 0 for every file held, or a mark value a message named
+    #[arg(long, value_name = "START")]
+    pub start: Option<String>,
+
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
     pub archive: PathBuf,
@@ -186,7 +191,7 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
             }
             HexOp::Mark => hex.mark(&reporter)?,
             HexOp::Pack => {
-                hex.pack(&args.archive, &reporter)?;
+                hex.pack(&args.archive, args.start.as_deref(), &reporter)?;
             }
             HexOp::Unpack => {
                 hex.unpack(&args.archive, &reporter)?;

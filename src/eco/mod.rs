@@ -72,6 +72,113 @@ pub fn is_valid_target(target: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Where a `pack` of an ecosystem with time marks (Hex, Arch) starts:
+/// `--start` (`0`: every file held; else a mark value, nanoseconds since
+/// the epoch, as messages name them) or else the ecosystem's mark.
+/// Returns the mark value (`None`: the start of time) and its nanoseconds.
+pub fn time_pack_start(
+    root: &std::path::Path,
+    ecosystem: &str,
+    start: Option<&str>,
+) -> anyhow::Result<(Option<String>, u128)> {
+    match start {
+        None => crate::store::State::load(root)?.time_mark(ecosystem),
+        Some("0") => Ok((None, 0)),
+        Some(s) => {
+            let nanos = s.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--start {s:?}: expected 0 (every file held) or a mark value (nanoseconds since the epoch)"
+                )
+            })?;
+            Ok((Some(s.to_string()), nanos))
+        }
+    }
+}
+
+/// Pack `members` of `root` (the first `package_files` of them package
+/// files) as the range from `mark` to now of a time-marked ecosystem
+/// (Hex, Arch), then [`after_time_pack`].
+#[allow(clippy::too_many_arguments)]
+pub fn time_pack(
+    root: &std::path::Path,
+    ecosystem: &str,
+    mark: Option<String>,
+    members: &[String],
+    package_files: usize,
+    archive: &std::path::Path,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<crate::bundle::PackSummary> {
+    use anyhow::Context;
+    let end = crate::store::epoch_nanos(std::time::SystemTime::now()).to_string();
+    let opts = crate::bundle::PackOptions {
+        ecosystem: ecosystem.to_string(),
+        range: Some(crate::bundle::Range {
+            start: mark.clone(),
+            end: end.clone(),
+        }),
+    };
+    let summary = crate::bundle::pack(root, members, archive, &opts, reporter)
+        .with_context(|| format!("cannot pack {}", archive.display()))?;
+    after_time_pack(
+        root,
+        ecosystem,
+        mark.as_deref(),
+        &end,
+        package_files,
+        reporter,
+    )?;
+    reporter.info(&format!(
+        "{ecosystem}: packed {} files ({} bytes) into {}",
+        members.len(),
+        summary.bytes,
+        archive.display()
+    ));
+    Ok(summary)
+}
+
+/// After a `pack` of a time range (Hex, Arch) that ended at `end`: record
+/// `end` as the `packed` mark when it carried package files; when it
+/// carries none although a mark bounded it, say why and what to run.
+pub fn after_time_pack(
+    root: &std::path::Path,
+    ecosystem: &str,
+    start: Option<&str>,
+    end: &str,
+    package_files: usize,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<()> {
+    let mut state = crate::store::State::load(root)?;
+    let packed = state.mark(ecosystem, "packed").map(str::to_string);
+    if package_files > 0 {
+        state.set_mark(ecosystem, "packed", end);
+        state.save(root)?;
+        return Ok(());
+    }
+    let Some(start) = start else {
+        return Ok(());
+    };
+    let since = match &packed {
+        Some(p) if p.as_str() != start => p.clone(),
+        Some(_) => {
+            reporter.info(&format!(
+                "{ecosystem}: no package file changed since the last archive packed; the archive carries only the metadata"
+            ));
+            return Ok(());
+        }
+        None => "0".to_string(),
+    };
+    let last = match &packed {
+        Some(p) => format!("the END of the last archive packed, {p}"),
+        None => "no archive was packed here yet: 0 carries every file held".to_string(),
+    };
+    reporter.info(&format!(
+        "warning: {ecosystem}: no package file changed since the mark ({start}), which `update` or `mark` moved after the last download, so the archive carries only the metadata. \
+         To carry what changed since the last archive ({last}), run `mirror {ecosystem} pack --start {since}`; \
+         next time run `mirror {ecosystem} export` (download, pack and mark in one), not `update` then `pack`"
+    ));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::bundle;
 use crate::eco::{expand_target_alias, is_valid_target, sort_versions_desc, Version};
-use crate::fetch::{Engine, FetchItem};
+use crate::fetch::{Engine, FetchError, FetchItem};
 use crate::report::Reporter;
 use crate::store;
 use crate::verify::digest::{format_sidecar, hash_file, parse_sidecar, Sha256Digest};
@@ -254,6 +254,7 @@ impl Rustup {
             bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
         }
         struct Want {
+            target: String,
             rel: String,
             dest: PathBuf,
             sidecar: PathBuf,
@@ -271,6 +272,7 @@ impl Rustup {
                     .ok()
                     .and_then(|b| parse_sidecar(&b, &sidecar.display().to_string()).ok());
                 wants.push(Want {
+                    target: target.clone(),
                     rel,
                     dest,
                     sidecar,
@@ -305,6 +307,21 @@ impl Rustup {
                     let Some((bytes, sum_url)) = fetched.next() else {
                         bail!("internal error: missing checksum result for {url}");
                     };
+                    if let Err(FetchError::Status { status, .. }) = &bytes {
+                        if status.as_u16() == 404 && !ALL_KNOWN_TARGETS.contains(&w.target.as_str())
+                        {
+                            // A typo, not a failed download: refused
+                            // before anything is written.
+                            bail!(
+                                "{}: upstream has no rustup-init for it ({sum_url} is not found); nothing was written",
+                                crate::suggest::unknown(
+                                    "target",
+                                    &w.target,
+                                    ALL_KNOWN_TARGETS.iter().copied()
+                                )
+                            );
+                        }
+                    }
                     match bytes
                         .map_err(anyhow::Error::from)
                         .and_then(|b| Ok(parse_sidecar(&b, sum_url)?))

@@ -581,7 +581,8 @@ fn partial_mirror_holds_the_dependency_closure_and_lists_only_it() {
         ],
     ));
     assert!(
-        err.contains("\"nosuch\" is in none of the repositories core"),
+        err.contains("unknown package \"nosuch\"")
+            && err.contains("it is in none of the repositories core"),
         "{err}"
     );
 }

@@ -514,6 +514,7 @@ fn romt_layout_archive_imports_and_a_tampered_crate_publishes_nothing() {
     let romt_bad = pair.carry.path().join("romt-bad.tar.gz");
     romt_style_archive(&romt_bad, pair.near(), &bad);
     let mark = rev(pair.far(), "mark");
+    let master = rev(pair.far(), "master");
     let err = failed(crate_cmd(
         pair.far(),
         &["import", "--archive", romt_bad.to_str().unwrap()],
@@ -525,7 +526,7 @@ fn romt_layout_archive_imports_and_a_tampered_crate_publishes_nothing() {
     assert!(err.contains("nothing was published"), "{err}");
     assert!(crate_tree(pair.far()).is_empty());
     assert_eq!(rev(pair.far(), "mark"), mark);
-    assert_eq!(rev(pair.far(), "master"), mark);
+    assert_eq!(rev(pair.far(), "master"), master);
 
     let romt_good = pair.carry.path().join("romt-good.tar.gz");
     romt_style_archive(&romt_good, pair.near(), &good);

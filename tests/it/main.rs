@@ -33,4 +33,5 @@ mod serve_load;
 mod serve_tls;
 mod support;
 mod toolchain;
+mod trips;
 mod upstream_selftest;

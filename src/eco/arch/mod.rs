@@ -63,6 +63,45 @@ pub const DEFAULT_REPOS: &[&str] = &["core", "extra"];
 /// The default architecture.
 pub const DEFAULT_ARCH: &str = "x86_64";
 
+/// Arch Linux's repositories, for the hint when a database is not found.
+const KNOWN_REPOS: &[&str] = &[
+    "core",
+    "extra",
+    "multilib",
+    "core-testing",
+    "extra-testing",
+    "multilib-testing",
+    "core-staging",
+    "extra-staging",
+    "multilib-staging",
+    "gnome-unstable",
+    "kde-unstable",
+];
+
+/// Architectures of Arch Linux and its ports, for the same hint.
+const KNOWN_ARCHES: &[&str] = &[
+    "x86_64",
+    "x86_64_v3",
+    "i686",
+    "pentium4",
+    "aarch64",
+    "armv7h",
+    "riscv64",
+];
+
+/// Why a repository's database is not found: a repository or an
+/// architecture upstream does not have, with the nearest known names.
+fn unknown_repo(repo: &str, arch: &str, db_url: &str) -> String {
+    let what = if !KNOWN_REPOS.contains(&repo) {
+        crate::suggest::unknown("repository", repo, KNOWN_REPOS.iter().copied())
+    } else if !KNOWN_ARCHES.contains(&arch) {
+        crate::suggest::unknown("architecture", arch, KNOWN_ARCHES.iter().copied())
+    } else {
+        format!("repository {repo} ({arch}) is not on this mirror")
+    };
+    format!("{what}: {db_url} is not found upstream; nothing was written")
+}
+
 /// The system's Arch Linux keyring (Debian's `archlinux-keyring`).
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/archlinux.gpg";
 
@@ -302,7 +341,8 @@ impl Arch {
             let Some((i, p)) = by_name.get(name).or_else(|| by_provides.get(name)) else {
                 match needed_by {
                     None => bail!(
-                        "package {name:?} is in none of the repositories {}",
+                        "{}: it is in none of the repositories {}; nothing was written",
+                        crate::suggest::unknown("package", name, by_name.keys().copied()),
                         self.repos
                             .iter()
                             .map(|r| r.name.as_str())
@@ -364,7 +404,12 @@ impl Arch {
         reporter: &dyn Reporter,
     ) -> Result<(FetchedDbs, Vec<(db::RawDesc, Package)>)> {
         let db_url = format!("{base}/{name}.db");
-        let db = engine.fetch_bytes(&db_url, crate::limit::ARCH_DB)?;
+        let db = match engine.fetch_bytes(&db_url, crate::limit::ARCH_DB) {
+            Err(FetchError::Status { status, .. }) if status.as_u16() == 404 => {
+                bail!("{}", unknown_repo(name, &self.arch, &db_url))
+            }
+            r => r?,
+        };
         let entries = db::entries(&db, &db_url)?;
         let urls = [
             format!("{base}/{name}.db.sig"),
@@ -719,8 +764,13 @@ impl Arch {
 
     /// Pack the package files written since the mark (all when there is
     /// none), plus every current database and `lastsync`.
-    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
+    pub fn pack(
+        &self,
+        archive: &Path,
+        start: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::PackSummary> {
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
         let repos = self.local_repos()?;
         if repos.is_empty() {
             bail!(
@@ -750,27 +800,21 @@ impl Arch {
             found.sort();
             members.extend(found);
         }
+        let package_files = members.len();
         dbs.sort_by_key(|p| (db_rank(p), p.clone()));
         members.extend(dbs);
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: Some(bundle::Range {
-                start: mark,
-                end: store::epoch_nanos(SystemTime::now()).to_string(),
-            }),
-        };
-        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
-            .with_context(|| format!("cannot pack {}", archive.display()))?;
-        reporter.info(&format!(
-            "arch: packed {} files ({} bytes) into {}",
-            members.len(),
-            summary.bytes,
-            archive.display()
-        ));
-        Ok(summary)
+        crate::eco::time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark,
+            &members,
+            package_files,
+            archive,
+            reporter,
+        )
     }
 
     /// Unpack a bundle: every staged package is checked against the staged

@@ -366,6 +366,15 @@ impl Index {
         Ok(url.to_string().trim().to_string())
     }
 
+    /// Set the URL of remote `origin`.
+    pub fn set_origin_url(&self, url: &str) -> Result<()> {
+        self.git(
+            "set the origin",
+            &["config", "--replace-all", "remote.origin.url", url],
+        )?;
+        Ok(())
+    }
+
     /// Whether remote `origin` is a bundle file (an index made by
     /// `init-import`: the far side of an air gap).
     pub fn origin_is_bundle(&self) -> Result<bool> {
@@ -413,7 +422,9 @@ impl Index {
         let before = self.resolve(ORIGIN_MASTER)?;
         let url = self.origin_url()?;
         let is_local_bundle = url.ends_with(".bundle") && !url.contains("://");
-        if is_local_bundle && !Path::new(&url).exists() {
+        // git resolves a relative path against the index (its working
+        // directory here).
+        if is_local_bundle && !self.dir.join(&url).exists() {
             if let Some(before) = before {
                 return Ok((Some(before), before));
             }
@@ -497,9 +508,22 @@ impl Index {
             .with_context(|| format!("bundle path {} is not UTF-8", bundle.display()))?;
         let missing = self.missing_prerequisites(bundle)?;
         if !missing.is_empty() {
+            // What this index has of upstream, and the commit the bundle
+            // starts from: the range an earlier archive must cover.
+            let have = match self.resolve(ORIGIN_MASTER)? {
+                Some(c) => c.to_string(),
+                None => "0".to_string(),
+            };
+            let first = missing[0]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
             bail!(
                 "{}: the bundle builds on commits this index lacks:\n  {}\n\
-                 an earlier archive (whose range ends at these commits) must be imported first",
+                 an earlier archive covering {have}..{first} must be imported first: \
+                 on the online side run `mirror crate pack --start {have} --end {first} --archive EARLIER.tar.gz` \
+                 (or `mirror crate pack --start {have}` for one archive covering both), import it here, then this one",
                 bundle.display(),
                 missing.join("\n  ")
             );
@@ -1235,6 +1259,10 @@ pub type IndexFile = (&'static str, ObjectId, String);
 /// [`Index::own_config`]. Not a branch: bundles and the served
 /// repository never carry it.
 pub const OWN_CONFIG_REF: &str = "refs/mirror/config";
+
+/// The END of the last archive `pack` wrote (not a branch: never bundled
+/// or served): what a `pack` after `update` must start from.
+pub const PACKED_REF: &str = "refs/mirror/packed";
 
 /// How an entry of a tree at `dir` fits the index layout.
 enum Fit {

@@ -177,6 +177,9 @@ pub struct Crates {
     index: Index,
     fetch: FetchOptions,
     engine: Option<Engine>,
+    /// The commit the archive unpacked in this run brought: the pull
+    /// after it must reach it.
+    unpacked: std::sync::Mutex<Option<gix::ObjectId>>,
 }
 
 impl Crates {
@@ -188,6 +191,7 @@ impl Crates {
             index,
             fetch,
             engine: None,
+            unpacked: std::sync::Mutex::new(None),
         }
     }
 
@@ -231,7 +235,9 @@ impl Crates {
             let r = match op {
                 Op::Init => self.init(reporter),
                 Op::InitImport => self.init_import(reporter),
-                Op::Config => self.config(reporter).and_then(|_| self.mark(reporter)),
+                Op::Config => self
+                    .config(reporter)
+                    .and_then(|_| self.publish(reporter, false)),
                 Op::Pull => self.pull(reporter),
                 Op::Prune => self.prune(reporter),
                 Op::Download => self.download(reporter),
@@ -294,8 +300,26 @@ impl Crates {
         Ok(())
     }
 
+    /// The origin URL of a far side: the bundle's absolute path as this
+    /// run finds it from the root (romt writes an unpacked bundle to the
+    /// origin URL as it stands, so it must be absolute). Each pull on the
+    /// far side rewrites a URL that differs (a tree moved or copied), so a
+    /// stale path is never fetched.
+    fn bundle_origin_url(&self) -> Result<String> {
+        self.opts
+            .bundle_path
+            .to_str()
+            .map(str::to_string)
+            .with_context(|| {
+                format!(
+                    "bundle path {} is not UTF-8",
+                    self.opts.bundle_path.display()
+                )
+            })
+    }
+
     fn init_import(&self, reporter: &dyn Reporter) -> Result<()> {
-        let bundle = self.opts.bundle_path.display().to_string();
+        let bundle = self.bundle_origin_url()?;
         Index::init(
             &self.opts.index,
             &bundle,
@@ -481,7 +505,28 @@ impl Crates {
         }
         // Before the fetch: `origin_master` is still what `working` merged.
         self.ensure_own_config(reporter)?;
+        if self.index.origin_is_bundle()? {
+            // The origin names the bundle where the tree was when it was
+            // last used: stale once the tree moved or was copied.
+            let url = self.bundle_origin_url()?;
+            if self.index.origin_url()? != url {
+                self.index.set_origin_url(&url)?;
+                reporter.info(&format!(
+                    "crate: the index's origin is now {url} (the tree was moved or copied)"
+                ));
+            }
+        }
         let (_, origin) = self.index.fetch_origin()?;
+        let unpacked = *self.unpacked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(end) = unpacked {
+            if end != origin && !self.index.is_ancestor(end, origin)? {
+                bail!(
+                    "the archive's index ({end}) did not reach origin_master ({origin}) after the pull from {}; nothing was published (run `mirror crate pull mark` once {} holds the archive's bundle)",
+                    self.opts.bundle_path.display(),
+                    self.opts.bundle_path.display()
+                );
+            }
+        }
         let merged = self.index.merge_origin()?;
         self.warn_dropped("the upstream index", &merged.dropped, reporter);
         let working = merged.working;
@@ -748,11 +793,24 @@ impl Crates {
     }
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        self.publish(reporter, true)
+    }
+
+    /// Move `master` to what END publishes, and `mark` to END when
+    /// `move_mark`. `config` publishes without moving `mark`: `mark` is
+    /// the START of the next archive, and a commit of `config` that no
+    /// archive carried must not become a commit the far side is assumed
+    /// to hold.
+    fn publish(&self, reporter: &dyn Reporter, move_mark: bool) -> Result<()> {
         self.warn_unless_head_is_master(reporter)?;
         let (_, end) = self.range()?;
         self.ensure_own_config(reporter)?;
         if self.is_partial() {
             let master = self.publish_partial(end, reporter)?;
+            if !move_mark {
+                reporter.info(&format!("crate: master (served) is {master}"));
+                return Ok(());
+            }
             self.index.set_branch(MARK, end)?;
             reporter.info(&format!(
                 "crate: mark moved to {end}; master (served) is {master}"
@@ -786,6 +844,13 @@ impl Crates {
                 )?,
             }
         };
+        if !move_mark {
+            if master != Some(publish) {
+                self.index.set_branch(MASTER, publish)?;
+            }
+            reporter.info(&format!("crate: master (served) is {publish}"));
+            return Ok(());
+        }
         if before == Some(end) && master == Some(publish) {
             reporter.info(&format!("crate: mark and master already at {end}"));
             return Ok(());
@@ -887,16 +952,31 @@ impl Crates {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(range),
         };
+        let packed = self.index.resolve(index::PACKED_REF)?;
         if start == Some(end) {
             // No commits: no bundle can be made (git refuses an empty one).
             // An archive with only the manifest imports as a no-op, so the
             // far side never trips over a missing or stale archive.
             bundle::pack(&self.opts.root, &[], &self.opts.archive, &opts, reporter)
                 .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
-            reporter.info(&format!(
-                "crate: the range is empty (START = END = {end}); {} holds no commits and no crates",
-                self.opts.archive.display()
-            ));
+            let archive = self.opts.archive.display();
+            if packed == Some(end) {
+                reporter.info(&format!(
+                    "crate: nothing new since the last archive packed (its END was {end}); {archive} holds no commits and no crates (it imports as a no-op)"
+                ));
+            } else {
+                let since = packed.map_or("0".to_string(), |p| p.to_string());
+                let last = match packed {
+                    Some(p) => format!("the END of the last archive packed, {p}"),
+                    None => "no archive was packed here yet".to_string(),
+                };
+                reporter.info(&format!(
+                    "warning: the range is empty: mark is already at END ({end}), moved by `update` or `mark`, so {archive} holds no commits and no crates (it imports as a no-op). \
+                     To carry what changed since the last archive ({last}), run `mirror crate pack --start {since}`; \
+                     next time run `mirror crate export` (pull, download, pack and mark in one), not `update` then `pack`"
+                ));
+            }
+            self.set_packed(end)?;
             return Ok(());
         }
         let bundle_start = match start {
@@ -957,6 +1037,7 @@ impl Crates {
             reporter,
         )
         .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
+        self.set_packed(end)?;
         reporter.info(&format!(
             "crate: packed the index bundle and {} crates ({} bytes) into {}",
             members.len() - 1 - usize::from(partial),
@@ -973,6 +1054,15 @@ impl Crates {
             ))
             .into());
         }
+        Ok(())
+    }
+
+    /// Record END of the archive just packed (see [`index::PACKED_REF`]).
+    fn set_packed(&self, end: gix::ObjectId) -> Result<()> {
+        self.index.git(
+            "record the archive packed",
+            &["update-ref", index::PACKED_REF, &end.to_string()],
+        )?;
         Ok(())
     }
 
@@ -1079,6 +1169,7 @@ impl Crates {
         }
         fs::rename(&staged_bundle, &self.opts.bundle_path)
             .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
+        *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
         reporter.info(&format!(
             "crate: unpacked the index bundle ({origin}) and {} crates",
             planned.len()

@@ -50,7 +50,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -291,14 +290,18 @@ impl Hex {
                 }
                 if !remote.contains_key(name.as_str()) {
                     bail!(
-                        "package {name:?} is not in the repository ({names_url} does not list it)"
+                        "{}: {names_url} does not list it; nothing was written",
+                        crate::suggest::unknown("package", name, remote.keys().copied())
                     );
                 }
                 wanted.insert(name.clone(), None);
             }
             for (name, version) in &selection.locked {
                 if !registry::is_valid_name(name) || !remote.contains_key(name.as_str()) {
-                    bail!("locked package {name:?} is not in the repository ({names_url} does not list it)");
+                    bail!(
+                        "locked {}: {names_url} does not list it; nothing was written",
+                        crate::suggest::unknown("package", name, remote.keys().copied())
+                    );
                 }
                 if let Some(reqs) = wanted
                     .entry(name.clone())
@@ -773,8 +776,13 @@ impl Hex {
 
     /// Pack what changed since the mark (every package file and tarball
     /// when there is none), plus `names` and `versions`.
-    pub fn pack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::PackSummary> {
-        let (mark, since) = State::load(&self.root)?.time_mark(ECOSYSTEM)?;
+    pub fn pack(
+        &self,
+        archive: &Path,
+        start: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::PackSummary> {
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
         let mut members = Vec::new();
         for sub in ["tarballs", "packages"] {
             let dir = self.dir().join(sub);
@@ -797,6 +805,7 @@ impl Hex {
             found.sort();
             members.extend(found);
         }
+        let package_files = members.len();
         for (rel, path) in self.local_installs()? {
             // The lists travel every time, as names and versions do.
             let is_list = rel.matches('/').count() == 2;
@@ -813,22 +822,15 @@ impl Hex {
             }
             members.push(format!("hex/{f}"));
         }
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: Some(bundle::Range {
-                start: mark,
-                end: epoch_nanos(SystemTime::now()).to_string(),
-            }),
-        };
-        let summary = bundle::pack(&self.root, &members, archive, &opts, reporter)
-            .with_context(|| format!("cannot pack {}", archive.display()))?;
-        reporter.info(&format!(
-            "hex: packed {} files ({} bytes) into {}",
-            members.len(),
-            summary.bytes,
-            archive.display()
-        ));
-        Ok(summary)
+        crate::eco::time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark,
+            &members,
+            package_files,
+            archive,
+            reporter,
+        )
     }
 
     /// Unpack a bundle: every signed file and tarball is checked in the

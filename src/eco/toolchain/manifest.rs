@@ -457,8 +457,14 @@ impl Manifest {
         }
         for name in add.iter().chain(&remove) {
             if !self.pkgs.contains_key(name) {
+                let known = self
+                    .pkgs
+                    .keys()
+                    .chain(self.renames.keys())
+                    .map(String::as_str);
                 bail!(
-                    "unknown component {name:?} in the {} manifest of {} (see all-components)",
+                    "{} in the {} manifest of {} (see all-components)",
+                    crate::suggest::unknown("component", name, known),
                     self.channel(),
                     self.date
                 );

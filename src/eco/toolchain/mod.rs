@@ -475,6 +475,34 @@ impl Toolchain {
         Ok(out.into_iter().collect())
     }
 
+    /// Refuse a TARGET (aliases expanded) that none of `manifests` knows,
+    /// naming the nearest known ones. A target some of them know is only
+    /// warned about (by [`Toolchain::expand_targets`]) for the others.
+    pub fn check_targets<'a>(
+        manifests: &[&Manifest],
+        targets: impl IntoIterator<Item = &'a String>,
+    ) -> Result<()> {
+        let known: BTreeSet<String> = manifests.iter().flat_map(|m| m.all_targets()).collect();
+        for t in targets {
+            if matches!(t.as_str(), "all" | "*") {
+                continue;
+            }
+            let t = expand_target_alias(t);
+            if !is_valid_target(t) {
+                bail!("invalid TARGET {t:?}");
+            }
+            if !known.contains(t) {
+                let dates: Vec<&str> = manifests.iter().map(|m| m.date.as_str()).collect();
+                bail!(
+                    "{} in the manifest of {}: nothing was written (see all-targets)",
+                    crate::suggest::unknown("target", t, known.iter().map(String::as_str)),
+                    dates.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Download the files of `manifests` chosen by `sel` (its targets are
     /// raw TARGET arguments), then publish each manifest, then fixup.
     pub fn download(
@@ -488,6 +516,9 @@ impl Toolchain {
             bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
         }
         let warn = |w: &str| reporter.warn(w);
+        // Before anything is written: a target no manifest knows is a typo.
+        let all: Vec<&Manifest> = manifests.iter().map(|(l, _)| &l.manifest).collect();
+        Self::check_targets(&all, sel.targets.iter().chain(&sel.cross))?;
         let mut planned: BTreeMap<String, PlannedFile> = BTreeMap::new();
         for (l, _) in manifests {
             let mut s = sel.clone();
