@@ -171,8 +171,8 @@ pub fn after_time_pack(
         Some(p) => format!("the END of the last archive packed, {p}"),
         None => "no archive was packed here yet: 0 carries every file held".to_string(),
     };
-    reporter.info(&format!(
-        "warning: {ecosystem}: no package file changed since the mark ({start}), which `update` or `mark` moved after the last download, so the archive carries only the metadata. \
+    reporter.warn(&format!(
+        "{ecosystem}: no package file changed since the mark ({start}), which `update` or `mark` moved after the last download, so the archive carries only the metadata. \
          To carry what changed since the last archive ({last}), run `mirror {ecosystem} pack --start {since}`; \
          next time run `mirror {ecosystem} export` (download, pack and mark in one), not `update` then `pack`"
     ));
