@@ -27,7 +27,8 @@ pub enum RustupOp {
     AllTargets,
     /// Pack SPEC and TARGET into ARCHIVE
     Pack,
-    /// Unpack ARCHIVE, then verify and fixup what it held
+    /// Unpack ARCHIVE (each file checked against its .sha256 before it is
+    /// published), then fixup what it held
     Unpack,
 }
 
@@ -136,8 +137,9 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 )?;
             }
             RustupOp::Unpack => {
+                // Every file was checked against its `.sha256` before it was
+                // published (the staged check): hashing it again adds nothing.
                 let (versions, unpacked_targets) = rustup.unpack(&args.archive, &reporter)?;
-                rustup.verify(&versions, &unpacked_targets, &reporter)?;
                 rustup.fixup(&versions, &reporter)?;
                 // Later operations in the chain act on what was unpacked.
                 specs = versions.into_iter().map(Spec::Version).collect();
