@@ -20,8 +20,8 @@ use super::{
 use crate::report::{Outcome, Reporter};
 use crate::store::{copy_atomic, meta_path, FreeSpace, META_DIR};
 use crate::verify::digest::{hash_file, DigestMismatch, Hasher};
-use rayon::prelude::*;
 use crate::verify::Sha256Digest;
+use rayon::prelude::*;
 
 /// The largest manifest read (a crates bundle of 100k files is ~20 MB).
 const MAX_MANIFEST: u64 = 256 << 20;
