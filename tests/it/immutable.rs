@@ -292,10 +292,15 @@ fn crate_file_is_never_replaced() {
     fx.publish("leaf", "1.0.0", &deps);
     fx.publish("leaf", "1.1.0", &[]);
     fx.commit("Rebuild leaf 1.0.0, add leaf 1.1.0");
-    ok(
+    // Online, the changed file is fetched again (the near side follows
+    // upstream), but never silently.
+    let near_before = digest(&near.join("crates/le/af/leaf/leaf-1.0.0.crate"));
+    let out = run(
         &near,
         &["crate", "export", "--crates-url", &url, "--archive", &b],
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
 
     let rel = "crates/le/af/leaf/leaf-1.0.0.crate";
     let head = |root: &Path| {
@@ -305,6 +310,14 @@ fn crate_file_is_never_replaced() {
     let published = digest(&far.join(rel));
     let carried = Sha256Digest::of(&crate::support::crates::crate_file("leaf", "1.0.0", &deps));
     assert_ne!(published, carried);
+    for want in [
+        "warning".to_string(),
+        "leaf-1.0.0.crate".to_string(),
+        near_before.to_string(),
+        carried.to_string(),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
     refused(
         &far,
         &["crate", "import", "--archive", &b],
