@@ -388,3 +388,80 @@ fn toolchain_tarball_is_never_replaced() {
         "the manifest of the refused archive was published"
     );
 }
+
+/// What each ecosystem holds to be versioned, and what it does not
+/// (metadata, signatures and sidecars, which move forward).
+#[test]
+fn versioned_paths_of_each_ecosystem() {
+    use mirror::eco::{arch, hex, rustup, toolchain};
+    let cases: [(fn(&str) -> bool, &str, bool); 17] = [
+        (
+            toolchain::is_versioned,
+            "dist/2026-10-15/cargo-1.99.1-x86_64-unknown-linux-gnu.tar.xz",
+            true,
+        ),
+        (
+            toolchain::is_versioned,
+            "dist/2026-10-15/rust-src-nightly.tar.gz",
+            true,
+        ),
+        (
+            toolchain::is_versioned,
+            "dist/2026-10-15/cargo-1.99.1-x86_64-unknown-linux-gnu.tar.xz.sha256",
+            false,
+        ),
+        (
+            toolchain::is_versioned,
+            "dist/2026-10-15/channel-rust-stable.toml",
+            false,
+        ),
+        (
+            toolchain::is_versioned,
+            "dist/channel-rust-stable.toml",
+            false,
+        ),
+        (toolchain::is_versioned, "dist/nodate/x.tar.xz", false),
+        (
+            rustup::is_versioned,
+            "rustup/archive/1.28.2/x86_64-pc-windows-msvc/rustup-init.exe",
+            true,
+        ),
+        (
+            rustup::is_versioned,
+            "rustup/archive/1.28.2/x86_64-unknown-linux-gnu/rustup-init",
+            true,
+        ),
+        (
+            rustup::is_versioned,
+            "rustup/archive/1.28.2/x86_64-unknown-linux-gnu/rustup-init.sha256",
+            false,
+        ),
+        (
+            rustup::is_versioned,
+            "rustup/dist/x86_64-unknown-linux-gnu/rustup-init",
+            false,
+        ),
+        (hex::is_versioned, "hex/tarballs/alpha-1.0.0.tar", true),
+        (hex::is_versioned, "hex/packages/alpha", false),
+        (hex::is_versioned, "hex/names", false),
+        (
+            arch::is_versioned,
+            "archlinux/core/os/x86_64/hello-1.0-1-x86_64.pkg.tar.zst",
+            true,
+        ),
+        (
+            arch::is_versioned,
+            "archlinux/core/os/x86_64/hello-1.0-1-x86_64.pkg.tar.zst.sig",
+            false,
+        ),
+        (
+            arch::is_versioned,
+            "archlinux/core/os/x86_64/core.db",
+            false,
+        ),
+        (arch::is_versioned, "archlinux/lastsync", false),
+    ];
+    for (rule, path, want) in cases {
+        assert_eq!(rule(path), want, "{path}");
+    }
+}
