@@ -394,7 +394,8 @@ fn toolchain_tarball_is_never_replaced() {
 #[test]
 fn versioned_paths_of_each_ecosystem() {
     use mirror::eco::{arch, hex, rustup, toolchain};
-    let cases: [(fn(&str) -> bool, &str, bool); 17] = [
+    type Rule = fn(&str) -> bool;
+    let cases: [(Rule, &str, bool); 17] = [
         (
             toolchain::is_versioned,
             "dist/2026-10-15/cargo-1.99.1-x86_64-unknown-linux-gnu.tar.xz",
