@@ -5,7 +5,7 @@
 //! digests; the same archive twice is a no-op.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use mirror::bundle::MANIFEST_NAME;
@@ -115,6 +115,29 @@ fn rustup_init_of_a_release_is_never_replaced() {
     );
 }
 
+/// Two near sides (one per upstream), a far side, and the archive each
+/// near side writes.
+struct Sides {
+    near_a: PathBuf,
+    near_b: PathBuf,
+    far: PathBuf,
+    a: String,
+    b: String,
+}
+
+impl Sides {
+    fn in_dir(dir: &Path) -> Sides {
+        let archive = |n: &str| dir.join(format!("{n}.tar.gz")).display().to_string();
+        Sides {
+            near_a: dir.join("a"),
+            near_b: dir.join("b"),
+            far: dir.join("far"),
+            a: archive("a"),
+            b: archive("b"),
+        }
+    }
+}
+
 #[test]
 fn hex_tarball_is_never_replaced() {
     let key = key_path("hex-test.pub.pem").display().to_string();
@@ -126,13 +149,13 @@ fn hex_tarball_is_never_replaced() {
         run(root, &args)
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (near_a, near_b, far) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("far"),
-    );
-    let a = tmp.path().join("a.tar.gz").display().to_string();
-    let b = tmp.path().join("b.tar.gz").display().to_string();
+    let Sides {
+        near_a,
+        near_b,
+        far,
+        a,
+        b,
+    } = Sides::in_dir(tmp.path());
     let up_a = Upstream::start();
     HexRepo::sample().publish(&up_a);
     assert!(hex(&near_a, &up_a, &["export"], &a).status.success());
@@ -197,13 +220,13 @@ fn arch_package_is_never_replaced() {
         run(root, &args)
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (near_a, near_b, far) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("far"),
-    );
-    let a = tmp.path().join("a.tar.gz").display().to_string();
-    let b = tmp.path().join("b.tar.gz").display().to_string();
+    let Sides {
+        near_a,
+        near_b,
+        far,
+        a,
+        b,
+    } = Sides::in_dir(tmp.path());
     let up_a = Upstream::start();
     arch_publish(&up_a, "m", "core", &[Pkg::new("hello", "1.0-1")]);
     let url_a = up_a.url("m/$repo/os/$arch");
@@ -345,18 +368,7 @@ fn toolchain_tarball_is_never_replaced() {
     };
     let out = tc(
         &near,
-        &[
-            "download",
-            "pack",
-            "-s",
-            "stable",
-            "-t",
-            "linux",
-            "--profile",
-            "minimal",
-            "--archive",
-            &a,
-        ],
+        &[crate::toolchain::MINIMAL, &["pack", "--archive", &a]].concat(),
     );
     assert!(
         out.status.success(),
