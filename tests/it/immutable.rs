@@ -60,8 +60,9 @@ fn sidecar(data: &[u8], name: &str) -> Vec<u8> {
     format!("{}  {name}\n", Sha256Digest::of(data)).into_bytes()
 }
 
-/// A rustup archive of `files` (path, bytes), each with its `.sha256`.
-fn rustup_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+/// A rustup archive of `files` (path, bytes), each with its `.sha256`;
+/// without a manifest (`romt`: as romt writes them) nothing lists digests.
+fn rustup_archive(files: &[(&str, &[u8])], romt: bool) -> Vec<u8> {
     let mut all: Vec<(String, Vec<u8>)> = Vec::new();
     for (path, data) in files {
         let name = path.rsplit('/').next().unwrap();
@@ -72,26 +73,42 @@ fn rustup_archive(files: &[(&str, &[u8])]) -> Vec<u8> {
         .iter()
         .map(|(p, d)| (p.as_str(), d.as_slice()))
         .collect();
-    let mut entries = vec![file(MANIFEST_NAME, &manifest_for("rustup", &listed))];
+    let mut entries = Vec::new();
+    if !romt {
+        entries.push(file(MANIFEST_NAME, &manifest_for("rustup", &listed)));
+    }
     entries.extend(listed.iter().map(|(p, d)| file(p, d)));
     tar_gz(&entries)
 }
 
 #[test]
 fn rustup_init_of_a_release_is_never_replaced() {
+    for romt in [false, true] {
+        rustup_init_is_kept(romt);
+    }
+}
+
+fn rustup_init_is_kept(romt: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let init = "rustup/archive/1.27.1/x86_64-unknown-linux-gnu/rustup-init";
     let other = "rustup/archive/1.28.0/x86_64-unknown-linux-gnu/rustup-init";
     let a = tmp.path().join("a.tar.gz");
     let b = tmp.path().join("b.tar.gz");
-    fs::write(&a, rustup_archive(&[(init, b"the published rustup-init")])).unwrap();
+    fs::write(
+        &a,
+        rustup_archive(&[(init, b"the published rustup-init")], romt),
+    )
+    .unwrap();
     fs::write(
         &b,
-        rustup_archive(&[
-            (init, b"other bytes, same version"),
-            (other, b"a newer one"),
-        ]),
+        rustup_archive(
+            &[
+                (init, b"other bytes, same version"),
+                (other, b"a newer one"),
+            ],
+            romt,
+        ),
     )
     .unwrap();
     let a_s = a.display().to_string();
