@@ -424,7 +424,7 @@ fn toolchain_tarball_is_never_replaced() {
 fn versioned_paths_of_each_ecosystem() {
     use mirror::eco::{arch, hex, rustup, toolchain};
     type Rule = fn(&str) -> bool;
-    let cases: [(Rule, &str, bool); 17] = [
+    let cases: [(Rule, &str, bool); 20] = [
         (
             toolchain::is_versioned,
             "dist/2026-10-15/cargo-1.99.1-x86_64-unknown-linux-gnu.tar.xz",
@@ -474,6 +474,9 @@ fn versioned_paths_of_each_ecosystem() {
         (hex::is_versioned, "hex/tarballs/alpha-1.0.0.tar", true),
         (hex::is_versioned, "hex/packages/alpha", false),
         (hex::is_versioned, "hex/names", false),
+        (hex::is_versioned, "hex/installs/1.14.0/hex-2.0.6.ez", true),
+        (hex::is_versioned, "hex/installs/hex-1.x.csv", false),
+        (hex::is_versioned, "hex/tarballs/sub/x.tar", false),
         (
             arch::is_versioned,
             "archlinux/core/os/x86_64/hello-1.0-1-x86_64.pkg.tar.zst",

@@ -77,10 +77,14 @@ pub const ECOSYSTEM: &str = "hex";
 
 /// Whether `path` (relative to the root) is a versioned file, one whose
 /// bytes never change once published: a package tarball,
-/// `hex/tarballs/<name>-<version>.tar`.
+/// `hex/tarballs/<name>-<version>.tar`, or a build of Hex itself,
+/// `hex/installs/<elixir>/hex-<version>[-otp-<otp>].ez`.
 pub fn is_versioned(path: &str) -> bool {
-    path.strip_prefix("hex/tarballs/")
-        .is_some_and(|name| !name.contains('/') && name.ends_with(".tar"))
+    match path.split('/').collect::<Vec<_>>()[..] {
+        ["hex", "tarballs", name] => name.ends_with(".tar"),
+        ["hex", "installs", _, name] => name.ends_with(".ez"),
+        _ => false,
+    }
 }
 
 /// Which versions of a selected package.
