@@ -19,7 +19,7 @@ use super::{
 };
 use crate::report::{Outcome, Reporter};
 use crate::store::{copy_atomic, meta_path, FreeSpace, META_DIR};
-use crate::verify::digest::{hash_file, DigestMismatch, Hasher};
+use crate::verify::digest::{hash_file, hash_reader, DigestMismatch, Hasher};
 use crate::verify::Sha256Digest;
 use rayon::prelude::*;
 
@@ -860,14 +860,30 @@ fn unchanged_versioned(
 
 /// The digest of the regular file published at `dest`; `None` when there
 /// is none (nothing, or no regular file: publishing replaces a symlink at
-/// a file's own path, never follows it).
+/// a file's own path, never follows it). Opened without following a
+/// symlink and without waiting on a FIFO, so what is hashed is the file
+/// whose type was checked.
 pub fn published_digest(dest: &Path) -> io::Result<Option<Sha256Digest>> {
-    match fs::symlink_metadata(dest) {
-        Ok(m) if m.is_file() => Ok(Some(hash_file(dest)?.0)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
     }
+    let file = match o.open(dest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A symlink (`ELOOP` under `O_NOFOLLOW`).
+        Err(_) if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(hash_reader(file)?.0))
 }
 
 fn rule_matches(rule: &str, path: &str) -> bool {
@@ -967,6 +983,30 @@ mod tests {
             mtime_of(&h),
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         );
+    }
+
+    #[test]
+    fn published_digest_reads_regular_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, b"published").unwrap();
+        assert_eq!(
+            published_digest(&file).unwrap(),
+            Some(Sha256Digest::of(b"published"))
+        );
+        assert_eq!(published_digest(&tmp.path().join("absent")).unwrap(), None);
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(published_digest(&link).unwrap(), None, "never followed");
+        let fifo = tmp.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        assert_eq!(published_digest(&fifo).unwrap(), None, "no wait on a FIFO");
+        assert_eq!(published_digest(tmp.path()).unwrap(), None);
     }
 
     #[test]
