@@ -681,8 +681,15 @@ impl ItemSink {
     /// Queue `item`, or count it skipped when `present`; only count it
     /// once the run has stopped.
     fn plan(&self, item: FetchItem, present: bool) {
+        // Hashed before the queue is locked; only a file that differs.
+        let changed = (!present && !self.queue.stop.load(Ordering::Relaxed))
+            .then(|| changed_warning(&item))
+            .flatten();
         {
             let mut q = self.queue.state();
+            if let Some(line) = changed {
+                q.events.push(Event::Warn(line));
+            }
             q.planned += 1;
             if self.queue.stop.load(Ordering::Relaxed) {
                 return;
@@ -868,6 +875,7 @@ impl RunState {
             match event {
                 Event::Item(url, outcome) => reporter.item(&url, outcome),
                 Event::Verbose(line) => reporter.verbose(&line),
+                Event::Warn(line) => reporter.warn(&line),
                 Event::Unbytes(n) => reporter.unbytes(n),
                 Event::Planned(n) => reporter.grow(n),
             }
@@ -898,6 +906,7 @@ impl RunState {
 enum Event {
     Item(String, Outcome),
     Verbose(String),
+    Warn(String),
     Unbytes(u64),
     /// More items to download than announced so far.
     Planned(u64),
@@ -990,6 +999,31 @@ fn is_present(item: &FetchItem, assume_ok: bool) -> bool {
         && item
             .sha512
             .is_none_or(|expected| hash_file_sha512(&item.dest).is_ok_and(|d| d == expected))
+}
+
+/// When `item`'s file is in place with other bytes than the plan's
+/// SHA-256, the warning saying so. Only verified bytes are ever renamed
+/// to `dest`, so this is a published file that upstream changed (or a
+/// damaged copy); it is fetched again and replaced once upstream's bytes
+/// verify, as the near side follows upstream, but never silently: a far
+/// side that holds the old file refuses an archive carrying the new one.
+fn changed_warning(item: &FetchItem) -> Option<String> {
+    let expected = item.sha256?;
+    if !fs::symlink_metadata(&item.dest).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let (found, _) = hash_file(&item.dest).ok()?;
+    (found != expected).then(|| {
+        format!(
+            "{}: the file in place (sha256 {found}) differs from what upstream lists now \
+             (sha256 {expected}, {}); it is replaced by upstream's once that verifies. A \
+             published versioned file should never change: upstream replaced it, or the \
+             copy here is damaged. Far sides holding the old file refuse archives carrying \
+             the new one",
+            item.dest.display(),
+            item.url
+        )
+    })
 }
 
 /// `<dest>.partial`.

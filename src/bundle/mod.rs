@@ -114,10 +114,11 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, Member, Range, MANIFEST_NAME};
 pub use pack::{pack, pack_and_report, PackOptions, PackSummary};
-pub use unpack::{unpack, StagedCheck, UnpackOptions, UnpackSummary};
+pub use unpack::{published_digest, unpack, StagedCheck, UnpackOptions, UnpackSummary};
 
 use crate::store::META_DIR;
 use crate::verify::digest::DigestMismatch;
+use crate::verify::Sha256Digest;
 
 /// Everything that can go wrong while packing or unpacking a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +197,15 @@ pub enum BundleError {
         /// The archive.
         archive: PathBuf,
     },
+    /// Versioned files (a `.crate`, a toolchain tarball, a package) are
+    /// published already with other bytes than the archive carries.
+    #[error("{}", changed_text(archive, files))]
+    Changed {
+        /// The archive.
+        archive: PathBuf,
+        /// Every such file, by path.
+        files: Vec<ChangedFile>,
+    },
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {
@@ -205,6 +215,40 @@ pub enum BundleError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A versioned file published with other bytes than an archive carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// Its path in the tree.
+    pub path: String,
+    /// The digest of the published file.
+    pub published: Sha256Digest,
+    /// The digest of the file in the archive.
+    pub archive: Sha256Digest,
+}
+
+fn changed_text(archive: &Path, files: &[ChangedFile]) -> String {
+    let mut s = format!(
+        "{}: {} published versioned file{} would be replaced by other bytes; \
+         nothing was published:",
+        archive.display(),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
+    for f in files {
+        s.push_str(&format!(
+            "\n  - {}: published sha256 {}, the archive's sha256 {}",
+            f.path, f.published, f.archive
+        ));
+    }
+    s.push_str(
+        "\nA published versioned file never changes: the archive was altered, or built \
+         from an upstream that replaced a published file. The published files are kept. \
+         Check where the archive comes from; if a published file is the wrong one, \
+         remove it, then unpack again.",
+    );
+    s
 }
 
 impl BundleError {

@@ -14,11 +14,14 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::manifest::{Manifest, ManifestError, MANIFEST_NAME};
-use super::{check_member_path, join_member, BundleError, MemberProblem, SpaceShortfall};
+use super::{
+    check_member_path, join_member, BundleError, ChangedFile, MemberProblem, SpaceShortfall,
+};
 use crate::report::{Outcome, Reporter};
 use crate::store::{copy_atomic, meta_path, FreeSpace, META_DIR};
-use crate::verify::digest::{DigestMismatch, Hasher};
+use crate::verify::digest::{hash_file, hash_reader, DigestMismatch, Hasher};
 use crate::verify::Sha256Digest;
+use rayon::prelude::*;
 
 /// The largest manifest read (a crates bundle of 100k files is ~20 MB).
 const MAX_MANIFEST: u64 = 256 << 20;
@@ -187,6 +190,12 @@ pub struct UnpackOptions {
     /// rules and before anything is published. This is what verifies
     /// archives without a manifest (romt's).
     pub check_staged: Option<StagedCheck>,
+    /// Which member paths are versioned files (a `.crate`, a toolchain
+    /// tarball, a package): once published their bytes never change. A
+    /// member whose destination holds other bytes refuses the whole
+    /// archive before anything is published; one holding the same bytes
+    /// is left as it is. `None`: no member is versioned.
+    pub versioned: Option<fn(&str) -> bool>,
 }
 
 /// See [`UnpackOptions::check_staged`]: `Err` carries the message shown.
@@ -204,6 +213,7 @@ impl std::fmt::Debug for UnpackOptions {
                 "check_staged",
                 &self.check_staged.as_ref().map(|_| "<check>"),
             )
+            .field("versioned", &self.versioned.map(|_| "<rule>"))
             .finish()
     }
 }
@@ -298,6 +308,8 @@ impl Drop for Staging {
 struct StagedFile {
     path: String,
     size: u64,
+    /// Its digest, as the manifest lists it (`None`: no manifest).
+    sha256: Option<Sha256Digest>,
 }
 
 struct Staged {
@@ -552,7 +564,11 @@ fn stage(
         drop(out);
         reporter.item(&path, Outcome::Done);
         reporter.verbose(&format!("unpack {path} ({size} bytes)"));
-        files.push(StagedFile { path, size });
+        files.push(StagedFile {
+            path,
+            size,
+            sha256: want,
+        });
     }
 
     // Read to the end so the gzip trailer (CRC, length) of the last member
@@ -679,6 +695,10 @@ fn publish<'s>(
         .collect();
     order.sort();
 
+    // Versioned files already published: the same bytes are left as they
+    // are, other bytes refuse the archive.
+    let same = unchanged_versioned(archive, root, dir, staged, opts)?;
+
     // Check every destination before the first rename, so a conflict
     // with the existing tree publishes nothing; note which directories
     // the tree lacks (member directories, shallowest first).
@@ -747,6 +767,11 @@ fn publish<'s>(
     let mut moved: HashMap<&str, bool> = HashMap::new();
     for &(_, i) in &order {
         let f = &staged.files[i];
+        if same.contains(&i) {
+            reporter.item(&f.path, Outcome::Skipped);
+            reporter.verbose(&format!("{}: already published, the same bytes", f.path));
+            continue;
+        }
         let whole = group_of(&f.path).is_some_and(|group| {
             *moved.entry(group).or_insert_with(|| {
                 let to = join_member(root, group);
@@ -770,6 +795,95 @@ fn publish<'s>(
     }
     reporter.end();
     Ok(())
+}
+
+/// The staged files (indexes) that are versioned (see
+/// [`UnpackOptions::versioned`]) and already published with the same
+/// bytes. `Err` names every versioned file published with other bytes.
+fn unchanged_versioned(
+    archive: &Path,
+    root: &Path,
+    dir: &Path,
+    staged: &Staged,
+    opts: &UnpackOptions,
+) -> Result<HashSet<usize>, BundleError> {
+    let Some(versioned) = opts.versioned else {
+        return Ok(HashSet::new());
+    };
+    let found: Vec<(usize, Sha256Digest, Sha256Digest)> = staged
+        .files
+        .par_iter()
+        .enumerate()
+        .filter(|(_, f)| versioned(&f.path))
+        .map(|(i, f)| {
+            let dest = join_member(root, &f.path);
+            let Some(published) = published_digest(&dest)
+                .map_err(|e| BundleError::io(format!("cannot read {}", dest.display()), e))?
+            else {
+                return Ok(None);
+            };
+            let carried = match f.sha256 {
+                Some(d) => d,
+                None => {
+                    let from = join_member(dir, &f.path);
+                    hash_file(&from)
+                        .map_err(|e| BundleError::io(format!("cannot read {}", from.display()), e))?
+                        .0
+                }
+            };
+            Ok(Some((i, published, carried)))
+        })
+        .filter_map(Result::transpose)
+        .collect::<Result<_, BundleError>>()?;
+    let mut same = HashSet::new();
+    let mut changed = Vec::new();
+    for (i, published, carried) in found {
+        if published == carried {
+            same.insert(i);
+        } else {
+            changed.push(ChangedFile {
+                path: staged.files[i].path.clone(),
+                published,
+                archive: carried,
+            });
+        }
+    }
+    if !changed.is_empty() {
+        changed.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(BundleError::Changed {
+            archive: archive.to_path_buf(),
+            files: changed,
+        });
+    }
+    Ok(same)
+}
+
+/// The digest of the regular file published at `dest`; `None` when there
+/// is none (nothing, or no regular file: publishing replaces a symlink at
+/// a file's own path, never follows it). Opened without following a
+/// symlink and without waiting on a FIFO, so what is hashed is the file
+/// whose type was checked.
+pub fn published_digest(dest: &Path) -> io::Result<Option<Sha256Digest>> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = match o.open(dest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A symlink (`ELOOP` under `O_NOFOLLOW`).
+        Err(_) if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(hash_reader(file)?.0))
 }
 
 fn rule_matches(rule: &str, path: &str) -> bool {
@@ -869,6 +983,30 @@ mod tests {
             mtime_of(&h),
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         );
+    }
+
+    #[test]
+    fn published_digest_reads_regular_files_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, b"published").unwrap();
+        assert_eq!(
+            published_digest(&file).unwrap(),
+            Some(Sha256Digest::of(b"published"))
+        );
+        assert_eq!(published_digest(&tmp.path().join("absent")).unwrap(), None);
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(published_digest(&link).unwrap(), None, "never followed");
+        let fifo = tmp.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        assert_eq!(published_digest(&fifo).unwrap(), None, "no wait on a FIFO");
+        assert_eq!(published_digest(tmp.path()).unwrap(), None);
     }
 
     #[test]

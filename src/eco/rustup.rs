@@ -43,6 +43,16 @@ pub const DEFAULT_ARCHIVE: &str = "rustup.tar.gz";
 /// The ecosystem name in bundles and state.
 pub const ECOSYSTEM: &str = "rustup";
 
+/// Whether `path` (relative to the root) is a versioned file, one whose
+/// bytes never change once published: the `rustup-init` of a release,
+/// `rustup/archive/<version>/<triple>/rustup-init[.exe]`.
+pub fn is_versioned(path: &str) -> bool {
+    matches!(
+        path.split('/').collect::<Vec<_>>()[..],
+        ["rustup", "archive", _, _, "rustup-init" | "rustup-init.exe"]
+    )
+}
+
 /// Targets rustup-init is published for (others are allowed with a warning).
 pub const ALL_KNOWN_TARGETS: &[&str] = &[
     "aarch64-apple-darwin",
@@ -480,6 +490,7 @@ impl Rustup {
             allowed_prefixes: vec!["rustup/archive/".to_string()],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: Vec::new(),
+            versioned: Some(is_versioned),
             check_staged: Some(std::sync::Arc::new(check_staged)),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)

@@ -59,6 +59,7 @@ fn rustup_opts() -> UnpackOptions {
         expect_ecosystem: Some("rustup".into()),
         publish_last: Vec::new(),
         check_staged: None,
+        versioned: None,
     }
 }
 
@@ -396,6 +397,7 @@ fn publish_last_paths_are_renamed_after_everything_else() {
             "hex/packages/".into(),
         ],
         check_staged: None,
+        versioned: None,
     };
     let rec = Recorder::default();
     bundle::unpack(&archive, &tmp.path().join("dst"), &opts, &rec).unwrap();

@@ -20,6 +20,7 @@ mod harden_serve;
 mod harden_unpack;
 mod hex;
 mod hostile;
+mod immutable;
 mod openpgp;
 mod rustup;
 mod serve;

@@ -114,6 +114,17 @@ pub const DEFAULT_RETAIN: usize = 3;
 /// The ecosystem name in bundles and state.
 pub const ECOSYSTEM: &str = "arch";
 
+/// Whether `path` (relative to the root) is a versioned file, one whose
+/// bytes never change once published: a package,
+/// `archlinux/<repo>/os/<arch>/<name>-<ver>-<rel>-<arch>.pkg.tar[.<ext>]`.
+pub fn is_versioned(path: &str) -> bool {
+    matches!(
+        path.split('/').collect::<Vec<_>>()[..],
+        [TOP, _, "os", _, name]
+            if name.contains(".pkg.tar") && !name.ends_with(".sig")
+    )
+}
+
 /// The top directory in the tree.
 pub const TOP: &str = "archlinux";
 
@@ -841,6 +852,7 @@ impl Arch {
             ]
             .map(String::from)
             .to_vec(),
+            versioned: Some(is_versioned),
             check_staged: Some(check),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)

@@ -1078,6 +1078,9 @@ impl Crates {
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: Vec::new(),
             check_staged: None,
+            // Unpacked into a work directory; the crates are checked
+            // against the tree below.
+            versioned: None,
         };
         let archive = &self.opts.archive;
         let summary = bundle::unpack(archive, &work.0, &uopts, reporter)
@@ -1151,7 +1154,45 @@ impl Crates {
                 errors.join("\n  - ")
             );
         }
-        for (staged, e) in &planned {
+        // A published `.crate` never changes: the same bytes are left as
+        // they are, other bytes refuse the archive before anything is
+        // published.
+        let published: Vec<Option<bundle::ChangedFile>> = planned
+            .par_iter()
+            .map(|(_, e)| {
+                let dest = self.crate_path(e);
+                let found = bundle::published_digest(&dest)
+                    .with_context(|| format!("cannot read {}", dest.display()))?;
+                Ok(found.map(|digest| bundle::ChangedFile {
+                    path: dest
+                        .strip_prefix(&self.opts.root)
+                        .unwrap_or(&dest)
+                        .display()
+                        .to_string(),
+                    published: digest,
+                    archive: e.cksum,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let mut changed: Vec<bundle::ChangedFile> = published
+            .iter()
+            .flatten()
+            .filter(|c| c.published != c.archive)
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            changed.sort_by(|a, b| a.path.cmp(&b.path));
+            return Err(bundle::BundleError::Changed {
+                archive: archive.clone(),
+                files: changed,
+            }
+            .into());
+        }
+        for ((staged, e), present) in planned.iter().zip(&published) {
+            if present.is_some() {
+                // Published already with these bytes.
+                continue;
+            }
             let dest = self.crate_path(e);
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent)

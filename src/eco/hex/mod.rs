@@ -75,6 +75,18 @@ pub const DEFAULT_ARCHIVE: &str = "hex.tar.gz";
 /// The ecosystem name in bundles and state.
 pub const ECOSYSTEM: &str = "hex";
 
+/// Whether `path` (relative to the root) is a versioned file, one whose
+/// bytes never change once published: a package tarball,
+/// `hex/tarballs/<name>-<version>.tar`, or a build of Hex itself,
+/// `hex/installs/<elixir>/hex-<version>[-otp-<otp>].ez`.
+pub fn is_versioned(path: &str) -> bool {
+    match path.split('/').collect::<Vec<_>>()[..] {
+        ["hex", "tarballs", name] => name.ends_with(".tar"),
+        ["hex", "installs", _, name] => name.ends_with(".ez"),
+        _ => false,
+    }
+}
+
 /// Which versions of a selected package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionPolicy {
@@ -868,6 +880,7 @@ impl Hex {
                 "hex/versions".to_string(),
                 "hex/names".to_string(),
             ],
+            versioned: Some(is_versioned),
             check_staged: Some(check),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)

@@ -58,6 +58,17 @@ pub const DEFAULT_ARCHIVE: &str = "toolchain.tar.gz";
 /// The ecosystem name in bundles and state.
 pub const ECOSYSTEM: &str = "toolchain";
 
+/// Whether `path` (relative to the root) is a versioned file, one whose
+/// bytes never change once published: a tarball of a dated release,
+/// `dist/<date>/<file>.tar.{gz,xz}`.
+pub fn is_versioned(path: &str) -> bool {
+    matches!(
+        path.split('/').collect::<Vec<_>>()[..],
+        ["dist", date, name]
+            if manifest::is_date(date) && (name.ends_with(".tar.gz") || name.ends_with(".tar.xz"))
+    )
+}
+
 /// What `-s/--select` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spec {
@@ -857,6 +868,7 @@ impl Toolchain {
             allowed_prefixes: vec!["dist/".to_string()],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: last,
+            versioned: Some(is_versioned),
             check_staged: Some(Arc::new(move |dir: &Path, files: &[String]| {
                 check_staged(dir, files, &keyring, mode)
             })),
