@@ -1167,6 +1167,9 @@ impl Crates {
         if let Some(parent) = self.opts.bundle_path.parent() {
             fs::create_dir_all(parent)?;
         }
+        // The crates first, then the index bundle naming them.
+        crate::store::sync_tree(&self.opts.crates)
+            .with_context(|| format!("cannot write {} to disk", self.opts.crates.display()))?;
         fs::rename(&staged_bundle, &self.opts.bundle_path)
             .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
         *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
