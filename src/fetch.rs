@@ -884,6 +884,7 @@ impl RunState {
     /// Note the file system `dest` was published to.
     fn wrote(&self, dest: &Path) {
         use std::os::unix::fs::MetadataExt;
+        store::trace("publish", dest);
         let Some(dir) = dest.parent() else { return };
         let Ok(meta) = fs::metadata(dir) else { return };
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());

@@ -114,13 +114,15 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The variable naming a file where each [`sync_tree`] and durable
-/// [`write_atomic`] appends a line (`sync <path>`, `write <path>`), in the
-/// order they happen: how the tests check that what metadata points at is
-/// made durable before the metadata is written.
+/// The variable naming a file where each [`sync_tree`], durable
+/// [`write_atomic`] and other [`trace`]d step appends a line (`sync
+/// <path>`, `write <path>` for metadata, `publish <path>` for a file it
+/// may name), in the order they happen: how the tests check that what
+/// metadata names is made durable before the metadata is written.
 pub const TRACE_SYNC_VAR: &str = "MIRROR_TRACE_SYNC";
 
-fn trace(event: &str, path: &Path) {
+/// Append `<event> <path>` to the [`TRACE_SYNC_VAR`] file, if set.
+pub fn trace(event: &str, path: &Path) {
     let Some(file) = std::env::var_os(TRACE_SYNC_VAR) else {
         return;
     };

@@ -772,6 +772,8 @@ fn publish<'s>(
                 copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
             }
         }
+        let event = if rank_done == 0 { "publish" } else { "write" };
+        crate::store::trace(event, &join_member(root, &f.path));
         reporter.item(&f.path, Outcome::Done);
         reporter.verbose(&format!("publish {}", f.path));
     }

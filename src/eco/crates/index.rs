@@ -341,6 +341,9 @@ impl Index {
             time: gix::date::Time::now_utc(),
         };
         let mut time = gix::date::parse::TimeBuf::default();
+        for (name, _) in branches {
+            crate::store::trace("write", &self.dir.join("refs/heads").join(name));
+        }
         repo.edit_references_as(edits, Some(committer.to_ref(&mut time)))
             .with_context(|| {
                 let names: Vec<&str> = branches.iter().map(|(n, _)| *n).collect();
