@@ -530,6 +530,7 @@ impl Engine {
             keep_going: self.opts.keep_going,
             bytes: AtomicU64::new(0),
             events: std::sync::Mutex::new(Vec::new()),
+            written: std::sync::Mutex::new(Default::default()),
         });
         let (to_publish, publish_queue) =
             std::sync::mpsc::sync_channel::<(FetchItem, Vec<u8>)>(PUBLISH_QUEUE);
@@ -610,7 +611,10 @@ impl Engine {
             skipped,
             ..FetchSummary::default()
         };
-        let mut failures = Vec::new();
+        // What was published is durable before the caller writes what
+        // names it (failures included: with `--keep-going` the rest is
+        // published).
+        let mut failures = run.sync();
         for (url, r) in results {
             match r {
                 Ok(bytes) => {
@@ -860,6 +864,9 @@ struct RunState {
     bytes: AtomicU64,
     /// Reports of the tasks not yet forwarded.
     events: std::sync::Mutex<Vec<Event>>,
+    /// A directory on each file system a file was published to, by
+    /// device: synced once the run ends ([`store::sync_tree`]).
+    written: std::sync::Mutex<std::collections::BTreeMap<u64, PathBuf>>,
 }
 
 impl RunState {
@@ -882,6 +889,32 @@ impl RunState {
         }
     }
 
+    /// Note the file system `dest` was published to.
+    fn wrote(&self, dest: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        store::trace("publish", dest);
+        let Some(dir) = dest.parent() else { return };
+        let Ok(meta) = fs::metadata(dir) else { return };
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written
+            .entry(meta.dev())
+            .or_insert_with(|| dir.to_path_buf());
+    }
+
+    /// Make every file published durable: one `syncfs` per file system
+    /// written to, before the caller writes the metadata naming them.
+    fn sync(&self) -> Vec<(String, FetchError)> {
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
+        written
+            .into_values()
+            .filter_map(|dir| {
+                store::sync_tree(&dir)
+                    .err()
+                    .map(|e| (dir.display().to_string(), FetchError::io(&dir, e)))
+            })
+            .collect()
+    }
+
     fn events(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -890,7 +923,10 @@ impl RunState {
     /// `keep_going`.
     fn finished(&self, item: &FetchItem, r: &Result<u64, FetchError>, reporter: &dyn Reporter) {
         match r {
-            Ok(_) => reporter.item(&item.url, Outcome::Done),
+            Ok(_) => {
+                self.wrote(&item.dest);
+                reporter.item(&item.url, Outcome::Done)
+            }
             Err(e) => {
                 reporter.item(&item.url, Outcome::Failed);
                 reporter.verbose(&format!("failed: {e}"));
@@ -1191,11 +1227,12 @@ pub(crate) async fn fetch_one(
 
 /// Write verified bytes held in memory to a temporary of their own
 /// ([`store::write_replace`]), rename it into place and write the
-/// sidecars; the bytes published.
+/// sidecars; the bytes published. Not synced one by one: the run syncs
+/// what it published once, at its end.
 fn publish_verified(item: &FetchItem, bytes: &[u8]) -> Result<u64, FetchError> {
     store::write_replace(&item.dest, bytes).map_err(|e| FetchError::io(&item.dest, e))?;
     for (path, data) in &item.sidecars {
-        store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
+        store::write_replace(path, data).map_err(|e| FetchError::io(path, e))?;
     }
     Ok(bytes.len() as u64)
 }
@@ -1423,12 +1460,12 @@ async fn fetch_verified(
             });
         }
         fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
-        store::write_atomic(&sig.dest, &sig_bytes).map_err(|e| FetchError::io(&sig.dest, e))?;
+        store::write_replace(&sig.dest, &sig_bytes).map_err(|e| FetchError::io(&sig.dest, e))?;
     } else {
         fs::rename(&partial, &item.dest).map_err(|e| FetchError::io(&item.dest, e))?;
     }
     for (path, data) in &item.sidecars {
-        store::write_atomic(path, data).map_err(|e| FetchError::io(path, e))?;
+        store::write_replace(path, data).map_err(|e| FetchError::io(path, e))?;
     }
     Ok(Fetched::Published(received))
 }

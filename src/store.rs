@@ -74,8 +74,63 @@ fn replace_with(
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
+        return result;
     }
-    result
+    if sync {
+        // The rename is durable only once its directory is.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+        trace("write", path);
+    }
+    Ok(())
+}
+
+/// Make everything written so far on the file system holding `path` (a
+/// file or directory) durable: one `syncfs`, which also covers the
+/// renames that published it. Called once per batch, before the metadata
+/// or mark that points at the batch moves, so a power loss leaves the old
+/// metadata or the new with all it names, never metadata naming torn or
+/// empty files. (An `fsync` per file waits for the disk once per file:
+/// minutes for 200,000 small ones.)
+pub fn sync_tree(path: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let f = File::open(path)?;
+        rustix::fs::syncfs(&f)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No per-file-system sync elsewhere: the directory at least.
+        File::open(path)?.sync_all()?;
+    }
+    trace("sync", path);
+    Ok(())
+}
+
+/// `fsync` the directory `dir`, so the renames and creations in it are
+/// durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The variable naming a file where each [`sync_tree`], durable
+/// [`write_atomic`] and other [`trace`]d step appends a line (`sync
+/// <path>`, `write <path>` for metadata, `publish <path>` for a file it
+/// may name), in the order they happen: how the tests check that what
+/// metadata names is made durable before the metadata is written.
+pub const TRACE_SYNC_VAR: &str = "MIRROR_TRACE_SYNC";
+
+/// Append `<event> <path>` to the [`TRACE_SYNC_VAR`] file, if set.
+pub fn trace(event: &str, path: &Path) {
+    let Some(file) = std::env::var_os(TRACE_SYNC_VAR) else {
+        return;
+    };
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(file) {
+        let _ = writeln!(f, "{event} {}", path.display());
+    }
 }
 
 /// A new temporary file beside `path` ([`temp_sibling`]), created
@@ -398,6 +453,8 @@ impl State {
         state.version = STATE_VERSION;
         let mut text = serde_json::to_vec_pretty(&state)?;
         text.push(b'\n');
+        // The marks name what the tree holds: that first.
+        sync_tree(root).with_context(|| format!("cannot write {} to disk", root.display()))?;
         write_atomic(&path, &text).with_context(|| format!("cannot write {}", path.display()))
     }
 

@@ -623,9 +623,7 @@ fn mtime_of(header: &tar::Header) -> Option<SystemTime> {
 /// once per file: minutes for 200,000 small ones.)
 #[cfg(target_os = "linux")]
 fn sync_staged(dir: &Path, _files: &[StagedFile]) -> io::Result<()> {
-    let d = File::open(dir)?;
-    rustix::fs::syncfs(&d)?;
-    Ok(())
+    crate::store::sync_tree(dir)
 }
 
 /// See the Linux version; elsewhere each file is synced.
@@ -765,7 +763,16 @@ fn publish<'s>(
     };
     // Whole directories tried: whether the rename succeeded.
     let mut moved: HashMap<&str, bool> = HashMap::new();
-    for &(_, i) in &order {
+    let mut rank_done = 0;
+    for &(rank, i) in &order {
+        if rank > rank_done {
+            // What the files published last name (their renames, and
+            // copies onto another file system) is durable first.
+            crate::store::sync_tree(root).map_err(|e| {
+                BundleError::io(format!("cannot write {} to disk", root.display()), e)
+            })?;
+            rank_done = usize::MAX;
+        }
         let f = &staged.files[i];
         if same.contains(&i) {
             reporter.item(&f.path, Outcome::Skipped);
@@ -790,6 +797,8 @@ fn publish<'s>(
                 copy_atomic(&from, &to).map_err(|e| BundleError::io(ctx(), e))?;
             }
         }
+        let event = if rank_done == 0 { "publish" } else { "write" };
+        crate::store::trace(event, &join_member(root, &f.path));
         reporter.item(&f.path, Outcome::Done);
         reporter.verbose(&format!("publish {}", f.path));
     }

@@ -646,13 +646,23 @@ fn replace_dir_with_copy(src: &Path, dest: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(&fresh);
     copy_tree(src, &fresh)
         .with_context(|| format!("cannot copy {} to {}", src.display(), fresh.display()))?;
+    // The copy is durable before it is published, and the swap once done.
+    store::sync_tree(&fresh)
+        .with_context(|| format!("cannot write {} to disk", fresh.display()))?;
+    let published = |r: Result<()>| {
+        r?;
+        store::sync_dir(parent)
+            .with_context(|| format!("cannot write {} to disk", parent.display()))
+    };
     if !dest.exists() {
-        return fs::rename(&fresh, dest)
-            .with_context(|| format!("cannot publish {}", dest.display()));
+        return published(
+            fs::rename(&fresh, dest).with_context(|| format!("cannot publish {}", dest.display())),
+        );
     }
     match exchange(&fresh, dest) {
         Ok(()) => {
             // `fresh` now holds the old tree.
+            published(Ok(()))?;
             let _ = fs::remove_dir_all(&fresh);
             return Ok(());
         }
@@ -660,7 +670,9 @@ fn replace_dir_with_copy(src: &Path, dest: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot publish {}", dest.display())),
     }
     fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
-    fs::rename(&fresh, dest).with_context(|| format!("cannot publish {}", dest.display()))?;
+    published(
+        fs::rename(&fresh, dest).with_context(|| format!("cannot publish {}", dest.display())),
+    )?;
     let _ = fs::remove_dir_all(&old);
     Ok(())
 }

@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod harden_bombs;
 mod harden_cache;
+mod harden_durable;
 mod harden_git;
 mod harden_index;
 mod harden_output;

@@ -315,6 +315,10 @@ impl Index {
     /// locked, then written in order).
     pub fn set_branches(&self, branches: &[(&str, ObjectId)]) -> Result<()> {
         use gix::refs::transaction::{PreviousValue, RefEdit};
+        // The objects (and crate files) the branches name are durable
+        // before the branches move.
+        crate::store::sync_tree(&self.dir)
+            .with_context(|| format!("cannot write {} to disk", self.dir.display()))?;
         let repo = self.repo()?;
         let mut edits = Vec::new();
         for (name, commit) in branches {
@@ -337,6 +341,9 @@ impl Index {
             time: gix::date::Time::now_utc(),
         };
         let mut time = gix::date::parse::TimeBuf::default();
+        for (name, _) in branches {
+            crate::store::trace("write", &self.dir.join("refs/heads").join(name));
+        }
         repo.edit_references_as(edits, Some(committer.to_ref(&mut time)))
             .with_context(|| {
                 let names: Vec<&str> = branches.iter().map(|(n, _)| *n).collect();
@@ -786,7 +793,12 @@ impl Index {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        crate::store::sync_tree(&tmp)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write {}", path.display()))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
         Ok(())
     }
 

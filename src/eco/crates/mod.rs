@@ -1200,6 +1200,7 @@ impl Crates {
             }
             fs::rename(staged, &dest)
                 .with_context(|| format!("cannot publish {}", dest.display()))?;
+            crate::store::trace("publish", &dest);
         }
         if carries_partial {
             // The far side published a subset: so does this one.
@@ -1208,6 +1209,10 @@ impl Crates {
         if let Some(parent) = self.opts.bundle_path.parent() {
             fs::create_dir_all(parent)?;
         }
+        // The crates first, then the index bundle naming them.
+        crate::store::sync_tree(&self.opts.crates)
+            .with_context(|| format!("cannot write {} to disk", self.opts.crates.display()))?;
+        crate::store::trace("write", &self.opts.bundle_path);
         fs::rename(&staged_bundle, &self.opts.bundle_path)
             .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
         *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);

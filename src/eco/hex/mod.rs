@@ -500,7 +500,8 @@ impl Hex {
                 continue;
             }
             let path = self.package_path(name);
-            store::write_atomic(&path, &l.bytes)
+            // Synced with the rest before `names` and `versions`.
+            store::write_replace(&path, &l.bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             summary.packages_fetched += 1;
         }
@@ -531,6 +532,9 @@ impl Hex {
         store::mark_partial(&self.dir(), partial)
             .with_context(|| format!("cannot mark {} partial", self.dir().display()))?;
         self.write_public_key()?;
+        // What they name first.
+        store::sync_tree(&self.dir())
+            .with_context(|| format!("cannot write {} to disk", self.dir().display()))?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
             let path = self.dir().join(file);
             store::write_atomic(&path, bytes)

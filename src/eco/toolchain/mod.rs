@@ -641,6 +641,9 @@ impl Toolchain {
     /// `dist/`; for stable also `channel-rust-X.Y.Z.toml` and
     /// `channel-rust-X.Y.toml` in `dist/` and in each dated directory.
     pub fn fixup(&self, reporter: &dyn Reporter) -> Result<()> {
+        // What the manifests name (downloaded or unpacked) first.
+        store::sync_tree(&self.root)
+            .with_context(|| format!("cannot write {} to disk", self.root.display()))?;
         // Parse only what is needed: every stable (for its version) and
         // the newest of each other channel.
         let entries = self.local_entries()?;
