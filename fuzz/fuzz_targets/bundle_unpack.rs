@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
             expect_ecosystem: Some("rustup".into()),
             publish_last: vec!["*.toml".into(), "a/".into()],
             check_staged: None,
+            versioned: None,
         }
     } else {
         UnpackOptions::default()
