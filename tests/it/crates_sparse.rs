@@ -11,7 +11,9 @@ use crate::support::sparse::{dep, publish_line, SparseUpstream};
 use crate::support::tree::copy_dir;
 use crate::support::upstream::Upstream;
 
-fn run(root: &Path, args: &[&str]) -> Output {
+/// `mirror --root ROOT crate ARGS` (the root is created when missing).
+pub(crate) fn run(root: &Path, args: &[&str]) -> Output {
+    std::fs::create_dir_all(root).unwrap();
     Command::new(env!("CARGO_BIN_EXE_mirror"))
         .current_dir(root)
         .arg("--root")
@@ -25,10 +27,15 @@ fn run(root: &Path, args: &[&str]) -> Output {
         .expect("run mirror")
 }
 
-fn ok(root: &Path, args: &[&str]) -> String {
+/// [`run`], which must succeed; its stderr.
+pub(crate) fn ok(root: &Path, args: &[&str]) -> String {
     let out = run(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "mirror crate {args:?}:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "mirror crate {args:?} ({:?}):\n{stderr}",
+        out.status
+    );
     stderr
 }
 

@@ -9,41 +9,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::crates_sparse::{ok, run};
 use crate::support::crates::{self, CratesFixture};
 use crate::support::serve_process::ServeProcess;
 use crate::support::sparse::{dep, publish_line, SparseUpstream};
 use crate::support::upstream::Upstream;
-
-/// `mirror --root ROOT crate ARGS`.
-fn run(root: &Path, args: &[&str]) -> Output {
-    std::fs::create_dir_all(root).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_mirror"))
-        .current_dir(root)
-        .arg("--root")
-        .arg(root)
-        .arg("crate")
-        .args(args)
-        .env("MIRROR_RETRY_DELAY_MS", "0")
-        .env_remove("MIRROR_JOBS")
-        .env_remove("MIRROR_CRATES_URL")
-        .output()
-        .expect("run mirror")
-}
-
-/// [`run`], which must succeed; its stderr.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = run(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "mirror crate {args:?} ({:?}):\n{stderr}",
-        out.status
-    );
-    stderr
-}
 
 fn index(root: &Path) -> std::path::PathBuf {
     root.join("git/crates.io-index")
