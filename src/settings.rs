@@ -122,7 +122,9 @@ impl Settings {
         let parsed = url::Url::parse(url)
             .with_context(|| format!("invalid {ecosystem} upstream URL {url:?}"))?;
         if !matches!(parsed.scheme(), "http" | "https" | "file") {
-            bail!("invalid {ecosystem} upstream URL {url:?}: expected http:// or https://");
+            bail!(
+                "invalid {ecosystem} upstream URL {url:?}: expected http://, https:// or file://"
+            );
         }
         Ok(url.trim_end_matches('/').to_string())
     }
