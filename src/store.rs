@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <root>/
-//!   rustup/ dist/ crates/ git/ hex/ archlinux/   served trees (see DESIGN.md)
+//!   rustup/ dist/ crates/ git/ hex/ archlinux/   served trees (laid out as
+//!                                                romt lays them out; each
+//!                                                ecosystem module documents its own)
 //!   .mirror/
 //!     lock          held (flock) for the whole of a run that writes
 //!     state.json    {"version": 1, "marks": {"<ecosystem>": {...}}}
