@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
 use crate::fetch::FetchOptions;
 use crate::http::HttpOptions;
 use crate::output::Verbosity;
@@ -67,9 +66,37 @@ pub struct Settings {
     pub config: ConfigFile,
 }
 
+/// The values of the flags every subcommand takes (`crate::cli` parses
+/// them; clap has already read their environment variables). `None`: not
+/// given, so `mirror.toml` or the default decides.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `-j`/`--num-jobs`.
+    pub jobs: Option<usize>,
+    /// `--keep-going`.
+    pub keep_going: bool,
+    /// `--assume-ok`.
+    pub assume_ok: bool,
+    /// `--timeout` (seconds).
+    pub timeout: Option<u64>,
+    /// `--retries`.
+    pub retries: Option<u32>,
+    /// `--low-speed-limit` (bytes/s).
+    pub low_speed_limit: Option<u64>,
+    /// `--max-file-size` (bytes).
+    pub max_file_size: Option<u64>,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-q`.
+    pub quiet: bool,
+}
+
 impl Settings {
     /// Resolve global flags against the environment and `mirror.toml`.
-    pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
+    pub fn resolve(flags: impl Into<Flags>) -> Result<Settings> {
+        let global = flags.into();
         let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
         let config = load_config(&root)?;
         let jobs = global.jobs.or(config.jobs).unwrap_or(8);
@@ -160,7 +187,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn global(args: &[&str]) -> GlobalArgs {
+    fn global(args: &[&str]) -> crate::cli::GlobalArgs {
         let mut argv = vec!["mirror"];
         argv.extend_from_slice(args);
         argv.push("generate");

@@ -103,6 +103,23 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+impl From<&GlobalArgs> for crate::settings::Flags {
+    fn from(g: &GlobalArgs) -> Self {
+        crate::settings::Flags {
+            root: g.root.clone(),
+            jobs: g.jobs,
+            keep_going: g.keep_going,
+            assume_ok: g.assume_ok,
+            timeout: g.timeout,
+            retries: g.retries,
+            low_speed_limit: g.low_speed_limit,
+            max_file_size: g.max_file_size,
+            verbose: g.verbose,
+            quiet: g.quiet,
+        }
+    }
+}
+
 /// The subcommands.
 // Parsed once per run: the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
