@@ -996,7 +996,10 @@ impl Crates {
                 self.opts.bundle_path.display()
             );
         }
-        self.index.create_bundle(&bundle_path, bundle_start, end)?;
+        reporter.begin("bundle", 0, None);
+        let made = self.index.create_bundle(&bundle_path, bundle_start, end);
+        reporter.end();
+        made?;
         let changes = self.index.changes(start, end, &self.effective_filter()?)?;
         let mut members = vec![BUNDLE_MEMBER.to_string()];
         let partial = self.is_partial();

@@ -347,8 +347,11 @@ pub fn pull(
             };
             requests.push((format!("{base}{p}"), v));
         }
-        let results =
-            engine.fetch_bytes_conditional_many(&requests, crate::limit::CRATE_INDEX_FILE);
+        let results = engine.fetch_bytes_conditional_reporting(
+            &requests,
+            crate::limit::CRATE_INDEX_FILE,
+            reporter,
+        );
         summary.requested += paths.len();
         let mut out = Vec::new();
         for ((p, (url, sent)), r) in paths.into_iter().zip(requests).zip(results) {
