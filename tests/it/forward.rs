@@ -1,0 +1,309 @@
+//! Metadata only moves forward, judged by what the formats carry: a
+//! channel manifest's `date` (and its name against its channel, version
+//! and date), rustup's `release-stable.toml` version, an Arch database's
+//! `lastsync` and newest `%BUILDDATE%`, Hex `names`' per-package
+//! `updated_at`. An older file after a newer one, by download, unpack
+//! (archives made with `pack --start 0` or romt's, which no range check
+//! catches) or the pull-through cache, leaves the newer one published.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mirror::serve::cache::{DistUpstream, UpstreamOptions};
+use sha2::{Digest, Sha256};
+
+use super::serve_cache::{get, pulling_server};
+use crate::rustup::mirror;
+use crate::support::archive::{file, tar_gz};
+use crate::support::dist::{publish, OLD_STABLE, STABLE};
+use crate::support::keys::{sign_detached, test_keyring, TestKey};
+use crate::support::upstream::Upstream;
+
+const LINUX: &str = "x86_64-unknown-linux-gnu";
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "mirror failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn err(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "mirror should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn read(root: &Path, rel: &str) -> Vec<u8> {
+    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+// ---- toolchain ------------------------------------------------------------
+
+/// `mirror toolchain ARGS --url <up>/dist --keyring <test key>`.
+fn tc(root: &Path, up: &Upstream, args: &[&str]) -> std::process::Output {
+    let url = up.url("dist");
+    let key = TestKey::Signing.public_path().display().to_string();
+    let mut all = vec!["toolchain"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--url", &url, "--keyring", &key]);
+    mirror(root, &all)
+}
+
+const MINIMAL: &[&str] = &[
+    "download",
+    "-s",
+    "stable",
+    "-t",
+    "linux",
+    "--profile",
+    "minimal",
+];
+
+/// A manifest under `rel` with its `.sha256` and `.asc`, as archive entries.
+fn signed_manifest(rel: &str, manifest: &[u8]) -> Vec<crate::support::archive::Raw> {
+    let name = rel.rsplit('/').next().unwrap();
+    vec![
+        file(rel, manifest),
+        file(
+            &format!("{rel}.sha256"),
+            format!("{}  {name}\n", hex(manifest)).as_bytes(),
+        ),
+        file(
+            &format!("{rel}.asc"),
+            &sign_detached(TestKey::Signing, manifest, true),
+        ),
+    ]
+}
+
+/// A far side with the newer stable, unpacked from an archive.
+fn toolchain_far_side(up: &Upstream) -> (tempfile::TempDir, tempfile::TempDir) {
+    let near = tempfile::tempdir().unwrap();
+    ok(&tc(near.path(), up, MINIMAL));
+    let archive = near.path().join("tc.tar.gz");
+    ok(&tc(
+        near.path(),
+        up,
+        &["pack", "-s", "*", "--archive", archive.to_str().unwrap()],
+    ));
+    let far = tempfile::tempdir().unwrap();
+    ok(&tc(
+        far.path(),
+        up,
+        &["unpack", "verify", "--archive", archive.to_str().unwrap()],
+    ));
+    (near, far)
+}
+
+/// An older signed dateless `channel-rust-stable.toml` (alone, or with its
+/// dated manifest: romt's archives carry both) is refused before anything
+/// is published; the newer one stays and `verify` passes.
+#[test]
+fn toolchain_older_manifest_is_refused_on_unpack() {
+    let up = Upstream::start();
+    let old = publish(&up, &OLD_STABLE, &[LINUX]);
+    let new = publish(&up, &STABLE, &[LINUX]);
+    let (near, far) = toolchain_far_side(&up);
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+
+    let lone = near.path().join("lone.tar.gz");
+    std::fs::write(
+        &lone,
+        tar_gz(&signed_manifest(
+            "dist/channel-rust-stable.toml",
+            &old.manifest,
+        )),
+    )
+    .unwrap();
+    let e = err(&tc(
+        far.path(),
+        &up,
+        &["unpack", "--archive", lone.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains(OLD_STABLE.date) && e.contains(STABLE.date) && e.contains("older"),
+        "{e}"
+    );
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+
+    // With its dated manifest beside it: the same.
+    let mut entries = signed_manifest(&OLD_STABLE.manifest_path(), &old.manifest);
+    entries.extend(signed_manifest(
+        "dist/channel-rust-stable.toml",
+        &old.manifest,
+    ));
+    let romt = near.path().join("romt.tar.gz");
+    std::fs::write(&romt, tar_gz(&entries)).unwrap();
+    let e = err(&tc(
+        far.path(),
+        &up,
+        &["unpack", "--archive", romt.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains(OLD_STABLE.date) && e.contains(STABLE.date),
+        "{e}"
+    );
+    assert!(!far.path().join(OLD_STABLE.manifest_path()).exists());
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+    ok(&tc(far.path(), &up, &["verify"]));
+
+    // The older dated manifest alone (our own archive of the older
+    // release) is welcome: stable stays the newer.
+    let older = near.path().join("older.tar.gz");
+    std::fs::write(
+        &older,
+        tar_gz(&signed_manifest(&OLD_STABLE.manifest_path(), &old.manifest)),
+    )
+    .unwrap();
+    ok(&tc(
+        far.path(),
+        &up,
+        &["unpack", "verify", "--archive", older.to_str().unwrap()],
+    ));
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-1.98.0.toml"),
+        old.manifest
+    );
+}
+
+/// A manifest is what its name says: stable offered as beta, a dated copy
+/// under another date, a version name holding another release: refused,
+/// nothing published.
+#[test]
+fn toolchain_renamed_manifest_is_refused_on_unpack() {
+    let up = Upstream::start();
+    publish(&up, &OLD_STABLE, &[LINUX]);
+    let new = publish(&up, &STABLE, &[LINUX]);
+    let (near, far) = toolchain_far_side(&up);
+    let cases = [
+        (
+            format!("dist/{}/channel-rust-beta.toml", STABLE.date),
+            "beta",
+        ),
+        ("dist/channel-rust-beta.toml".to_string(), "beta"),
+        (
+            "dist/2026-10-20/channel-rust-stable.toml".to_string(),
+            "2026-10-20",
+        ),
+        ("dist/channel-rust-1.98.0.toml".to_string(), "1.98.0"),
+        ("dist/channel-rust-1.98.toml".to_string(), "1.98"),
+    ];
+    for (i, (rel, promised)) in cases.iter().enumerate() {
+        let mut entries = signed_manifest(&STABLE.manifest_path(), &new.manifest);
+        entries.extend(signed_manifest(rel, &new.manifest));
+        let archive = near.path().join(format!("renamed{i}.tar.gz"));
+        std::fs::write(&archive, tar_gz(&entries)).unwrap();
+        let e = err(&tc(
+            far.path(),
+            &up,
+            &["unpack", "--archive", archive.to_str().unwrap()],
+        ));
+        assert!(e.contains(rel.as_str()) && e.contains(promised), "{e}");
+        assert!(!far.path().join(rel).exists(), "{rel} was published");
+        ok(&tc(far.path(), &up, &["verify"]));
+    }
+    assert_eq!(
+        read(far.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+}
+
+/// Online, an upstream whose stable is older than the published one is
+/// not followed back: said once, nothing of it downloaded, the run goes on.
+#[test]
+fn toolchain_download_keeps_the_newer_stable() {
+    let up = Upstream::start();
+    publish(&up, &OLD_STABLE, &[LINUX]);
+    let new = publish(&up, &STABLE, &[LINUX]);
+    let root = tempfile::tempdir().unwrap();
+    ok(&tc(root.path(), &up, MINIMAL));
+
+    let behind = Upstream::start();
+    publish(&behind, &OLD_STABLE, &[LINUX]);
+    let e = ok(&tc(root.path(), &behind, MINIMAL));
+    assert_eq!(e.matches("older than the published").count(), 1, "{e}");
+    assert!(
+        e.contains(OLD_STABLE.date) && e.contains(STABLE.date),
+        "{e}"
+    );
+    assert_eq!(
+        read(root.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+    assert!(!root.path().join(OLD_STABLE.manifest_path()).exists());
+    ok(&tc(root.path(), &up, &["verify"]));
+}
+
+fn dist_cache(root: &Path, up: &Upstream) -> mirror::serve::RunningServer {
+    pulling_server(
+        root,
+        UpstreamOptions {
+            dist: Some(DistUpstream {
+                url: up.url("dist"),
+                keyring: Arc::new(test_keyring()),
+            }),
+            ttl: Duration::ZERO,
+            ..UpstreamOptions::default()
+        },
+    )
+}
+
+/// The pull-through cache keeps its newer manifest when upstream turns to
+/// an older signed one, and refuses a manifest its name does not describe.
+#[test]
+fn toolchain_cache_keeps_the_newer_manifest() {
+    let up = Upstream::start();
+    let old = publish(&up, &OLD_STABLE, &[LINUX]);
+    let new = publish(&up, &STABLE, &[LINUX]);
+    let root = tempfile::tempdir().unwrap();
+    let server = dist_cache(root.path(), &up);
+    let r = get(&server, "/dist/channel-rust-stable.toml");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, new.manifest);
+
+    for (path, bytes) in [
+        ("dist/channel-rust-stable.toml", &old.manifest),
+        ("dist/channel-rust-beta.toml", &new.manifest),
+    ] {
+        up.put(path, bytes.clone());
+        up.put(
+            &format!("{path}.asc"),
+            sign_detached(TestKey::Signing, bytes, true),
+        );
+        up.put(&format!("{path}.sha256"), format!("{}  x\n", hex(bytes)));
+    }
+    let r = get(&server, "/dist/channel-rust-stable.toml");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, new.manifest, "the older manifest was served");
+    assert_eq!(
+        read(root.path(), "dist/channel-rust-stable.toml"),
+        new.manifest
+    );
+    let r = get(&server, "/dist/channel-rust-stable.toml.sha256");
+    assert!(String::from_utf8_lossy(&r.body).starts_with(&hex(&new.manifest)));
+
+    let r = get(&server, "/dist/channel-rust-beta.toml");
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("beta") && text.contains("stable"), "{text}");
+    assert!(!root.path().join("dist/channel-rust-beta.toml").exists());
+}
