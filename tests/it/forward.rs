@@ -307,3 +307,182 @@ fn toolchain_cache_keeps_the_newer_manifest() {
     assert!(text.contains("beta") && text.contains("stable"), "{text}");
     assert!(!root.path().join("dist/channel-rust-beta.toml").exists());
 }
+
+// ---- rustup ---------------------------------------------------------------
+
+/// Online, an upstream `release-stable.toml` older than the published one
+/// is said once and not followed; the pull-through cache keeps its newer
+/// copy.
+#[test]
+fn rustup_stable_never_goes_back() {
+    use crate::support::rustup::publish as publish_rustup;
+    let up = Upstream::start();
+    publish_rustup(&up, &["1.28.2"], &[LINUX]);
+    let root = tempfile::tempdir().unwrap();
+    let rustup = |up: &Upstream| {
+        let url = up.url("rustup");
+        mirror(
+            root.path(),
+            &[
+                "rustup", "download", "-s", "stable", "-t", "linux", "--url", &url,
+            ],
+        )
+    };
+    ok(&rustup(&up));
+    let behind = Upstream::start();
+    publish_rustup(&behind, &["1.27.1"], &[LINUX]);
+    let e = ok(&rustup(&behind));
+    assert_eq!(e.matches("older than the published").count(), 1, "{e}");
+    assert!(e.contains("1.27.1") && e.contains("1.28.2"), "{e}");
+    assert!(!root.path().join("rustup/archive/1.27.1").exists());
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("rustup/release-stable.toml")).unwrap(),
+        "schema-version = '1'\nversion = '1.28.2'\n"
+    );
+    ok(&mirror(root.path(), &["rustup", "verify"]));
+
+    let cached = tempfile::tempdir().unwrap();
+    let server = pulling_server(
+        cached.path(),
+        UpstreamOptions {
+            rustup: Some(up.url("rustup")),
+            ttl: Duration::ZERO,
+            ..UpstreamOptions::default()
+        },
+    );
+    let r = get(&server, "/rustup/release-stable.toml");
+    assert!(String::from_utf8_lossy(&r.body).contains("1.28.2"));
+    up.put(
+        "rustup/release-stable.toml",
+        "schema-version = '1'\nversion = '1.27.1'\n",
+    );
+    let r = get(&server, "/rustup/release-stable.toml");
+    assert_eq!(r.status, 200);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("1.28.2"),
+        "the older release-stable.toml was served"
+    );
+    assert!(
+        std::fs::read_to_string(cached.path().join("rustup/release-stable.toml"))
+            .unwrap()
+            .contains("1.28.2")
+    );
+}
+
+// ---- Arch -----------------------------------------------------------------
+
+/// `mirror arch OPS --url URL --repo core --keyring test-key`.
+fn arch(root: &Path, ops: &[&str], url: Option<&Upstream>) -> std::process::Output {
+    let key = TestKey::Signing.public_path().display().to_string();
+    let mut args: Vec<String> = vec!["arch".into()];
+    args.extend(ops.iter().map(|s| s.to_string()));
+    if let Some(up) = url {
+        args.extend(["--url".into(), up.url("m/$repo/os/$arch")]);
+    }
+    args.extend(["--repo", "core", "--keyring", &key, "--retries", "1"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    mirror(root, &args)
+}
+
+const CORE: &str = "archlinux/core/os/x86_64";
+
+/// An older and a newer Arch repository: `world` is rebuilt later in the
+/// newer one.
+fn arch_upstreams() -> (Upstream, Upstream, Vec<u8>, Vec<u8>) {
+    use crate::support::arch::{publish_with, Pkg};
+    let pkgs = vec![Pkg::new("hello", "1.0-1"), Pkg::new("world", "2.0-1")];
+    let old = Upstream::start();
+    let old_db = publish_with(&old, "m", "core", &pkgs, TestKey::Signing, |_| {}).db;
+    let mut newer = pkgs.clone();
+    newer[1] = Pkg::new("world", "2.0-2");
+    let new = Upstream::start();
+    let new_db = publish_with(&new, "m", "core", &newer, TestKey::Signing, |d| {
+        if d.dir.starts_with("world-") {
+            d.fields
+                .insert("BUILDDATE".into(), vec!["1700100000".into()]);
+        }
+    })
+    .db;
+    (old, new, old_db, new_db)
+}
+
+/// An older archive (all of an older tree, `pack --start 0`) after a newer
+/// one is refused before anything is published, naming both build dates;
+/// one with an older `lastsync` too. Online, a mirror behind the published
+/// database is said once and not followed. `verify` passes throughout.
+#[test]
+fn arch_older_database_never_replaces_a_newer() {
+    let (old_up, new_up, _old_db, new_db) = arch_upstreams();
+    let near_old = tempfile::tempdir().unwrap();
+    ok(&arch(near_old.path(), &["download"], Some(&old_up)));
+    let near_new = tempfile::tempdir().unwrap();
+    ok(&arch(near_new.path(), &["download"], Some(&new_up)));
+    let pack = |root: &Path, name: &str| -> String {
+        let a = root.join(name).display().to_string();
+        ok(&arch(
+            root,
+            &["pack", "--start", "0", "--archive", &a],
+            None,
+        ));
+        a
+    };
+    let older = pack(near_old.path(), "old.tar.gz");
+    let newer = pack(near_new.path(), "new.tar.gz");
+
+    let far = tempfile::tempdir().unwrap();
+    ok(&arch(
+        far.path(),
+        &["unpack", "verify", "--archive", &newer],
+        None,
+    ));
+    assert_eq!(read(far.path(), &format!("{CORE}/core.db")), new_db);
+    let e = err(&arch(far.path(), &["unpack", "--archive", &older], None));
+    assert!(
+        e.contains("core.db") && e.contains("2023-11-14T22:13:20Z") && e.contains("2023-11-16"),
+        "{e}"
+    );
+    assert_eq!(read(far.path(), &format!("{CORE}/core.db")), new_db);
+    assert_eq!(read(far.path(), &format!("{CORE}/core.db.tar.gz")), new_db);
+    ok(&arch(far.path(), &["verify"], None));
+
+    // The newer databases with an older lastsync: an older archive too.
+    std::fs::write(near_new.path().join("archlinux/lastsync"), "1600000000\n").unwrap();
+    let stale = pack(near_new.path(), "stale.tar.gz");
+    let e = err(&arch(far.path(), &["unpack", "--archive", &stale], None));
+    assert!(e.contains("lastsync") && e.contains("2020-09-13"), "{e}");
+    assert_ne!(read(far.path(), "archlinux/lastsync"), b"1600000000\n");
+    ok(&arch(far.path(), &["verify"], None));
+
+    // Online: the older mirror is not followed back.
+    let e = ok(&arch(near_new.path(), &["download"], Some(&old_up)));
+    assert_eq!(
+        e.matches("the published database is kept").count(),
+        1,
+        "{e}"
+    );
+    assert_eq!(read(near_new.path(), &format!("{CORE}/core.db")), new_db);
+    ok(&arch(near_new.path(), &["verify"], None));
+}
+
+/// The pull-through cache keeps its newer database when a mirror turns to
+/// an older one.
+#[test]
+fn arch_cache_keeps_the_newer_database() {
+    let (_old_up, new_up, old_db, new_db) = arch_upstreams();
+    let root = tempfile::tempdir().unwrap();
+    let server = pulling_server(
+        root.path(),
+        UpstreamOptions {
+            arch: vec![new_up.url("m/$repo/os/$arch")],
+            ttl: Duration::ZERO,
+            ..UpstreamOptions::default()
+        },
+    );
+    let path = format!("/{CORE}/core.db");
+    assert_eq!(get(&server, &path).body, new_db);
+    new_up.put("m/core/os/x86_64/core.db", old_db);
+    let r = get(&server, &path);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, new_db, "the older database was served");
+    assert_eq!(read(root.path(), &format!("{CORE}/core.db")), new_db);
+}
