@@ -486,3 +486,138 @@ fn arch_cache_keeps_the_newer_database() {
     assert_eq!(r.body, new_db, "the older database was served");
     assert_eq!(read(root.path(), &format!("{CORE}/core.db")), new_db);
 }
+
+// ---- Hex ------------------------------------------------------------------
+
+/// `mirror hex OPS --url <up>/hex --public-key <test key>`.
+fn hexm(root: &Path, up: &Upstream, ops: &[&str]) -> std::process::Output {
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    let mut args = vec!["hex"];
+    args.extend_from_slice(ops);
+    args.extend_from_slice(&["--url", &url, "--public-key", &key]);
+    mirror(root, &args)
+}
+
+/// The sample repository, and a newer one where `beta` gained a release.
+fn hex_upstreams() -> (
+    Upstream,
+    Upstream,
+    crate::support::hex::HexRepo,
+    crate::support::hex::HexRepo,
+) {
+    use crate::support::hex::{rel, HexRepo};
+    let old = HexRepo::sample();
+    let mut new = old.clone();
+    new.add_release("beta", rel("2.2.0", &[]));
+    let (old_up, new_up) = (Upstream::start(), Upstream::start());
+    old.publish(&old_up);
+    new.publish(&new_up);
+    (old_up, new_up, old, new)
+}
+
+fn resource(repo: &crate::support::hex::HexRepo, path: &str) -> Vec<u8> {
+    repo.resources()
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .unwrap()
+        .1
+}
+
+/// An older archive (all of an older tree) after a newer one is refused
+/// before anything is published, naming the package and both dates;
+/// online, an upstream behind the published `names` is said once and the
+/// published names, versions and package files are kept.
+#[test]
+fn hex_older_names_never_replace_newer() {
+    let (old_up, new_up, _old, new) = hex_upstreams();
+    let near_old = tempfile::tempdir().unwrap();
+    ok(&hexm(near_old.path(), &old_up, &["download"]));
+    let near_new = tempfile::tempdir().unwrap();
+    ok(&hexm(near_new.path(), &new_up, &["download"]));
+    let pack = |root: &Path, up: &Upstream, name: &str| -> String {
+        let a = root.join(name).display().to_string();
+        ok(&hexm(root, up, &["pack", "--start", "0", "--archive", &a]));
+        a
+    };
+    let older = pack(near_old.path(), &old_up, "old.tar.gz");
+    let newer = pack(near_new.path(), &new_up, "new.tar.gz");
+    let kept = |root: &Path| {
+        for f in ["names", "versions", "packages/beta"] {
+            assert_eq!(read(root, &format!("hex/{f}")), resource(&new, f), "{f}");
+        }
+    };
+
+    let far = tempfile::tempdir().unwrap();
+    ok(&hexm(
+        far.path(),
+        &new_up,
+        &["unpack", "verify", "--archive", &newer],
+    ));
+    kept(far.path());
+    let e = err(&hexm(far.path(), &new_up, &["unpack", "--archive", &older]));
+    assert!(
+        e.contains("beta")
+            && e.contains("2023-11-14T22:15:20Z")
+            && e.contains("2023-11-14T22:17:20Z"),
+        "{e}"
+    );
+    kept(far.path());
+    ok(&hexm(far.path(), &new_up, &["verify"]));
+
+    let e = ok(&hexm(near_new.path(), &old_up, &["download"]));
+    assert_eq!(
+        e.matches("older than the published names").count(),
+        1,
+        "{e}"
+    );
+    kept(near_new.path());
+    ok(&hexm(near_new.path(), &new_up, &["verify"]));
+}
+
+/// The pull-through cache keeps its newer `names`, `versions` and
+/// `packages/<name>` when upstream turns to older signed ones.
+#[test]
+fn hex_cache_keeps_the_newer_metadata() {
+    use mirror::eco::hex::registry::PublicKey;
+    use mirror::serve::cache::HexUpstream;
+    let (_old_up, new_up, old, new) = hex_upstreams();
+    let root = tempfile::tempdir().unwrap();
+    let server = pulling_server(
+        root.path(),
+        UpstreamOptions {
+            hex: Some(HexUpstream {
+                url: new_up.url("hex"),
+                key: PublicKey::from_pem(
+                    &crate::support::hex::test_public_key_pem(),
+                    "the test key",
+                )
+                .unwrap(),
+                repo: "hexpm".into(),
+            }),
+            ttl: Duration::ZERO,
+            ..UpstreamOptions::default()
+        },
+    );
+    let files = ["names", "versions", "packages/beta"];
+    for f in files {
+        assert_eq!(
+            get(&server, &format!("/hex/{f}")).body,
+            resource(&new, f),
+            "{f}"
+        );
+    }
+    old.publish(&new_up);
+    for f in files {
+        let r = get(&server, &format!("/hex/{f}"));
+        assert_eq!(r.status, 200, "{f}");
+        assert_eq!(r.body, resource(&new, f), "the older {f} was served");
+        assert_eq!(
+            read(root.path(), &format!("hex/{f}")),
+            resource(&new, f),
+            "{f}"
+        );
+    }
+}
