@@ -120,9 +120,11 @@ enum Resource<'a> {
 static BEHIND: Mutex<BTreeMap<PathBuf, (BTreeSet<String>, String)>> = Mutex::new(BTreeMap::new());
 
 /// Before a held `rel` (`versions`, `packages/<name>`) is refreshed: make
-/// `names` current, so what [`BEHIND`] says is current too.
+/// a held `names` current, so what [`BEHIND`] says is current too (with
+/// no `names` held there is nothing to judge by).
 async fn names_first(cache: &Arc<Cache>, up: &HexUpstream, rel: &str) {
-    if cache.root.join(HEX_DIR).join(rel).is_file() {
+    let dir = cache.root.join(HEX_DIR);
+    if dir.join(rel).is_file() && dir.join("names").is_file() {
         // Its own failure is the `names` request's to report.
         let _ = cache
             .metadata(meta(cache, up, Resource::Index("names")), false)
