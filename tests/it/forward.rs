@@ -7,18 +7,19 @@
 //! catches) or the pull-through cache, leaves the newer one published.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use mirror::serve::cache::{DistUpstream, UpstreamOptions};
+use mirror::serve::cache::UpstreamOptions;
 use sha2::{Digest, Sha256};
 
 use super::serve_cache::{get, pulling_server};
+use super::serve_cache_dist::dist_server_ttl;
 use crate::rustup::mirror;
 use crate::support::archive::{file, tar_gz};
 use crate::support::dist::{publish, OLD_STABLE, STABLE};
-use crate::support::keys::{sign_detached, test_keyring, TestKey};
+use crate::support::keys::{sign_detached, TestKey};
 use crate::support::upstream::Upstream;
+use crate::toolchain::{tc, MINIMAL};
 
 const LINUX: &str = "x86_64-unknown-linux-gnu";
 
@@ -45,26 +46,6 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 // ---- toolchain ------------------------------------------------------------
-
-/// `mirror toolchain ARGS --url <up>/dist --keyring <test key>`.
-fn tc(root: &Path, up: &Upstream, args: &[&str]) -> std::process::Output {
-    let url = up.url("dist");
-    let key = TestKey::Signing.public_path().display().to_string();
-    let mut all = vec!["toolchain"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--url", &url, "--keyring", &key]);
-    mirror(root, &all)
-}
-
-const MINIMAL: &[&str] = &[
-    "download",
-    "-s",
-    "stable",
-    "-t",
-    "linux",
-    "--profile",
-    "minimal",
-];
 
 /// A manifest under `rel` with its `.sha256` and `.asc`, as archive entries.
 fn signed_manifest(rel: &str, manifest: &[u8]) -> Vec<crate::support::archive::Raw> {
@@ -253,20 +234,6 @@ fn toolchain_download_keeps_the_newer_stable() {
     ok(&tc(root.path(), &up, &["verify"]));
 }
 
-fn dist_cache(root: &Path, up: &Upstream) -> mirror::serve::RunningServer {
-    pulling_server(
-        root,
-        UpstreamOptions {
-            dist: Some(DistUpstream {
-                url: up.url("dist"),
-                keyring: Arc::new(test_keyring()),
-            }),
-            ttl: Duration::ZERO,
-            ..UpstreamOptions::default()
-        },
-    )
-}
-
 /// The pull-through cache keeps its newer manifest when upstream turns to
 /// an older signed one, and refuses a manifest its name does not describe.
 #[test]
@@ -275,7 +242,7 @@ fn toolchain_cache_keeps_the_newer_manifest() {
     let old = publish(&up, &OLD_STABLE, &[LINUX]);
     let new = publish(&up, &STABLE, &[LINUX]);
     let root = tempfile::tempdir().unwrap();
-    let server = dist_cache(root.path(), &up);
+    let server = dist_server_ttl(root.path(), &up, Duration::ZERO);
     let r = get(&server, "/dist/channel-rust-stable.toml");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, new.manifest);
