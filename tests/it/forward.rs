@@ -355,22 +355,23 @@ const CORE: &str = "archlinux/core/os/x86_64";
 
 /// An older and a newer Arch repository: `world` is rebuilt later in the
 /// newer one.
-fn arch_upstreams() -> (Upstream, Upstream, Vec<u8>, Vec<u8>) {
+fn arch_upstreams() -> (Upstream, Upstream, Vec<u8>, crate::support::arch::Repo) {
     use crate::support::arch::{publish_with, Pkg};
-    let pkgs = vec![Pkg::new("hello", "1.0-1"), Pkg::new("world", "2.0-1")];
+    // What pacman_round asks for: world (needing hello) and epochal.
+    let mut pkgs = crate::arch::two_packages();
+    pkgs.push(Pkg::new("epochal", "2:0.5-1"));
     let old = Upstream::start();
     let old_db = publish_with(&old, "m", "core", &pkgs, TestKey::Signing, |_| {}).db;
     let mut newer = pkgs.clone();
-    newer[1] = Pkg::new("world", "2.0-2");
+    newer[1].version = "2.0-2".into();
     let new = Upstream::start();
-    let new_db = publish_with(&new, "m", "core", &newer, TestKey::Signing, |d| {
+    let repo = publish_with(&new, "m", "core", &newer, TestKey::Signing, |d| {
         if d.dir.starts_with("world-") {
             d.fields
                 .insert("BUILDDATE".into(), vec!["1700100000".into()]);
         }
-    })
-    .db;
-    (old, new, old_db, new_db)
+    });
+    (old, new, old_db, repo)
 }
 
 /// An older archive (all of an older tree, `pack --start 0`) after a newer
@@ -379,7 +380,8 @@ fn arch_upstreams() -> (Upstream, Upstream, Vec<u8>, Vec<u8>) {
 /// database is said once and not followed. `verify` passes throughout.
 #[test]
 fn arch_older_database_never_replaces_a_newer() {
-    let (old_up, new_up, _old_db, new_db) = arch_upstreams();
+    let (old_up, new_up, _old_db, new_repo) = arch_upstreams();
+    let new_db = new_repo.db.clone();
     let near_old = tempfile::tempdir().unwrap();
     ok(&arch(near_old.path(), &["download"], Some(&old_up)));
     let near_new = tempfile::tempdir().unwrap();
@@ -419,6 +421,11 @@ fn arch_older_database_never_replaces_a_newer() {
     assert!(e.contains("lastsync") && e.contains("2020-09-13"), "{e}");
     assert_ne!(read(far.path(), "archlinux/lastsync"), b"1600000000\n");
     ok(&arch(far.path(), &["verify"], None));
+    // pacman syncs the newer database and downloads its packages.
+    if let Some(clients) = crate::arch::pacman_clients() {
+        let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far.path())).unwrap();
+        crate::arch::pacman_round(&clients, &server.url(""), &new_repo);
+    }
 
     // Online: the older mirror is not followed back.
     let e = ok(&arch(near_new.path(), &["download"], Some(&old_up)));
@@ -435,7 +442,8 @@ fn arch_older_database_never_replaces_a_newer() {
 /// an older one.
 #[test]
 fn arch_cache_keeps_the_newer_database() {
-    let (_old_up, new_up, old_db, new_db) = arch_upstreams();
+    let (_old_up, new_up, old_db, new_repo) = arch_upstreams();
+    let new_db = new_repo.db;
     let root = tempfile::tempdir().unwrap();
     let server = pulling_server(
         root.path(),
@@ -533,6 +541,23 @@ fn hex_older_names_never_replace_newer() {
     );
     kept(far.path());
     ok(&hexm(far.path(), &new_up, &["verify"]));
+    // rebar3 finds the release only the newer metadata lists.
+    if let Some(bin) = crate::rustup::require_client("rebar3") {
+        use crate::hex::{rebar3, rebar3_home, rebar_project};
+        let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far.path())).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        rebar3_home(home.path());
+        let project = home.path().join("proj");
+        rebar_project(&project, "beta", "~> 2.2");
+        let out = rebar3(
+            &bin,
+            home.path(),
+            &project,
+            &server.url("/hex"),
+            &["compile"],
+        );
+        assert!(out.status.success(), "rebar3 compile failed");
+    }
 
     let e = ok(&hexm(near_new.path(), &old_up, &["download"]));
     assert_eq!(
