@@ -1229,3 +1229,25 @@ fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_only_move_forward() {
+        check_db_forward("core.db", Some(2), Some(1)).unwrap();
+        check_db_forward("core.db", Some(2), Some(2)).unwrap();
+        check_db_forward("core.db", None, Some(2)).unwrap();
+        check_db_forward("core.db", Some(1), None).unwrap();
+        let e = check_db_forward("core.db", Some(1_700_000_000), Some(1_700_100_000)).unwrap_err();
+        assert!(
+            e.contains("core.db")
+                && e.contains("2023-11-14T22:13:20Z")
+                && e.contains("2023-11-16T02:00:00Z"),
+            "{e}"
+        );
+        assert_eq!(parse_lastsync(b"1700000000\n"), Some(1_700_000_000));
+        assert_eq!(parse_lastsync(b"soon"), None);
+    }
+}

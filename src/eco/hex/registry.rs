@@ -481,6 +481,42 @@ mod tests {
     }
 
     #[test]
+    fn names_behind_by_package() {
+        let names = |pkgs: &[(&str, i64)]| Names {
+            packages: pkgs
+                .iter()
+                .map(|(n, t)| NamesPackage {
+                    name: n.to_string(),
+                    updated_at: Some(Timestamp {
+                        seconds: *t,
+                        nanos: None,
+                    }),
+                })
+                .collect(),
+            repository: "hexpm".into(),
+        };
+        let published = names(&[("a", 100), ("b", 200)]);
+        // Newer, equal, or only new packages: not behind.
+        for offered in [
+            names(&[("a", 100), ("b", 300)]),
+            names(&[("a", 100), ("b", 200), ("c", 1)]),
+            names(&[("c", 1)]),
+        ] {
+            assert!(names_behind(&offered, &published).is_empty());
+        }
+        let behind = names_behind(&names(&[("a", 50), ("b", 100)]), &published);
+        assert_eq!(behind.len(), 2);
+        let why = describe_behind("u/names", &behind).unwrap();
+        assert!(
+            why.contains("u/names")
+                && why.contains("a was updated 1970-01-01T00:00:50Z")
+                && why.contains("1970-01-01T00:01:40Z")
+                && why.contains("and 1 more"),
+            "{why}"
+        );
+    }
+
+    #[test]
     fn names_and_versions_are_checked() {
         assert!(is_valid_name("cowboy_telemetry"));
         for bad in ["", "../x", "a/b", "_a", "1a", "a.b"] {

@@ -800,6 +800,59 @@ mod tests {
     }
 
     #[test]
+    fn names_are_checked_against_contents() {
+        let m = Manifest::parse(SAMPLE.as_bytes(), "sample").unwrap();
+        let v = m.release().unwrap();
+        let d = m.date.clone();
+        for good in [
+            "channel-rust-stable.toml".to_string(),
+            format!("{d}/channel-rust-stable.toml"),
+            format!("channel-rust-{v}.toml"),
+            format!("channel-rust-{}.{}.toml", v.0, v.1),
+            format!("{d}/channel-rust-{v}.toml"),
+        ] {
+            check_name(&good, &m).unwrap_or_else(|e| panic!("{good}: {e:#}"));
+        }
+        for bad in [
+            "channel-rust-beta.toml".to_string(),
+            "channel-rust-nightly.toml".to_string(),
+            "2000-01-01/channel-rust-stable.toml".to_string(),
+            format!("channel-rust-{}.{}.{}.toml", v.0, v.1, v.2 + 1),
+            format!("channel-rust-{}.{}.toml", v.0, v.1 + 1),
+            format!("channel-rust-{v}-beta.toml"),
+            "channel-rust-stabel.toml".to_string(),
+            "channel-rust-1.2.3-betaX.toml".to_string(),
+            format!("{d}/x/channel-rust-stable.toml"),
+        ] {
+            let e = check_name(&bad, &m).expect_err(&bad);
+            assert!(format!("{e:#}").contains(&format!("dist/{bad}")), "{e:#}");
+        }
+        let beta = SAMPLE.replace(
+            &format!("version = \"{v} "),
+            &format!("version = \"{v}-beta.3 "),
+        );
+        let b = Manifest::parse(beta.as_bytes(), "beta").unwrap();
+        assert_eq!(b.channel(), Channel::Beta);
+        check_name("channel-rust-beta.toml", &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.toml"), &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.3.toml"), &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.2.toml"), &b).unwrap_err();
+        check_name("channel-rust-stable.toml", &b).unwrap_err();
+    }
+
+    #[test]
+    fn manifests_only_move_forward() {
+        let m = Manifest::parse(SAMPLE.as_bytes(), "sample").unwrap();
+        let mut older = m.clone();
+        older.date = "2000-01-01".into();
+        check_forward("channel-rust-stable.toml", &m, &older).unwrap();
+        check_forward("channel-rust-stable.toml", &m, &m).unwrap();
+        let e = check_forward("channel-rust-stable.toml", &older, &m).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("2000-01-01") && e.contains(&m.date), "{e}");
+    }
+
+    #[test]
     fn rel_paths_and_dates() {
         assert_eq!(
             rel_path("https://static.rust-lang.org/dist/2026-10-15/rustc-1.99.1-x.tar.xz")
