@@ -206,6 +206,31 @@ fn toolchain_renamed_manifest_is_refused_on_unpack() {
         read(far.path(), "dist/channel-rust-stable.toml"),
         new.manifest
     );
+
+    // A dateless copy without the dated manifest it copies (whose files
+    // clients would ask for): refused.
+    let beta = publish(&up, &crate::support::dist::BETA, &[LINUX]);
+    let archive = near.path().join("beta.tar.gz");
+    std::fs::write(
+        &archive,
+        tar_gz(&signed_manifest(
+            "dist/channel-rust-beta.toml",
+            &beta.manifest,
+        )),
+    )
+    .unwrap();
+    let e = err(&tc(
+        far.path(),
+        &up,
+        &["unpack", "--archive", archive.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains("dist/channel-rust-beta.toml")
+            && e.contains("neither in the archive nor in the tree"),
+        "{e}"
+    );
+    assert!(!far.path().join("dist/channel-rust-beta.toml").exists());
+    ok(&tc(far.path(), &up, &["verify"]));
 }
 
 /// Online, an upstream whose stable is older than the published one is

@@ -970,6 +970,17 @@ fn check_staged(
                 if let Some(published) = manifest::read_published(&root.join(f)) {
                     manifest::check_forward(rel, &m, &published)?;
                 }
+                // A dateless copy comes with the manifest it copies, whose
+                // files clients will ask for.
+                let dated = format!("dist/{}/{}", m.date, m.channel().manifest_name());
+                if !rel.contains('/')
+                    && !names.contains(dated.as_str())
+                    && !root.join(&dated).is_file()
+                {
+                    bail!(
+                        "{f}: its dated manifest {dated} is neither in the archive nor in the tree"
+                    );
+                }
                 Ok(m)
             });
         match result {
