@@ -11,6 +11,7 @@ mod crates_serve;
 mod crates_sparse;
 mod engine;
 mod faults;
+mod forward;
 mod harden_bombs;
 mod harden_cache;
 mod harden_durable;

@@ -40,6 +40,13 @@
 //! `versions`; `unpack` checks every signature and checksum of the staged
 //! files before anything is published (`public_key` first,
 //! `names`/`versions` last).
+//!
+//! Metadata only moves forward, judged by `names`' per-package
+//! `updated_at` (`versions` and `packages/<name>` carry no time of their
+//! own: they are judged by the `names` that comes with them). A download
+//! from an upstream whose `names` is older keeps the published `names`,
+//! `versions` and the package files it is older for (said once); an
+//! archive with an older `names` is refused before anything is published.
 
 pub mod installs;
 pub mod lock;
@@ -266,20 +273,34 @@ impl Hex {
             .iter()
             .map(|p| (p.name.as_str(), p.updated_at.as_ref()))
             .collect();
-        let local: HashMap<String, Option<Timestamp>> = match self.local_names() {
-            Ok(Some(n)) => n
-                .packages
-                .into_iter()
-                .map(|p| (p.name, p.updated_at))
-                .collect(),
-            Ok(None) => HashMap::new(),
+        let local_names = match self.local_names() {
+            Ok(n) => n,
             Err(e) => {
                 reporter.warn(&format!(
                     "local names ignored, every package is checked: {e:#}"
                 ));
-                HashMap::new()
+                None
             }
         };
+        // Metadata only moves forward: when upstream's names is older than
+        // the published one, the published names and versions are kept,
+        // and so is each package file it is older for (said once).
+        let behind = local_names.as_ref().and_then(|l| {
+            registry::describe_behind(&names_url, &registry::names_behind(&names, l))
+        });
+        if let Some(why) = &behind {
+            reporter.warn(&format!(
+                "hex: {why}; keeping the published names, versions and package files"
+            ));
+        }
+        let local: HashMap<String, Option<Timestamp>> = local_names
+            .map(|n| {
+                n.packages
+                    .into_iter()
+                    .map(|p| (p.name, p.updated_at))
+                    .collect()
+            })
+            .unwrap_or_default();
 
         // The packages asked for, with the versions wanted of each
         // (`None`: by the policy).
@@ -332,8 +353,11 @@ impl Hex {
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
-            let changed =
-                |name: &str| local.get(name).map(Option::as_ref) != remote.get(name).copied();
+            // Refetched when upstream's is newer (never when older).
+            let changed = |name: &str| match (local.get(name), remote.get(name)) {
+                (Some(Some(l)), Some(Some(r))) => r.key() > l.key(),
+                (l, r) => l.map(Option::as_ref) != r.copied(),
+            };
             // Unchanged package files are read and checked in parallel.
             let reads: Vec<(&String, Result<Option<Loaded>>)> = todo
                 .par_iter()
@@ -533,6 +557,9 @@ impl Hex {
         store::sync_tree(&self.dir())
             .with_context(|| format!("cannot write {} to disk", self.dir().display()))?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
+            if behind.is_some() {
+                break;
+            }
             let path = self.dir().join(file);
             store::write_atomic(&path, bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -976,6 +1003,8 @@ fn check_staged(
 ) -> std::result::Result<(), String> {
     enum Staged {
         Checked,
+        Names(registry::Names),
+        Versions,
         Package(String, Package),
         Tarball(String, String),
     }
@@ -990,12 +1019,12 @@ fn check_staged(
             match f.split('/').collect::<Vec<_>>()[..] {
                 ["hex", "names"] => read().and_then(|b| {
                     registry::parse_names(&b, key, repo, f)
-                        .map(|_| Staged::Checked)
+                        .map(Staged::Names)
                         .map_err(|e| e.to_string())
                 }),
                 ["hex", "versions"] => read().and_then(|b| {
                     registry::parse_versions(&b, key, repo, f)
-                        .map(|_| Staged::Checked)
+                        .map(|_| Staged::Versions)
                         .map_err(|e| e.to_string())
                 }),
                 ["hex", "packages", name] if registry::is_valid_name(name) => {
@@ -1018,9 +1047,12 @@ fn check_staged(
     let mut failures = Vec::new();
     let mut packages: HashMap<String, Package> = HashMap::new();
     let mut tarballs = Vec::new();
+    let (mut names, mut versions) = (None, false);
     for r in results {
         match r {
             Ok(Staged::Checked) => {}
+            Ok(Staged::Names(n)) => names = Some(n),
+            Ok(Staged::Versions) => versions = true,
             Ok(Staged::Package(name, p)) => {
                 packages.insert(name, p);
             }
@@ -1028,6 +1060,14 @@ fn check_staged(
             Err(e) => failures.push(e),
         }
     }
+    failures.extend(check_staged_forward(
+        root,
+        key,
+        repo,
+        names.as_ref(),
+        versions,
+        packages.keys(),
+    ));
     let mut to_hash = Vec::new();
     for (f, stem) in tarballs {
         let Some((name, version)) = stem.split_once('-') else {
@@ -1102,6 +1142,64 @@ fn check_staged(
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// Metadata only moves forward: the staged `names` must not be older than
+/// the published one for any package ([`registry::names_behind`]);
+/// `versions` and `packages/<name>` carry no time of their own, so they
+/// are judged by the staged `names` (which must come with them and list
+/// each package the published one lists).
+fn check_staged_forward<'a>(
+    root: &Path,
+    key: &PublicKey,
+    repo: &str,
+    names: Option<&registry::Names>,
+    versions: bool,
+    packages: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let path = root.join("hex/names");
+    let Some(published) = crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+        .ok()
+        .and_then(|b| registry::parse_names(&b, key, repo, &path.display().to_string()).ok())
+    else {
+        return Vec::new();
+    };
+    let mut failures = Vec::new();
+    let Some(names) = names else {
+        let mut undated: Vec<String> = packages.map(|p| format!("hex/packages/{p}")).collect();
+        undated.sort();
+        if versions {
+            undated.insert(0, "hex/versions".to_string());
+        }
+        if !undated.is_empty() {
+            failures.push(format!(
+                "{} in the archive without hex/names: their age cannot be judged against the \
+                 published names, which is kept",
+                undated.join(", ")
+            ));
+        }
+        return failures;
+    };
+    if let Some(why) = registry::describe_behind(
+        "hex/names in the archive",
+        &registry::names_behind(names, &published),
+    ) {
+        failures.push(format!("{why}; the published files are kept"));
+    }
+    let listed: BTreeSet<&str> = names.packages.iter().map(|p| p.name.as_str()).collect();
+    let mut unlisted: Vec<&String> = packages
+        .filter(|p| {
+            !listed.contains(p.as_str()) && published.packages.iter().any(|q| &q.name == *p)
+        })
+        .collect();
+    unlisted.sort();
+    for p in unlisted {
+        failures.push(format!(
+            "hex/packages/{p}: the archive's names does not list {p} (the published names \
+             does): its age cannot be judged"
+        ));
+    }
+    failures
 }
 
 /// The install lists found through `read` (a file name under `installs/`
