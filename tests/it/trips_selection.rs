@@ -1,0 +1,394 @@
+//! Trips with a selection that changes: it only grows (an older version
+//! of a crate already held included), drops only what `--remove` names,
+//! and the far side holds exactly what the near side holds after every
+//! trip — through a tree moved and copied between trips and an import
+//! killed and run again. After each step `verify` passes on the far side,
+//! `list --json` is equal on both sides and the real client still works.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::support::crates::CratesFixture;
+use crate::support::sparse::SparseUpstream;
+use crate::support::upstream::Upstream;
+
+fn run(root: &Path, args: &[&str]) -> Output {
+    crate::rustup::mirror(root, args)
+}
+
+fn ok(root: &Path, args: &[&str]) -> String {
+    let out = run(root, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "mirror {args:?} failed:\n{stderr}");
+    stderr
+}
+
+fn fails(root: &Path, args: &[&str]) -> String {
+    let out = run(root, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "mirror {args:?} should have failed:\n{stderr}"
+    );
+    stderr
+}
+
+/// What `mirror ECO list --json` prints, as a set of its entries (each
+/// rendered as compact JSON).
+pub(crate) fn listed(root: &Path, eco: &[&str]) -> BTreeSet<String> {
+    let mut args = eco.to_vec();
+    args.extend(["list", "--json"]);
+    let out = run(root, &args);
+    assert!(
+        out.status.success(),
+        "mirror {args:?} in {}:\n{}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "mirror {args:?}: not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    v.as_array()
+        .unwrap_or_else(|| panic!("mirror {args:?}: not a JSON array: {v}"))
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// Both sides list the same held versions.
+pub(crate) fn same_listed(near: &Path, far: &Path, eco: &[&str]) -> BTreeSet<String> {
+    let n = listed(near, eco);
+    let f = listed(far, eco);
+    assert_eq!(
+        n, f,
+        "{eco:?}: the near side ({}) and the far side ({}) hold different versions",
+        near.display(),
+        far.display()
+    );
+    n
+}
+
+/// Run `mirror ARGS` in `root` and kill it (SIGKILL) past the first step
+/// it traces (a file published or written); returns whether it was killed
+/// before it finished. The trace file is a FIFO: each step blocks opening
+/// it until the test reads, so the run never gets far past that step.
+pub(crate) fn killed_midway(root: &Path, args: &[&str]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trace");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success(), "mkfifo failed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .current_dir(root)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("MIRROR_RETRY_DELAY_MS", "0")
+        .env("MIRROR_TRACE_SYNC", &fifo)
+        .env_remove("MIRROR_JOBS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader_fifo = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        // Blocks until the run traces its first step.
+        let f = std::fs::File::open(&reader_fifo).unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(f).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let killed = loop {
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(50))
+            .is_ok()
+        {
+            let k = child.try_wait().unwrap().is_none();
+            let _ = child.kill();
+            break k;
+        }
+        if child.try_wait().unwrap().is_some() {
+            // Finished without tracing: unblock the reader.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            break false;
+        }
+    };
+    let _ = child.wait();
+    reader.join().unwrap();
+    killed
+}
+
+/// Where the near side's crates come from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Git,
+    Sparse,
+}
+
+/// leaf 1.0.0 1.1.0 2.0.0, app 0.1.0 (depends on leaf ^1), other 0.1.0.
+struct Source<'a> {
+    kind: Kind,
+    fx: CratesFixture<'a>,
+    sparse: SparseUpstream<'a>,
+}
+
+impl<'a> Source<'a> {
+    fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
+        let mut fx = CratesFixture::new(up);
+        fx.publish("leaf", "1.0.0", &[]);
+        fx.publish("leaf", "1.1.0", &[]);
+        fx.publish("leaf", "2.0.0", &[]);
+        fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+        fx.publish("other", "0.1.0", &[]);
+        fx.commit("Add crates");
+        let sparse = SparseUpstream::new(up);
+        sparse.sync(&fx);
+        Source { kind, fx, sparse }
+    }
+
+    fn index_url(&self) -> String {
+        match self.kind {
+            Kind::Git => self.fx.index_url(),
+            Kind::Sparse => self.sparse.index_url(),
+        }
+    }
+
+    fn publish(&mut self, name: &str, version: &str) {
+        self.fx.publish(name, version, &[]);
+        self.fx.commit(&format!("Add {name} {version}"));
+        self.sparse.sync(&self.fx);
+    }
+
+    /// `crate export` with the selection arguments of this kind.
+    fn export(&self, near: &Path, archive: &Path, git: &[&str], sparse: &[&str]) -> String {
+        let tmpl = self.fx.crates_url_template();
+        let mut args = vec![
+            "crate",
+            "export",
+            "--crates-url",
+            &tmpl,
+            "--archive",
+            archive.to_str().unwrap(),
+        ];
+        args.extend(match self.kind {
+            Kind::Git => git,
+            Kind::Sparse => sparse,
+        });
+        ok(near, &args)
+    }
+}
+
+/// `name@version` of every `.crate` under `root/crates`.
+fn held(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = mirror::eco::crates::held_crates(&root.join("crates"))
+        .unwrap()
+        .into_iter()
+        .map(|(n, v)| format!("{n}@{v}"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// After a trip: the far side holds `want`, verifies, lists what the near
+/// side lists, and cargo builds against it.
+fn check(near: &Path, far: &Path, want: &[&str], step: &str) {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(held(far), want, "{step}: the far side holds other crates");
+    assert_eq!(held(near), want, "{step}: the near side holds other crates");
+    ok(far, &["crate", "verify", "--start", "0"]);
+    let listed = same_listed(near, far, &["crate"]);
+    assert_eq!(listed.len(), want.len(), "{step}: {listed:?}");
+    cargo_builds(far, step);
+}
+
+/// cargo resolves, fetches and builds a project on app and leaf from the
+/// far side served by `mirror serve`.
+fn cargo_builds(far: &Path, step: &str) {
+    let Some(bin) = crate::rustup::require_client("cargo") else {
+        return;
+    };
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far)).unwrap();
+    ok(far, &["crate", "config", "--server-url", &server.url("")]);
+    let work = tempfile::tempdir().unwrap();
+    crate::cargo_client::round(
+        &bin,
+        work.path(),
+        step,
+        "sparse",
+        &format!("sparse+{}", server.url("/index/")),
+    );
+}
+
+fn import(far: &Path, archive: &Path) -> String {
+    ok(
+        far,
+        &["crate", "import", "--archive", archive.to_str().unwrap()],
+    )
+}
+
+fn selection_trips(kind: Kind) {
+    let up = Upstream::start();
+    let mut src = Source::new(&up, kind);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    let far1 = work.path().join("far1");
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    ok(&far1, &["crate", "init-import"]);
+
+    // First trip into a fresh tree.
+    let a1 = carry.join("1.tar.gz");
+    src.export(
+        &near,
+        &a1,
+        &["--filter", "app", "--filter", "leaf@1.1.0", "--filter", "other"],
+        &["--crate", "app", "--with-deps", "normal", "--crate", "other"],
+    );
+    import(&far1, &a1);
+    check(
+        &near,
+        &far1,
+        &["app@0.1.0", "leaf@1.1.0", "other@0.1.0"],
+        "first trip",
+    );
+
+    // Moved; the selection grows to every version of leaf, older ones
+    // included, whose index file did not change.
+    let far2 = work.path().join("far2");
+    std::fs::rename(&far1, &far2).unwrap();
+    let a2 = carry.join("2.tar.gz");
+    src.export(
+        &near,
+        &a2,
+        &["--filter", "leaf"],
+        &["--crate", "leaf", "--versions", "all"],
+    );
+    let out = import(&far2, &a2);
+    assert!(!out.contains("removes"), "{out}");
+    check(
+        &near,
+        &far2,
+        &[
+            "app@0.1.0",
+            "leaf@1.0.0",
+            "leaf@1.1.0",
+            "leaf@2.0.0",
+            "other@0.1.0",
+        ],
+        "grown selection",
+    );
+
+    // Copied; an explicit removal. A typo'd one is refused first.
+    let far3 = work.path().join("far3");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&far2)
+        .arg(&far3)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tmpl = src.fx.crates_url_template();
+    let err = fails(
+        &near,
+        &["crate", "export", "--crates-url", &tmpl, "--remove", "othr"],
+    );
+    assert!(
+        err.contains("--remove othr") && err.contains("other") && err.contains("spelling"),
+        "{err}"
+    );
+    let a3 = carry.join("3.tar.gz");
+    let packed = src.export(&near, &a3, &["--remove", "other"], &["--remove", "other"]);
+    assert!(packed.contains("removes 1 crates"), "{packed}");
+    let out = import(&far3, &a3);
+    assert!(
+        out.contains("this archive removes 1 crates: other 0.1.0"),
+        "{out}"
+    );
+    let after_removal = [
+        "app@0.1.0",
+        "leaf@1.0.0",
+        "leaf@1.1.0",
+        "leaf@2.0.0",
+    ];
+    check(&near, &far3, &after_removal, "after --remove");
+
+    // A run without selection arguments mirrors the remembered selection
+    // (never the whole upstream), and an import killed midway is run again.
+    src.publish("stranger", "0.1.0");
+    src.publish("leaf", "1.2.0");
+    let a4 = carry.join("4.tar.gz");
+    src.export(&near, &a4, &[], &[]);
+    assert!(
+        !held(&near).iter().any(|c| c.starts_with("stranger@")),
+        "{:?}",
+        held(&near)
+    );
+    let archive = a4.to_str().unwrap();
+    assert!(
+        killed_midway(&far3, &["crate", "import", "--archive", archive]),
+        "the import finished before it could be killed"
+    );
+    import(&far3, &a4);
+    let mut want = after_removal.to_vec();
+    want.push("leaf@1.2.0");
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    // cargo now resolves leaf 1.2.0: check the trees, not the client.
+    assert_eq!(held(&far3), want_sorted);
+    assert_eq!(held(&near), want_sorted);
+    ok(&far3, &["crate", "verify", "--start", "0"]);
+    same_listed(&near, &far3, &["crate"]);
+}
+
+#[test]
+fn crate_selection_trips_git_upstream() {
+    selection_trips(Kind::Git);
+}
+
+#[test]
+fn crate_selection_trips_sparse_upstream() {
+    selection_trips(Kind::Sparse);
+}
+
+/// A state file written before entries kept their own bound: one
+/// `versions` and `with_deps` for every `--crate` is read as each entry's.
+#[test]
+fn sparse_state_with_one_policy_reads_per_entry() {
+    let up = Upstream::start();
+    let src = Source::new(&up, Kind::Sparse);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    let state = near.join(".mirror/crates-sparse.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(
+        &state,
+        r#"{"selection":{"locked":[],"crates":["app"],"versions":"all","with_deps":["normal"]},"validators":{},"selected":[]}"#,
+    )
+    .unwrap();
+    let tmpl = src.fx.crates_url_template();
+    ok(&near, &["crate", "update", "--crates-url", &tmpl]);
+    assert_eq!(
+        held(&near),
+        ["app@0.1.0", "leaf@1.0.0", "leaf@1.1.0"],
+        "app with its normal deps, every version"
+    );
+    // Another entry keeps its own bound; the first keeps its.
+    ok(
+        &near,
+        &["crate", "update", "--crates-url", &tmpl, "--crate", "other"],
+    );
+    assert_eq!(
+        held(&near),
+        ["app@0.1.0", "leaf@1.0.0", "leaf@1.1.0", "other@0.1.0"]
+    );
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains("\"spec\": \"app\""), "{text}");
+}
