@@ -65,7 +65,8 @@ pub(crate) fn same_listed(near: &Path, far: &Path, eco: &[&str]) -> BTreeSet<Str
     let n = listed(near, eco);
     let f = listed(far, eco);
     assert_eq!(
-        n, f,
+        n,
+        f,
         "{eco:?}: the near side ({}) and the far side ({}) hold different versions",
         near.display(),
         far.display()
@@ -248,8 +249,22 @@ fn selection_trips(kind: Kind) {
     src.export(
         &near,
         &a1,
-        &["--filter", "app", "--filter", "leaf@1.1.0", "--filter", "other"],
-        &["--crate", "app", "--with-deps", "normal", "--crate", "other"],
+        &[
+            "--filter",
+            "app",
+            "--filter",
+            "leaf@1.1.0",
+            "--filter",
+            "other",
+        ],
+        &[
+            "--crate",
+            "app",
+            "--with-deps",
+            "normal",
+            "--crate",
+            "other",
+        ],
     );
     import(&far1, &a1);
     check(
@@ -311,12 +326,7 @@ fn selection_trips(kind: Kind) {
         out.contains("this archive removes 1 crates: other 0.1.0"),
         "{out}"
     );
-    let after_removal = [
-        "app@0.1.0",
-        "leaf@1.0.0",
-        "leaf@1.1.0",
-        "leaf@2.0.0",
-    ];
+    let after_removal = ["app@0.1.0", "leaf@1.0.0", "leaf@1.1.0", "leaf@2.0.0"];
     check(&near, &far3, &after_removal, "after --remove");
 
     // A run without selection arguments mirrors the remembered selection
