@@ -35,11 +35,11 @@ fn fails(root: &Path, args: &[&str]) -> String {
     stderr
 }
 
-/// What `mirror ECO list --json` prints, as a set of its entries (each
-/// rendered as compact JSON).
+/// What `mirror ECO list --json FLAGS` prints (`eco` is ECO and its
+/// FLAGS), as a set of its entries (each rendered as compact JSON).
 pub(crate) fn listed(root: &Path, eco: &[&str]) -> BTreeSet<String> {
-    let mut args = eco.to_vec();
-    args.extend(["list", "--json"]);
+    let mut args = vec![eco[0], "list", "--json"];
+    args.extend_from_slice(&eco[1..]);
     let out = run(root, &args);
     assert!(
         out.status.success(),
@@ -401,4 +401,383 @@ fn sparse_state_with_one_policy_reads_per_entry() {
     );
     let text = std::fs::read_to_string(&state).unwrap();
     assert!(text.contains("\"spec\": \"app\""), "{text}");
+}
+
+/// `(name, version)` of every entry `list --json` prints.
+fn names_versions(listed: &BTreeSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = listed
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap();
+            format!(
+                "{}@{}",
+                v["name"].as_str().unwrap(),
+                v["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `mirror hex OPS --url UP --public-key TEST-KEY --installs none EXTRA`.
+fn hex(root: &Path, up: &Upstream, ops: &[&str], extra: &[&str]) -> String {
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    let mut args = vec!["hex"];
+    args.extend_from_slice(ops);
+    args.extend_from_slice(&["--url", &url, "--public-key", &key, "--installs", "none"]);
+    args.extend_from_slice(extra);
+    ok(root, &args)
+}
+
+/// After a Hex trip: the far side verifies, both sides list `want`, and
+/// rebar3 compiles a project on alpha from the far side.
+fn hex_check(up: &Upstream, near: &Path, far: &Path, want: &[&str], step: &str) {
+    hex(far, up, &["verify"], &[]);
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    let listed = same_listed(near, far, &["hex", "--public-key", &key]);
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names_versions(&listed), want, "{step}");
+    let Some(rebar3) = crate::rustup::require_client("rebar3") else {
+        return;
+    };
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far)).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    crate::hex::rebar3_home(home.path());
+    let project = home.path().join("proj");
+    crate::hex::rebar_project(&project, "alpha", "~> 1.0");
+    let out = crate::hex::rebar3(
+        &rebar3,
+        home.path(),
+        &project,
+        &server.url("/hex"),
+        &["compile"],
+    );
+    assert!(out.status.success(), "{step}: rebar3 compile failed");
+    server.stop().unwrap();
+}
+
+#[test]
+fn hex_selection_trips() {
+    use crate::support::hex::{rel, HexRepo};
+    let up = Upstream::start();
+    let mut repo = HexRepo::sample();
+    repo.publish(&up);
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    std::fs::create_dir_all(&near).unwrap();
+    let archive = |n: u32| carry.join(format!("{n}.tar.gz")).display().to_string();
+
+    // First trip into a fresh tree.
+    let far1 = work.path().join("far1");
+    std::fs::create_dir_all(&far1).unwrap();
+    let a1 = archive(1);
+    hex(
+        &near,
+        &up,
+        &["export"],
+        &[
+            "--package",
+            "alpha",
+            "--versions",
+            "latest",
+            "--with-deps",
+            "--package",
+            "gamma",
+            "--archive",
+            &a1,
+        ],
+    );
+    hex(&far1, &up, &["import"], &["--archive", &a1]);
+    hex_check(
+        &up,
+        &near,
+        &far1,
+        &["alpha@1.1.0", "beta@2.1.0", "gamma@0.1.0"],
+        "first trip",
+    );
+
+    // Moved; the selection grows to every version of beta (an older one
+    // of a package held); alpha and gamma stay.
+    let far2 = work.path().join("far2");
+    std::fs::rename(&far1, &far2).unwrap();
+    let a2 = archive(2);
+    hex(
+        &near,
+        &up,
+        &["export"],
+        &["--package", "beta", "--versions", "all", "--archive", &a2],
+    );
+    hex(&far2, &up, &["import"], &["--archive", &a2]);
+    hex_check(
+        &up,
+        &near,
+        &far2,
+        &["alpha@1.1.0", "beta@2.0.0", "beta@2.1.0", "gamma@0.1.0"],
+        "grown selection",
+    );
+
+    // Copied; an explicit removal (a typo'd one is refused first).
+    let far3 = work.path().join("far3");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&far2)
+        .arg(&far3)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    let err = fails(
+        &near,
+        &[
+            "hex",
+            "export",
+            "--url",
+            &url,
+            "--public-key",
+            &key,
+            "--installs",
+            "none",
+            "--remove",
+            "gama",
+        ],
+    );
+    assert!(
+        err.contains("--remove gama") && err.contains("gamma") && err.contains("spelling"),
+        "{err}"
+    );
+    let a3 = archive(3);
+    hex(
+        &near,
+        &up,
+        &["export"],
+        &["--remove", "gamma", "--archive", &a3],
+    );
+    let out = hex(&far3, &up, &["import"], &["--archive", &a3]);
+    assert!(
+        out.contains(
+            "this archive removes 2 files: hex/packages/gamma, hex/tarballs/gamma-0.1.0.tar"
+        ),
+        "{out}"
+    );
+    let kept = ["alpha@1.1.0", "beta@2.0.0", "beta@2.1.0"];
+    hex_check(&up, &near, &far3, &kept, "after --remove");
+
+    // Without selection arguments: the remembered selection, not the
+    // whole upstream (delta is new upstream, beta has a new release);
+    // the import is killed midway and run again.
+    repo.add("delta", vec![rel("0.1.0", &[])]);
+    repo.add_release("beta", rel("2.2.0", &[]));
+    repo.publish(&up);
+    let a4 = archive(4);
+    hex(&near, &up, &["export"], &["--archive", &a4]);
+    let key_arg = key.clone();
+    assert!(
+        killed_midway(
+            &far3,
+            &["hex", "import", "--archive", &a4, "--public-key", &key_arg]
+        ),
+        "the import finished before it could be killed"
+    );
+    hex(&far3, &up, &["import"], &["--archive", &a4]);
+    hex_check(
+        &up,
+        &near,
+        &far3,
+        &["alpha@1.1.0", "beta@2.0.0", "beta@2.1.0", "beta@2.2.0"],
+        "after a killed import",
+    );
+}
+
+/// `mirror arch OPS --url URL --repo core --keyring TEST-KEY EXTRA`.
+fn arch(root: &Path, up: &Upstream, ops: &[&str], extra: &[&str]) -> String {
+    let url = up.url("m/$repo/os/$arch");
+    let key = crate::support::keys::TestKey::Signing
+        .public_path()
+        .display()
+        .to_string();
+    let mut args = vec!["arch"];
+    args.extend_from_slice(ops);
+    args.extend_from_slice(&["--url", &url, "--repo", "core", "--keyring", &key]);
+    args.extend_from_slice(extra);
+    ok(root, &args)
+}
+
+/// After an Arch trip: the far side verifies, both sides list `want`, and
+/// pacman downloads `fetch` (with what it depends on) from the far side.
+fn arch_check(
+    up: &Upstream,
+    near: &Path,
+    far: &Path,
+    want: &[&str],
+    fetch: &[&str],
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+    step: &str,
+) {
+    arch(far, up, &["verify"], &[]);
+    let listed = same_listed(near, far, &["arch"]);
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names_versions(&listed), want, "{step}");
+    let Some(clients) = crate::arch::pacman_clients() else {
+        return;
+    };
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far)).unwrap();
+    crate::arch::pacman_fetches(&clients, &server.url(""), fetch, files);
+    server.stop().unwrap();
+}
+
+#[test]
+fn arch_selection_trips() {
+    use crate::support::arch::{publish, Pkg};
+    let up = Upstream::start();
+    let mut world = Pkg::new("world", "2.0-1");
+    world.depends = vec!["hello>=1.0".into()];
+    let mut pkgs = vec![
+        Pkg::new("hello", "1.0-1"),
+        world,
+        Pkg::new("lonely", "1-1"),
+        Pkg::new("solo", "1-1"),
+    ];
+    let repo = publish(&up, "m", "core", &pkgs);
+    let pick = |names: &[&str]| -> std::collections::BTreeMap<String, Vec<u8>> {
+        repo.files
+            .iter()
+            .filter(|(f, _)| names.iter().any(|n| f.starts_with(&format!("{n}-"))))
+            .map(|(f, b)| (f.clone(), b.clone()))
+            .collect()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    let carry = work.path().join("carry");
+    std::fs::create_dir_all(&carry).unwrap();
+    std::fs::create_dir_all(&near).unwrap();
+    let archive = |n: u32| carry.join(format!("{n}.tar.gz")).display().to_string();
+
+    // First trip into a fresh tree.
+    let far1 = work.path().join("far1");
+    std::fs::create_dir_all(&far1).unwrap();
+    let a1 = archive(1);
+    arch(
+        &near,
+        &up,
+        &["export"],
+        &["--package", "world", "--archive", &a1],
+    );
+    arch(&far1, &up, &["import"], &["--archive", &a1]);
+    arch_check(
+        &up,
+        &near,
+        &far1,
+        &["hello@1.0-1", "world@2.0-1"],
+        &["world"],
+        &pick(&["world", "hello"]),
+        "first trip",
+    );
+
+    // Moved; the selection grows: world and hello stay.
+    let far2 = work.path().join("far2");
+    std::fs::rename(&far1, &far2).unwrap();
+    let a2 = archive(2);
+    arch(
+        &near,
+        &up,
+        &["export"],
+        &["--package", "lonely", "--archive", &a2],
+    );
+    arch(&far2, &up, &["import"], &["--archive", &a2]);
+    arch_check(
+        &up,
+        &near,
+        &far2,
+        &["hello@1.0-1", "lonely@1-1", "world@2.0-1"],
+        &["world", "lonely"],
+        &pick(&["world", "hello", "lonely"]),
+        "grown selection",
+    );
+
+    // Copied; an explicit removal.
+    let far3 = work.path().join("far3");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&far2)
+        .arg(&far3)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a3 = archive(3);
+    arch(
+        &near,
+        &up,
+        &["export"],
+        &["--remove", "lonely", "--archive", &a3],
+    );
+    let out = arch(&far3, &up, &["import"], &["--archive", &a3]);
+    assert!(out.contains("this archive removes 2 files"), "{out}");
+    let lonely = Pkg::new("lonely", "1-1").filename();
+    assert!(
+        !far3
+            .join(format!(
+                "archlinux/core/os/{}/{lonely}",
+                crate::support::arch::ARCH
+            ))
+            .exists(),
+        "{lonely} is still on the far side"
+    );
+    arch_check(
+        &up,
+        &near,
+        &far3,
+        &["hello@1.0-1", "world@2.0-1"],
+        &["world"],
+        &pick(&["world", "hello"]),
+        "after --remove",
+    );
+
+    // Without selection arguments: the remembered selection (stranger is
+    // new upstream, hello has a new release); the import is killed midway
+    // and run again.
+    pkgs[0] = Pkg::new("hello", "1.1-1");
+    pkgs.push(Pkg::new("stranger", "1-1"));
+    let repo2 = publish(&up, "m", "core", &pkgs);
+    let a4 = archive(4);
+    arch(&near, &up, &["export"], &["--archive", &a4]);
+    let key = crate::support::keys::TestKey::Signing
+        .public_path()
+        .display()
+        .to_string();
+    assert!(
+        killed_midway(
+            &far3,
+            &["arch", "import", "--archive", &a4, "--keyring", &key]
+        ),
+        "the import finished before it could be killed"
+    );
+    arch(&far3, &up, &["import"], &["--archive", &a4]);
+    let files: std::collections::BTreeMap<String, Vec<u8>> = repo2
+        .files
+        .iter()
+        .filter(|(f, _)| f.starts_with("world-") || f.starts_with("hello-1.1"))
+        .map(|(f, b)| (f.clone(), b.clone()))
+        .collect();
+    arch_check(
+        &up,
+        &near,
+        &far3,
+        &["hello@1.1-1", "world@2.0-1"],
+        &["world"],
+        &files,
+        "after a killed import",
+    );
 }
