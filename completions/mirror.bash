@@ -141,7 +141,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__arch)
-            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --remove --replace-selection --json --signing-key --num-versions-retain --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +172,10 @@ _mirror() {
                     return 0
                     ;;
                 --package-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -231,7 +235,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__crate)
-            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --remove --replace-selection --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -286,6 +290,10 @@ _mirror() {
                     return 0
                     ;;
                 --bad-crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -697,7 +705,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --remove --replace-selection --json --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --retry-delay-ms --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +740,10 @@ _mirror() {
                     return 0
                     ;;
                 --versions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
