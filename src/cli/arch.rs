@@ -86,13 +86,8 @@ pub struct ArchArgs {
     #[arg(long, value_name = "FILE")]
     pub package_file: Option<PathBuf>,
 
-    /// Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)
-    #[arg(long, value_name = "NAME")]
-    pub remove: Vec<String>,
-
-    /// The packages given replace the remembered selection instead of adding to it
-    #[arg(long)]
-    pub replace_selection: bool,
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
 
     /// list: print every package held as JSON
     #[arg(long)]
@@ -206,8 +201,8 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
             .iter()
             .map(|name| SelectionEntry { name: name.clone() })
             .collect(),
-        remove: args.remove.clone(),
-        replace: args.replace_selection,
+        remove: args.selection_edit.remove.clone(),
+        replace: args.selection_edit.replace_selection,
     };
     let arch = Arch::new(
         &settings.root,
@@ -231,9 +226,8 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     } else {
         None
     };
-    if change.drops() && !ops.contains(&ArchOp::Download) {
-        bail!("--remove and --replace-selection change the remembered selection, which download applies: add `download` (or `update`, `export`) to the operations");
-    }
+    args.selection_edit
+        .require(ops.contains(&ArchOp::Download), "download")?;
     // The selection: what is remembered, grown by what is given.
     let (arch, entries, dropped) = if ops.contains(&ArchOp::Download) {
         let (entries, dropped) = crate::eco::selection::remember(

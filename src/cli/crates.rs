@@ -140,13 +140,8 @@ pub struct CrateArgs {
     #[arg(long, value_name = "FILE")]
     pub bad_crates: Option<PathBuf>,
 
-    /// Drop NAME from the remembered selection (--crate, --lockfile or --filter entries); its crates are deleted here and, by the next archive, on the far side (repeatable)
-    #[arg(long, value_name = "NAME")]
-    pub remove: Vec<String>,
-
-    /// The selection given (--crate, --lockfile, --filter…) replaces the remembered one instead of adding to it
-    #[arg(long)]
-    pub replace_selection: bool,
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
 
     /// Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; added to the selection remembered)
     #[arg(long, value_name = "FILE")]
@@ -218,8 +213,8 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         good_crates: args.good_crates,
         bad_crates: args.bad_crates,
         selection,
-        remove: args.remove,
-        replace_selection: args.replace_selection,
+        remove: args.selection_edit.remove,
+        replace_selection: args.selection_edit.replace_selection,
         json: args.json,
     };
     let ops: Vec<Op> = args.ops.iter().map(|&o| o.into()).collect();

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::cli::{split_values, GlobalArgs};
@@ -90,13 +90,8 @@ pub struct HexArgs {
     #[arg(long)]
     pub with_deps: bool,
 
-    /// Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)
-    #[arg(long, value_name = "NAME")]
-    pub remove: Vec<String>,
-
-    /// The selection given (--package, lock files) replaces the remembered one instead of adding to it
-    #[arg(long)]
-    pub replace_selection: bool,
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
 
     /// list: print every release held (package and version) as JSON
     #[arg(long)]
@@ -165,8 +160,8 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
     }));
     let change = crate::eco::selection::Change {
         add,
-        remove: args.remove.clone(),
-        replace: args.replace_selection,
+        remove: args.selection_edit.remove.clone(),
+        replace: args.selection_edit.replace_selection,
     };
     let installs_key = match &args.installs_public_key {
         Some(p) => PublicKey::from_file(p)?,
@@ -192,9 +187,8 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
     } else {
         None
     };
-    if change.drops() && !ops.contains(&HexOp::Download) {
-        bail!("--remove and --replace-selection change the remembered selection, which download applies: add `download` (or `update`, `export`) to the operations");
-    }
+    args.selection_edit
+        .require(ops.contains(&HexOp::Download), "download")?;
     // The selection: what is remembered, grown by what is given.
     let (selection, entries, dropped) = if ops.contains(&HexOp::Download) {
         let partial = hex.holds_a_subset()?;

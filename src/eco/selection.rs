@@ -75,6 +75,17 @@ impl<E: Entry> Remembered<E> {
     }
 }
 
+/// Refuse a run that drops (`--remove`, `--replace-selection`) without
+/// `op`, the operation that applies the selection.
+pub fn require_op(drops: bool, has_op: bool, op: &str) -> Result<()> {
+    if drops && !has_op {
+        bail!(
+            "--remove and --replace-selection change the remembered selection, which {op} applies: add `{op}` (or `update`, `export`) to the operations"
+        );
+    }
+    Ok(())
+}
+
 /// How a run changes the remembered selection.
 #[derive(Debug, Clone)]
 pub struct Change<E> {

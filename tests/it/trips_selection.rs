@@ -7,32 +7,64 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use crate::support::crates::CratesFixture;
-use crate::support::sparse::SparseUpstream;
 use crate::support::upstream::Upstream;
 
-fn run(root: &Path, args: &[&str]) -> Output {
-    crate::rustup::mirror(root, args)
+use crate::crates_sparse::held;
+use crate::trips::{fails, ok, run, Kind, Source};
+
+/// The trees of a test: the near side, where archives are carried, and
+/// far sides made fresh, moved or copied.
+struct Trees {
+    work: tempfile::TempDir,
 }
 
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = run(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "mirror {args:?} failed:\n{stderr}");
-    stderr
-}
-
-fn fails(root: &Path, args: &[&str]) -> String {
-    let out = run(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "mirror {args:?} should have failed:\n{stderr}"
-    );
-    stderr
+impl Trees {
+    fn new() -> Trees {
+        let t = Trees {
+            work: tempfile::tempdir().unwrap(),
+        };
+        for d in ["near", "carry", "far1"] {
+            std::fs::create_dir_all(t.work.path().join(d)).unwrap();
+        }
+        t
+    }
+    fn near(&self) -> PathBuf {
+        self.work.path().join("near")
+    }
+    /// A fresh far side.
+    fn far(&self) -> PathBuf {
+        self.work.path().join("far1")
+    }
+    /// Archive number `n`.
+    fn archive(&self, n: u32) -> String {
+        self.work
+            .path()
+            .join(format!("carry/{n}.tar.gz"))
+            .display()
+            .to_string()
+    }
+    /// `far` moved to a new place.
+    fn moved(&self, far: &Path) -> PathBuf {
+        let to = self.work.path().join("far2");
+        std::fs::rename(far, &to).unwrap();
+        to
+    }
+    /// A copy of `far` (`cp -a`); `far` stays.
+    fn copied(&self, far: &Path) -> PathBuf {
+        let to = self.work.path().join("far3");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(far)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp -a failed");
+        to
+    }
 }
 
 /// What `mirror ECO list --json FLAGS` prints (`eco` is ECO and its
@@ -124,75 +156,17 @@ pub(crate) fn killed_midway(root: &Path, args: &[&str]) -> bool {
     killed
 }
 
-/// Where the near side's crates come from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Git,
-    Sparse,
-}
-
-/// leaf 1.0.0 1.1.0 2.0.0, app 0.1.0 (depends on leaf ^1), other 0.1.0.
-struct Source<'a> {
-    kind: Kind,
-    fx: CratesFixture<'a>,
-    sparse: SparseUpstream<'a>,
-}
-
-impl<'a> Source<'a> {
-    fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
-        let mut fx = CratesFixture::new(up);
-        fx.publish("leaf", "1.0.0", &[]);
-        fx.publish("leaf", "1.1.0", &[]);
-        fx.publish("leaf", "2.0.0", &[]);
-        fx.publish("app", "0.1.0", &[("leaf", "^1")]);
-        fx.publish("other", "0.1.0", &[]);
-        fx.commit("Add crates");
-        let sparse = SparseUpstream::new(up);
-        sparse.sync(&fx);
-        Source { kind, fx, sparse }
-    }
-
-    fn index_url(&self) -> String {
-        match self.kind {
-            Kind::Git => self.fx.index_url(),
-            Kind::Sparse => self.sparse.index_url(),
-        }
-    }
-
-    fn publish(&mut self, name: &str, version: &str) {
-        self.fx.publish(name, version, &[]);
-        self.fx.commit(&format!("Add {name} {version}"));
-        self.sparse.sync(&self.fx);
-    }
-
-    /// `crate export` with the selection arguments of this kind.
-    fn export(&self, near: &Path, archive: &Path, git: &[&str], sparse: &[&str]) -> String {
-        let tmpl = self.fx.crates_url_template();
-        let mut args = vec![
-            "crate",
-            "export",
-            "--crates-url",
-            &tmpl,
-            "--archive",
-            archive.to_str().unwrap(),
-        ];
-        args.extend(match self.kind {
-            Kind::Git => git,
-            Kind::Sparse => sparse,
-        });
-        ok(near, &args)
-    }
-}
-
-/// `name@version` of every `.crate` under `root/crates`.
-fn held(root: &Path) -> Vec<String> {
-    let mut out: Vec<String> = mirror::eco::crates::held_crates(&root.join("crates"))
-        .unwrap()
-        .into_iter()
-        .map(|(n, v)| format!("{n}@{v}"))
-        .collect();
-    out.sort();
-    out
+/// leaf 1.0.0 1.1.0 2.0.0, app 0.1.0 (depends on leaf ^1), other 0.1.0,
+/// as a git or a sparse upstream.
+fn source(up: &Upstream, kind: Kind) -> Source<'_> {
+    let mut fx = CratesFixture::new(up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.publish("leaf", "1.1.0", &[]);
+    fx.publish("leaf", "2.0.0", &[]);
+    fx.publish("app", "0.1.0", &[("leaf", "^1")]);
+    fx.publish("other", "0.1.0", &[]);
+    fx.commit("Add crates");
+    Source::over(up, kind, fx)
 }
 
 /// After a trip: the far side holds `want`, verifies, lists what the near
@@ -226,27 +200,22 @@ fn cargo_builds(far: &Path, step: &str) {
     );
 }
 
-fn import(far: &Path, archive: &Path) -> String {
-    ok(
-        far,
-        &["crate", "import", "--archive", archive.to_str().unwrap()],
-    )
+fn import(far: &Path, archive: &str) -> String {
+    ok(far, &["crate", "import", "--archive", archive])
 }
 
 fn selection_trips(kind: Kind) {
     let up = Upstream::start();
-    let mut src = Source::new(&up, kind);
-    let work = tempfile::tempdir().unwrap();
-    let near = work.path().join("near");
-    let carry = work.path().join("carry");
-    std::fs::create_dir_all(&carry).unwrap();
-    let far1 = work.path().join("far1");
+    let mut src = source(&up, kind);
+    let trees = Trees::new();
+    let near = trees.near();
+    let far1 = trees.far();
     ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
     ok(&far1, &["crate", "init-import"]);
 
     // First trip into a fresh tree.
-    let a1 = carry.join("1.tar.gz");
-    src.export(
+    let a1 = trees.archive(1);
+    src.export_with(
         &near,
         &a1,
         &[
@@ -276,10 +245,9 @@ fn selection_trips(kind: Kind) {
 
     // Moved; the selection grows to every version of leaf, older ones
     // included, whose index file did not change.
-    let far2 = work.path().join("far2");
-    std::fs::rename(&far1, &far2).unwrap();
-    let a2 = carry.join("2.tar.gz");
-    src.export(
+    let far2 = trees.moved(&far1);
+    let a2 = trees.archive(2);
+    src.export_with(
         &near,
         &a2,
         &["--filter", "leaf"],
@@ -301,14 +269,7 @@ fn selection_trips(kind: Kind) {
     );
 
     // Copied; an explicit removal. A typo'd one is refused first.
-    let far3 = work.path().join("far3");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&far2)
-        .arg(&far3)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let far3 = trees.copied(&far2);
     let tmpl = src.fx.crates_url_template();
     let err = fails(
         &near,
@@ -318,8 +279,8 @@ fn selection_trips(kind: Kind) {
         err.contains("--remove othr") && err.contains("other") && err.contains("spelling"),
         "{err}"
     );
-    let a3 = carry.join("3.tar.gz");
-    let packed = src.export(&near, &a3, &["--remove", "other"], &["--remove", "other"]);
+    let a3 = trees.archive(3);
+    let packed = src.export_with(&near, &a3, &["--remove", "other"], &["--remove", "other"]);
     assert!(packed.contains("removes 1 crates"), "{packed}");
     let out = import(&far3, &a3);
     assert!(
@@ -333,14 +294,14 @@ fn selection_trips(kind: Kind) {
     // (never the whole upstream), and an import killed midway is run again.
     src.publish("stranger", "0.1.0");
     src.publish("leaf", "1.2.0");
-    let a4 = carry.join("4.tar.gz");
-    src.export(&near, &a4, &[], &[]);
+    let a4 = trees.archive(4);
+    src.export_with(&near, &a4, &[], &[]);
     assert!(
         !held(&near).iter().any(|c| c.starts_with("stranger@")),
         "{:?}",
         held(&near)
     );
-    let archive = a4.to_str().unwrap();
+    let archive = a4.as_str();
     assert!(
         killed_midway(&far3, &["crate", "import", "--archive", archive]),
         "the import finished before it could be killed"
@@ -372,7 +333,7 @@ fn crate_selection_trips_sparse_upstream() {
 #[test]
 fn sparse_state_with_one_policy_reads_per_entry() {
     let up = Upstream::start();
-    let src = Source::new(&up, Kind::Sparse);
+    let src = source(&up, Kind::Sparse);
     let work = tempfile::tempdir().unwrap();
     let near = work.path().join("near");
     ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
@@ -469,16 +430,12 @@ fn hex_selection_trips() {
     let up = Upstream::start();
     let mut repo = HexRepo::sample();
     repo.publish(&up);
-    let work = tempfile::tempdir().unwrap();
-    let near = work.path().join("near");
-    let carry = work.path().join("carry");
-    std::fs::create_dir_all(&carry).unwrap();
-    std::fs::create_dir_all(&near).unwrap();
-    let archive = |n: u32| carry.join(format!("{n}.tar.gz")).display().to_string();
+    let trees = Trees::new();
+    let near = trees.near();
+    let archive = |n: u32| trees.archive(n);
 
     // First trip into a fresh tree.
-    let far1 = work.path().join("far1");
-    std::fs::create_dir_all(&far1).unwrap();
+    let far1 = trees.far();
     let a1 = archive(1);
     hex(
         &near,
@@ -507,8 +464,7 @@ fn hex_selection_trips() {
 
     // Moved; the selection grows to every version of beta (an older one
     // of a package held); alpha and gamma stay.
-    let far2 = work.path().join("far2");
-    std::fs::rename(&far1, &far2).unwrap();
+    let far2 = trees.moved(&far1);
     let a2 = archive(2);
     hex(
         &near,
@@ -526,14 +482,7 @@ fn hex_selection_trips() {
     );
 
     // Copied; an explicit removal (a typo'd one is refused first).
-    let far3 = work.path().join("far3");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&far2)
-        .arg(&far3)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let far3 = trees.copied(&far2);
     let url = up.url("hex");
     let key = crate::support::hex::key_path("hex-test.pub.pem")
         .display()
@@ -658,16 +607,12 @@ fn arch_selection_trips() {
             .map(|(f, b)| (f.clone(), b.clone()))
             .collect()
     };
-    let work = tempfile::tempdir().unwrap();
-    let near = work.path().join("near");
-    let carry = work.path().join("carry");
-    std::fs::create_dir_all(&carry).unwrap();
-    std::fs::create_dir_all(&near).unwrap();
-    let archive = |n: u32| carry.join(format!("{n}.tar.gz")).display().to_string();
+    let trees = Trees::new();
+    let near = trees.near();
+    let archive = |n: u32| trees.archive(n);
 
     // First trip into a fresh tree.
-    let far1 = work.path().join("far1");
-    std::fs::create_dir_all(&far1).unwrap();
+    let far1 = trees.far();
     let a1 = archive(1);
     arch(
         &near,
@@ -687,8 +632,7 @@ fn arch_selection_trips() {
     );
 
     // Moved; the selection grows: world and hello stay.
-    let far2 = work.path().join("far2");
-    std::fs::rename(&far1, &far2).unwrap();
+    let far2 = trees.moved(&far1);
     let a2 = archive(2);
     arch(
         &near,
@@ -708,14 +652,7 @@ fn arch_selection_trips() {
     );
 
     // Copied; an explicit removal.
-    let far3 = work.path().join("far3");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&far2)
-        .arg(&far3)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let far3 = trees.copied(&far2);
     let a3 = archive(3);
     arch(
         &near,

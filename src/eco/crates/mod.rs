@@ -231,11 +231,7 @@ impl Crates {
             } else {
                 (Op::Download, "download")
             };
-            if !expanded.contains(&needed) {
-                bail!(
-                    "--remove and --replace-selection change the remembered selection, which {what} applies: add `{what}` (or `update`, `export`) to the operations"
-                );
-            }
+            crate::eco::selection::require_op(true, expanded.contains(&needed), what)?;
         }
         let mut failures: Vec<String> = Vec::new();
         let mut marked_partial = false;
