@@ -718,3 +718,84 @@ fn arch_selection_trips() {
         "after a killed import",
     );
 }
+
+/// Every refusal of a selection change says what, why and what to do,
+/// and changes nothing.
+#[test]
+fn selection_changes_that_cannot_apply_are_refused_with_what_to_do() {
+    let up = Upstream::start();
+    let src = source(&up, Kind::Git);
+    let trees = Trees::new();
+    let near = trees.near();
+    let tmpl = src.fx.crates_url_template();
+    ok(&near, &["crate", "init", "--index-url", &src.index_url()]);
+    // A partial tree made before filters were remembered: a download
+    // without them would mirror the whole upstream.
+    std::fs::write(near.join("crates/PARTIAL"), "# partial\n").unwrap();
+    let err = fails(&near, &["crate", "update", "--crates-url", &tmpl]);
+    assert!(
+        err.contains("partial mirror") && err.contains("remembers no --filter"),
+        "{err}"
+    );
+    assert!(held(&near).is_empty(), "{:?}", held(&near));
+    ok(
+        &near,
+        &[
+            "crate",
+            "update",
+            "--crates-url",
+            &tmpl,
+            "--filter",
+            "other",
+        ],
+    );
+    assert_eq!(held(&near), ["other@0.1.0"]);
+    // Nothing given to replace with; a drop in a run that cannot apply it.
+    let err = fails(
+        &near,
+        &[
+            "crate",
+            "update",
+            "--crates-url",
+            &tmpl,
+            "--replace-selection",
+        ],
+    );
+    assert!(
+        err.contains("--replace-selection: no new selection given") && err.contains("--filter"),
+        "{err}"
+    );
+    let err = fails(&near, &["crate", "pack", "--remove", "other"]);
+    assert!(
+        err.contains("which download applies") && err.contains("add `download`"),
+        "{err}"
+    );
+    // The only pattern dropped would mean the whole upstream.
+    let err = fails(
+        &near,
+        &[
+            "crate",
+            "update",
+            "--crates-url",
+            &tmpl,
+            "--remove",
+            "other",
+        ],
+    );
+    assert!(err.contains("would be empty"), "{err}");
+    assert_eq!(held(&near), ["other@0.1.0"]);
+    // --replace-selection: the new selection only; what it drops goes.
+    ok(
+        &near,
+        &[
+            "crate",
+            "update",
+            "--crates-url",
+            &tmpl,
+            "--replace-selection",
+            "--filter",
+            "app",
+        ],
+    );
+    assert_eq!(held(&near), ["app@0.1.0"]);
+}

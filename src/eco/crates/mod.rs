@@ -18,19 +18,33 @@
 //! - `pull`: fetch `origin` into `origin_master`, merge into `working`;
 //! - `download`: every crate the RANGE added, through the shared engine,
 //!   each checked against its index `cksum`;
-//! - `prune`: delete the crate files of versions the RANGE removed;
+//! - `prune`: delete the crate files of versions the RANGE removed
+//!   (whether selected or not: the index no longer lists them);
 //! - `verify`: check every crate the RANGE added against the index;
 //! - `pack`: `origin.bundle` (git bundle of START..END) plus the RANGE's
-//!   crates, with `MIRROR-BUNDLE.json`. A RANGE with no commits packs an
-//!   archive holding only the manifest, which imports as a no-op;
-//! - `unpack`: stage the archive, fetch its bundle, check every crate it
-//!   carries against the index it brings, only then publish the crates
-//!   (romt's archives included);
+//!   crates, with `MIRROR-BUNDLE.json`, whose `removes` lists the crates
+//!   the far side deletes. A partial tree also carries every crate it holds
+//!   that no archive carried yet (a selection grown to versions whose
+//!   index file did not change) and removes what the archives carried
+//!   that it no longer holds; what the far side holds after each archive
+//!   is recorded in `.mirror/crates-carried.json`. A RANGE with no
+//!   commits and nothing to carry packs an archive holding only the
+//!   manifest, which imports as a no-op;
+//! - `unpack`: say what the archive removes, stage it, fetch its bundle,
+//!   check every crate it carries against the index it brings (against
+//!   the index held when it carries no bundle), only then publish the
+//!   crates (romt's archives included), then delete what it removes;
 //! - `mark`: move `mark` and `master` (what is served) to END (a commit on
 //!   top of END when END's tree is not all index layout or lacks this
 //!   mirror's own `config.json`);
 //! - `config`: commit a `config.json` pointing at `--server-url`, record it
 //!   as this mirror's own, then mark.
+//!
+//! With a git upstream, `--filter` patterns are remembered in
+//! `.mirror/crates-filter.json` by the first `download` of a run: they
+//! only grow (`--remove NAME`, `--replace-selection` drop, and delete the
+//! crates dropped), and a run without `--filter` mirrors them, never the
+//! whole upstream.
 //!
 //! The far side (an index made by `init-import`) always has its own
 //! `config.json`: the one `config` wrote, else the one it makes for

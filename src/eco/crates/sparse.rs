@@ -14,14 +14,22 @@
 //!   normal,build[,dev]`, the closure: for every dependency of an included
 //!   version (optional and target-specific ones too; renamed ones by their
 //!   `package`; other registries skipped), the versions its requirement
-//!   selects, bounded the same way.
+//!   selects, bounded the same way. Each `--crate` keeps the `--versions`
+//!   and `--with-deps` it was given with.
+//!
+//! The selection only grows: what a run gives is added to what is
+//! remembered (a `--crate` given again takes its new bound); `--remove
+//! NAME` drops the entries of NAME and `--replace-selection` replaces the
+//! whole. A crate no entry selects any more loses its index file, so the
+//! range removes its versions on both sides.
 //!
 //! # State (`.mirror/crates-sparse.json`)
 //!
-//! The selection as last given (a run with no selection arguments reuses
-//! it, so `update` refreshes it), the validators (`ETag`, `Last-Modified`)
-//! of every index file held, and the versions selected. A refresh sends
-//! them back; a `304` keeps the copy in `origin_master`.
+//! The selection (a run with no selection arguments reuses it, so
+//! `update` refreshes it; the form with one `versions` and `with_deps` for
+//! every entry is read as each entry's), the validators (`ETag`,
+//! `Last-Modified`) of every index file held, and the versions selected.
+//! A refresh sends them back; a `304` keeps the copy in `origin_master`.
 //!
 //! # Into git
 //!
