@@ -251,6 +251,18 @@ mod tests {
     }
 
     #[test]
+    fn removes_are_optional_plain_paths_never_members() {
+        let mut m = Manifest::new("crates", None, vec![member("crates/a")]);
+        assert!(!String::from_utf8(m.to_json()).unwrap().contains("removes"));
+        m.removes = vec!["crates/b".into()];
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        m.removes = vec!["crates/../../etc/passwd".into()];
+        assert!(matches!(m.validate(), Err(ManifestError::BadPath { .. })));
+        m.removes = vec!["crates/a".into()];
+        assert!(matches!(m.validate(), Err(ManifestError::Duplicate(_))));
+    }
+
+    #[test]
     fn manifest_validation_refuses_bad_input() {
         let mut m = Manifest::new("rustup", None, vec![member("a/b"), member("a/b")]);
         assert!(matches!(m.validate(), Err(ManifestError::Duplicate(_))));

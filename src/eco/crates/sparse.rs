@@ -781,3 +781,83 @@ fn choose<'a>(
     };
     Ok(matching.into_iter().take(n).map(|(_, x)| x).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(spec: &str, versions: Versions) -> Wanted {
+        Wanted {
+            spec: spec.into(),
+            versions,
+            with_deps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_one_policy_form_reads_per_entry() {
+        let old =
+            r#"{"locked":[],"crates":["a","b@1"],"versions":{"newest":2},"with_deps":["normal"]}"#;
+        let sel: Selection = serde_json::from_str(old).unwrap();
+        assert_eq!(sel.crates.len(), 2);
+        for w in &sel.crates {
+            assert_eq!(w.versions, Versions::Newest(2));
+            assert_eq!(w.with_deps, ["normal"]);
+        }
+        let again: Selection = serde_json::from_slice(&serde_json::to_vec(&sel).unwrap()).unwrap();
+        assert_eq!(again, sel);
+    }
+
+    #[test]
+    fn selections_grow_and_drop_only_what_is_named() {
+        let sel = Selection {
+            locked: Vec::new(),
+            crates: vec![wanted("a", Versions::All), wanted("b", Versions::All)],
+        };
+        let add = |crates: Vec<Wanted>| SelectionChange {
+            add: Some(Selection {
+                locked: Vec::new(),
+                crates,
+            }),
+            ..SelectionChange::default()
+        };
+        // Added, and an entry given again takes its new bound.
+        let grown = sel
+            .clone()
+            .changed(&add(vec![
+                wanted("c", Versions::All),
+                wanted("a", Versions::Newest(1)),
+            ]))
+            .unwrap();
+        let specs: Vec<(&str, Versions)> = grown
+            .crates
+            .iter()
+            .map(|w| (w.spec.as_str(), w.versions))
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                ("a", Versions::Newest(1)),
+                ("b", Versions::All),
+                ("c", Versions::All)
+            ]
+        );
+        let mut drop = SelectionChange {
+            remove: vec!["b".into()],
+            ..SelectionChange::default()
+        };
+        assert_eq!(grown.clone().changed(&drop).unwrap().names().len(), 2);
+        drop.remove = vec!["nosuch".into()];
+        let e = grown.clone().changed(&drop).unwrap_err().to_string();
+        assert!(
+            e.contains("--remove nosuch") && e.contains("a, b, c"),
+            "{e}"
+        );
+        let mut replace = add(vec![wanted("z", Versions::All)]);
+        replace.replace = true;
+        assert_eq!(
+            grown.changed(&replace).unwrap().names(),
+            BTreeSet::from(["z".to_string()])
+        );
+    }
+}
