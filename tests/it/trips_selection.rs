@@ -799,3 +799,98 @@ fn selection_changes_that_cannot_apply_are_refused_with_what_to_do() {
     );
     assert_eq!(held(&near), ["app@0.1.0"]);
 }
+
+/// A partial Hex or Arch tree made before selections were remembered is
+/// never widened to the whole upstream by a run without a selection: it
+/// is refused, saying what to give; a typo'd --remove is refused too.
+#[test]
+fn hex_and_arch_partial_trees_without_a_remembered_selection_are_not_widened() {
+    use crate::support::arch::{publish, Pkg};
+    use crate::support::hex::HexRepo;
+    let up = Upstream::start();
+    HexRepo::sample().publish(&up);
+    publish(
+        &up,
+        "m",
+        "core",
+        &[Pkg::new("hello", "1.0-1"), Pkg::new("lonely", "1-1")],
+    );
+    let trees = Trees::new();
+    let near = trees.near();
+    hex(&near, &up, &["download"], &["--package", "gamma"]);
+    arch(&near, &up, &["download"], &["--package", "hello"]);
+    for eco in ["hex", "arch"] {
+        std::fs::remove_file(near.join(format!(".mirror/{eco}-selection.json"))).unwrap();
+    }
+    let before = crate::support::tree::paths(&near, |p| p != ".mirror/lock");
+    let url = up.url("hex");
+    let key = crate::support::hex::key_path("hex-test.pub.pem")
+        .display()
+        .to_string();
+    let err = fails(
+        &near,
+        &[
+            "hex",
+            "download",
+            "--url",
+            &url,
+            "--public-key",
+            &key,
+            "--installs",
+            "none",
+        ],
+    );
+    assert!(
+        err.contains("partial hex mirror") && err.contains("remembers no selection"),
+        "{err}"
+    );
+    let arch_url = up.url("m/$repo/os/$arch");
+    let keyring = crate::support::keys::TestKey::Signing
+        .public_path()
+        .display()
+        .to_string();
+    let err = fails(
+        &near,
+        &[
+            "arch",
+            "download",
+            "--url",
+            &arch_url,
+            "--repo",
+            "core",
+            "--keyring",
+            &keyring,
+        ],
+    );
+    assert!(
+        err.contains("partial arch mirror") && err.contains("remembers no selection"),
+        "{err}"
+    );
+    assert_eq!(
+        crate::support::tree::paths(&near, |p| p != ".mirror/lock"),
+        before,
+        "a refused run wrote to the tree"
+    );
+    // Given once, the selection is remembered; a typo'd removal is refused.
+    hex(&near, &up, &["download"], &["--package", "gamma"]);
+    arch(&near, &up, &["download"], &["--package", "hello"]);
+    let err = fails(
+        &near,
+        &[
+            "arch",
+            "download",
+            "--url",
+            &arch_url,
+            "--repo",
+            "core",
+            "--keyring",
+            &keyring,
+            "--remove",
+            "helo",
+        ],
+    );
+    assert!(
+        err.contains("--remove helo") && err.contains("hello") && err.contains("spelling"),
+        "{err}"
+    );
+}
