@@ -100,7 +100,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter -d 'Only 
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter-file -d 'Read filters from a file (one or more per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l good-crates -d 'Record crates that downloaded or verified (NAME@VERSION per line)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bad-crates -d 'Record crates that failed (NAME@VERSION per line)' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l remove -d 'Drop NAME from the remembered selection (--crate, --lockfile or --filter entries); its crates are deleted here and, by the next archive, on the far side (repeatable)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l remove -d 'Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l lockfile -d 'Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; added to the selection remembered)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate -d 'Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; added to the selection remembered)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate-file -d 'Sparse upstream: read NAME[@REQ] from a file (one or more per line, # comments)' -r -F
@@ -114,7 +114,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit 
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l replace-selection -d 'The selection given (--crate, --lockfile, --filter…) replaces the remembered one instead of adding to it'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -143,7 +143,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l low-speed-limit -d
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l with-deps -d 'Also mirror the dependencies of the selected releases, transitively'
-complete -c mirror -n "__fish_mirror_using_subcommand hex" -l replace-selection -d 'The selection given (--package, lock files) replaces the remembered one instead of adding to it'
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l json -d 'list: print every release held (package and version) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -170,7 +170,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retri
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
-complete -c mirror -n "__fish_mirror_using_subcommand arch" -l replace-selection -d 'The packages given replace the remembered selection instead of adding to it'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l json -d 'list: print every package held as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
