@@ -1444,7 +1444,14 @@ impl Crates {
             match found {
                 Some(e) => planned.push((work.0.join(f), e)),
                 None => errors.push(format!(
-                    "{f}: {name} {vers} is not in the index the archive carries"
+                    "{f}: {name} {vers} is not in {}",
+                    if has_bundle {
+                        "the index the archive carries".to_string()
+                    } else {
+                        format!(
+                            "this tree's index ({origin}; the archive carries no index commits): import the archives before it first"
+                        )
+                    }
                 )),
             }
         }
