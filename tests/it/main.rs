@@ -38,4 +38,5 @@ mod serve_tls;
 mod support;
 mod toolchain;
 mod trips;
+mod trips_selection;
 mod upstream_selftest;

@@ -42,7 +42,7 @@
 pub mod db;
 pub mod retain;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,6 +208,20 @@ struct FetchedDbs {
     db_sig: Option<Vec<u8>>,
     files: Option<Vec<u8>>,
     files_sig: Option<Vec<u8>>,
+}
+
+/// One entry of a remembered Arch selection: a package (its dependencies
+/// always come).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SelectionEntry {
+    /// The package name.
+    pub name: String,
+}
+
+impl crate::eco::selection::Entry for SelectionEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// The Arch part of a mirror tree.
@@ -852,15 +866,64 @@ impl Arch {
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
-        crate::eco::time_pack(
+        let removes = crate::eco::selection::pending_removes::<SelectionEntry>(
+            &self.root, ECOSYSTEM, &members,
+        )?;
+        let summary = crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
+            &removes,
             package_files,
             archive,
             reporter,
-        )
+        )?;
+        crate::eco::selection::clear_pending::<SelectionEntry>(&self.root, ECOSYSTEM)?;
+        Ok(summary)
+    }
+
+    /// Whether any repository held is a partial mirror (a selection).
+    pub fn holds_a_subset(&self) -> Result<bool> {
+        Ok(self
+            .local_repos()?
+            .iter()
+            .any(|(repo, arch)| store::is_marked_partial(&self.repo_dir(repo, arch))))
+    }
+
+    /// The package files (and signatures) of `names` that no local
+    /// database lists any more, relative to the root.
+    pub fn unlisted_files_of(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if names.is_empty() {
+            return Ok(out);
+        }
+        for (repo, arch) in self.local_repos()? {
+            let listed: HashSet<String> = self
+                .local_packages(&repo, &arch)?
+                .into_iter()
+                .map(|p| p.filename)
+                .collect();
+            let dir = self.repo_dir(&repo, &arch);
+            for e in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+                let file = e?.file_name().to_string_lossy().into_owned();
+                let base = file.strip_suffix(".sig").unwrap_or(&file);
+                let Some(p) = retain::parse_package_file(base) else {
+                    continue;
+                };
+                if names.contains(p.name) && !listed.contains(base) {
+                    out.push(format!("{TOP}/{repo}/os/{arch}/{file}"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether `path` is a file an archive may remove here: a package or
+    /// its signature.
+    pub fn is_removable(path: &str) -> bool {
+        is_versioned(path) || path.strip_suffix(".sig").is_some_and(is_versioned)
     }
 
     /// Unpack a bundle: every staged package is checked against the staged
@@ -892,8 +955,16 @@ impl Arch {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            Arch::is_removable,
+            reporter,
+        )?;
         reporter.info(&format!(
-            "arch: unpacked {} files ({} bytes)",
+            "arch: unpacked {} files ({} bytes); {removed} files removed",
             summary.files.len(),
             summary.bytes
         ));

@@ -95,7 +95,8 @@ pub fn is_versioned(path: &str) -> bool {
 }
 
 /// Which versions of a selected package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VersionPolicy {
     /// Every release.
     All,
@@ -130,6 +131,80 @@ pub struct Selection {
     pub with_deps: bool,
     /// Exact versions pinned by lock files (`--rebar-lock`, `--mix-lock`).
     pub locked: Vec<(String, String)>,
+    /// Packages given with their own bound and `--with-deps` (remembered
+    /// entries); the others take `versions` and `with_deps`.
+    pub own: BTreeMap<String, (VersionPolicy, bool)>,
+}
+
+/// One entry of a remembered Hex selection: a package with its bound and
+/// whether its dependencies come, or a version a lock file pinned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SelectionEntry {
+    /// The package.
+    pub name: String,
+    /// The version a lock file pinned (`None`: a `--package`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<String>,
+    /// The bound (`--versions`).
+    pub versions: VersionPolicy,
+    /// `--with-deps`.
+    #[serde(default)]
+    pub with_deps: bool,
+}
+
+impl crate::eco::selection::Entry for SelectionEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn same(&self, other: &Self) -> bool {
+        self.name == other.name && self.locked.is_some() == other.locked.is_some()
+    }
+}
+
+impl Selection {
+    /// The selection the remembered `entries` make (no entries: every
+    /// package, by `versions` and `with_deps`).
+    pub fn from_entries(
+        entries: &[SelectionEntry],
+        versions: VersionPolicy,
+        with_deps: bool,
+    ) -> Selection {
+        let mut sel = Selection {
+            versions,
+            with_deps,
+            ..Selection::default()
+        };
+        for e in entries {
+            match &e.locked {
+                Some(v) => sel.locked.push((e.name.clone(), v.clone())),
+                None => {
+                    if !sel.packages.contains(&e.name) {
+                        sel.packages.push(e.name.clone());
+                    }
+                    sel.own.insert(e.name.clone(), (e.versions, e.with_deps));
+                }
+            }
+        }
+        sel
+    }
+
+    /// The bound and `--with-deps` of a package given.
+    fn policy_of(&self, name: &str) -> (VersionPolicy, bool) {
+        self.own
+            .get(name)
+            .copied()
+            .unwrap_or((self.versions, self.with_deps))
+    }
+}
+
+/// The wider of two bounds and dependency choices (a package two entries
+/// reach takes both).
+fn wider(a: (VersionPolicy, bool), b: (VersionPolicy, bool)) -> (VersionPolicy, bool) {
+    let v = match (a.0, b.0) {
+        (VersionPolicy::All, _) | (_, VersionPolicy::All) => VersionPolicy::All,
+        (VersionPolicy::Newest(x), VersionPolicy::Newest(y)) => VersionPolicy::Newest(x.max(y)),
+    };
+    (v, a.1 || b.1)
 }
 
 impl Default for Selection {
@@ -139,6 +214,7 @@ impl Default for Selection {
             versions: VersionPolicy::All,
             with_deps: false,
             locked: Vec::new(),
+            own: BTreeMap::new(),
         }
     }
 }
@@ -154,6 +230,8 @@ pub struct DownloadSummary {
     pub tarballs_fetched: usize,
     /// Tarballs already present.
     pub tarballs_skipped: usize,
+    /// Every package the selection reached (its closure).
+    pub packages: BTreeSet<String>,
 }
 
 /// A verified package resource: its exact bytes and what they say.
@@ -305,6 +383,9 @@ impl Hex {
         // The packages asked for, with the versions wanted of each
         // (`None`: by the policy).
         let mut wanted: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+        // The bound and `--with-deps` each package is taken with: its
+        // entry's, or for a dependency, that of what needs it.
+        let mut policy: BTreeMap<String, (VersionPolicy, bool)> = BTreeMap::new();
         if selection.packages.is_empty() && selection.locked.is_empty() {
             for p in &names.packages {
                 if registry::is_valid_name(&p.name) {
@@ -328,6 +409,7 @@ impl Hex {
                     );
                 }
                 wanted.insert(name.clone(), None);
+                policy.insert(name.clone(), selection.policy_of(name));
             }
             for (name, version) in &selection.locked {
                 if !registry::is_valid_name(name) || !remote.contains_key(name.as_str()) {
@@ -342,6 +424,9 @@ impl Hex {
                 {
                     reqs.insert(format!("== {version}"));
                 }
+                policy
+                    .entry(name.clone())
+                    .or_insert((selection.versions, selection.with_deps));
             }
         }
 
@@ -419,18 +504,19 @@ impl Hex {
             let mut next = BTreeSet::new();
             for name in &todo {
                 let Some(l) = loaded.get(name) else { continue };
-                let chosen = choose_releases(
-                    &l.package,
-                    wanted.get(name).cloned().flatten(),
-                    selection.versions,
-                );
+                let (versions, with_deps) = policy
+                    .get(name)
+                    .copied()
+                    .unwrap_or((selection.versions, selection.with_deps));
+                let chosen =
+                    choose_releases(&l.package, wanted.get(name).cloned().flatten(), versions);
                 let entry = releases.entry(name.clone()).or_default();
                 for r in &l.package.releases {
                     if !chosen.contains(&r.version) {
                         continue;
                     }
                     entry.insert(r.version.clone());
-                    if !selection.with_deps {
+                    if !with_deps {
                         continue;
                     }
                     for d in &r.dependencies {
@@ -449,8 +535,12 @@ impl Hex {
                         let want = wanted
                             .entry(d.package.clone())
                             .or_insert_with(|| Some(BTreeSet::new()));
+                        let mine = (versions, with_deps);
+                        let theirs = policy.get(&d.package).copied();
+                        let widened = theirs.map_or(mine, |t| wider(t, mine));
+                        policy.insert(d.package.clone(), widened);
                         if let Some(set) = want {
-                            if set.insert(d.requirement.clone()) {
+                            if set.insert(d.requirement.clone()) || theirs != Some(widened) {
                                 next.insert(d.package.clone());
                             }
                         }
@@ -534,6 +624,7 @@ impl Hex {
             }
         };
         summary.tarballs_fetched = s.fetched;
+        summary.packages = releases.keys().cloned().collect();
         summary.tarballs_skipped = s.skipped + trusted;
         if !failures.is_empty() {
             bail!(
@@ -862,15 +953,88 @@ impl Hex {
             }
             members.push(format!("hex/{f}"));
         }
-        crate::eco::time_pack(
+        let removes = crate::eco::selection::pending_removes::<SelectionEntry>(
+            &self.root, ECOSYSTEM, &members,
+        )?;
+        let summary = crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
+            &removes,
             package_files,
             archive,
             reporter,
-        )
+        )?;
+        crate::eco::selection::clear_pending::<SelectionEntry>(&self.root, ECOSYSTEM)?;
+        Ok(summary)
+    }
+
+    /// The files of `names` held (`packages/<name>` and its tarballs),
+    /// relative to the root.
+    pub fn files_of(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in names {
+            if self.package_path(name).is_file() {
+                out.push(format!("hex/packages/{name}"));
+            }
+        }
+        let dir = self.dir().join("tarballs");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries {
+                let file = e?.file_name().to_string_lossy().into_owned();
+                // Names hold no `-`: the first one ends the name.
+                if let Some((name, _)) = file.split_once('-') {
+                    if names.contains(name) && file.ends_with(".tar") {
+                        out.push(format!("hex/tarballs/{file}"));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether the tree mirrors some packages only: marked partial and
+    /// holding fewer than half the packages its `names` lists (a mirror of
+    /// every package with `--versions latest` is marked partial too).
+    pub fn holds_a_subset(&self) -> Result<bool> {
+        if !store::is_marked_partial(&self.dir()) {
+            return Ok(false);
+        }
+        let Ok(Some(names)) = self.local_names() else {
+            return Ok(false);
+        };
+        Ok(self.local_packages()?.len() * 2 < names.packages.len())
+    }
+
+    /// Every release held: its package file lists it and its tarball is
+    /// present; (name, version), sorted.
+    pub fn held_releases(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for name in self.local_packages()? {
+            if let Some(l) = self.read_local_package(&name)? {
+                for r in &l.package.releases {
+                    if registry::is_valid_version(&r.version)
+                        && self.tarball_path(&name, &r.version).is_file()
+                    {
+                        out.push((name.clone(), r.version.clone()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether `path` is a file an archive may remove here: a package
+    /// file or a package tarball.
+    pub fn is_removable(path: &str) -> bool {
+        match path.split('/').collect::<Vec<_>>()[..] {
+            ["hex", "packages", name] => registry::is_valid_name(name),
+            ["hex", "tarballs", _] => is_versioned(path),
+            _ => false,
+        }
     }
 
     /// Unpack a bundle: every signed file and tarball is checked in the
@@ -913,8 +1077,16 @@ impl Hex {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            Hex::is_removable,
+            reporter,
+        )?;
         reporter.info(&format!(
-            "hex: unpacked {} files ({} bytes)",
+            "hex: unpacked {} files ({} bytes); {removed} files removed",
             summary.files.len(),
             summary.bytes
         ));
