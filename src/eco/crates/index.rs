@@ -510,6 +510,17 @@ impl Index {
     /// carrying `bundle/master` (ours and romt's) or `master` (romt's when
     /// END was `master`).
     pub fn fetch_bundle(&self, bundle: &Path) -> Result<ObjectId> {
+        self.fetch_bundle_checked(bundle, &|_| Ok(()))
+    }
+
+    /// [`Index::fetch_bundle`], with `accept` run on the bundle's commit
+    /// (its objects fetched, no branch moved yet): an error leaves every
+    /// ref as it was.
+    pub fn fetch_bundle_checked(
+        &self,
+        bundle: &Path,
+        accept: &dyn Fn(ObjectId) -> Result<()>,
+    ) -> Result<ObjectId> {
         let path = bundle
             .to_str()
             .with_context(|| format!("bundle path {} is not UTF-8", bundle.display()))?;
@@ -568,6 +579,10 @@ impl Index {
             ],
         )?;
         let incoming = self.require(INCOMING)?;
+        if let Err(e) = accept(incoming) {
+            let _ = self.git("drop a fetched bundle", &["update-ref", "-d", INCOMING]);
+            return Err(e);
+        }
         let before = self.resolve("refs/remotes/origin/master")?;
         let checked = self.check_file_sizes(before, incoming);
         let moved = checked.and_then(|()| {

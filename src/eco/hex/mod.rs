@@ -57,7 +57,7 @@ use rayon::prelude::*;
 use crate::bundle;
 use crate::fetch::{Engine, FetchError, FetchItem};
 use crate::report::Reporter;
-use crate::store::{self, epoch_nanos, State};
+use crate::store::{self, epoch_nanos};
 use crate::verify::digest::{hash_file, hash_file_sha512, Sha512Digest};
 use installs::{Csv, InstallsPolicy};
 use registry::{Package, PublicKey, Release, Timestamp};
@@ -248,6 +248,7 @@ impl Hex {
         selection: &Selection,
         reporter: &dyn Reporter,
     ) -> Result<DownloadSummary> {
+        crate::eco::note_download(&self.root, ECOSYSTEM)?;
         let names_url = format!("{}/names", self.url);
         let versions_url = format!("{}/versions", self.url);
         let mut got = engine
@@ -781,13 +782,9 @@ impl Hex {
             .collect())
     }
 
-    /// Record the current time as the mark.
+    /// Record the mark: see [`crate::eco::set_time_mark`].
     pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
-        let mut state = State::load(&self.root)?;
-        let now = state.set_time_mark(ECOSYSTEM);
-        state.save(&self.root)?;
-        reporter.info(&format!("hex: mark set ({now})"));
-        Ok(())
+        crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
     /// Pack what changed since the mark (every package file and tarball
@@ -851,7 +848,32 @@ impl Hex {
 
     /// Unpack a bundle: every signed file and tarball is checked in the
     /// staging area before anything is published; `names`/`versions` last.
-    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
+    pub fn unpack(
+        &self,
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<bundle::UnpackSummary>> {
+        let hint = crate::eco::continuity::Hint {
+            command: ECOSYSTEM,
+            extra: "",
+        };
+        crate::eco::continuity::unpack_in_time_order(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            &hint,
+            reporter,
+            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+        )
+    }
+
+    /// [`Self::unpack`] once the archive's order was checked.
+    fn unpack_checked(
+        &self,
+        archive: &Path,
+        expect_range: Option<Option<bundle::Range>>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::UnpackSummary> {
         let key = self.key.clone();
         let installs_key = self.installs_key.clone();
         let repo = self.repo.clone();
@@ -886,6 +908,7 @@ impl Hex {
             ],
             versioned: Some(is_versioned),
             check_staged: Some(check),
+            expect_range,
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
