@@ -222,6 +222,7 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
                 arch.download(engine, &reporter)?;
+                crate::eco::note_download(&settings.root, "arch")?;
             }
             ArchOp::Verify => {
                 arch.verify(&reporter)?;

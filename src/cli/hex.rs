@@ -175,6 +175,7 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
                 hex.download(engine, &selection, &reporter)?;
+                crate::eco::note_download(&settings.root, "hex")?;
             }
             HexOp::Verify => {
                 hex.verify(&reporter)?;

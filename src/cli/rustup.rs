@@ -120,6 +120,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 };
                 let versions = rustup.resolve_download_specs(engine, &specs)?;
                 rustup.download(engine, &versions, &targets, &reporter)?;
+                crate::eco::note_download(&settings.root, "rustup")?;
             }
             RustupOp::Verify => {
                 let versions = rustup.resolve_local_specs(&specs)?;

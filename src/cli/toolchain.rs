@@ -197,6 +197,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 let manifests = toolchain.fetch_manifests(engine, &specs, &reporter)?;
                 if *op == ToolchainOp::Download {
                     toolchain.download(engine, &manifests, &selection, &reporter)?;
+                crate::eco::note_download(&settings.root, "toolchain")?;
                 }
                 fetched = manifests.into_iter().map(|(l, _)| l).collect();
             }

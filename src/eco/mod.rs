@@ -198,11 +198,13 @@ pub fn written_since(root: &std::path::Path, unit: &[String], since: u128) -> bo
 /// package files or not).
 pub const PACK_END: &str = "pack_end";
 
-/// The state mark holding when the last download of an ecosystem began.
+/// The state mark holding when the last download of an ecosystem ended.
 pub const DOWNLOADED: &str = "downloaded";
 
-/// Record that a download of a time-marked ecosystem begins: files
-/// written from now on are not in the last archive packed.
+/// Record that a download of a time-marked ecosystem ended: what it
+/// wrote is not in an archive packed before. (A download that failed
+/// records nothing: `mark` then keeps to the last archive's END, and the
+/// next archive carries whatever it wrote.)
 pub fn note_download(root: &std::path::Path, ecosystem: &str) -> anyhow::Result<()> {
     let mut state = crate::store::State::load(root)?;
     let now = crate::store::epoch_nanos(std::time::SystemTime::now()).to_string();

@@ -263,7 +263,6 @@ impl Rustup {
         if targets.is_empty() {
             bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
         }
-        crate::eco::note_download(&self.root, ECOSYSTEM)?;
         struct Want {
             target: String,
             rel: String,

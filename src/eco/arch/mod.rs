@@ -266,7 +266,6 @@ impl Arch {
 
     /// Download every repository (see the module docs).
     pub fn download(&self, engine: &Engine, reporter: &dyn Reporter) -> Result<DownloadSummary> {
-        crate::eco::note_download(&self.root, ECOSYSTEM)?;
         let keyring = self.keyring()?.clone();
         let failed_repo = |name: &str| {
             format!(

@@ -1315,8 +1315,13 @@ impl Crates {
             if let Some(old) = old {
                 if old.cksum != new.cksum {
                     differ.push(format!(
-                        "{} {}: published cksum {}, the archive's {}",
-                        new.name, new.vers, old.cksum, new.cksum
+                        "{} {} ({}/{}): published cksum {}, the archive's {}",
+                        new.name,
+                        new.vers,
+                        layout::CRATES_DIR,
+                        new.rel_path(),
+                        old.cksum,
+                        new.cksum
                     ));
                 }
             }

@@ -248,7 +248,6 @@ impl Hex {
         selection: &Selection,
         reporter: &dyn Reporter,
     ) -> Result<DownloadSummary> {
-        crate::eco::note_download(&self.root, ECOSYSTEM)?;
         let names_url = format!("{}/names", self.url);
         let versions_url = format!("{}/versions", self.url);
         let mut got = engine

@@ -530,7 +530,6 @@ impl Toolchain {
         // Before anything is written: a target no manifest knows is a typo.
         let all: Vec<&Manifest> = manifests.iter().map(|(l, _)| &l.manifest).collect();
         Self::check_targets(&all, sel.targets.iter().chain(&sel.cross))?;
-        crate::eco::note_download(&self.root, ECOSYSTEM)?;
         let mut planned: BTreeMap<String, PlannedFile> = BTreeMap::new();
         for (l, _) in manifests {
             let mut s = sel.clone();
