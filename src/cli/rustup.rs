@@ -35,6 +35,8 @@ pub enum RustupOp {
     Mark,
     /// download pack mark
     Export,
+    /// unpack verify mark
+    Import,
 }
 
 /// `mirror rustup [OPERATION]... -s SPEC -t TARGET`
@@ -97,6 +99,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
         .iter()
         .flat_map(|op| match op {
             RustupOp::Export => vec![RustupOp::Download, RustupOp::Pack, RustupOp::Mark],
+            RustupOp::Import => vec![RustupOp::Unpack, RustupOp::Verify, RustupOp::Mark],
             op => vec![*op],
         })
         .collect();
@@ -156,7 +159,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 )?;
             }
             RustupOp::Mark => rustup.mark(&reporter)?,
-            RustupOp::Export => unreachable!("expanded above"),
+            RustupOp::Export | RustupOp::Import => unreachable!("expanded above"),
             RustupOp::Unpack => {
                 // Every file was checked against its `.sha256` before it was
                 // published (the staged check): hashing it again adds nothing.

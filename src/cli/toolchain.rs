@@ -41,6 +41,8 @@ pub enum ToolchainOp {
     Mark,
     /// download pack mark
     Export,
+    /// unpack verify mark
+    Import,
 }
 
 /// `mirror toolchain [OPERATION]... -s SPEC -t TARGET`
@@ -158,7 +160,12 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
         .ops
         .iter()
         .flat_map(|op| match op {
-            ToolchainOp::Export => vec![ToolchainOp::Download, ToolchainOp::Pack, ToolchainOp::Mark],
+            ToolchainOp::Export => {
+                vec![ToolchainOp::Download, ToolchainOp::Pack, ToolchainOp::Mark]
+            }
+            ToolchainOp::Import => {
+                vec![ToolchainOp::Unpack, ToolchainOp::Verify, ToolchainOp::Mark]
+            }
             op => vec![*op],
         })
         .collect();
@@ -197,7 +204,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 let manifests = toolchain.fetch_manifests(engine, &specs, &reporter)?;
                 if *op == ToolchainOp::Download {
                     toolchain.download(engine, &manifests, &selection, &reporter)?;
-                crate::eco::note_download(&settings.root, "toolchain")?;
+                    crate::eco::note_download(&settings.root, "toolchain")?;
                 }
                 fetched = manifests.into_iter().map(|(l, _)| l).collect();
             }
@@ -250,7 +257,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 )?;
             }
             ToolchainOp::Mark => toolchain.mark(&reporter)?,
-            ToolchainOp::Export => unreachable!("expanded above"),
+            ToolchainOp::Export | ToolchainOp::Import => unreachable!("expanded above"),
             ToolchainOp::Unpack => {
                 let unpacked = toolchain.unpack(&args.archive, &reporter)?;
                 // Later operations in the chain act on what was unpacked.

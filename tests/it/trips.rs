@@ -15,14 +15,14 @@ fn run(root: &Path, args: &[&str]) -> Output {
     crate::rustup::mirror(root, args)
 }
 
-fn ok(root: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(root: &Path, args: &[&str]) -> String {
     let out = run(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "mirror {args:?} failed:\n{stderr}");
     stderr
 }
 
-fn fails(root: &Path, args: &[&str]) -> String {
+pub(crate) fn fails(root: &Path, args: &[&str]) -> String {
     let out = run(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -44,20 +44,20 @@ fn published(root: &Path, name: &str) -> String {
 
 /// Where the near side's crates come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Git,
     Sparse,
 }
 
 /// An upstream index of either kind over one fixture.
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     kind: Kind,
-    fx: CratesFixture<'a>,
-    sparse: SparseUpstream<'a>,
+    pub(crate) fx: CratesFixture<'a>,
+    pub(crate) sparse: SparseUpstream<'a>,
 }
 
 impl<'a> Source<'a> {
-    fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
+    pub(crate) fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
         let mut fx = CratesFixture::new(up);
         fx.publish("leaf", "1.0.0", &[]);
         fx.commit("Add leaf 1.0.0");
@@ -65,20 +65,20 @@ impl<'a> Source<'a> {
         sparse.sync(&fx);
         Source { kind, fx, sparse }
     }
-    fn index_url(&self) -> String {
+    pub(crate) fn index_url(&self) -> String {
         match self.kind {
             Kind::Git => self.fx.index_url(),
             Kind::Sparse => self.sparse.index_url(),
         }
     }
     /// A new version of leaf upstream.
-    fn grow(&mut self, version: &str) {
+    pub(crate) fn grow(&mut self, version: &str) {
         self.fx.publish("leaf", version, &[]);
         self.fx.commit(&format!("Add leaf {version}"));
         self.sparse.sync(&self.fx);
     }
     /// `export` arguments (a sparse upstream needs a selection).
-    fn export(&self, near: &Path, archive: &Path) {
+    pub(crate) fn export(&self, near: &Path, archive: &Path) {
         let tmpl = self.fx.crates_url_template();
         let mut args = vec![
             "crate",
@@ -95,14 +95,14 @@ impl<'a> Source<'a> {
     }
 }
 
-fn import(far: &Path, archive: &Path) -> String {
+pub(crate) fn import(far: &Path, archive: &Path) -> String {
     ok(
         far,
         &["crate", "import", "--archive", archive.to_str().unwrap()],
     )
 }
 
-fn check_far(far: &Path, versions: &[&str]) {
+pub(crate) fn check_far(far: &Path, versions: &[&str]) {
     let index = published(far, "leaf");
     for v in versions {
         assert!(

@@ -1087,14 +1087,8 @@ impl Crates {
         };
         let order = CommitOrder(&self.index);
         let archive = &self.opts.archive;
-        let Some(accepted) = continuity::check(
-            ECOSYSTEM,
-            archive,
-            last.as_deref(),
-            &order,
-            &hint,
-            reporter,
-        )?
+        let Some(accepted) =
+            continuity::check(ECOSYSTEM, archive, last.as_deref(), &order, &hint, reporter)?
         else {
             return Ok(());
         };
