@@ -205,21 +205,26 @@ pub fn check(
 /// imported last, run `unpack` (given what to set as
 /// [`bundle::UnpackOptions::expect_range`]), then record the archive's
 /// END. `Ok(None)`: a replay, nothing was done.
+/// `pack_extra` is what its `pack` needs besides `--start` (see [`Hint`]).
 pub fn unpack_in_time_order<T>(
     root: &Path,
     ecosystem: &str,
+    pack_extra: &str,
     archive: &Path,
-    hint: &Hint,
     reporter: &dyn Reporter,
     unpack: impl FnOnce(Option<Option<Range>>) -> Result<T>,
 ) -> Result<Option<T>> {
+    let hint = Hint {
+        command: ecosystem,
+        extra: pack_extra,
+    };
     let last = last_imported(root, ecosystem)?;
     let Some(accepted) = check(
         ecosystem,
         archive,
         last.as_deref(),
         &TimeOrder,
-        hint,
+        &hint,
         reporter,
     )?
     else {
@@ -228,6 +233,24 @@ pub fn unpack_in_time_order<T>(
     let out = unpack(accepted.expect_range())?;
     accepted.record(root)?;
     Ok(Some(out))
+}
+
+/// Whether an unpacked archive that holds nothing of its ecosystem is
+/// an increment in which nothing changed (said so), not an error.
+pub fn empty_increment(
+    summary: &bundle::UnpackSummary,
+    ecosystem: &str,
+    archive: &Path,
+    reporter: &dyn Reporter,
+) -> bool {
+    let increment = summary.manifest.as_ref().is_some_and(|m| m.range.is_some());
+    if increment {
+        reporter.info(&format!(
+            "{ecosystem}: {} carries nothing new; nothing to publish",
+            archive.display()
+        ));
+    }
+    increment
 }
 
 #[cfg(test)]
@@ -282,5 +305,26 @@ mod tests {
         assert!(a.range().is_none());
         // Not a time mark.
         assert!(run(range(None, "yesterday"), Some("20")).is_err());
+    }
+
+    #[test]
+    fn unpack_refuses_an_archive_whose_range_changed_since_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = archive(dir.path(), "hex", range(Some("10"), "20"));
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut opts = bundle::UnpackOptions {
+            expect_range: Some(range(Some("10"), "30")),
+            ..Default::default()
+        };
+        let e = bundle::unpack(&a, &root, &opts, &NullReporter)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed while it was read"), "{e}");
+        assert!(e.contains("10..20") && e.contains("10..30"), "{e}");
+        opts.expect_range = Some(None);
+        assert!(bundle::unpack(&a, &root, &opts, &NullReporter).is_err());
+        opts.expect_range = Some(range(Some("10"), "20"));
+        bundle::unpack(&a, &root, &opts, &NullReporter).unwrap();
     }
 }

@@ -515,15 +515,11 @@ impl Rustup {
         archive: &Path,
         reporter: &dyn Reporter,
     ) -> Result<(Vec<Version>, Vec<String>)> {
-        let hint = crate::eco::continuity::Hint {
-            command: ECOSYSTEM,
-            extra: "-s SPEC -t TARGET (as packed before)",
-        };
         let unpacked = crate::eco::continuity::unpack_in_time_order(
             &self.root,
             ECOSYSTEM,
+            "-s SPEC -t TARGET (as packed before)",
             archive,
-            &hint,
             reporter,
             |expect_range| self.unpack_checked(archive, expect_range, reporter),
         )?;
@@ -560,12 +556,7 @@ impl Rustup {
             }
         }
         if versions.is_empty() {
-            if summary.manifest.as_ref().is_some_and(|m| m.range.is_some()) {
-                // An increment in which nothing changed.
-                reporter.info(&format!(
-                    "rustup: {} carries nothing new; nothing to publish",
-                    archive.display()
-                ));
+            if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
                 return Ok((Vec::new(), Vec::new()));
             }
             bail!("{} holds no rustup-init files", archive.display());

@@ -852,15 +852,11 @@ impl Hex {
         archive: &Path,
         reporter: &dyn Reporter,
     ) -> Result<Option<bundle::UnpackSummary>> {
-        let hint = crate::eco::continuity::Hint {
-            command: ECOSYSTEM,
-            extra: "",
-        };
         crate::eco::continuity::unpack_in_time_order(
             &self.root,
             ECOSYSTEM,
+            "",
             archive,
-            &hint,
             reporter,
             |expect_range| self.unpack_checked(archive, expect_range, reporter),
         )

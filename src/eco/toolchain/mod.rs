@@ -911,15 +911,11 @@ impl Toolchain {
     /// published; manifests are published last; then fixup. Returns the
     /// SPECs of the manifests it held.
     pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<Vec<Spec>> {
-        let hint = crate::eco::continuity::Hint {
-            command: ECOSYSTEM,
-            extra: "-s SPEC -t TARGET (as packed before)",
-        };
         let unpacked = crate::eco::continuity::unpack_in_time_order(
             &self.root,
             ECOSYSTEM,
+            "-s SPEC -t TARGET (as packed before)",
             archive,
-            &hint,
             reporter,
             |expect_range| self.unpack_checked(archive, expect_range, reporter),
         )?;
@@ -962,12 +958,7 @@ impl Toolchain {
             }
         }
         if specs.is_empty() {
-            if summary.manifest.as_ref().is_some_and(|m| m.range.is_some()) {
-                // An increment in which nothing changed.
-                reporter.info(&format!(
-                    "toolchain: {} carries nothing new; nothing to publish",
-                    archive.display()
-                ));
+            if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
                 return Ok(Vec::new());
             }
             bail!("{} holds no dated channel manifest", archive.display());
