@@ -81,7 +81,7 @@ impl Settings {
             bail!("--timeout must be at least 1 second");
         }
         let retries = global.retries.or(config.retries).unwrap_or(4);
-        let retry_delay = Duration::from_millis(global.retry_delay_ms.unwrap_or(500));
+        let retry_delay = Duration::from_millis(retry_delay_ms()?);
         Ok(Settings {
             root,
             fetch: FetchOptions {
@@ -122,7 +122,9 @@ impl Settings {
         let parsed = url::Url::parse(url)
             .with_context(|| format!("invalid {ecosystem} upstream URL {url:?}"))?;
         if !matches!(parsed.scheme(), "http" | "https" | "file") {
-            bail!("invalid {ecosystem} upstream URL {url:?}: expected http:// or https://");
+            bail!(
+                "invalid {ecosystem} upstream URL {url:?}: expected http://, https:// or file://"
+            );
         }
         Ok(url.trim_end_matches('/').to_string())
     }
@@ -136,6 +138,20 @@ fn load_config(root: &Path) -> Result<ConfigFile> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The base delay of the retry backoff: `MIRROR_RETRY_DELAY_MS` (a knob
+/// for tests and slow links, not a flag), else 500 ms.
+fn retry_delay_ms() -> Result<u64> {
+    match std::env::var("MIRROR_RETRY_DELAY_MS") {
+        Err(std::env::VarError::NotPresent) => Ok(500),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            anyhow::anyhow!("MIRROR_RETRY_DELAY_MS={v:?}: expected a number of milliseconds")
+        }),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            bail!("MIRROR_RETRY_DELAY_MS={v:?}: expected a number of milliseconds")
+        }
     }
 }
 

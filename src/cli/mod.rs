@@ -39,7 +39,8 @@ pub struct Cli {
 /// Options accepted after any subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Mirror root: the directory holding rustup/, dist/, crates/ …
+    /// Mirror root: the directory holding rustup/, dist/, crates/ and the
+    /// other trees
     /// [default: the working directory]
     #[arg(long, global = true, env = "MIRROR_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -92,16 +93,6 @@ pub struct GlobalArgs {
         value_parser = crate::limit::parse_size
     )]
     pub max_file_size: Option<u64>,
-
-    /// Base delay of the retry backoff, in milliseconds [default: 500]
-    #[arg(
-        long,
-        global = true,
-        env = "MIRROR_RETRY_DELAY_MS",
-        value_name = "MS",
-        hide = true
-    )]
-    pub retry_delay_ms: Option<u64>,
 
     /// More output: one line per file
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
