@@ -1153,7 +1153,11 @@ impl Crates {
         }
         // The bundle first: the crates are checked against the index it brings.
         let staged_bundle = work.0.join(BUNDLE_MEMBER);
-        let foreign = |end: gix::ObjectId| -> Result<()> {
+        // Before `origin/master` moves to the bundle's commit: it must
+        // continue the history imported before, and keep every published
+        // version's cksum.
+        let accept = |end: gix::ObjectId| -> Result<()> {
+            self.check_cksums_kept(end, archive)?;
             let Some(last) = last else { return Ok(()) };
             if end == last || self.index.is_ancestor(last, end)? {
                 return Ok(());
@@ -1174,14 +1178,13 @@ impl Crates {
         };
         let origin = self
             .index
-            .fetch_bundle_checked(&staged_bundle, &foreign)
+            .fetch_bundle_checked(&staged_bundle, &accept)
             .with_context(|| {
                 format!(
-                    "cannot import {}: its {BUNDLE_MEMBER} does not fit the index",
+                    "cannot import {}: its {BUNDLE_MEMBER} was refused",
                     self.opts.archive.display()
                 )
             })?;
-        self.check_cksums_kept(origin, archive)?;
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         let mut named = Vec::new();
