@@ -19,6 +19,12 @@
 //! Publication order: binaries and their `.sha256` first (each verified
 //! before it is renamed into place), then `dist/`, and `release-stable.toml`
 //! last, so a client never sees a version whose files are missing.
+//!
+//! Increments, as Hex and Arch have them: `mark` records a time in
+//! `.mirror/state.json` ([`crate::eco::set_time_mark`]); `pack` carries
+//! each `rustup-init` of SPEC and TARGET written since (with its
+//! `.sha256`), `--start 0` all of them; `export` is `download pack mark`.
+//! `unpack` takes archives in order ([`crate::eco::continuity`]).
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -28,10 +28,12 @@
 //!    before `.db`), so pacman never sees a package it cannot download.
 //!
 //! `clean` keeps the newest N versions of each package (never one the
-//! current database lists); `mark` records a time in `.mirror/state.json`;
-//! `pack` carries the files written since plus the current databases;
-//! `unpack` checks the staged packages against the staged databases (size,
-//! SHA-256, signature) before anything is published, databases last.
+//! current database lists); `mark` records a time in `.mirror/state.json`
+//! (see [`crate::eco::set_time_mark`]); `pack` carries the files written
+//! since plus the current databases; `unpack` takes archives in order
+//! ([`crate::eco::continuity`]) and checks the staged packages against the
+//! staged databases (size, SHA-256, signature) before anything is
+//! published, databases last.
 
 pub mod db;
 pub mod retain;

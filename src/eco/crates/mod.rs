@@ -23,9 +23,13 @@
 //! - `pack`: `origin.bundle` (git bundle of START..END) plus the RANGE's
 //!   crates, with `MIRROR-BUNDLE.json`. A RANGE with no commits packs an
 //!   archive holding only the manifest, which imports as a no-op;
-//! - `unpack`: stage the archive, fetch its bundle, check every crate it
-//!   carries against the index it brings, only then publish the crates
-//!   (romt's archives included);
+//! - `unpack`: take archives in order ([`crate::eco::continuity`]: a
+//!   replay is a no-op, a gap is refused), stage the archive, fetch its
+//!   bundle, refuse an index that does not continue the one imported
+//!   before (unless `--allow-rewrite`) or changes the `cksum` of a
+//!   version `master` publishes, check every crate it carries against the
+//!   index it brings, only then publish the crates (romt's archives
+//!   included);
 //! - `mark`: move `mark` and `master` (what is served) to END (a commit on
 //!   top of END when END's tree is not all index layout or lacks this
 //!   mirror's own `config.json`);

@@ -35,11 +35,12 @@
 //! 5. Publish: `packages/<name>` after its tarballs, then `public_key`,
 //!    `versions` and `names` last.
 //!
-//! `mark` records a time in `.mirror/state.json`; `pack` carries the
-//! package files and tarballs written since, plus the current `names` and
-//! `versions`; `unpack` checks every signature and checksum of the staged
-//! files before anything is published (`public_key` first,
-//! `names`/`versions` last).
+//! `mark` records a time in `.mirror/state.json` (see
+//! [`crate::eco::set_time_mark`]); `pack` carries the package files and
+//! tarballs written since, plus the current `names` and `versions`;
+//! `unpack` takes archives in order ([`crate::eco::continuity`]) and checks
+//! every signature and checksum of the staged files before anything is
+//! published (`public_key` first, `names`/`versions` last).
 
 pub mod installs;
 pub mod lock;

@@ -26,6 +26,12 @@
 //! Publication order: files (with `.sha256`, `.asc`) first; then each dated
 //! manifest (`.asc`, `.sha256`, then the `.toml`); then fixup's dateless
 //! copies. A client never sees a manifest whose files are missing.
+//!
+//! Increments, as Hex and Arch have them: `mark` records a time in
+//! `.mirror/state.json` ([`crate::eco::set_time_mark`]); `pack` carries
+//! the dated manifests of SPEC whose files were written since (each with
+//! those files), `--start 0` all of them; `export` is `download pack
+//! mark`. `unpack` takes archives in order ([`crate::eco::continuity`]).
 
 pub mod manifest;
 
