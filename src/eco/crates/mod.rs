@@ -1163,7 +1163,7 @@ impl Crates {
         let accept = |end: gix::ObjectId| -> Result<()> {
             self.check_cksums_kept(end, archive)?;
             let Some(last) = last else { return Ok(()) };
-            if end == last || self.index.is_ancestor(last, end)? {
+            if self.index.continues(last, end)? {
                 return Ok(());
             }
             if self.opts.allow_rewrite {
@@ -1174,7 +1174,7 @@ impl Crates {
                 return Ok(());
             }
             bail!(
-                "{}: a foreign history: its index ends at {end}, which does not descend from {last}, the index imported here before; nothing was published. \
+                "{}: a foreign history: its index ends at {end}, which does not descend from {last}, the index imported here before (it lacks commits of that one); nothing was published. \
                  The archive was made from another or a rewritten index (or altered): check where it comes from. \
                  If the new history is the one to serve, import it with `mirror crate import --allow-rewrite`",
                 archive.display()
