@@ -152,6 +152,11 @@ pub fn check(
         ));
         return accepted(None);
     };
+    // Marks this ecosystem cannot order are refused before one is
+    // recorded.
+    for mark in range.start.iter().chain([&range.end]) {
+        order.at_or_before(mark, mark)?;
+    }
     let Some(last) = last else {
         return accepted(Some(range));
     };
@@ -303,8 +308,9 @@ mod tests {
         // No range: imported, nothing to record.
         let a = run(None, Some("20")).unwrap().unwrap();
         assert!(a.range().is_none());
-        // Not a time mark.
+        // Not a time mark, even into a fresh tree.
         assert!(run(range(None, "yesterday"), Some("20")).is_err());
+        assert!(run(range(Some("x"), "30"), None).is_err());
     }
 
     #[test]
