@@ -430,6 +430,33 @@ fn crates_matrix(kind: Kind) {
     }
     assert_eq!(crates_served(&far), before);
     check_far(&far, &["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]);
+    cargo_fetches(&far, "1.4.0");
+}
+
+/// cargo, through `mirror serve` over the far side's sparse index,
+/// fetches leaf `version` (its cksum checked against the served index).
+fn cargo_fetches(far: &Path, version: &str) {
+    use crate::cargo_client::{cargo, cargo_home, write};
+    let Some(bin) = crate::rustup::require_client("cargo") else {
+        return;
+    };
+    let server = mirror::serve::spawn(mirror::serve::ServeOptions::local(far)).unwrap();
+    ok(far, &["crate", "config", "--server-url", &server.url("")]);
+    let work = tempfile::tempdir().unwrap();
+    let (proj, home) = (work.path().join("project"), work.path().join("home"));
+    write(
+        &proj.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"consumer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             publish = false\n\n[dependencies]\nleaf = \"={version}\"\n\n[workspace]\n"
+        ),
+    );
+    write(&proj.join("src/main.rs"), "fn main() {}\n");
+    cargo_home(&home, &format!("sparse+{}", server.url("/index/")));
+    crate::cargo_client::ok(
+        "cargo fetch",
+        cargo(&bin, &proj, &home, "sparse", &["fetch"]),
+    );
 }
 
 #[test]
