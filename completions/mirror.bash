@@ -227,7 +227,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__crate)
-            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --remove --replace-selection --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --allow-rewrite --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --remove --replace-selection --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -779,7 +779,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__rustup)
-            opts="-s -t -j -v -q -h -V --select --target --url --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack"
+            opts="-s -t -j -v -q -h -V --select --target --url --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack mark export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -802,6 +802,10 @@ _mirror() {
                     return 0
                     ;;
                 --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -999,7 +1003,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__toolchain)
-            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack"
+            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack mark export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1042,6 +1046,10 @@ _mirror() {
                     return 0
                     ;;
                 --keyring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

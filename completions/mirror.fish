@@ -52,6 +52,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l profile -d '
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l format -d 'Package formats to fetch: gz, xz (comma-separated) [default: xz]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l url -d 'Upstream dist URL [default: https://static.rust-lang.org/dist]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keyring -d 'OpenPGP keyring for signatures [default: the embedded Rust release key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l start -d 'pack: take the files written since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -71,6 +72,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s V -l version
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s s -l select -d 'Versions: stable, X.Y.Z, latest, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s t -l target -d 'Targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l url -d 'Upstream base URL [default: https://static.rust-lang.org/rustup]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l start -d 'pack: take the files written since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -110,6 +112,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retr
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-rewrite -d 'unpack: take an index whose history does not continue the one imported before (the served history keeps the old as an ancestor)'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'

@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             publish_last: vec!["*.toml".into(), "a/".into()],
             check_staged: None,
             versioned: None,
+            expect_range: None,
         }
     } else {
         UnpackOptions::default()

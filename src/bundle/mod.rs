@@ -114,7 +114,9 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, Member, Range, MANIFEST_NAME};
 pub use pack::{pack, pack_and_report, pack_removing, PackOptions, PackSummary};
-pub use unpack::{published_digest, unpack, StagedCheck, UnpackOptions, UnpackSummary};
+pub use unpack::{
+    published_digest, read_manifest_of, unpack, StagedCheck, UnpackOptions, UnpackSummary,
+};
 
 use crate::store::META_DIR;
 use crate::verify::digest::DigestMismatch;

@@ -196,6 +196,12 @@ pub struct UnpackOptions {
     /// archive before anything is published; one holding the same bytes
     /// is left as it is. `None`: no member is versioned.
     pub versioned: Option<fn(&str) -> bool>,
+    /// When set, the range the archive's manifest must carry (the inner
+    /// `None`: no manifest, or one without a range): what the caller
+    /// decided on from [`read_manifest_of`] is what gets published, even
+    /// if the file was replaced in between. Anything else refuses the
+    /// archive before a member is written.
+    pub expect_range: Option<Option<super::Range>>,
 }
 
 /// See [`UnpackOptions::check_staged`]: `Err` carries the message shown.
@@ -214,6 +220,7 @@ impl std::fmt::Debug for UnpackOptions {
                 &self.check_staged.as_ref().map(|_| "<check>"),
             )
             .field("versioned", &self.versioned.map(|_| "<rule>"))
+            .field("expect_range", &self.expect_range)
             .finish()
     }
 }
@@ -351,6 +358,7 @@ fn stage(
     // Every directory some member needs, with the first member needing it.
     let mut dirs: HashMap<String, String> = HashMap::new();
     let mut first = true;
+    let mut range_checked = false;
     let mut space = SpaceGuard::new(crate::store::free_space(dir));
     let no_space = |what: String, short: SpaceShortfall| BundleError::NoSpace {
         archive: archive.to_path_buf(),
@@ -446,8 +454,13 @@ fn stage(
                 m.tool,
                 m.created
             ));
+            check_range(archive, opts, Some(&m))?;
             manifest = Some(m);
             continue;
+        }
+        if manifest.is_none() && !std::mem::replace(&mut range_checked, true) {
+            // No manifest: the archive carries no range.
+            check_range(archive, opts, None)?;
         }
 
         if path == META_DIR || path.starts_with(&format!("{META_DIR}/")) {
@@ -585,6 +598,9 @@ fn stage(
         });
     }
 
+    if manifest.is_none() && !range_checked {
+        check_range(archive, opts, None)?;
+    }
     if let Some(m) = &manifest {
         let missing: Vec<&str> = m
             .members
@@ -633,6 +649,64 @@ fn sync_staged(dir: &Path, files: &[StagedFile]) -> io::Result<()> {
         File::open(join_member(dir, &f.path))?.sync_data()?;
     }
     Ok(())
+}
+
+/// Refuse an archive whose range is not [`UnpackOptions::expect_range`].
+fn check_range(
+    archive: &Path,
+    opts: &UnpackOptions,
+    manifest: Option<&Manifest>,
+) -> Result<(), BundleError> {
+    let Some(want) = &opts.expect_range else {
+        return Ok(());
+    };
+    let found = manifest.and_then(|m| m.range.as_ref());
+    if found == want.as_ref() {
+        return Ok(());
+    }
+    let text = |r: Option<&super::Range>| match r {
+        None => "none".to_string(),
+        Some(r) => format!("{}..{}", r.start.as_deref().unwrap_or("0"), r.end),
+    };
+    Err(BundleError::Rejected {
+        archive: archive.to_path_buf(),
+        message: format!(
+            "its range is {}, but it was {} when its order was checked: the file changed while it was read; unpack it again",
+            text(found),
+            text(want.as_ref())
+        ),
+    })
+}
+
+/// The manifest of `archive`, read from its first member (`None`: the
+/// archive has none, as romt's), without reading further.
+pub fn read_manifest_of(archive: &Path) -> Result<Option<Manifest>, BundleError> {
+    let read_err = |e: io::Error| BundleError::io(format!("cannot read {}", archive.display()), e);
+    let file = File::open(archive)
+        .map_err(|e| BundleError::io(format!("cannot open {}", archive.display()), e))?;
+    let header_budget = Rc::new(Cell::new(None));
+    let mut tar = tar::Archive::new(HeaderBound {
+        inner: MultiGzDecoder::new(BufReader::new(file)),
+        left: Rc::clone(&header_budget),
+    });
+    let mut entries = tar.entries().map_err(read_err)?;
+    loop {
+        header_budget.set(Some(MAX_HEADERS));
+        let next = entries.next();
+        header_budget.set(None);
+        let Some(entry) = next else {
+            return Ok(None);
+        };
+        let mut entry = entry.map_err(read_err)?;
+        let etype = entry.header().entry_type();
+        if etype.is_pax_global_extensions() || etype.is_dir() {
+            continue;
+        }
+        if etype == EntryType::Regular && &entry.path_bytes()[..] == MANIFEST_NAME.as_bytes() {
+            return read_manifest(archive, &mut entry).map(Some);
+        }
+        return Ok(None);
+    }
 }
 
 fn read_manifest(archive: &Path, entry: &mut impl Read) -> Result<Manifest, BundleError> {

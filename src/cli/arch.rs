@@ -256,6 +256,7 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
                 arch.download(engine, &reporter)?;
+                crate::eco::note_download(&settings.root, "arch")?;
                 crate::eco::selection::save(&settings.root, crate::eco::arch::ECOSYSTEM, &entries)?;
                 // What the selection dropped that no database lists now.
                 let files = arch.unlisted_files_of(&dropped)?;

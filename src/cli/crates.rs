@@ -112,6 +112,11 @@ pub struct CrateArgs {
     #[arg(long)]
     pub allow_missing_start: bool,
 
+    /// unpack: take an index whose history does not continue the one
+    /// imported before (the served history keeps the old as an ancestor)
+    #[arg(long)]
+    pub allow_rewrite: bool,
+
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
     pub archive: PathBuf,
@@ -206,6 +211,7 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         start: args.start,
         end: args.end,
         allow_missing_start: args.allow_missing_start,
+        allow_rewrite: args.allow_rewrite,
         archive: std::path::absolute(&args.archive)?,
         bundle_path,
         server_url: args.server_url,

@@ -218,6 +218,7 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
                 let summary = hex.download(engine, &selection, &reporter)?;
+                crate::eco::note_download(&settings.root, "hex")?;
                 crate::eco::selection::save(&settings.root, crate::eco::hex::ECOSYSTEM, &entries)?;
                 // What the selection dropped, unless another entry still
                 // reaches it.

@@ -25,11 +25,18 @@ pub enum RustupOp {
     List,
     /// Print every known target
     AllTargets,
-    /// Pack SPEC and TARGET into ARCHIVE
+    /// Pack what SPEC and TARGET hold that was written since the mark
+    /// (--start 0: all of it) into ARCHIVE
     Pack,
     /// Unpack ARCHIVE (each file checked against its .sha256 before it is
     /// published), then fixup what it held
     Unpack,
+    /// Record the current state as the mark for the next pack
+    Mark,
+    /// download pack mark
+    Export,
+    /// unpack verify mark
+    Import,
 }
 
 /// `mirror rustup [OPERATION]... -s SPEC -t TARGET`
@@ -55,6 +62,11 @@ pub struct RustupArgs {
     /// Upstream base URL [default: https://static.rust-lang.org/rustup]
     #[arg(long, env = "MIRROR_RUSTUP_URL", value_name = "URL")]
     pub url: Option<String>,
+
+    /// pack: take the files written since START instead of since the
+    /// mark: 0 for every file held, or a mark value a message named
+    #[arg(long, value_name = "START")]
+    pub start: Option<String>,
 
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
@@ -82,8 +94,16 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
         }
     };
 
-    let writes = args
+    let ops: Vec<RustupOp> = args
         .ops
+        .iter()
+        .flat_map(|op| match op {
+            RustupOp::Export => vec![RustupOp::Download, RustupOp::Pack, RustupOp::Mark],
+            RustupOp::Import => vec![RustupOp::Unpack, RustupOp::Verify, RustupOp::Mark],
+            op => vec![*op],
+        })
+        .collect();
+    let writes = ops
         .iter()
         .any(|op| !matches!(op, RustupOp::List | RustupOp::AllTargets | RustupOp::Verify));
     let _lock = if writes {
@@ -94,7 +114,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
     let mut engine = None;
     let reporter = printer.reporter();
 
-    for op in &args.ops {
+    for op in &ops {
         match op {
             RustupOp::Download => {
                 let engine = match &mut engine {
@@ -103,6 +123,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 };
                 let versions = rustup.resolve_download_specs(engine, &specs, &reporter)?;
                 rustup.download(engine, &versions, &targets, &reporter)?;
+                crate::eco::note_download(&settings.root, "rustup")?;
             }
             RustupOp::Verify => {
                 let versions = rustup.resolve_local_specs(&specs)?;
@@ -133,13 +154,20 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                     &versions,
                     &local_targets(&targets),
                     &args.archive,
+                    args.start.as_deref(),
                     &reporter,
                 )?;
             }
+            RustupOp::Mark => rustup.mark(&reporter)?,
+            RustupOp::Export | RustupOp::Import => unreachable!("expanded above"),
             RustupOp::Unpack => {
                 // Every file was checked against its `.sha256` before it was
                 // published (the staged check): hashing it again adds nothing.
                 let (versions, unpacked_targets) = rustup.unpack(&args.archive, &reporter)?;
+                if versions.is_empty() {
+                    // Nothing new (or imported already): nothing to fixup.
+                    continue;
+                }
                 rustup.fixup(&versions, &reporter)?;
                 // Later operations in the chain act on what was unpacked.
                 specs = versions.into_iter().map(Spec::Version).collect();

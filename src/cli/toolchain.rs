@@ -32,10 +32,17 @@ pub enum ToolchainOp {
     AllTargets,
     /// Print every component of the fetched (or local) manifests
     AllComponents,
-    /// Pack the dated directories of SPEC into ARCHIVE
+    /// Pack what SPEC and TARGET hold that was written since the mark
+    /// (--start 0: all of it) into ARCHIVE
     Pack,
     /// Unpack ARCHIVE (verified before publishing), then fixup
     Unpack,
+    /// Record the current state as the mark for the next pack
+    Mark,
+    /// download pack mark
+    Export,
+    /// unpack verify mark
+    Import,
 }
 
 /// `mirror toolchain [OPERATION]... -s SPEC -t TARGET`
@@ -96,6 +103,11 @@ pub struct ToolchainArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// pack: take the files written since START instead of since the
+    /// mark: 0 for every file held, or a mark value a message named
+    #[arg(long, value_name = "START")]
+    pub start: Option<String>,
+
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
     pub archive: PathBuf,
@@ -144,10 +156,27 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?,
     };
 
-    let writes = args.ops.iter().any(|op| {
+    let ops: Vec<ToolchainOp> = args
+        .ops
+        .iter()
+        .flat_map(|op| match op {
+            ToolchainOp::Export => {
+                vec![ToolchainOp::Download, ToolchainOp::Pack, ToolchainOp::Mark]
+            }
+            ToolchainOp::Import => {
+                vec![ToolchainOp::Unpack, ToolchainOp::Verify, ToolchainOp::Mark]
+            }
+            op => vec![*op],
+        })
+        .collect();
+    let writes = ops.iter().any(|op| {
         matches!(
             op,
-            ToolchainOp::Download | ToolchainOp::Fixup | ToolchainOp::Unpack
+            ToolchainOp::Download
+                | ToolchainOp::Fixup
+                | ToolchainOp::Unpack
+                | ToolchainOp::Pack
+                | ToolchainOp::Mark
         )
     });
     let _lock = if writes {
@@ -167,7 +196,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
         Ok(())
     };
 
-    for op in &args.ops {
+    for op in &ops {
         match op {
             ToolchainOp::Download | ToolchainOp::FetchManifest => {
                 get_engine(&mut engine)?;
@@ -175,6 +204,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 let manifests = toolchain.fetch_manifests(engine, &specs, &reporter)?;
                 if *op == ToolchainOp::Download {
                     toolchain.download(engine, &manifests, &selection, &reporter)?;
+                    crate::eco::note_download(&settings.root, "toolchain")?;
                 }
                 fetched = manifests.into_iter().map(|(l, _)| l).collect();
             }
@@ -218,8 +248,16 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
             }
             ToolchainOp::Pack => {
                 let manifests = toolchain.resolve_local(&specs)?;
-                toolchain.pack(&manifests, &targets, &args.archive, &reporter)?;
+                toolchain.pack(
+                    &manifests,
+                    &targets,
+                    &args.archive,
+                    args.start.as_deref(),
+                    &reporter,
+                )?;
             }
+            ToolchainOp::Mark => toolchain.mark(&reporter)?,
+            ToolchainOp::Export | ToolchainOp::Import => unreachable!("expanded above"),
             ToolchainOp::Unpack => {
                 let unpacked = toolchain.unpack(&args.archive, &reporter)?;
                 // Later operations in the chain act on what was unpacked.

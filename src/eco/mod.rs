@@ -4,6 +4,7 @@
 //! loops over downloads itself.
 
 pub mod arch;
+pub mod continuity;
 pub mod crates;
 pub mod hex;
 pub mod rustup;
@@ -157,9 +158,13 @@ pub fn after_time_pack(
 ) -> anyhow::Result<()> {
     let mut state = crate::store::State::load(root)?;
     let packed = state.mark(ecosystem, "packed").map(str::to_string);
+    // Every archive's END, for `mark` (see [`set_time_mark`]).
+    state.set_mark(ecosystem, PACK_END, end);
     if package_files > 0 {
         state.set_mark(ecosystem, "packed", end);
-        state.save(root)?;
+    }
+    state.save(root)?;
+    if package_files > 0 {
         return Ok(());
     }
     let Some(start) = start else {
@@ -184,6 +189,62 @@ pub fn after_time_pack(
          To carry what changed since the last archive ({last}), run `mirror {ecosystem} pack --start {since}`; \
          next time run `mirror {ecosystem} export` (download, pack and mark in one), not `update` then `pack`"
     ));
+    Ok(())
+}
+
+/// Whether a file of `unit` (paths relative to `root`) was modified after
+/// `since` (nanoseconds since the epoch); an unreadable one counts as new.
+pub fn written_since(root: &std::path::Path, unit: &[String], since: u128) -> bool {
+    unit.iter().any(|rel| {
+        std::fs::metadata(root.join(rel))
+            .and_then(|m| m.modified())
+            .map_or(true, |t| crate::store::epoch_nanos(t) > since)
+    })
+}
+
+/// The state mark holding the END of the last archive packed (with
+/// package files or not).
+pub const PACK_END: &str = "pack_end";
+
+/// The state mark holding when the last download of an ecosystem ended.
+pub const DOWNLOADED: &str = "downloaded";
+
+/// Record that a download of a time-marked ecosystem ended: what it
+/// wrote is not in an archive packed before. (A download that failed
+/// records nothing: `mark` then keeps to the last archive's END, and the
+/// next archive carries whatever it wrote.)
+pub fn note_download(root: &std::path::Path, ecosystem: &str) -> anyhow::Result<()> {
+    let mut state = crate::store::State::load(root)?;
+    let now = crate::store::epoch_nanos(std::time::SystemTime::now()).to_string();
+    state.set_mark(ecosystem, DOWNLOADED, &now);
+    state.save(root)
+}
+
+/// `mark` of a time-marked ecosystem (Hex, Arch, toolchain, rustup): the
+/// END of the last archive packed when nothing was downloaded since (so
+/// the next archive starts exactly where that one ended, as the far
+/// side's order check wants), else the current time.
+pub fn set_time_mark(
+    root: &std::path::Path,
+    ecosystem: &str,
+    reporter: &dyn crate::report::Reporter,
+) -> anyhow::Result<()> {
+    let mut state = crate::store::State::load(root)?;
+    let nanos = |name: &str| {
+        state
+            .mark(ecosystem, name)
+            .and_then(|v| v.parse::<u128>().ok())
+    };
+    let value = match (nanos(PACK_END), nanos(DOWNLOADED)) {
+        (Some(end), downloaded) if downloaded.is_none_or(|d| d <= end) => {
+            let end = end.to_string();
+            state.set_mark(ecosystem, "mark", &end);
+            end
+        }
+        _ => state.set_time_mark(ecosystem),
+    };
+    state.save(root)?;
+    reporter.info(&format!("{ecosystem}: mark set ({value})"));
     Ok(())
 }
 

@@ -19,6 +19,12 @@
 //! Publication order: binaries and their `.sha256` first (each verified
 //! before it is renamed into place), then `dist/`, and `release-stable.toml`
 //! last, so a client never sees a version whose files are missing.
+//!
+//! Increments, as Hex and Arch have them: `mark` records a time in
+//! `.mirror/state.json` ([`crate::eco::set_time_mark`]); `pack` carries
+//! each `rustup-init` of SPEC and TARGET written since (with its
+//! `.sha256`), `--start 0` all of them; `export` is `download pack mark`.
+//! `unpack` takes archives in order ([`crate::eco::continuity`]).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -464,37 +470,67 @@ impl Rustup {
 
     /// The archive members for versions and targets (relative to the root).
     pub fn members(&self, versions: &[Version], targets: &[String]) -> Result<Vec<String>> {
-        let mut members = Vec::new();
+        Ok(self
+            .member_pairs(versions, targets)?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// [`Rustup::members`] in pairs: each `rustup-init` with its `.sha256`.
+    fn member_pairs(&self, versions: &[Version], targets: &[String]) -> Result<Vec<Vec<String>>> {
+        let mut pairs = Vec::new();
         for &version in versions {
             for target in self.resolve_targets(version, targets, &|_| {})? {
                 let rel = Self::init_rel_path(version, &target);
+                let mut pair = Vec::new();
                 for rel in [rel.clone(), format!("{rel}.sha256")] {
                     let path = self.dir().join(&rel);
                     if !path.is_file() {
                         bail!("cannot pack {}: file is missing", path.display());
                     }
-                    members.push(format!("rustup/{rel}"));
+                    pair.push(format!("rustup/{rel}"));
                 }
+                pairs.push(pair);
             }
         }
-        Ok(members)
+        Ok(pairs)
     }
 
-    /// Pack versions and targets into `archive`.
+    /// Pack versions and targets into `archive` as the range from `start`
+    /// (`--start`: `0` or a mark value; `None`: the mark) to now: each
+    /// `rustup-init` written since, with its `.sha256`.
     pub fn pack(
         &self,
         versions: &[Version],
         targets: &[String],
         archive: &Path,
+        start: Option<&str>,
         reporter: &dyn Reporter,
     ) -> Result<usize> {
-        let members = self.members(versions, targets)?;
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: None,
-        };
-        bundle::pack_and_report(&self.root, &members, archive, &opts, reporter)?;
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
+        let members: Vec<String> = self
+            .member_pairs(versions, targets)?
+            .into_iter()
+            .filter(|pair| crate::eco::written_since(&self.root, pair, since))
+            .flatten()
+            .collect();
+        crate::eco::time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark,
+            &members,
+            &[],
+            members.len(),
+            archive,
+            reporter,
+        )?;
         Ok(members.len())
+    }
+
+    /// Record the mark: see [`crate::eco::set_time_mark`].
+    pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
     /// Unpack `archive` (ours or romt's) into the tree; returns the versions
@@ -504,12 +540,31 @@ impl Rustup {
         archive: &Path,
         reporter: &dyn Reporter,
     ) -> Result<(Vec<Version>, Vec<String>)> {
+        let unpacked = crate::eco::continuity::unpack_in_time_order(
+            &self.root,
+            ECOSYSTEM,
+            "-s SPEC -t TARGET (as packed before)",
+            archive,
+            reporter,
+            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+        )?;
+        Ok(unpacked.unwrap_or_default())
+    }
+
+    /// [`Rustup::unpack`] once the archive's order was checked.
+    fn unpack_checked(
+        &self,
+        archive: &Path,
+        expect_range: Option<Option<bundle::Range>>,
+        reporter: &dyn Reporter,
+    ) -> Result<(Vec<Version>, Vec<String>)> {
         let opts = bundle::UnpackOptions {
             allowed_prefixes: vec!["rustup/archive/".to_string()],
             expect_ecosystem: Some(ECOSYSTEM.to_string()),
             publish_last: Vec::new(),
             versioned: Some(is_versioned),
             check_staged: Some(std::sync::Arc::new(check_staged)),
+            expect_range,
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
@@ -526,6 +581,9 @@ impl Rustup {
             }
         }
         if versions.is_empty() {
+            if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
+                return Ok((Vec::new(), Vec::new()));
+            }
             bail!("{} holds no rustup-init files", archive.display());
         }
         reporter.info(&format!(

@@ -60,6 +60,7 @@ fn rustup_opts() -> UnpackOptions {
         publish_last: Vec::new(),
         check_staged: None,
         versioned: None,
+        expect_range: None,
     }
 }
 
@@ -398,6 +399,7 @@ fn publish_last_paths_are_renamed_after_everything_else() {
         ],
         check_staged: None,
         versioned: None,
+        expect_range: None,
     };
     let rec = Recorder::default();
     bundle::unpack(&archive, &tmp.path().join("dst"), &opts, &rec).unwrap();

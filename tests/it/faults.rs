@@ -435,6 +435,7 @@ fn pack_left_no_torn_archive_and_the_mark(root: &Path, base: &Path) {
             for eco in marks.values_mut() {
                 if let Some(eco) = eco.as_object_mut() {
                     eco.remove("packed");
+                    eco.remove("pack_end");
                 }
             }
         }

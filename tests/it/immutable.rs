@@ -409,7 +409,18 @@ fn toolchain_tarball_is_never_replaced() {
     let published = Sha256Digest::of(b"published earlier");
     let manifest = far.join(STABLE.manifest_path());
     fs::remove_file(&manifest).unwrap();
-    let mut args = vec!["toolchain", "unpack", "--archive", &a];
+    // A newer archive of the same files (the same one again is a no-op).
+    let a2 = tmp.path().join("a2.tar.gz").display().to_string();
+    let out = tc(
+        &near,
+        &[crate::toolchain::MINIMAL, &["pack", "--archive", &a2]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["toolchain", "unpack", "--archive", &a2];
     args.extend_from_slice(&["--url", &url, "--keyring", &keyring]);
     refused(&far, &args, &rel, published, carried);
     assert!(

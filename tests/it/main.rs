@@ -5,6 +5,7 @@ mod arch;
 mod bundle;
 mod cargo_client;
 mod cli;
+mod continuity;
 mod crates;
 mod crates_partial;
 mod crates_serve;

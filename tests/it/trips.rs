@@ -53,11 +53,11 @@ pub(crate) enum Kind {
 pub(crate) struct Source<'a> {
     pub(crate) kind: Kind,
     pub(crate) fx: CratesFixture<'a>,
-    sparse: SparseUpstream<'a>,
+    pub(crate) sparse: SparseUpstream<'a>,
 }
 
 impl<'a> Source<'a> {
-    fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
+    pub(crate) fn new(up: &'a Upstream, kind: Kind) -> Source<'a> {
         let mut fx = CratesFixture::new(up);
         fx.publish("leaf", "1.0.0", &[]);
         fx.commit("Add leaf 1.0.0");
@@ -76,7 +76,7 @@ impl<'a> Source<'a> {
         }
     }
     /// A new version of leaf upstream.
-    fn grow(&mut self, version: &str) {
+    pub(crate) fn grow(&mut self, version: &str) {
         self.publish("leaf", version);
     }
     /// A new crate version upstream (no dependencies), committed.
@@ -86,7 +86,7 @@ impl<'a> Source<'a> {
         self.sparse.sync(&self.fx);
     }
     /// `export` arguments (a sparse upstream needs a selection).
-    fn export(&self, near: &Path, archive: &Path) {
+    pub(crate) fn export(&self, near: &Path, archive: &Path) {
         let archive = archive.to_str().unwrap();
         self.export_with(
             near,
@@ -120,14 +120,14 @@ impl<'a> Source<'a> {
     }
 }
 
-fn import(far: &Path, archive: &Path) -> String {
+pub(crate) fn import(far: &Path, archive: &Path) -> String {
     ok(
         far,
         &["crate", "import", "--archive", archive.to_str().unwrap()],
     )
 }
 
-fn check_far(far: &Path, versions: &[&str]) {
+pub(crate) fn check_far(far: &Path, versions: &[&str]) {
     let index = published(far, "leaf");
     for v in versions {
         assert!(

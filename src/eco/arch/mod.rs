@@ -28,10 +28,12 @@
 //!    before `.db`), so pacman never sees a package it cannot download.
 //!
 //! `clean` keeps the newest N versions of each package (never one the
-//! current database lists); `mark` records a time in `.mirror/state.json`;
-//! `pack` carries the files written since plus the current databases;
-//! `unpack` checks the staged packages against the staged databases (size,
-//! SHA-256, signature) before anything is published, databases last.
+//! current database lists); `mark` records a time in `.mirror/state.json`
+//! (see [`crate::eco::set_time_mark`]); `pack` carries the files written
+//! since plus the current databases; `unpack` takes archives in order
+//! ([`crate::eco::continuity`]) and checks the staged packages against the
+//! staged databases (size, SHA-256, signature) before anything is
+//! published, databases last.
 //!
 //! Databases only move forward, judged by what they carry: the newest
 //! `%BUILDDATE%` of a `<repo>.db` (and `.files`) and `lastsync`. A
@@ -55,7 +57,7 @@ use crate::bundle;
 use crate::fetch::{Engine, FetchError, FetchItem, SignatureSource, SignatureSpec};
 use crate::limit;
 use crate::report::Reporter;
-use crate::store::{self, State};
+use crate::store;
 use crate::verify::digest::hash_file;
 use crate::verify::openpgp::{verify_detached, verify_file, Keyring, SigningKey};
 use db::Package;
@@ -813,13 +815,9 @@ impl Arch {
         Ok(removed)
     }
 
-    /// Record the current time as the mark.
+    /// Record the mark: see [`crate::eco::set_time_mark`].
     pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
-        let mut state = State::load(&self.root)?;
-        let now = state.set_time_mark(ECOSYSTEM);
-        state.save(&self.root)?;
-        reporter.info(&format!("arch: mark set ({now})"));
-        Ok(())
+        crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
     /// Pack the package files written since the mark (all when there is
@@ -929,7 +927,28 @@ impl Arch {
     /// Unpack a bundle: every staged package is checked against the staged
     /// (else the tree's) database and the keyring before anything is
     /// published; databases are published last.
-    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
+    pub fn unpack(
+        &self,
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<bundle::UnpackSummary>> {
+        crate::eco::continuity::unpack_in_time_order(
+            &self.root,
+            ECOSYSTEM,
+            "",
+            archive,
+            reporter,
+            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+        )
+    }
+
+    /// [`Self::unpack`] once the archive's order was checked.
+    fn unpack_checked(
+        &self,
+        archive: &Path,
+        expect_range: Option<Option<bundle::Range>>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::UnpackSummary> {
         let keyring = self.keyring()?.clone();
         let root = self.root.clone();
         let check: bundle::StagedCheck =
@@ -952,6 +971,7 @@ impl Arch {
             .to_vec(),
             versioned: Some(is_versioned),
             check_staged: Some(check),
+            expect_range,
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;

@@ -96,6 +96,9 @@ pub const BUNDLE_NAME: &str = "origin.bundle";
 /// The message of the commits `config` writes.
 const CONFIG_MESSAGE: &str = "Apply config.json adjustments";
 
+/// The message of the commits that merge upstream into `working`.
+const MERGE_MESSAGE: &str = "Merge origin_master";
+
 /// Who writes the index's merge and config commits.
 const COMMITTER: (&str, &str) = ("mirror", "mirror@localhost");
 
@@ -510,6 +513,17 @@ impl Index {
     /// carrying `bundle/master` (ours and romt's) or `master` (romt's when
     /// END was `master`).
     pub fn fetch_bundle(&self, bundle: &Path) -> Result<ObjectId> {
+        self.fetch_bundle_checked(bundle, &|_| Ok(()))
+    }
+
+    /// [`Index::fetch_bundle`], with `accept` run on the bundle's commit
+    /// (its objects fetched, no branch moved yet): an error leaves every
+    /// ref as it was.
+    pub fn fetch_bundle_checked(
+        &self,
+        bundle: &Path,
+        accept: &dyn Fn(ObjectId) -> Result<()>,
+    ) -> Result<ObjectId> {
         let path = bundle
             .to_str()
             .with_context(|| format!("bundle path {} is not UTF-8", bundle.display()))?;
@@ -568,6 +582,10 @@ impl Index {
             ],
         )?;
         let incoming = self.require(INCOMING)?;
+        if let Err(e) = accept(incoming) {
+            let _ = self.git("drop a fetched bundle", &["update-ref", "-d", INCOMING]);
+            return Err(e);
+        }
         let before = self.resolve("refs/remotes/origin/master")?;
         let checked = self.check_file_sizes(before, incoming);
         let moved = checked.and_then(|()| {
@@ -657,7 +675,7 @@ impl Index {
             origin
         } else {
             let parents: Vec<ObjectId> = working.into_iter().chain([origin]).collect();
-            self.commit_tree(tree, &parents, "Merge origin_master")?
+            self.commit_tree(tree, &parents, MERGE_MESSAGE)?
         };
         self.set_branch(WORKING, merged)?;
         Ok(Merged {
@@ -746,6 +764,36 @@ impl Index {
         let commit = self.commit_tree(tree, &parents, CONFIG_MESSAGE)?;
         self.set_branch(WORKING, commit)?;
         Ok(commit)
+    }
+
+    /// Whether the history at `end` continues the one at `last`: every
+    /// commit `last` holds that `end` lacks is one this mirror wrote (its
+    /// merges of upstream and `config` commits, which every side writes
+    /// for itself), so no upstream commit imported before is dropped.
+    pub fn continues(&self, last: ObjectId, end: ObjectId) -> Result<bool> {
+        const MOST: usize = 1000;
+        if last == end || self.is_ancestor(last, end)? {
+            return Ok(true);
+        }
+        let out = self.git(
+            "compare index histories",
+            &[
+                "log",
+                "--format=%cn%x00%ce%x00%s",
+                "-n",
+                &(MOST + 1).to_string(),
+                &format!("{end}..{last}"),
+            ],
+        )?;
+        let lines: Vec<&str> = out.lines().collect();
+        let ours = |line: &str| {
+            let mut f = line.splitn(3, '\0');
+            let (name, email, subject) = (f.next(), f.next(), f.next());
+            name == Some(COMMITTER.0)
+                && email == Some(COMMITTER.1)
+                && matches!(subject, Some(s) if s == CONFIG_MESSAGE || s == MERGE_MESSAGE)
+        };
+        Ok(lines.len() <= MOST && lines.iter().all(|l| ours(l)))
     }
 
     /// Whether `a` is an ancestor of (or equal to) `b`.

@@ -30,10 +30,14 @@
 //!   is recorded in `.mirror/crates-carried.json`. A RANGE with no
 //!   commits and nothing to carry packs an archive holding only the
 //!   manifest, which imports as a no-op;
-//! - `unpack`: say what the archive removes, stage it, fetch its bundle,
-//!   check every crate it carries against the index it brings (against
-//!   the index held when it carries no bundle), only then publish the
-//!   crates (romt's archives included), then delete what it removes;
+//! - `unpack`: take archives in order ([`crate::eco::continuity`]: a
+//!   replay is a no-op, a gap is refused), say what the archive removes,
+//!   stage it, fetch its bundle, refuse an index that does not continue
+//!   the one imported before (unless `--allow-rewrite`) or changes the
+//!   `cksum` of a version `master` publishes, check every crate it carries
+//!   against the index it brings (against the index held when it carries
+//!   no bundle), only then publish the crates (romt's archives included),
+//!   then delete what it removes;
 //! - `mark`: move `mark` and `master` (what is served) to END (a commit on
 //!   top of END when END's tree is not all index layout or lacks this
 //!   mirror's own `config.json`);
@@ -68,6 +72,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::bundle;
+use crate::eco::continuity;
 use crate::fetch::{Engine, FetchFailed, FetchItem, FetchOptions};
 use crate::report::Reporter;
 use crate::verify::digest::hash_file;
@@ -167,6 +172,9 @@ pub struct CrateOptions {
     pub end: String,
     /// A START that names nothing means the start of history.
     pub allow_missing_start: bool,
+    /// `unpack` takes an index whose history does not continue the one
+    /// imported before.
+    pub allow_rewrite: bool,
     /// Archive for pack and unpack.
     pub archive: PathBuf,
     /// Where the bundle is written (pack) or the origin reads it (init-import).
@@ -1369,6 +1377,43 @@ impl Crates {
 
     fn unpack(&self, reporter: &dyn Reporter) -> Result<()> {
         self.check_default_layout("unpack")?;
+        // What this index imported last: the END recorded, else (a tree
+        // an older mirror imported into) the upstream it merged.
+        let last = match continuity::last_imported(&self.opts.root, ECOSYSTEM)? {
+            Some(l) => Some(l),
+            None => self
+                .index
+                .resolve(index::ORIGIN_MASTER)?
+                .map(|c| c.to_string()),
+        };
+        let hint = continuity::Hint {
+            command: "crate",
+            extra: "",
+        };
+        let order = CommitOrder(&self.index);
+        let archive = &self.opts.archive;
+        let Some(accepted) =
+            continuity::check(ECOSYSTEM, archive, last.as_deref(), &order, &hint, reporter)?
+        else {
+            return Ok(());
+        };
+        let last = last
+            .as_deref()
+            .map(|l| gix::ObjectId::from_hex(l.as_bytes()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("the last END imported is not a commit: {e}"))?;
+        self.unpack_checked(&accepted, last, reporter)?;
+        accepted.record(&self.opts.root)
+    }
+
+    /// [`Crates::unpack`] once the archive's order was checked against
+    /// `last`, the upstream commit imported before.
+    fn unpack_checked(
+        &self,
+        accepted: &continuity::Accepted,
+        last: Option<gix::ObjectId>,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
         let work = WorkDir::create(&self.opts.root)?;
         let uopts = bundle::UnpackOptions {
             allowed_prefixes: vec![
@@ -1382,6 +1427,7 @@ impl Crates {
             // Unpacked into a work directory; the crates are checked
             // against the tree below.
             versioned: None,
+            expect_range: accepted.expect_range(),
         };
         let archive = &self.opts.archive;
         let summary = bundle::unpack(archive, &work.0, &uopts, reporter)
@@ -1414,10 +1460,36 @@ impl Crates {
         // not change carries no bundle: its crates are checked against the
         // index held.
         let staged_bundle = work.0.join(BUNDLE_MEMBER);
+        // Before `origin/master` moves to the bundle's commit: it must
+        // continue the history imported before, and keep every published
+        // version's cksum.
+        let accept = |end: gix::ObjectId| -> Result<()> {
+            self.check_cksums_kept(end, archive)?;
+            let Some(last) = last else { return Ok(()) };
+            if self.index.continues(last, end)? {
+                return Ok(());
+            }
+            if self.opts.allow_rewrite {
+                reporter.warn(&format!(
+                    "crate: {}: its index ({end}) does not continue the one imported before ({last}); taken as --allow-rewrite asks (the served history keeps the old one as an ancestor)",
+                    archive.display()
+                ));
+                return Ok(());
+            }
+            bail!(
+                "{}: a foreign history: its index ends at {end}, which does not descend from {last}, the index imported here before (it lacks commits of that one); nothing was published. \
+                 The archive was made from another or a rewritten index (or altered): check where it comes from. \
+                 If the new history is the one to serve, import it with `mirror crate import --allow-rewrite`",
+                archive.display()
+            )
+        };
         let origin = if has_bundle {
-            self.index.fetch_bundle(&staged_bundle).with_context(|| {
+            self
+            .index
+            .fetch_bundle_checked(&staged_bundle, &accept)
+            .with_context(|| {
                 format!(
-                    "cannot import {}: its {BUNDLE_MEMBER} does not fit the index",
+                    "cannot import {}: its {BUNDLE_MEMBER} was refused",
                     self.opts.archive.display()
                 )
             })?
@@ -1644,6 +1716,67 @@ impl Crates {
             ));
         }
         Ok(out)
+    }
+}
+
+impl Crates {
+    /// Refuse an index at `end` that gives a version `master` publishes a
+    /// `cksum` other than the published one.
+    fn check_cksums_kept(&self, end: gix::ObjectId, archive: &Path) -> Result<()> {
+        let Some(master) = self.index.resolve(MASTER)? else {
+            return Ok(());
+        };
+        let changed = self
+            .index
+            .changes(Some(master), end, &CrateFilter::default())?
+            .added;
+        let wanted: Vec<(String, String)> = changed
+            .iter()
+            .map(|e| (e.name.clone(), e.vers.clone()))
+            .collect();
+        let mut differ = Vec::new();
+        for (new, old) in changed.iter().zip(self.index.entries(master, &wanted)?) {
+            if let Some(old) = old {
+                if old.cksum != new.cksum {
+                    differ.push(format!(
+                        "{} {} ({}/{}): published cksum {}, the archive's {}",
+                        new.name,
+                        new.vers,
+                        layout::CRATES_DIR,
+                        new.rel_path(),
+                        old.cksum,
+                        new.cksum
+                    ));
+                }
+            }
+        }
+        if differ.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{}: its index changes the cksum of {} published version{}; nothing was published:\n  - {}\n\
+             A published version never changes: the archive was altered, or built from an index that rewrote a published version. \
+             Check where the archive comes from.",
+            archive.display(),
+            differ.len(),
+            if differ.len() == 1 { "" } else { "s" },
+            differ.join("\n  - ")
+        )
+    }
+}
+
+/// Commits, ordered by ancestry in the index.
+struct CommitOrder<'a>(&'a Index);
+
+impl continuity::Order for CommitOrder<'_> {
+    fn at_or_before(&self, a: &str, b: &str) -> Result<bool> {
+        let parse = |m: &str| {
+            gix::ObjectId::from_hex(m.as_bytes())
+                .map_err(|_| anyhow::anyhow!("range mark {m:?} is not a commit id"))
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        // A commit the index lacks is not before anything it has.
+        Ok(a == b || self.0.is_ancestor(a, b)?)
     }
 }
 

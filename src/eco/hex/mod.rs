@@ -35,11 +35,12 @@
 //! 5. Publish: `packages/<name>` after its tarballs, then `public_key`,
 //!    `versions` and `names` last.
 //!
-//! `mark` records a time in `.mirror/state.json`; `pack` carries the
-//! package files and tarballs written since, plus the current `names` and
-//! `versions`; `unpack` checks every signature and checksum of the staged
-//! files before anything is published (`public_key` first,
-//! `names`/`versions` last).
+//! `mark` records a time in `.mirror/state.json` (see
+//! [`crate::eco::set_time_mark`]); `pack` carries the package files and
+//! tarballs written since, plus the current `names` and `versions`;
+//! `unpack` takes archives in order ([`crate::eco::continuity`]) and checks
+//! every signature and checksum of the staged files before anything is
+//! published (`public_key` first, `names`/`versions` last).
 //!
 //! Metadata only moves forward, judged by `names`' per-package
 //! `updated_at` (`versions` and `packages/<name>` carry no time of their
@@ -64,7 +65,7 @@ use rayon::prelude::*;
 use crate::bundle;
 use crate::fetch::{Engine, FetchError, FetchItem};
 use crate::report::Reporter;
-use crate::store::{self, epoch_nanos, State};
+use crate::store::{self, epoch_nanos};
 use crate::verify::digest::{hash_file, hash_file_sha512, Sha512Digest};
 use installs::{Csv, InstallsPolicy};
 use registry::{Package, PublicKey, Release, Timestamp};
@@ -896,13 +897,9 @@ impl Hex {
             .collect())
     }
 
-    /// Record the current time as the mark.
+    /// Record the mark: see [`crate::eco::set_time_mark`].
     pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
-        let mut state = State::load(&self.root)?;
-        let now = state.set_time_mark(ECOSYSTEM);
-        state.save(&self.root)?;
-        reporter.info(&format!("hex: mark set ({now})"));
-        Ok(())
+        crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
     /// Pack what changed since the mark (every package file and tarball
@@ -1039,7 +1036,28 @@ impl Hex {
 
     /// Unpack a bundle: every signed file and tarball is checked in the
     /// staging area before anything is published; `names`/`versions` last.
-    pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<bundle::UnpackSummary> {
+    pub fn unpack(
+        &self,
+        archive: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<bundle::UnpackSummary>> {
+        crate::eco::continuity::unpack_in_time_order(
+            &self.root,
+            ECOSYSTEM,
+            "",
+            archive,
+            reporter,
+            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+        )
+    }
+
+    /// [`Self::unpack`] once the archive's order was checked.
+    fn unpack_checked(
+        &self,
+        archive: &Path,
+        expect_range: Option<Option<bundle::Range>>,
+        reporter: &dyn Reporter,
+    ) -> Result<bundle::UnpackSummary> {
         let key = self.key.clone();
         let installs_key = self.installs_key.clone();
         let repo = self.repo.clone();
@@ -1074,6 +1092,7 @@ impl Hex {
             ],
             versioned: Some(is_versioned),
             check_staged: Some(check),
+            expect_range,
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;

@@ -26,6 +26,12 @@
 //! Publication order: files (with `.sha256`, `.asc`) first; then each dated
 //! manifest (`.asc`, `.sha256`, then the `.toml`); then fixup's dateless
 //! copies. A client never sees a manifest whose files are missing.
+//!
+//! Increments, as Hex and Arch have them: `mark` records a time in
+//! `.mirror/state.json` ([`crate::eco::set_time_mark`]); `pack` carries
+//! the dated manifests of SPEC whose files were written since (each with
+//! those files), `--start 0` all of them; `export` is `download pack
+//! mark`. `unpack` takes archives in order ([`crate::eco::continuity`]).
 
 pub mod manifest;
 
@@ -840,53 +846,106 @@ impl Toolchain {
     /// TARGETs, when given) with its `.sha256`/`.asc`.
     pub fn members(&self, manifests: &[Located], targets: &[String]) -> Result<Vec<String>> {
         let mut members = BTreeSet::new();
+        for (manifest, files) in self.member_groups(manifests, targets)? {
+            members.extend(manifest);
+            members.extend(files.into_iter().flatten());
+        }
+        Ok(members.into_iter().collect())
+    }
+
+    /// [`Toolchain::members`] grouped: per manifest, its own files and
+    /// each referenced file with its sidecars.
+    #[allow(clippy::type_complexity)]
+    fn member_groups(
+        &self,
+        manifests: &[Located],
+        targets: &[String],
+    ) -> Result<Vec<(Vec<String>, Vec<Vec<String>>)>> {
+        let mut groups = Vec::new();
         for l in manifests {
             let rel = l.rel();
             let wanted = Self::expand_targets(&l.manifest, targets, &|_| {})?;
             let any = wanted.is_empty() || wanted.iter().any(|t| t == "*");
-            let mut add = |rel: String, required: bool| -> Result<()> {
-                let path = self.root.join(&rel);
-                if path.is_file() {
-                    members.insert(rel);
-                } else if required {
-                    bail!("cannot pack {}: file is missing", path.display());
+            let unit = |rel: String| -> Result<Vec<String>> {
+                let mut unit = Vec::new();
+                for (rel, required) in [
+                    (rel.clone(), true),
+                    (format!("{rel}.sha256"), true),
+                    (format!("{rel}.asc"), self.mode == SignatureMode::Require),
+                ] {
+                    let path = self.root.join(&rel);
+                    if path.is_file() {
+                        unit.push(rel);
+                    } else if required {
+                        bail!("cannot pack {}: file is missing", path.display());
+                    }
                 }
-                Ok(())
+                Ok(unit)
             };
-            add(rel.clone(), true)?;
-            add(format!("{rel}.sha256"), true)?;
-            add(format!("{rel}.asc"), self.mode == SignatureMode::Require)?;
+            let own = unit(rel.clone())?;
+            let mut files = Vec::new();
+            let mut seen = BTreeSet::new();
             for f in l.manifest.all_files() {
                 if !(any || f.target == "*" || wanted.contains(&f.target)) {
                     continue;
                 }
                 let rel = format!("dist/{}", f.rel);
-                if !self.root.join(&rel).is_file() {
+                if !self.root.join(&rel).is_file() || !seen.insert(rel.clone()) {
                     continue;
                 }
-                add(rel.clone(), true)?;
-                add(format!("{rel}.sha256"), true)?;
-                add(format!("{rel}.asc"), self.mode == SignatureMode::Require)?;
+                files.push(unit(rel)?);
             }
+            groups.push((own, files));
         }
-        Ok(members.into_iter().collect())
+        Ok(groups)
     }
 
-    /// Pack the selected manifests (see [`Toolchain::members`]).
+    /// Pack the selected manifests (see [`Toolchain::members`]) as the
+    /// range from `start` (`--start`: `0` or a mark value; `None`: the
+    /// mark) to now: a manifest with each of its files written since, the
+    /// manifest itself whenever one of them is. Returns the members.
     pub fn pack(
         &self,
         manifests: &[Located],
         targets: &[String],
         archive: &Path,
+        start: Option<&str>,
         reporter: &dyn Reporter,
     ) -> Result<usize> {
-        let members = self.members(manifests, targets)?;
-        let opts = bundle::PackOptions {
-            ecosystem: ECOSYSTEM.to_string(),
-            range: None,
-        };
-        bundle::pack_and_report(&self.root, &members, archive, &opts, reporter)?;
+        let (mark, since) = crate::eco::time_pack_start(&self.root, ECOSYSTEM, start)?;
+        let mut members = BTreeSet::new();
+        for (own, files) in self.member_groups(manifests, targets)? {
+            let new: Vec<Vec<String>> = files
+                .into_iter()
+                .filter(|u| self.written_since(u, since))
+                .collect();
+            if !new.is_empty() || self.written_since(&own, since) {
+                members.extend(own);
+                members.extend(new.into_iter().flatten());
+            }
+        }
+        let members: Vec<String> = members.into_iter().collect();
+        crate::eco::time_pack(
+            &self.root,
+            ECOSYSTEM,
+            mark,
+            &members,
+            &[],
+            members.len(),
+            archive,
+            reporter,
+        )?;
         Ok(members.len())
+    }
+
+    /// Whether a file of `unit` was written after `since` (nanoseconds).
+    fn written_since(&self, unit: &[String], since: u128) -> bool {
+        crate::eco::written_since(&self.root, unit, since)
+    }
+
+    /// Record the mark: see [`crate::eco::set_time_mark`].
+    pub fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
+        crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
     /// Unpack `archive` (ours or romt's): every staged manifest and file is
@@ -894,6 +953,24 @@ impl Toolchain {
     /// published; manifests are published last; then fixup. Returns the
     /// SPECs of the manifests it held.
     pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<Vec<Spec>> {
+        let unpacked = crate::eco::continuity::unpack_in_time_order(
+            &self.root,
+            ECOSYSTEM,
+            "-s SPEC -t TARGET (as packed before)",
+            archive,
+            reporter,
+            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+        )?;
+        Ok(unpacked.unwrap_or_default())
+    }
+
+    /// [`Toolchain::unpack`] once the archive's order was checked.
+    fn unpack_checked(
+        &self,
+        archive: &Path,
+        expect_range: Option<Option<bundle::Range>>,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Spec>> {
         let keyring = self.keyring.clone();
         let mode = self.mode;
         let root = self.root.clone();
@@ -911,6 +988,7 @@ impl Toolchain {
             check_staged: Some(Arc::new(move |dir: &Path, files: &[String]| {
                 check_staged(&root, dir, files, &keyring, mode)
             })),
+            expect_range,
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
@@ -923,6 +1001,9 @@ impl Toolchain {
             }
         }
         if specs.is_empty() {
+            if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
+                return Ok(Vec::new());
+            }
             bail!("{} holds no dated channel manifest", archive.display());
         }
         reporter.info(&format!(
