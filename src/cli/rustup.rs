@@ -163,12 +163,12 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
             RustupOp::Unpack => {
                 // Every file was checked against its `.sha256` before it was
                 // published (the staged check): hashing it again adds nothing.
+                // Unpack runs the fixup of what it published.
                 let (versions, unpacked_targets) = rustup.unpack(&args.archive, &reporter)?;
                 if versions.is_empty() {
-                    // Nothing new (or imported already): nothing to fixup.
+                    // Nothing new (or imported already).
                     continue;
                 }
-                rustup.fixup(&versions, &reporter)?;
                 // Later operations in the chain act on what was unpacked.
                 specs = versions.into_iter().map(Spec::Version).collect();
                 targets = unpacked_targets;

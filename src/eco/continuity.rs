@@ -29,6 +29,12 @@ use crate::store::State;
 /// The state mark holding the END of the last archive imported.
 pub const IMPORTED: &str = "imported";
 
+/// The state mark naming the last archive imported: its `created` time
+/// and the SHA-256 of its manifest. Archives that end where the last one
+/// ended but carry files (crates: a selection that grew while the index
+/// did not change) are ordered by it.
+pub const IMPORTED_ARCHIVE: &str = "imported_archive";
+
 /// How an ecosystem orders the marks of its ranges.
 pub trait Order {
     /// Whether mark `a` is at or before mark `b` (`b` is one this tree
@@ -82,6 +88,8 @@ pub fn last_imported(root: &Path, ecosystem: &str) -> Result<Option<String>> {
 pub struct Accepted {
     ecosystem: String,
     range: Option<Range>,
+    /// `created` and manifest digest (see [`IMPORTED_ARCHIVE`]).
+    id: Option<String>,
 }
 
 impl Accepted {
@@ -102,6 +110,9 @@ impl Accepted {
         if let Some(r) = &self.range {
             let mut state = State::load(root)?;
             state.set_mark(&self.ecosystem, IMPORTED, &r.end);
+            if let Some(id) = &self.id {
+                state.set_mark(&self.ecosystem, IMPORTED_ARCHIVE, id);
+            }
             state.save(root)?;
         }
         Ok(())
@@ -117,9 +128,10 @@ pub struct Hint<'a> {
 }
 
 /// Apply the rule to `archive`, an archive of `ecosystem`, against `last`
-/// (the END last imported, see [`last_imported`]). `Ok(None)`: a replay,
-/// already said; nothing is to be done.
+/// (the END last imported into `root`, see [`last_imported`]).
+/// `Ok(None)`: a replay, already said; nothing is to be done.
 pub fn check(
+    root: &Path,
     ecosystem: &str,
     archive: &Path,
     last: Option<&str>,
@@ -129,10 +141,18 @@ pub fn check(
 ) -> Result<Option<Accepted>> {
     let shown = archive.display();
     let manifest = bundle::read_manifest_of(archive)?;
+    let id = manifest.as_ref().map(|m| {
+        let json = serde_json::to_vec(m).unwrap_or_default();
+        format!("{} {}", m.created, crate::verify::Sha256Digest::of(&json))
+    });
+    let carries = manifest
+        .as_ref()
+        .is_some_and(|m| !m.members.is_empty() || !m.removes.is_empty());
     let accepted = |range: Option<Range>| {
         Ok(Some(Accepted {
             ecosystem: ecosystem.to_string(),
             range,
+            id: id.clone(),
         }))
     };
     let Some(manifest) = manifest else {
@@ -171,6 +191,24 @@ pub fn check(
             }
         )
     };
+    if range.end == last && range.start.as_deref() == Some(last) && carries {
+        // Files packed at an unchanged END: ordered by when they were
+        // packed (the same archive twice is a no-op).
+        let seen = State::load(root)?
+            .mark(ecosystem, IMPORTED_ARCHIVE)
+            .map(str::to_string);
+        let this = id.clone().unwrap_or_default();
+        let newer = match &seen {
+            None => true,
+            Some(seen) if *seen == this => false,
+            Some(seen) => {
+                seen.split(' ').next().unwrap_or("") <= this.split(' ').next().unwrap_or("")
+            }
+        };
+        if newer {
+            return accepted(Some(range));
+        }
+    }
     if order.at_or_before(&range.end, last)? {
         if range.end == last {
             reporter.info(&format!(
@@ -225,6 +263,7 @@ pub fn unpack_in_time_order<T>(
     };
     let last = last_imported(root, ecosystem)?;
     let Some(accepted) = check(
+        root,
         ecosystem,
         archive,
         last.as_deref(),
@@ -289,7 +328,15 @@ mod tests {
         };
         let run = |r: Option<Range>, last: Option<&str>| {
             let a = archive(dir.path(), "hex", r);
-            check("hex", &a, last, &TimeOrder, &hint, &NullReporter)
+            check(
+                dir.path(),
+                "hex",
+                &a,
+                last,
+                &TimeOrder,
+                &hint,
+                &NullReporter,
+            )
         };
         // Fresh tree, next increment, full archive, overlap: imported.
         assert!(run(range(None, "10"), None).unwrap().is_some());

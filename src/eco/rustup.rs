@@ -533,8 +533,10 @@ impl Rustup {
         crate::eco::set_time_mark(&self.root, ECOSYSTEM, reporter)
     }
 
-    /// Unpack `archive` (ours or romt's) into the tree; returns the versions
-    /// and targets it held, for the verify and fixup that follow.
+    /// Unpack `archive` (ours or romt's) into the tree and run
+    /// [`Rustup::fixup`] for what it held, before the archive is recorded
+    /// as imported (a run killed in between redoes both); returns the
+    /// versions and targets it held, for the verify that follows.
     pub fn unpack(
         &self,
         archive: &Path,
@@ -546,7 +548,13 @@ impl Rustup {
             "-s SPEC -t TARGET (as packed before)",
             archive,
             reporter,
-            |expect_range| self.unpack_checked(archive, expect_range, reporter),
+            |expect_range| {
+                let (versions, targets) = self.unpack_checked(archive, expect_range, reporter)?;
+                if !versions.is_empty() {
+                    self.fixup(&versions, reporter)?;
+                }
+                Ok((versions, targets))
+            },
         )?;
         Ok(unpacked.unwrap_or_default())
     }

@@ -420,8 +420,10 @@ fn arch_older_database_never_replaces_a_newer() {
         ));
         a
     };
-    let older = pack(near_old.path(), "old.tar.gz");
+    // The older metadata packed last: its range ends later, so only what
+    // the files carry can tell it is older.
     let newer = pack(near_new.path(), "new.tar.gz");
+    let older = pack(near_old.path(), "old.tar.gz");
 
     let far = tempfile::tempdir().unwrap();
     ok(&arch(
@@ -542,8 +544,10 @@ fn hex_older_names_never_replace_newer() {
         ok(&hexm(root, up, &["pack", "--start", "0", "--archive", &a]));
         a
     };
-    let older = pack(near_old.path(), &old_up, "old.tar.gz");
+    // The older metadata packed last: its range ends later, so only what
+    // the files carry can tell it is older.
     let newer = pack(near_new.path(), &new_up, "new.tar.gz");
+    let older = pack(near_old.path(), &old_up, "old.tar.gz");
     let kept = |root: &Path| {
         for f in ["names", "versions", "packages/beta"] {
             assert_eq!(read(root, &format!("hex/{f}")), resource(&new, f), "{f}");

@@ -1392,8 +1392,15 @@ impl Crates {
         };
         let order = CommitOrder(&self.index);
         let archive = &self.opts.archive;
-        let Some(accepted) =
-            continuity::check(ECOSYSTEM, archive, last.as_deref(), &order, &hint, reporter)?
+        let Some(accepted) = continuity::check(
+            &self.opts.root,
+            ECOSYSTEM,
+            archive,
+            last.as_deref(),
+            &order,
+            &hint,
+            reporter,
+        )?
         else {
             return Ok(());
         };
@@ -1484,15 +1491,14 @@ impl Crates {
             )
         };
         let origin = if has_bundle {
-            self
-            .index
-            .fetch_bundle_checked(&staged_bundle, &accept)
-            .with_context(|| {
-                format!(
-                    "cannot import {}: its {BUNDLE_MEMBER} was refused",
-                    self.opts.archive.display()
-                )
-            })?
+            self.index
+                .fetch_bundle_checked(&staged_bundle, &accept)
+                .with_context(|| {
+                    format!(
+                        "cannot import {}: its {BUNDLE_MEMBER} was refused",
+                        self.opts.archive.display()
+                    )
+                })?
         } else {
             match self.index.resolve(index::ORIGIN_MASTER)? {
                 Some(o) => o,
