@@ -146,13 +146,15 @@ pub(crate) struct GitGate {
 }
 
 impl GitGate {
-    pub(crate) fn new(limits: &GitLimits) -> Self {
+    pub(crate) fn new(limits: &GitLimits, metrics: &super::ops::Metrics) -> Self {
         let limits = GitLimits {
             max_processes: limits.max_processes.max(1),
             timeout: limits.timeout.max(Duration::from_secs(1)),
         };
+        let slots = Arc::new(Semaphore::new(limits.max_processes));
+        metrics.watch_git(&slots, limits.max_processes);
         GitGate {
-            slots: Arc::new(Semaphore::new(limits.max_processes)),
+            slots,
             limits,
             busy_logged: Mutex::new(None),
         }

@@ -2,6 +2,7 @@
 //!
 //! - `GET /` — an HTML page telling how to point each client at this
 //!   server, for the trees the root holds or an upstream fills;
+//! - `GET /metrics` — the counters of [`super::ops`] for Prometheus;
 //! - `GET /stats` — JSON: files and bytes per tree (recounted at most every
 //!   [`STATS_TTL`]) and, when an upstream is configured, the pull-through
 //!   cache's counters as they are now (`cache`: hits, misses,
@@ -41,6 +42,7 @@ struct InfoState {
     base: PublicBase,
     stats: Mutex<Option<(Instant, Arc<Stats>)>>,
     cache: Option<Arc<Cache>>,
+    metrics: Arc<super::ops::Metrics>,
 }
 
 /// `/stats`.
@@ -74,10 +76,12 @@ pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
         base: PublicBase::new(opts),
         stats: Mutex::new(None),
         cache,
+        metrics: Arc::clone(&opts.ops.metrics),
     });
     Router::new()
         .route("/", get(index_page))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -152,6 +156,22 @@ async fn stats(State(state): State<Arc<InfoState>>) -> Response {
             (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         serde_json::to_vec_pretty(&body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// `/metrics`: Prometheus' text exposition format 0.0.4 ([`super::ops`]).
+async fn metrics(State(state): State<Arc<InfoState>>) -> Response {
+    let cache = state.cache.as_ref().map(|c| c.stats());
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        state.metrics.render(cache.as_ref()),
     )
         .into_response()
 }

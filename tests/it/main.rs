@@ -32,6 +32,7 @@ mod serve_cache_hex;
 mod serve_cache_rustup;
 mod serve_info;
 mod serve_load;
+mod serve_ops;
 mod serve_tls;
 mod support;
 mod toolchain;

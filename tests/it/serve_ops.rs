@@ -1,0 +1,364 @@
+//! `mirror serve` for its administrator: the access log (`--access-log`,
+//! `--log-format`, SIGHUP) and Prometheus `/metrics`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::crates_serve::{request, Raw};
+use crate::support::rustup::{init_bytes, init_path, publish};
+use crate::support::serve_process::ServeProcess;
+use crate::support::upstream::Upstream;
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// A tree holding `dist/small.txt`.
+fn tree() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    std::fs::write(root.path().join("dist/small.txt"), b"small file\n").unwrap();
+    root
+}
+
+/// The lines of `path` once it holds at least `n` (waiting up to 20 s).
+pub(crate) fn lines_of(path: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            assert!(
+                lines.len() >= n,
+                "expected {n} lines in {path:?}: {lines:#?}"
+            );
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn get(server: &ServeProcess, target: &str, headers: &[(&str, &str)]) -> Raw {
+    request(server.addr, "GET", target, headers)
+}
+
+#[test]
+fn access_log_has_a_combined_line_for_hits_misses_404s_and_ranges() {
+    let up = Upstream::start();
+    publish(&up, &["1.28.2"], &[TARGET]);
+    let root = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.log");
+    let server = ServeProcess::start(
+        root.path(),
+        &[
+            "--upstream-rustup",
+            &up.url("rustup"),
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let path = format!("/{}", init_path("1.28.2", TARGET));
+    let len = init_bytes("1.28.2", TARGET).len();
+    let hostile = "evil\" \"forged\\ \u{ff}";
+    assert_eq!(
+        get(&server, &path, &[("User-Agent", "rustup/1.28.2")]).status,
+        200
+    );
+    assert_eq!(get(&server, &path, &[("Referer", "http://r/")]).status, 200);
+    assert_eq!(
+        get(
+            &server,
+            &path,
+            &[("Range", "bytes=0-9"), ("User-Agent", hostile)]
+        )
+        .status,
+        206
+    );
+    assert_eq!(get(&server, "/dist/nothing.txt", &[]).status, 404);
+    assert_eq!(
+        get(&server, "/rustup/archive/9.9.9/x/rustup-init", &[]).status,
+        404
+    );
+
+    let lines = lines_of(&log, 5);
+    let addr = server.addr;
+    let re_time = |l: &str| {
+        // 127.0.0.1 - - [03/Dec/2026:19:02:26 +0000] "…
+        let open = l.find('[').unwrap();
+        let close = l.find(']').unwrap();
+        let t = &l[open + 1..close];
+        assert_eq!(t.len(), 26, "{l}");
+        assert!(t.ends_with(" +0000"), "{l}");
+    };
+    for l in &lines {
+        assert!(l.starts_with("127.0.0.1 - - ["), "{l}");
+        re_time(l);
+    }
+    let fields = |l: &str| -> Vec<String> { l.rsplit(' ').map(str::to_owned).collect() };
+    // Outcome and duration close each line.
+    let miss = &lines[0];
+    assert!(
+        miss.contains(&format!(
+            "\"GET {path} HTTP/1.1\" 200 {len} \"-\" \"rustup/1.28.2\" "
+        )),
+        "{miss}"
+    );
+    assert_eq!(fields(miss)[0], "miss", "{miss}");
+    assert!(fields(miss)[1].parse::<f64>().is_ok(), "{miss}");
+    let hit = &lines[1];
+    assert!(
+        hit.contains(&format!("\" 200 {len} \"http://r/\" \"-\" ")),
+        "{hit}"
+    );
+    assert_eq!(fields(hit)[0], "hit", "{hit}");
+    let range = &lines[2];
+    assert!(range.contains("\" 206 10 \"-\" "), "{range}");
+    assert!(
+        range.contains("\"evil\\x22 \\x22forged\\x5C \\xC3\\xBF\""),
+        "the user agent's quotes, backslash and non-ASCII are escaped: {range}"
+    );
+    assert_eq!(range.matches('"').count(), 6, "{range}");
+    let not_found = &lines[3];
+    assert!(
+        not_found.contains("\"GET /dist/nothing.txt HTTP/1.1\" 404 "),
+        "{not_found}"
+    );
+    assert_eq!(
+        fields(not_found)[0],
+        "-",
+        "no upstream for /dist: {not_found}"
+    );
+    let upstream_404 = &lines[4];
+    assert!(upstream_404.contains("\" 404 "), "{upstream_404}");
+    assert_eq!(fields(upstream_404)[0], "miss", "{upstream_404}");
+    drop(server);
+    let _ = addr;
+}
+
+#[test]
+fn json_access_log_is_reopened_on_sighup() {
+    let root = tree();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.json");
+    let server = ServeProcess::start(
+        root.path(),
+        &[
+            "--access-log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(get(&server, "/dist/small.txt?x=1", &[]).status, 200);
+    let first = lines_of(&log, 1);
+    let v: serde_json::Value = serde_json::from_str(&first[0]).unwrap();
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/dist/small.txt?x=1");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["bytes"], 11);
+    assert_eq!(v["client"], "127.0.0.1");
+    assert_eq!(v["cache"], "-");
+    assert_eq!(v["protocol"], "HTTP/1.1");
+    assert!(v["duration"].as_f64().unwrap() >= 0.0);
+    assert!(v["time"].as_str().unwrap().ends_with('Z'), "{v}");
+
+    // logrotate: rename, then SIGHUP.
+    let rotated = logs.path().join("access.json.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let kill = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The writer reopens before its next line; requests until one lands
+    // in the new file (the signal is asynchronous).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "the log was not reopened");
+        assert_eq!(get(&server, "/dist/nothing", &[]).status, 404);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = lines_of(&log, 1);
+    let v: serde_json::Value = serde_json::from_str(&after[0]).unwrap();
+    assert_eq!(v["status"], 404);
+    assert_eq!(get(&server, "/health", &[]).status, 200, "still serving");
+    assert_eq!(
+        lines_of(&rotated, 1).len(),
+        std::fs::read_to_string(&rotated).unwrap().lines().count()
+    );
+}
+
+#[test]
+fn an_access_log_nobody_reads_drops_lines_instead_of_stalling() {
+    let root = tree();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("log.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A reader that opens the pipe and never reads: once the pipe's
+    // buffer is full, every write blocks.
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::File::open(reader_path).unwrap());
+    let mut cmd = ServeProcess::command(root.path(), &["--access-log", fifo.to_str().unwrap()]);
+    cmd.env("MIRROR_ACCESS_LOG_QUEUE", "4");
+    let server = ServeProcess::spawn(cmd);
+    let _held = reader.join().unwrap();
+    let long = format!("/dist/small.txt?{}", "q".repeat(2000));
+    for _ in 0..300 {
+        assert_eq!(get(&server, &long, &[]).status, 200);
+    }
+    let metrics = get(&server, "/metrics", &[]).text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mirror_access_log_dropped_total "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "{metrics}");
+}
+
+/// A python3 that has `prometheus_client` (Debian's
+/// python3-prometheus-client), if any.
+fn python_with_prometheus() -> Option<PathBuf> {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", "import prometheus_client.parser"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(PathBuf::from(python));
+        }
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "python3 with prometheus_client (python3-prometheus-client) is required in CI"
+    );
+    eprintln!("\n!!! SKIPPED: python3-prometheus-client not installed !!!\n");
+    None
+}
+
+/// `(name, labels, value)` of every sample, as prometheus_client parses
+/// `text`.
+fn parse_metrics(python: &Path, text: &str) -> Vec<(String, serde_json::Value, f64)> {
+    use std::io::Write as _;
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.append([s.name, s.labels, s.value, fam.type])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<(String, serde_json::Value, f64, String)> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter().map(|(n, l, v, _)| (n, l, v)).collect()
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_count_what_was_served() {
+    let Some(python) = python_with_prometheus() else {
+        return;
+    };
+    let up = Upstream::start();
+    publish(&up, &["1.28.2"], &[TARGET]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    std::fs::write(root.path().join("dist/small.txt"), b"small file\n").unwrap();
+    let server = ServeProcess::start(root.path(), &["--upstream-rustup", &up.url("rustup")]);
+    for _ in 0..3 {
+        assert_eq!(get(&server, "/dist/small.txt", &[]).status, 200);
+    }
+    assert_eq!(get(&server, "/dist/missing", &[]).status, 404);
+    let path = format!("/{}", init_path("1.28.2", TARGET));
+    assert_eq!(get(&server, &path, &[]).status, 200);
+    assert_eq!(get(&server, &path, &[]).status, 200);
+    let r = get(&server, "/metrics", &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{}",
+        r.head
+    );
+    let samples = parse_metrics(&python, &r.text());
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {samples:#?}"))
+            .2
+    };
+    assert_eq!(
+        value(
+            "mirror_http_requests_total",
+            &[("ecosystem", "toolchain"), ("status", "200")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "mirror_http_requests_total",
+            &[("ecosystem", "toolchain"), ("status", "404")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "mirror_http_requests_total",
+            &[("ecosystem", "rustup"), ("status", "200")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            "mirror_http_response_bytes_total",
+            &[("ecosystem", "toolchain")]
+        ),
+        3.0 * 11.0 + get(&server, "/dist/missing", &[]).body.len() as f64
+    );
+    assert_eq!(
+        value(
+            "mirror_http_request_duration_seconds_count",
+            &[("ecosystem", "toolchain")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(
+            "mirror_http_request_duration_seconds_bucket",
+            &[("ecosystem", "toolchain"), ("le", "+Inf")]
+        ),
+        4.0
+    );
+    assert_eq!(value("mirror_cache_misses_total", &[]), 1.0);
+    assert_eq!(value("mirror_cache_hits_total", &[]), 1.0);
+    assert_eq!(value("mirror_cache_joins_total", &[]), 0.0);
+    assert!(value("mirror_cache_upstream_bytes_total", &[]) > 0.0);
+    assert_eq!(value("mirror_git_upload_packs_running", &[]), 0.0);
+    // The scrape's own connection is open.
+    assert!(value("mirror_http_open_connections", &[]) >= 1.0);
+    assert_eq!(value("mirror_access_log_dropped_total", &[]), 0.0);
+    // `/stats` stays.
+    assert_eq!(get(&server, "/stats", &[]).status, 200);
+}
