@@ -25,6 +25,7 @@ mod immutable;
 mod openpgp;
 mod rustup;
 mod serve;
+mod serve_auth;
 mod serve_cache;
 mod serve_cache_arch;
 mod serve_cache_dist;

@@ -1,0 +1,308 @@
+//! `mirror serve --auth-file`: every path but `/health` needs a
+//! credential of the file (bcrypt, as `htpasswd -B` writes it), sent as
+//! basic auth or as cargo's token; real cargo with a token against
+//! `"auth-required": true`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::cargo_client::{cargo, ok, project, write};
+use crate::crates_serve::{crates_tree, request, Raw};
+use crate::rustup::require_client;
+use crate::support::serve_process::ServeProcess;
+
+const USER: &str = "ann";
+const PASSWORD: &str = "s3cret pass";
+
+/// `htpasswd -B -b -c FILE NAME PASSWORD`.
+fn htpasswd(file: &Path, name: &str, password: &str) -> bool {
+    let Some(htpasswd) = require_client("htpasswd") else {
+        return false;
+    };
+    let out = Command::new(htpasswd)
+        .args(["-B", "-b", "-c"])
+        .arg(file)
+        .args([name, password])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+fn basic(name: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"))
+    )
+}
+
+fn get(server: &ServeProcess, target: &str, auth: Option<&str>) -> Raw {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    request(server.addr, "GET", target, &headers)
+}
+
+fn metric(server: &ServeProcess, auth: &str, name: &str) -> u64 {
+    let text = get(server, "/metrics", Some(auth)).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}: {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_path_but_health_needs_a_credential_of_the_auth_file() {
+    let t = crates_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    if !htpasswd(&file, USER, PASSWORD) {
+        return;
+    }
+    std::fs::create_dir_all(t.root.join("dist")).unwrap();
+    std::fs::write(t.root.join("dist/small.txt"), b"small\n").unwrap();
+    let server = ServeProcess::start(&t.root, &["--auth-file", file.to_str().unwrap()]);
+
+    assert_eq!(get(&server, "/health", None).status, 200);
+    for path in [
+        "/",
+        "/stats",
+        "/metrics",
+        "/dist/small.txt",
+        "/dist/missing",
+        "/index/config.json",
+        "/index/le/af/leaf",
+        "/crates/leaf/leaf-1.0.0.crate",
+        "/git/crates.io-index/info/refs?service=git-upload-pack",
+    ] {
+        for auth in [
+            None,
+            Some(basic(USER, "wrong").as_str()),
+            Some(basic("bob", PASSWORD).as_str()),
+            Some("ann:wrong"),
+            Some("Bearer ann:wrong"),
+            Some("Basic !!notbase64"),
+        ] {
+            let r = get(&server, path, auth);
+            assert_eq!(r.status, 401, "{path} with {auth:?}: {}", r.head);
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("basic realm=\"mirror\", charset=\"utf-8\""),
+                "{path}"
+            );
+            assert!(!r.text().contains("small"), "{path}");
+        }
+    }
+    let good = basic(USER, PASSWORD);
+    let token = format!("{USER}:{PASSWORD}");
+    let bearer = format!("Bearer {token}");
+    for auth in [&good, &token, &bearer] {
+        let r = get(&server, "/dist/small.txt", Some(auth));
+        assert_eq!(r.status, 200, "{auth}: {}", r.head);
+        assert_eq!(r.body, b"small\n");
+    }
+    let config = get(&server, "/index/config.json", Some(&token));
+    assert_eq!(config.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&config.body).unwrap();
+    assert_eq!(v["auth-required"], true, "{v}");
+    let refs = get(
+        &server,
+        "/git/crates.io-index/info/refs?service=git-upload-pack",
+        Some(&good),
+    );
+    assert_eq!(refs.status, 200, "{}", refs.head);
+
+    // Each distinct credential is checked once.
+    let checks = metric(&server, &good, "mirror_auth_checks_total");
+    for _ in 0..20 {
+        assert_eq!(get(&server, "/dist/small.txt", Some(&good)).status, 200);
+        assert_eq!(
+            get(&server, "/dist/small.txt", Some("ann:wrong")).status,
+            401
+        );
+    }
+    assert_eq!(metric(&server, &good, "mirror_auth_checks_total"), checks);
+}
+
+#[test]
+fn guessing_passwords_is_rate_limited_per_client_and_good_credentials_still_pass() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    std::fs::write(root.path().join("dist/small.txt"), b"small\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    if !htpasswd(&file, USER, PASSWORD) {
+        return;
+    }
+    let server = ServeProcess::start(root.path(), &["--auth-file", file.to_str().unwrap()]);
+    let good = basic(USER, PASSWORD);
+    assert_eq!(get(&server, "/dist/small.txt", Some(&good)).status, 200);
+    let mut limited = 0;
+    for i in 0..200 {
+        let r = get(
+            &server,
+            "/dist/small.txt",
+            Some(&basic(USER, &format!("guess{i}"))),
+        );
+        match r.status {
+            401 => {}
+            429 => {
+                limited += 1;
+                assert!(r.header("retry-after").is_some(), "{}", r.head);
+            }
+            s => panic!("guess {i}: {s}"),
+        }
+    }
+    assert!(limited > 0, "200 guesses were never slowed down");
+    // The credential checked before is still let through at once.
+    assert_eq!(get(&server, "/dist/small.txt", Some(&good)).status, 200);
+    let checks = metric(&server, &good, "mirror_auth_checks_total");
+    assert!(checks < 100, "{checks} bcrypt checks for 200 guesses");
+}
+
+#[test]
+fn the_auth_file_is_reread_on_sighup() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    std::fs::write(root.path().join("dist/small.txt"), b"small\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    if !htpasswd(&file, USER, PASSWORD) {
+        return;
+    }
+    let server = ServeProcess::start(root.path(), &["--auth-file", file.to_str().unwrap()]);
+    let ann = basic(USER, PASSWORD);
+    let bob = basic("bob", "other");
+    assert_eq!(get(&server, "/dist/small.txt", Some(&ann)).status, 200);
+    assert_eq!(get(&server, "/dist/small.txt", Some(&bob)).status, 401);
+    assert!(htpasswd(&file, "bob", "other"));
+    let kill = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while get(&server, "/dist/small.txt", Some(&bob)).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "bob never let in");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(get(&server, "/dist/small.txt", Some(&ann)).status, 401);
+    // A broken file keeps the credentials in force.
+    std::fs::write(&file, "bob:plaintext\n").unwrap();
+    let kill = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.log().iter().any(|l| l.contains("stay in force")) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(get(&server, "/dist/small.txt", Some(&bob)).status, 200);
+}
+
+#[test]
+fn a_bad_auth_file_is_refused_at_start_naming_the_line() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    let file = root.path().join("auth");
+    std::fs::write(&file, "# users\nann:$apr1$abc$def\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["serve", "--port", "0", "--auth-file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2:") && err.contains("htpasswd -B"), "{err}");
+}
+
+/// A CARGO_HOME where crates-io is replaced by the registry `mirror`,
+/// whose token cargo sends from `CARGO_REGISTRIES_MIRROR_TOKEN`.
+fn cargo_home_with_registry(dir: &Path, index: &str) {
+    write(
+        &dir.join("config.toml"),
+        &format!(
+            "[registries.mirror]\nindex = \"{index}\"\n\n\
+             [source.crates-io]\nreplace-with = \"mirror\"\n\n\
+             [registry]\nglobal-credential-providers = [\"cargo:token\"]\n\n\
+             [net]\nretry = 0\n\n[http]\ntimeout = 20\n"
+        ),
+    );
+}
+
+#[test]
+fn cargo_with_a_token_fetches_from_an_auth_required_mirror_and_without_is_refused() {
+    let Some(bin) = require_client("cargo") else {
+        return;
+    };
+    let t = crates_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    if !htpasswd(&file, USER, PASSWORD) {
+        return;
+    }
+    let server = ServeProcess::start(&t.root, &["--auth-file", file.to_str().unwrap()]);
+    let index = format!("sparse+{}", server.url("/index/"));
+
+    let home = dir.path().join("home");
+    let proj = dir.path().join("project");
+    project(&proj);
+    cargo_home_with_registry(&home, &index);
+
+    let refused = cargo(&bin, &proj, &home, "sparse", &["generate-lockfile"]);
+    assert!(
+        !refused.status.success(),
+        "cargo without a token got through"
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("401") || err.contains("token") || err.contains("authenticat"),
+        "{err}"
+    );
+
+    let with_token = |args: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&proj)
+            .args(args)
+            .env("CARGO_HOME", &home)
+            .env("CARGO_TARGET_DIR", proj.join("target"))
+            .env(
+                "CARGO_REGISTRIES_MIRROR_TOKEN",
+                format!("{USER}:{PASSWORD}"),
+            )
+            .env("CARGO_TERM_COLOR", "never")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS");
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.output().unwrap()
+    };
+    ok(
+        "cargo generate-lockfile with a token",
+        with_token(&["generate-lockfile"]),
+    );
+    ok("cargo fetch with a token", with_token(&["fetch"]));
+    ok("cargo build --offline", with_token(&["build", "--offline"]));
+    let lock = std::fs::read_to_string(proj.join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"leaf\"\nversion = \"1.1.0\""),
+        "{lock}"
+    );
+}
