@@ -306,3 +306,176 @@ fn cargo_with_a_token_fetches_from_an_auth_required_mirror_and_without_is_refuse
         "{lock}"
     );
 }
+
+/// The clients' credential, fit for a URL's user information.
+const CLIENT: &str = "client";
+const CLIENT_PASSWORD: &str = "Client-pw1";
+
+/// `mirror serve --auth-file` (holding [`CLIENT`]) with `upstream` args;
+/// the server and `http://client:…@ADDR`.
+fn authed_server(root: &Path, dir: &Path, upstream: &[&str]) -> Option<(ServeProcess, String)> {
+    let file = dir.join("htpasswd");
+    if !htpasswd(&file, CLIENT, CLIENT_PASSWORD) {
+        return None;
+    }
+    let mut args = vec!["--auth-file", file.to_str().unwrap()];
+    args.extend_from_slice(upstream);
+    let server = ServeProcess::start(root, &args);
+    let base = format!("http://{CLIENT}:{CLIENT_PASSWORD}@{}", server.addr);
+    Some((server, base))
+}
+
+/// rustup sends the credentials of `RUSTUP_UPDATE_ROOT`'s URL.
+#[test]
+fn real_rustup_self_updates_with_credentials_in_the_url() {
+    let Some(rustup) = require_client("rustup") else {
+        return;
+    };
+    let host = crate::support::dist::host_triple();
+    let real = std::fs::read(&rustup).unwrap();
+    let up = crate::rustup::newer_rustup_upstream(&real, &host);
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let Some((server, base)) = authed_server(
+        root.path(),
+        dir.path(),
+        &["--upstream-rustup", &up.url("rustup")],
+    ) else {
+        return;
+    };
+    assert_eq!(
+        get(&server, "/rustup/release-stable.toml", None).status,
+        401
+    );
+    crate::rustup::self_update(&rustup, &format!("{base}/rustup"), &real);
+}
+
+/// pacman (libcurl) sends the credentials of its `Server =` URL.
+#[test]
+fn real_pacman_syncs_with_credentials_in_the_url() {
+    let Some(clients) = crate::arch::pacman_clients() else {
+        return;
+    };
+    let up = crate::support::upstream::Upstream::start();
+    let mut pkgs = crate::arch::two_packages();
+    pkgs.push(crate::support::arch::Pkg::new("epochal", "2:0.5-1"));
+    let repo = crate::support::arch::publish(&up, "m", "core", &pkgs);
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, base)) =
+        authed_server(root.path(), dir.path(), &["--upstream-arch", &up.url("m")])
+    else {
+        return;
+    };
+    crate::arch::pacman_round(&clients, &base, &repo);
+}
+
+/// rebar3 (Erlang's httpc) sends the credentials of `HEX_CDN`'s URL.
+#[test]
+fn real_rebar3_fetches_with_credentials_in_the_url() {
+    use crate::hex::{rebar3, rebar3_home, rebar_project};
+    let Some(bin) = require_client("rebar3") else {
+        return;
+    };
+    let up = crate::support::upstream::Upstream::start();
+    crate::support::hex::HexRepo::sample().publish(&up);
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hex.pub.pem");
+    std::fs::write(&key, crate::support::hex::test_public_key_pem()).unwrap();
+    let Some((_server, base)) = authed_server(
+        root.path(),
+        dir.path(),
+        &[
+            "--upstream-hex",
+            &up.url("hex"),
+            "--upstream-hex-public-key",
+            key.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    rebar3_home(home.path());
+    let project = home.path().join("proj");
+    rebar_project(&project, "alpha", "~> 1.0");
+    let out = rebar3(
+        &bin,
+        home.path(),
+        &project,
+        &format!("{base}/hex"),
+        &["compile"],
+    );
+    assert!(
+        out.status.success(),
+        "rebar3 compile with credentials in HEX_CDN failed"
+    );
+    assert!(project.join("_build/default/lib/alpha/src").is_dir());
+}
+
+/// mix (Hex's installer) sends the credentials of `HEX_MIRROR`'s URL:
+/// the access log names the user on its requests (the tree holds no
+/// installs, so the install itself fails on a 404, not a 401).
+#[test]
+fn real_mix_sends_the_credentials_in_hex_mirror() {
+    let Some(mix) = require_client("mix") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("hex")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let Some((_server, base)) = authed_server(
+        root.path(),
+        dir.path(),
+        &["--access-log", log.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(mix)
+        .args(["local.hex", "--force"])
+        .current_dir(&home)
+        .env("HOME", &home)
+        .env("MIX_HOME", home.join("mix"))
+        .env("HEX_MIRROR", format!("{base}/hex"))
+        .env_remove("HEX_BUILDS_URL")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "nothing to install, yet it succeeded"
+    );
+    let lines = crate::serve_ops::lines_of(&log, 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!(" - {CLIENT} [")) && l.contains("\" 404 ")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("\" 401 ")), "{lines:#?}");
+}
+
+/// Listening beyond loopback without credentials or TLS says so, once.
+#[test]
+fn listening_beyond_loopback_without_auth_or_tls_warns() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("dist")).unwrap();
+    let open = ServeProcess::start(root.path(), &["--bind", "0.0.0.0"]);
+    let local = ServeProcess::start(root.path(), &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let warned = |s: &ServeProcess| {
+        s.log()
+            .iter()
+            .filter(|l| l.contains("with neither --auth-file nor TLS"))
+            .count()
+    };
+    while warned(&open) == 0 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", open.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(warned(&open), 1);
+    assert_eq!(get(&local, "/health", None).status, 200);
+    assert_eq!(warned(&local), 0, "{:?}", local.log());
+}
