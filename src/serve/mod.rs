@@ -42,7 +42,8 @@
 //! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
 //! characters, and empty segments are `400`. Dot-files and dot-directories
 //! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID.N.RANDOM` temporaries) and
-//! `NAME.partial` downloads are `404`, as are directories (no listings).
+//! `NAME.partial` downloads are `404`, as are directories, but for those of
+//! the browsable trees, which are listed ([`listing`]).
 //! Then the final path is canonicalized and must lie under the canonicalized
 //! root with no hidden component below it, so a symlink in the tree cannot
 //! leak a file from outside it (symlinks *within* the tree, such as Arch's
@@ -84,8 +85,10 @@ mod conn;
 pub mod crates;
 pub mod files;
 pub mod git;
+pub mod held;
 pub mod info;
 pub mod limits;
+pub mod listing;
 pub mod loops;
 pub mod ops;
 pub mod path;
@@ -846,6 +849,9 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     }
     let segments = match parse_request_path(req.uri().path()).and_then(|s| tree.map(&s)) {
         Ok(s) => s,
+        Err(Refusal::NotFound) => {
+            return not_found_or_listing(&tree, req.uri().clone(), req.method().clone()).await
+        }
         Err(refusal) => return status_response(refusal.status()),
     };
     let name = segments.last().map(String::as_str).unwrap_or("");
@@ -864,10 +870,18 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
         return files::respond(method, req.headers(), name, served).await;
     }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
-        return status_response(StatusCode::NOT_FOUND);
+        return not_found_or_listing(&tree, req.uri().clone(), req.method().clone()).await;
     };
     tree.files.remember(key, &file);
     files::respond(method, req.headers(), name, files::Served::opened(file)).await
+}
+
+/// `404`, unless the request names a browsable directory ([`listing`]).
+async fn not_found_or_listing(tree: &Tree, uri: axum::http::Uri, method: Method) -> Response {
+    match listing::respond(&tree.root, uri.path(), uri.query(), &method).await {
+        Some(res) => res,
+        None => status_response(StatusCode::NOT_FOUND),
+    }
 }
 
 /// A short plain-text answer for an error status.

@@ -708,7 +708,7 @@ fn json(e: &Entry) -> String {
 }
 
 /// (year, month 1–12, day) of a day count since 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_date(days: i64) -> (i64, u32, u32) {
     // Howard Hinnant's days_from_civil inverse.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -726,7 +726,7 @@ fn split_time(at: SystemTime) -> ((i64, u32, u32), u64, u32) {
     let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     (
-        civil((secs / 86_400) as i64),
+        civil_date((secs / 86_400) as i64),
         secs % 86_400,
         d.subsec_millis(),
     )

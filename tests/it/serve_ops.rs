@@ -362,3 +362,231 @@ fn metrics_parse_as_prometheus_text_and_count_what_was_served() {
     // `/stats` stays.
     assert_eq!(get(&server, "/stats", &[]).status, 200);
 }
+
+/// A tree holding: stable 1.99.1 with the minimal profile only for the
+/// host (and rust-std for wasm32), rustup 1.28.2, three crates of a
+/// partial mirror, two Hex packages, an Arch `core` with two packages,
+/// and unfinished or hidden files that must never be listed.
+fn held_tree() -> tempfile::TempDir {
+    use crate::support::dist::{publish as publish_dist, STABLE};
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let up = Upstream::start();
+    let host = TARGET;
+    let cross = "wasm32-unknown-unknown";
+    publish_dist(&up, &STABLE, &[host, cross]);
+    let copy = |path: &str| {
+        let bytes = up
+            .get(path)
+            .unwrap_or_else(|| panic!("fixture lacks {path}"));
+        let dest = r.join(path);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, bytes).unwrap();
+    };
+    copy(&STABLE.manifest_path());
+    copy("dist/channel-rust-stable.toml");
+    for (pkg, t) in [
+        ("rustc", host),
+        ("cargo", host),
+        ("rust-std", host),
+        ("rust-std", cross),
+    ] {
+        copy(&STABLE.file_path(pkg, t, "xz"));
+    }
+    let dated = r.join("dist").join(STABLE.date);
+    std::fs::write(
+        dated.join("rust-docs-1.99.1-x86_64-unknown-linux-gnu.tar.xz.partial"),
+        b"x",
+    )
+    .unwrap();
+    std::fs::write(dated.join(".rustc.tmp.1.2.abc"), b"x").unwrap();
+    std::fs::write(dated.join(".mirror-partial"), b"x").unwrap();
+
+    publish(&up, &["1.28.2"], &[TARGET]);
+    copy(&init_path("1.28.2", TARGET));
+    let dist_init = r.join(format!("rustup/dist/{TARGET}/rustup-init"));
+    std::fs::create_dir_all(dist_init.parent().unwrap()).unwrap();
+    std::fs::write(dist_init, init_bytes("1.28.2", TARGET)).unwrap();
+    copy("rustup/release-stable.toml");
+
+    for (name, v) in [("serde", "1.0.0"), ("serde", "1.0.1"), ("leaf", "1.1.0")] {
+        let p = r
+            .join("crates")
+            .join(mirror::eco::crates::layout::crate_rel_path(name, v));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"crate").unwrap();
+    }
+    std::fs::write(r.join("crates/PARTIAL"), b"").unwrap();
+    std::fs::create_dir_all(r.join("hex/packages")).unwrap();
+    std::fs::create_dir_all(r.join("hex/tarballs")).unwrap();
+    for name in ["alpha", "beta"] {
+        std::fs::write(r.join("hex/packages").join(name), b"x").unwrap();
+        std::fs::write(
+            r.join("hex/tarballs").join(format!("{name}-1.0.0.tar")),
+            b"x",
+        )
+        .unwrap();
+    }
+    let core = r.join("archlinux/core/os/x86_64");
+    std::fs::create_dir_all(&core).unwrap();
+    for f in [
+        "core.db",
+        "hello-1.0-1-x86_64.pkg.tar.zst",
+        "hello-1.0-1-x86_64.pkg.tar.zst.sig",
+        "world-2.0-1-x86_64.pkg.tar.zst",
+    ] {
+        std::fs::write(core.join(f), b"x").unwrap();
+    }
+    root
+}
+
+/// Headless Chromium's DOM of `url`, and a screenshot of it in `shot`
+/// (kept in `$MIRROR_KEEP_SCREENSHOT` when set, to look at).
+pub(crate) fn chromium_dom(url: &str, shot: &Path) -> Option<String> {
+    let chromium = crate::rustup::require_client("chromium")?;
+    let profile = tempfile::tempdir().unwrap();
+    let browse = |extra: &str| {
+        crate::support::run_logged(
+            Command::new(&chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--window-size=1100,1600",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .arg(extra)
+                .arg(url),
+            "chromium",
+        )
+    };
+    let out = browse("--dump-dom");
+    assert!(out.status.success(), "chromium failed");
+    let shot_out = browse(&format!("--screenshot={}", shot.display()));
+    assert!(shot_out.status.success(), "chromium screenshot failed");
+    let png = std::fs::read(shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    if let Some(dir) = std::env::var_os("MIRROR_KEEP_SCREENSHOT") {
+        let name = shot.file_name().unwrap();
+        std::fs::copy(shot, Path::new(&dir).join(name)).unwrap();
+    }
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn landing_page_lists_what_is_held_and_advises_the_profile_held() {
+    let root = held_tree();
+    let server = ServeProcess::start(root.path(), &[]);
+    let base = format!("http://{}", server.addr);
+    let shots = tempfile::tempdir().unwrap();
+    let Some(dom) = chromium_dom(&server.url("/"), &shots.path().join("landing.png")) else {
+        return;
+    };
+    // chromium's DOM escapes `&` and friends in text; the commands have none.
+    for want in [
+        format!("<title>mirror at {base}</title>"),
+        "<style>".to_string(),
+        // The toolchain held, its version, profile and targets.
+        "<code>stable</code>".to_string(),
+        "1.99.1".to_string(),
+        "<td>minimal</td>".to_string(),
+        format!("<span class=\"tag\">{TARGET}</span>"),
+        "<span class=\"tag\">wasm32-unknown-unknown</span>".to_string(),
+        // Advice that works for a minimal-only tree.
+        format!(
+            "export RUSTUP_DIST_SERVER={base}\nrustup toolchain install stable --profile minimal"
+        ),
+        "Only the <b>minimal</b> profile is held".to_string(),
+        // rustup-init against the mirror.
+        format!("curl -fO {base}/rustup/dist/{TARGET}/rustup-init"),
+        format!("RUSTUP_DIST_SERVER={base} RUSTUP_UPDATE_ROOT={base}/rustup \\"),
+        "./rustup-init -y --profile minimal --default-toolchain stable".to_string(),
+        "<td>1.28.2 <span class=\"tag\">current</span></td>".to_string(),
+        // Crates, Hex, Arch.
+        "3 crate files held".to_string(),
+        "<b>partial</b>".to_string(),
+        format!("registry = \"sparse+{base}/index/\""),
+        "2 packages, 2 release tarballs held".to_string(),
+        "<a href=\"/archlinux/core/os/x86_64/\">core</a></td><td>x86_64</td><td class=\"n\">2</td>"
+            .to_string(),
+        format!("Server = {base}/archlinux/$repo/os/$arch"),
+        "<a href=\"/dist/\">/dist/</a>".to_string(),
+    ] {
+        assert!(dom.contains(&want), "the page lacks {want:?}:\n{dom}");
+    }
+    assert!(
+        !dom.contains("rustup toolchain install stable\n")
+            && !dom.contains("rustup toolchain install stable<"),
+        "plain install advised for a minimal-only tree:\n{dom}"
+    );
+}
+
+#[test]
+fn browsable_trees_are_listed_without_hidden_or_unfinished_files() {
+    let root = held_tree();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), b"secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("dist/escape")).unwrap();
+    let server = ServeProcess::start(root.path(), &[]);
+
+    let r = get(&server, "/dist", &[]);
+    assert_eq!(r.status, 301, "{}", r.head);
+    assert_eq!(r.header("location"), Some("/dist/"));
+    let r = get(&server, "/dist/", &[]);
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(r.text().contains("href=\"2026-10-15/\""), "{}", r.text());
+    assert!(
+        r.text().contains("href=\"channel-rust-stable.toml\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains("escape"),
+        "a symlink out of the root is listed: {}",
+        r.text()
+    );
+    assert_eq!(get(&server, "/dist/escape/", &[]).status, 404);
+
+    let dated = get(&server, "/dist/2026-10-15/", &[]).text();
+    assert!(
+        dated.contains("rustc-1.99.1-x86_64-unknown-linux-gnu.tar.xz"),
+        "{dated}"
+    );
+    assert!(dated.contains("href=\"../\""), "{dated}");
+    for hidden in [".partial", ".tmp", "mirror-partial"] {
+        assert!(!dated.contains(hidden), "{hidden} listed: {dated}");
+    }
+    let arch = get(&server, "/archlinux/core/os/x86_64/", &[]).text();
+    assert!(arch.contains("world-2.0-1-x86_64.pkg.tar.zst"), "{arch}");
+    assert!(get(&server, "/rustup/", &[])
+        .text()
+        .contains("href=\"archive/\""));
+    // Not browsable, hidden, or not there.
+    for (path, status) in [
+        ("/crates/", 404),
+        ("/hex/", 404),
+        ("/dist/2026-10-15/.mirror-partial/", 404),
+        ("/dist/nothing/", 404),
+        ("/dist/%2e%2e/", 400),
+    ] {
+        assert_eq!(get(&server, path, &[]).status, status, "{path}");
+    }
+    // As a browser shows it.
+    let shots = tempfile::tempdir().unwrap();
+    let Some(dom) = chromium_dom(
+        &server.url("/dist/2026-10-15/"),
+        &shots.path().join("listing.png"),
+    ) else {
+        return;
+    };
+    assert!(dom.contains("<h1>Index of /dist/2026-10-15/</h1>"), "{dom}");
+    assert!(
+        dom.contains("cargo-1.99.1-x86_64-unknown-linux-gnu.tar.xz"),
+        "{dom}"
+    );
+}
