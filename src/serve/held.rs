@@ -33,6 +33,8 @@ pub struct HeldToolchain {
     pub cross: Vec<String>,
     /// The richest profile held complete for every host target.
     pub profile: Option<String>,
+    /// Components of the `default` profile missing for some host target.
+    pub missing_default: Vec<String>,
     /// `dist/channel-rust-<channel>.toml` is this manifest: `rustup
     /// toolchain install <channel>` finds it.
     pub current: bool,
@@ -213,29 +215,34 @@ fn held_toolchain(dist: &Path, m: &Manifest, channel: Channel, current: bool) ->
         .filter(|t| !hosts.contains(t) && present("rust-std", t))
         .cloned()
         .collect();
-    // The richest profile whose every component (available for the
-    // target, or for all targets) is held, for every host.
+    // A profile's components (available for the target, or for all
+    // targets) not held for some host.
+    let missing = |profile: &str| -> Option<Vec<String>> {
+        let components = m.profiles.get(profile)?;
+        let mut out = BTreeSet::new();
+        for t in &hosts {
+            for c in components {
+                let c = m.renames.get(c).map_or(c.as_str(), String::as_str);
+                let held = if available(c, t) {
+                    present(c, t)
+                } else if available(c, "*") {
+                    present(c, "*")
+                } else {
+                    true
+                };
+                if !held {
+                    out.insert(c.to_owned());
+                }
+            }
+        }
+        Some(out.into_iter().collect())
+    };
+    // The richest profile held complete for every host.
     let profile = PROFILES
         .iter()
-        .find(|p| {
-            let Some(components) = m.profiles.get(**p) else {
-                return false;
-            };
-            !hosts.is_empty()
-                && hosts.iter().all(|t| {
-                    components.iter().all(|c| {
-                        let c = m.renames.get(c).map_or(c.as_str(), String::as_str);
-                        if available(c, t) {
-                            present(c, t)
-                        } else if available(c, "*") {
-                            present(c, "*")
-                        } else {
-                            true
-                        }
-                    })
-                })
-        })
+        .find(|p| !hosts.is_empty() && missing(p).is_some_and(|m| m.is_empty()))
         .map(|p| (*p).to_owned());
+    let missing_default = missing("default").unwrap_or_default();
     let version = m
         .pkgs
         .get("rust")
@@ -254,6 +261,7 @@ fn held_toolchain(dist: &Path, m: &Manifest, channel: Channel, current: bool) ->
         hosts,
         cross,
         profile,
+        missing_default,
         current,
     }
 }

@@ -268,10 +268,11 @@ fn toolchain_section(held: &Held, cx: &PageContext, b: &str) -> String {
                     format!(" --profile {}", esc(p)),
                     format!(
                         "<p class=\"warn\">Only the <b>{}</b> profile is held: install with \
-                         <code>--profile {}</code> (the default profile also needs clippy, \
-                         rustfmt and the docs, which this mirror does not hold).</p>\n",
+                         <code>--profile {}</code> (the default profile also needs {}, which \
+                         this mirror does not hold).</p>\n",
                         esc(p),
-                        esc(p)
+                        esc(p),
+                        esc(&t.missing_default.join(", "))
                     ),
                 ),
                 None => (

@@ -502,6 +502,7 @@ fn landing_page_lists_what_is_held_and_advises_the_profile_held() {
             "export RUSTUP_DIST_SERVER={base}\nrustup toolchain install stable --profile minimal"
         ),
         "Only the <b>minimal</b> profile is held".to_string(),
+        "the default profile also needs rust-docs, which".to_string(),
         // rustup-init against the mirror.
         format!("curl -fO {base}/rustup/dist/{TARGET}/rustup-init"),
         format!("RUSTUP_DIST_SERVER={base} RUSTUP_UPDATE_ROOT={base}/rustup \\"),
