@@ -166,12 +166,14 @@ struct Shard {
 }
 
 impl Shard {
-    const NEW: Shard = Shard {
-        requests: [const { [const { AtomicU64::new(0) }; NS] }; NE],
-        bytes: [const { AtomicU64::new(0) }; NE],
-        buckets: [const { [const { AtomicU64::new(0) }; NB] }; NE],
-        duration_us: [const { AtomicU64::new(0) }; NE],
-    };
+    fn new() -> Shard {
+        Shard {
+            requests: [const { [const { AtomicU64::new(0) }; NS] }; NE],
+            bytes: [const { AtomicU64::new(0) }; NE],
+            buckets: [const { [const { AtomicU64::new(0) }; NB] }; NE],
+            duration_us: [const { AtomicU64::new(0) }; NE],
+        }
+    }
 }
 
 /// The shard of the calling thread.
@@ -200,7 +202,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            shards: (0..SHARDS).map(|_| Shard::NEW).collect(),
+            shards: (0..SHARDS).map(|_| Shard::new()).collect(),
             connections: AtomicU64::new(0),
             closed: AtomicU64::new(0),
             log_dropped: AtomicU64::new(0),
