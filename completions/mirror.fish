@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mirror_global_optspecs
-    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= max-file-size= retry-delay-ms= v/verbose q/quiet h/help V/version
+    string join \n root= j/num-jobs= keep-going assume-ok timeout= retries= low-speed-limit= max-file-size= v/verbose q/quiet h/help V/version
 end
 
 function __fish_mirror_needs_command
@@ -24,13 +24,12 @@ function __fish_mirror_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c mirror -n "__fish_mirror_needs_command" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_needs_command" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_needs_command" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_needs_command" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_needs_command" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_needs_command" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_needs_command" -s v -l verbose -d 'More output: one line per file'
@@ -54,13 +53,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l format -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l url -d 'Upstream dist URL [default: https://static.rust-lang.org/dist]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keyring -d 'OpenPGP keyring for signatures [default: the embedded Rust release key]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l archive -d 'Archive for pack and unpack' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l json -d 'Print list as JSON'
@@ -74,13 +72,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s s -l select -d 
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s t -l target -d 'Targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l url -d 'Upstream base URL [default: https://static.rust-lang.org/rustup]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l archive -d 'Archive for pack and unpack' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s v -l verbose -d 'More output: one line per file'
@@ -105,13 +102,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate -d 'Sparse
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate-file -d 'Sparse upstream: read NAME[@REQ] from a file (one or more per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l versions -d 'Sparse upstream: how many versions each requirement selects: latest, all or N (newest N)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l with-deps -d 'Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included' -r
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
@@ -132,13 +128,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs -d 'Hex i
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs-public-key -d 'PEM public key the install lists are signed with [default: the embedded Elixir key, as Mix has it]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l archive -d 'Archive for pack and unpack' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand hex" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l with-deps -d 'Also mirror the dependencies of the selected releases, transitively'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -157,13 +152,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l signing-key -d 'S
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l num-versions-retain -d 'Versions of each package clean keeps (0: all)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l archive -d 'Archive for pack and unpack' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand arch" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -s v -l verbose -d 'More output: one line per file'
@@ -202,13 +196,12 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l git-timeout -d '
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-rate -d 'Upstream requests (misses, revalidations) each client address may start per second once its burst is spent; more get 429 with Retry-After (IPv6 counted by /64; 0: no limit)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-miss-burst -d 'Upstream requests each client address may start at once before --cache-miss-rate applies' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l cache-not-found-entries -d 'Paths upstream answered 404 for that are remembered (for --cache-ttl), at most; the least recently asked are forgotten first' -r
-complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand serve" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l force-root -d 'Serve the root even if it is `/`, a home directory, or a directory holding no mirror tree (none of dist/, rustup/, crates/, git/crates.io-index/, hex/, archlinux/, .mirror/), which are refused otherwise: everything under the root is served'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -216,49 +209,47 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s v -l verbose -d 'More output: one line per file'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s V -l version -d 'Print version'
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l dir -d 'Write every page into this directory instead' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s v -l verbose -d 'More output: one line per file'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from man" -s V -l version -d 'Print version'
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ … [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l retry-delay-ms -d 'Base delay of the retry backoff, in milliseconds [default: 500]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s v -l verbose -d 'More output: one line per file'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from completions" -s V -l version -d 'Print version'
-complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
@@ -269,5 +260,5 @@ complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man page (roff), to stdout'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

@@ -846,13 +846,10 @@ impl ItemQueue {
 /// publisher's disk work then yields to the tasks' network work when a
 /// burst of responses arrives, and fills the waits in between.
 fn lower_priority() {
+    // Failure only leaves the priority as it was. On Linux a thread id
+    // names the thread alone.
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's id; failure only
-    // leaves the priority as it was.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-    }
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
 }
 
 /// What the tasks of one [`Engine::fetch_from`] share.

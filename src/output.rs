@@ -327,7 +327,10 @@ fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
         }
         return None;
     }
-    if format!("{err:#}").contains("another mirror run") {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<crate::store::TreeLocked>().is_some())
+    {
         Some("wait for the other run to finish; the lock is released when it exits")
     } else {
         None
@@ -337,6 +340,18 @@ fn hint_for(err: &anyhow::Error) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_lock_is_known_by_its_type_under_any_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = crate::store::TreeLock::acquire(dir.path()).unwrap();
+        let err = crate::store::TreeLock::acquire(dir.path())
+            .unwrap_err()
+            .context("cannot update the index");
+        assert!(hint_for(&err).unwrap().contains("wait for the other run"));
+        let other = anyhow::anyhow!("a message that mentions another mirror run");
+        assert_eq!(hint_for(&other), None, "a message is not the type");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

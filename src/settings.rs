@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
 use crate::fetch::FetchOptions;
 use crate::http::HttpOptions;
 use crate::output::Verbosity;
@@ -67,9 +66,37 @@ pub struct Settings {
     pub config: ConfigFile,
 }
 
+/// The values of the flags every subcommand takes (`crate::cli` parses
+/// them; clap has already read their environment variables). `None`: not
+/// given, so `mirror.toml` or the default decides.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--root`.
+    pub root: Option<PathBuf>,
+    /// `-j`/`--num-jobs`.
+    pub jobs: Option<usize>,
+    /// `--keep-going`.
+    pub keep_going: bool,
+    /// `--assume-ok`.
+    pub assume_ok: bool,
+    /// `--timeout` (seconds).
+    pub timeout: Option<u64>,
+    /// `--retries`.
+    pub retries: Option<u32>,
+    /// `--low-speed-limit` (bytes/s).
+    pub low_speed_limit: Option<u64>,
+    /// `--max-file-size` (bytes).
+    pub max_file_size: Option<u64>,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `-q`.
+    pub quiet: bool,
+}
+
 impl Settings {
     /// Resolve global flags against the environment and `mirror.toml`.
-    pub fn resolve(global: &GlobalArgs) -> Result<Settings> {
+    pub fn resolve(flags: impl Into<Flags>) -> Result<Settings> {
+        let global = flags.into();
         let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
         let config = load_config(&root)?;
         let jobs = global.jobs.or(config.jobs).unwrap_or(8);
@@ -81,7 +108,7 @@ impl Settings {
             bail!("--timeout must be at least 1 second");
         }
         let retries = global.retries.or(config.retries).unwrap_or(4);
-        let retry_delay = Duration::from_millis(global.retry_delay_ms.unwrap_or(500));
+        let retry_delay = Duration::from_millis(retry_delay_ms()?);
         Ok(Settings {
             root,
             fetch: FetchOptions {
@@ -122,7 +149,9 @@ impl Settings {
         let parsed = url::Url::parse(url)
             .with_context(|| format!("invalid {ecosystem} upstream URL {url:?}"))?;
         if !matches!(parsed.scheme(), "http" | "https" | "file") {
-            bail!("invalid {ecosystem} upstream URL {url:?}: expected http:// or https://");
+            bail!(
+                "invalid {ecosystem} upstream URL {url:?}: expected http://, https:// or file://"
+            );
         }
         Ok(url.trim_end_matches('/').to_string())
     }
@@ -139,12 +168,26 @@ fn load_config(root: &Path) -> Result<ConfigFile> {
     }
 }
 
+/// The base delay of the retry backoff: `MIRROR_RETRY_DELAY_MS` (a knob
+/// for tests and slow links, not a flag), else 500 ms.
+fn retry_delay_ms() -> Result<u64> {
+    match std::env::var("MIRROR_RETRY_DELAY_MS") {
+        Err(std::env::VarError::NotPresent) => Ok(500),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            anyhow::anyhow!("MIRROR_RETRY_DELAY_MS={v:?}: expected a number of milliseconds")
+        }),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            bail!("MIRROR_RETRY_DELAY_MS={v:?}: expected a number of milliseconds")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
 
-    fn global(args: &[&str]) -> GlobalArgs {
+    fn global(args: &[&str]) -> crate::cli::GlobalArgs {
         let mut argv = vec!["mirror"];
         argv.extend_from_slice(args);
         argv.push("generate");

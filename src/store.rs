@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <root>/
-//!   rustup/ dist/ crates/ git/ hex/ archlinux/   served trees (see DESIGN.md)
+//!   rustup/ dist/ crates/ git/ hex/ archlinux/   served trees (laid out as
+//!                                                romt lays them out; each
+//!                                                ecosystem module documents its own)
 //!   .mirror/
 //!     lock          held (flock) for the whole of a run that writes
 //!     state.json    {"version": 1, "marks": {"<ecosystem>": {...}}}
@@ -353,6 +355,23 @@ pub fn remove_abandoned(dir: &Path, prefix: &str) {
     }
 }
 
+/// The error of [`TreeLock::acquire`] when another run holds the lock.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another mirror run is using {} (lock {} held{})",
+    root.display(),
+    lock.display(),
+    holder.as_ref().map(|h| format!(" by pid {h}")).unwrap_or_default()
+)]
+pub struct TreeLocked {
+    /// The tree.
+    pub root: PathBuf,
+    /// Its lock file.
+    pub lock: PathBuf,
+    /// What the lock file says of its holder (a pid), if anything.
+    pub holder: Option<String>,
+}
+
 /// An exclusive lock on a tree, held until dropped. Two runs that write the
 /// same tree cannot interleave; the second fails at once with a message.
 #[derive(Debug)]
@@ -379,16 +398,12 @@ impl TreeLock {
             Err(fs::TryLockError::WouldBlock) => {
                 let holder = fs::read_to_string(&path).unwrap_or_default();
                 let holder = holder.trim();
-                bail!(
-                    "another mirror run is using {} (lock {} held{})",
-                    root.display(),
-                    path.display(),
-                    if holder.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" by pid {holder}")
-                    }
-                );
+                return Err(TreeLocked {
+                    root: root.to_path_buf(),
+                    lock: path.clone(),
+                    holder: (!holder.is_empty()).then(|| holder.to_string()),
+                }
+                .into());
             }
             Err(fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()))

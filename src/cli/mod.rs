@@ -39,7 +39,8 @@ pub struct Cli {
 /// Options accepted after any subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Mirror root: the directory holding rustup/, dist/, crates/ …
+    /// Mirror root: the directory holding rustup/, dist/, crates/ and the
+    /// other trees
     /// [default: the working directory]
     #[arg(long, global = true, env = "MIRROR_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -93,16 +94,6 @@ pub struct GlobalArgs {
     )]
     pub max_file_size: Option<u64>,
 
-    /// Base delay of the retry backoff, in milliseconds [default: 500]
-    #[arg(
-        long,
-        global = true,
-        env = "MIRROR_RETRY_DELAY_MS",
-        value_name = "MS",
-        hide = true
-    )]
-    pub retry_delay_ms: Option<u64>,
-
     /// More output: one line per file
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -110,6 +101,23 @@ pub struct GlobalArgs {
     /// No progress or status output; errors only
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+impl From<&GlobalArgs> for crate::settings::Flags {
+    fn from(g: &GlobalArgs) -> Self {
+        crate::settings::Flags {
+            root: g.root.clone(),
+            jobs: g.jobs,
+            keep_going: g.keep_going,
+            assume_ok: g.assume_ok,
+            timeout: g.timeout,
+            retries: g.retries,
+            low_speed_limit: g.low_speed_limit,
+            max_file_size: g.max_file_size,
+            verbose: g.verbose,
+            quiet: g.quiet,
+        }
+    }
 }
 
 /// The subcommands.

@@ -55,12 +55,11 @@ use axum::extract::{Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::get;
 use axum::Router;
 
 use super::cache::{self, Cache, CacheError};
 use super::files::none_match;
-use super::git;
 use super::path::parse_request_path;
 use super::{status_response, Rewrite, ServeOptions};
 use crate::eco::crates::layout::{self, CRATES_DIR, INDEX_DIR};
@@ -102,16 +101,16 @@ pub fn crate_file_segments(segments: &[&str]) -> Option<Vec<String>> {
 fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
     let (prefix, name, version) = match *rest {
         [name, version, "download"] => (None, name, version),
-        [name, file] => (None, name, version_in_file_name(name, file)?),
+        [name, file] => (None, name, layout::version_in_file_name(name, file)?),
         [p1, name, file] => (
             Some(p1.to_string()),
             name,
-            version_in_file_name(name, file)?,
+            layout::version_in_file_name(name, file)?,
         ),
         [p1, p2, name, file] => (
             Some(format!("{p1}/{p2}")),
             name,
-            version_in_file_name(name, file)?,
+            layout::version_in_file_name(name, file)?,
         ),
         _ => return None,
     };
@@ -124,36 +123,23 @@ fn parse_crate_request<'a>(rest: &[&'a str]) -> Option<(&'a str, &'a str)> {
     Some((name, version))
 }
 
-/// `serde-1.0.0.crate` with name `serde` → `1.0.0`.
-pub(crate) fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
-    file.strip_prefix(name)?
-        .strip_prefix('-')?
-        .strip_suffix(".crate")
-}
-
-/// The crate routes (sparse index and git smart HTTP), to merge into the
-/// main router.
-pub fn routes(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Router {
+/// The crates index the sparse routes (and [`super::git`]) read, with the
+/// pull-through cache when a crates upstream is configured.
+pub(crate) fn index_state(opts: &ServeOptions, cache: Option<Arc<Cache>>) -> Arc<CratesState> {
     let mut state = CratesState::new(opts);
     state.cache = cache.filter(|c| c.options().crates.is_some());
-    let state = Arc::new(state);
+    Arc::new(state)
+}
+
+/// The sparse index routes, to merge into the main router.
+pub(crate) fn routes(state: Arc<CratesState>) -> Router {
     let mut router = Router::new();
     for prefix in SPARSE_PREFIXES {
         router = router
             .route(&format!("/{prefix}/{{*path}}"), get(sparse))
             .route(&format!("/{prefix}/"), get(sparse));
     }
-    router
-        .route(&format!("/{INDEX_DIR}/info/refs"), get(git::info_refs))
-        .route(
-            &format!("/{INDEX_DIR}/git-upload-pack"),
-            post(git::upload_pack_post),
-        )
-        // The repository's own files (refs of every branch, config) are
-        // not served: only smart HTTP, only master.
-        .route(&format!("/{INDEX_DIR}"), any(not_found))
-        .route(&format!("/{INDEX_DIR}/{{*rest}}"), any(not_found))
-        .with_state(state)
+    router.with_state(state)
 }
 
 /// Shared by the crate routes: where the index is and the open repository.
@@ -168,8 +154,6 @@ pub(crate) struct CratesState {
     files: Mutex<IndexFiles>,
     /// The pull-through cache, when a crates upstream is configured.
     cache: Option<Arc<Cache>>,
-    /// The running `git upload-pack` processes.
-    pub(crate) git: git::GitGate,
     /// `config.json` says `"auth-required": true` (`--auth-file`).
     auth_required: bool,
 }
@@ -275,7 +259,6 @@ impl CratesState {
             repo: Mutex::new(None),
             files: Mutex::new(IndexFiles::default()),
             cache: None,
-            git: git::GitGate::new(&opts.git, &opts.ops.metrics),
             auth_required: opts.ops.auth_file.is_some(),
         }
     }
@@ -538,10 +521,6 @@ fn answer(
     out.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     (StatusCode::OK, out, Body::from(body)).into_response()
-}
-
-async fn not_found() -> Response {
-    status_response(StatusCode::NOT_FOUND)
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

@@ -326,9 +326,10 @@ mod beneath {
     use std::ffi::CString;
     use std::fs::File;
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
+
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex};
 
@@ -365,19 +366,13 @@ mod beneath {
                 return Ok(Some(Arc::clone(r)));
             }
         }
-        let c = CString::new(path.as_os_str().as_bytes())?;
-        // SAFETY: a valid NUL-terminated path; the result is checked.
-        let raw = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if raw < 0 {
+        let Ok(fd) = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
             return Ok(None);
-        }
-        // SAFETY: `raw` is a descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        };
         let canonical = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
         let r = Arc::new(Root {
             path: path.to_path_buf(),
@@ -391,47 +386,31 @@ mod beneath {
 
     /// `openat2(dir, rel)` read-only and non-blocking (a FIFO cannot stall
     /// the worker) with `resolve` flags.
-    fn openat2(dir: &OwnedFd, rel: &CString, resolve: u64) -> io::Result<File> {
-        // SAFETY: `open_how` is plain integers; all zero is its default.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
-        how.resolve = resolve;
-        // SAFETY: valid descriptor, NUL-terminated path and a `how` of the
-        // size given; the result is checked.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dir.as_raw_fd(),
-                rel.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a descriptor we own.
-        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    fn openat2(dir: &OwnedFd, rel: &CString, resolve: ResolveFlags) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        Ok(File::from(rustix::fs::openat2(
+            dir,
+            rel.as_c_str(),
+            flags,
+            Mode::empty(),
+            resolve,
+        )?))
     }
 
     /// `fstatat(root, key)` with the root's cached descriptor.
     pub(super) fn stat(root_path: &Path, key: &str) -> Option<super::FileId> {
         let root = root(root_path).ok()??;
         let rel = CString::new(key).ok()?;
-        // SAFETY: `stat` is plain integers; all zero is a valid value.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid descriptor, a NUL-terminated path and a `stat`
-        // to fill; the result is checked.
-        let r = unsafe { libc::fstatat(root.fd.as_raw_fd(), rel.as_ptr(), &mut st, 0) };
-        if r != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        let st = rustix::fs::statat(&root.fd, rel.as_c_str(), AtFlags::empty()).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return None;
         }
         Some(super::FileId {
             dev: st.st_dev,
             ino: st.st_ino,
             len: st.st_size as u64,
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            ctime: (st.st_ctime, st.st_ctime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
         })
     }
 
@@ -454,14 +433,14 @@ mod beneath {
         let Ok(rel) = CString::new(segments.join("/")) else {
             return Ok(None);
         };
-        let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         let unavailable = |e: &io::Error| {
             matches!(
                 e.raw_os_error(),
                 Some(libc::ENOSYS | libc::EPERM | libc::E2BIG)
             )
         };
-        match openat2(&root.fd, &rel, beneath | libc::RESOLVE_NO_SYMLINKS) {
+        match openat2(&root.fd, &rel, beneath | ResolveFlags::NO_SYMLINKS) {
             Ok(file) => {
                 let mut path = root.canonical.clone();
                 path.extend(segments);
@@ -897,9 +876,14 @@ mod tests {
         symlink(outside.path().join("secret"), r.join("a/out")).unwrap();
         symlink("../../", r.join("a/up")).unwrap();
         symlink(".mirror/state", r.join("a/hidden")).unwrap();
-        let fifo = std::ffi::CString::new(r.join("a/fifo").to_str().unwrap()).unwrap();
-        // SAFETY: a valid path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            r.join("a/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
         let open = |p: &str| {
             let segs: Vec<String> = p.split('/').map(String::from).collect();
             beneath::open(r, &segs).expect("openat2 is available")

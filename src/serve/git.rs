@@ -74,6 +74,40 @@ use tokio_util::io::ReaderStream;
 use super::crates::{CratesState, IndexError};
 use super::status_response;
 
+/// What the git routes share: the index and the running upload-packs.
+pub(crate) struct GitState {
+    /// The crates index (also read by the sparse routes).
+    index: Arc<CratesState>,
+    /// The running `git upload-pack` processes.
+    gate: GitGate,
+}
+
+/// The git smart HTTP routes of the index at `/git/crates.io-index`, to
+/// merge into the main router. The repository's own files (refs of every
+/// branch, config) are not served: only smart HTTP, only master.
+pub(crate) fn routes(
+    index: Arc<CratesState>,
+    limits: &GitLimits,
+    metrics: &super::ops::Metrics,
+) -> axum::Router {
+    use axum::routing::{any, get, post};
+    let dir = crate::eco::crates::layout::INDEX_DIR;
+    let state = Arc::new(GitState {
+        index,
+        gate: GitGate::new(limits, metrics),
+    });
+    axum::Router::new()
+        .route(&format!("/{dir}/info/refs"), get(info_refs))
+        .route(&format!("/{dir}/git-upload-pack"), post(upload_pack_post))
+        .route(&format!("/{dir}"), any(not_found))
+        .route(&format!("/{dir}/{{*rest}}"), any(not_found))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    status_response(StatusCode::NOT_FOUND)
+}
+
 /// Largest upload-pack request body passed to git (after decompression; a
 /// longer one is cut, so git fails). A negotiation lists wants and haves:
 /// kilobytes, rarely megabytes.
@@ -193,7 +227,7 @@ impl GitGate {
 }
 
 /// GET `.../info/refs?service=git-upload-pack`.
-pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Request) -> Response {
+async fn info_refs(State(state): State<Arc<GitState>>, req: Request) -> Response {
     let service = req
         .uri()
         .query()
@@ -210,15 +244,15 @@ pub(crate) async fn info_refs(State(state): State<Arc<CratesState>>, req: Reques
             )
         }
     }
-    let git_dir = match served_git_dir(&state).await {
+    let git_dir = match served_git_dir(&state.index).await {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let permit = match state.git.enter().await {
+    let permit = match state.gate.enter().await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let timeout = state.git.limits.timeout;
+    let timeout = state.gate.limits.timeout;
     // A task of its own: git is reaped, and its slot freed, even when the
     // client goes away.
     let task = tokio::spawn(async move {
@@ -288,10 +322,7 @@ async fn advertise(git_dir: &Path, timeout: Duration) -> Response {
 }
 
 /// POST `.../git-upload-pack`.
-pub(crate) async fn upload_pack_post(
-    State(state): State<Arc<CratesState>>,
-    req: Request,
-) -> Response {
+async fn upload_pack_post(State(state): State<Arc<GitState>>, req: Request) -> Response {
     let gzip = match req.headers().get(CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
         Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => true,
@@ -304,11 +335,11 @@ pub(crate) async fn upload_pack_post(
         }
     };
     let body = req.into_body();
-    let git_dir = match served_git_dir(&state).await {
+    let git_dir = match served_git_dir(&state.index).await {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let permit = match state.git.enter().await {
+    let permit = match state.gate.enter().await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -332,7 +363,7 @@ pub(crate) async fn upload_pack_post(
         body,
         gzip,
         gone: gone_rx,
-        limits: state.git.limits.clone(),
+        limits: state.gate.limits.clone(),
     };
     tokio::spawn(async move {
         exchange.supervise().await;

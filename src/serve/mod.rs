@@ -562,7 +562,8 @@ fn site(opts: &ServeOptions) -> anyhow::Result<conn::Site> {
     Ok(conn::Site { metrics, log, auth })
 }
 
-/// The router: `/health`, the crate routes ([`crates::routes`]) and static
+/// The router: `/health`, the crate routes ([`crates::routes`],
+/// [`git::routes`]) and static
 /// files from `opts.root` (after `opts.rewrites`, then
 /// [`crates::crate_file_rewrite`]), filled from upstream on a miss when
 /// `opts.upstream` names one ([`cache`]). Other routes may be added to it.
@@ -574,6 +575,7 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         Some(up) if up.any() => Some(Arc::new(cache::Cache::new(&opts.root, up.clone())?)),
         _ => None,
     };
+    let index = crates::index_state(opts, cache.clone());
     let tree = Arc::new(Tree {
         root: opts.root.clone(),
         rewrites,
@@ -584,7 +586,8 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         .route("/health", get(health))
         .fallback(static_file)
         .with_state(tree)
-        .merge(crates::routes(opts, cache.clone()))
+        .merge(crates::routes(Arc::clone(&index)))
+        .merge(git::routes(index, &opts.git, &opts.ops.metrics))
         .merge(info::routes(opts, cache)))
 }
 

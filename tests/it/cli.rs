@@ -52,7 +52,35 @@ fn check_generated(rel: &str, generated: &[u8]) {
 
 #[test]
 fn generated_files_are_up_to_date() {
-    check_generated("man/mirror.1", &generate::man_page().unwrap());
+    let pages = generate::man_pages().unwrap();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"mirror.1") && names.contains(&"mirror-crate.1"),
+        "{names:?}"
+    );
+    let page = |name: &str| &pages.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(page("mirror.1"), &generate::man_page().unwrap());
+    for (name, page) in &pages {
+        check_generated(&format!("man/{name}"), page);
+        assert!(
+            page.is_ascii(),
+            "{name}: groff warns of characters outside ASCII"
+        );
+    }
+    // No page is left behind by a subcommand that went away.
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for entry in std::fs::read_dir(&man).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if std::env::var_os("MIRROR_UPDATE_GENERATED").is_some() && !names.contains(&name.as_str())
+        {
+            std::fs::remove_file(man.join(&name)).unwrap();
+            continue;
+        }
+        assert!(
+            names.contains(&name.as_str()),
+            "man/{name} is stale: no such page is generated"
+        );
+    }
     check_generated(
         "completions/mirror.bash",
         &generate::completions(Shell::Bash),

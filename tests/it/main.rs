@@ -21,6 +21,7 @@ mod harden_serve;
 mod harden_unpack;
 mod hex;
 mod hostile;
+mod house;
 mod immutable;
 mod openpgp;
 mod rustup;

@@ -1608,16 +1608,14 @@ fn git_command(dir: &Path) -> Command {
 fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
-    // SAFETY: between fork and exec the closure calls only
-    // async-signal-safe functions (prctl, getppid, _exit) and allocates
-    // nothing.
+    // SAFETY: `pre_exec` is unsafe because its closure runs between fork
+    // and exec; this one makes only raw system calls (prctl, getppid,
+    // _exit), which are async-signal-safe, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             // We died between fork and prctl: no signal will come.
-            if libc::getppid() as u32 != parent {
+            if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(parent) {
                 libc::_exit(1);
             }
             Ok(())

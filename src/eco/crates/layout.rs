@@ -125,6 +125,14 @@ pub fn crate_rel_path(name: &str, version: &str) -> String {
     format!("{}/{name}/{name}-{version}.crate", lower_prefix(name))
 }
 
+/// `serde-1.0.0.crate` with name `serde` → `1.0.0` (unchecked: the
+/// caller validates the version).
+pub fn version_in_file_name<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+    file.strip_prefix(name)?
+        .strip_prefix('-')?
+        .strip_suffix(".crate")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

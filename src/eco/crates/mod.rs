@@ -433,8 +433,8 @@ impl Crates {
         if dropped.len() > SHOWN {
             list.push(format!("and {} more", dropped.len() - SHOWN));
         }
-        reporter.info(&format!(
-            "warning: {what}: {} entries are not part of the index layout and are left out:\n  - {}",
+        reporter.warn(&format!(
+            "{what}: {} entries are not part of the index layout and are left out:\n  - {}",
             dropped.len(),
             list.join("\n  - ")
         ));
@@ -970,8 +970,8 @@ impl Crates {
                     Some(p) => format!("the END of the last archive packed, {p}"),
                     None => "no archive was packed here yet".to_string(),
                 };
-                reporter.info(&format!(
-                    "warning: the range is empty: mark is already at END ({end}), moved by `update` or `mark`, so {archive} holds no commits and no crates (it imports as a no-op). \
+                reporter.warn(&format!(
+                    "the range is empty: mark is already at END ({end}), moved by `update` or `mark`, so {archive} holds no commits and no crates (it imports as a no-op). \
                      To carry what changed since the last archive ({last}), run `mirror crate pack --start {since}`; \
                      next time run `mirror crate export` (pull, download, pack and mark in one), not `update` then `pack`"
                 ));
@@ -981,8 +981,8 @@ impl Crates {
         }
         let bundle_start = match start {
             Some(s) if !self.index.is_ancestor(s, end)? => {
-                reporter.info(&format!(
-                    "warning: START {s} is not an ancestor of END {end}; the bundle carries END's whole history"
+                reporter.warn(&format!(
+                    "START {s} is not an ancestor of END {end}; the bundle carries END's whole history"
                 ));
                 None
             }

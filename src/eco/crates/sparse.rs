@@ -499,8 +499,8 @@ pub fn pull(
                     // Upstream's data: a name that is not a crate name
                     // never becomes an index path or a URL.
                     if !layout::is_valid_crate_name(&dep) {
-                        reporter.info(&format!(
-                            "warning: {base}{}: {} depends on {dep:?}, which is not a crate name (ASCII letters, digits, '-' or '_', a letter first, at most 64); the dependency is skipped",
+                        reporter.warn(&format!(
+                            "{base}{}: {} depends on {dep:?}, which is not a crate name (ASCII letters, digits, '-' or '_', a letter first, at most 64); the dependency is skipped",
                             layout::index_path(&e.name),
                             e.ident()
                         ));

@@ -274,8 +274,8 @@ impl Hex {
                 .collect(),
             Ok(None) => HashMap::new(),
             Err(e) => {
-                reporter.info(&format!(
-                    "warning: local names ignored, every package is checked: {e:#}"
+                reporter.warn(&format!(
+                    "local names ignored, every package is checked: {e:#}"
                 ));
                 HashMap::new()
             }
@@ -289,8 +289,8 @@ impl Hex {
                 if registry::is_valid_name(&p.name) {
                     wanted.insert(p.name.clone(), None);
                 } else {
-                    reporter.info(&format!(
-                        "warning: {names_url}: skipping invalid package name {:?}",
+                    reporter.warn(&format!(
+                        "{names_url}: skipping invalid package name {:?}",
                         p.name
                     ));
                 }
@@ -346,7 +346,7 @@ impl Hex {
                         loaded.insert(name.clone(), l);
                     }
                     Ok(None) => {}
-                    Err(e) => reporter.info(&format!("warning: refetching: {e:#}")),
+                    Err(e) => reporter.warn(&format!("refetching: {e:#}")),
                 }
             }
             let fetch: Vec<String> = todo
@@ -416,8 +416,8 @@ impl Hex {
                             continue;
                         }
                         if !remote.contains_key(d.package.as_str()) {
-                            reporter.info(&format!(
-                                "warning: {name} {} depends on {}, which {names_url} does not list",
+                            reporter.warn(&format!(
+                                "{name} {} depends on {}, which {names_url} does not list",
                                 r.version, d.package
                             ));
                             continue;
@@ -449,15 +449,12 @@ impl Hex {
                     continue;
                 }
                 if !registry::is_valid_version(&r.version) {
-                    reporter.info(&format!(
-                        "warning: {name}: skipping invalid version {:?}",
-                        r.version
-                    ));
+                    reporter.warn(&format!("{name}: skipping invalid version {:?}", r.version));
                     continue;
                 }
                 let Some(digest) = r.outer_digest() else {
-                    reporter.info(&format!(
-                        "warning: {name} {}: no outer checksum in packages/{name}; tarball skipped",
+                    reporter.warn(&format!(
+                        "{name} {}: no outer checksum in packages/{name}; tarball skipped",
                         r.version
                     ));
                     continue;
@@ -588,7 +585,7 @@ impl Hex {
                 Err(FetchError::Status { status, .. })
                     if status == reqwest::StatusCode::NOT_FOUND =>
                 {
-                    reporter.info(&format!("warning: {url}: not found upstream; skipped"));
+                    reporter.warn(&format!("{url}: not found upstream; skipped"));
                     continue;
                 }
                 r => r?,

@@ -36,7 +36,7 @@ pub fn crate_file_of(segments: &[String]) -> Option<(String, String)> {
     if first != CRATES_DIR {
         return None;
     }
-    let version = crate::serve::crates::version_in_file_name(name, file)?;
+    let version = layout::version_in_file_name(name, file)?;
     let ok = layout::is_valid_crate_name(name)
         && layout::is_valid_version(version)
         && segments[1..].join("/") == layout::crate_rel_path(name, version);
