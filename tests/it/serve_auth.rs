@@ -225,7 +225,10 @@ fn a_bad_auth_file_is_refused_at_start_naming_the_line() {
 }
 
 /// A CARGO_HOME where crates-io is replaced by the registry `mirror`,
-/// whose token cargo sends from `CARGO_REGISTRIES_MIRROR_TOKEN`.
+/// whose token cargo sends from `CARGO_REGISTRIES_MIRROR_TOKEN`. Without
+/// `global-credential-providers`, cargo (1.95) refuses with "authenticated
+/// registries require a credential-provider to be configured": for a
+/// replaced crates-io it does not fall back on `cargo:token`.
 fn cargo_home_with_registry(dir: &Path, index: &str) {
     write(
         &dir.join("config.toml"),
