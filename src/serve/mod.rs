@@ -5,9 +5,15 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET/HEAD /health` | `200 ok` |
+//! | `GET/HEAD /health` | `200 ok` (open even with `--auth-file`) |
+//! | `GET /` | the landing page: what is held, how to point clients here ([`info`]) |
+//! | `GET /stats`, `GET /metrics` | JSON counts; Prometheus text ([`ops`]) |
 //! | `GET/HEAD /<path>` | the file `<root>/<path>` (after [`Rewrite`]s), see below |
+//! | `GET/HEAD /dist/…/`, `/rustup/…/`, `/archlinux/…/` | a directory listing ([`listing`]) |
 //! | any other method | `405` with `Allow: GET, HEAD` |
+//!
+//! With `--auth-file` every path but `/health` first needs a credential
+//! ([`auth`]); with `--access-log` every request is logged ([`ops`]).
 //!
 //! Static files honour `Range` (one range → `206` + `Content-Range`; several
 //! → `200` whole file; unsatisfiable → `416` + `Content-Range: bytes */LEN`),
