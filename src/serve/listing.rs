@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::path::{is_hidden_name, parse_request_path};
@@ -35,12 +35,7 @@ pub const PAGE: usize = 1000;
 
 /// The answer for `raw_path` when it names a browsable directory: its
 /// listing, or a redirect to it with a trailing `/`. `None`: not one.
-pub async fn respond(
-    root: &Path,
-    raw_path: &str,
-    query: Option<&str>,
-    method: &Method,
-) -> Option<Response> {
+pub async fn respond(root: &Path, raw_path: &str, query: Option<&str>) -> Option<Response> {
     let trailing = raw_path.ends_with('/') && raw_path.len() > 1;
     let trimmed = if trailing {
         &raw_path[..raw_path.len() - 1]
@@ -69,21 +64,20 @@ pub async fn respond(
     let html = tokio::task::spawn_blocking(move || render(&canon_root, &dir, &shown, page))
         .await
         .ok()?;
-    let mut res = (
-        [
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        html,
+    // For HEAD, hyper sends the header only (with the body's length).
+    Some(
+        (
+            [
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            html,
+        )
+            .into_response(),
     )
-        .into_response();
-    if method == Method::HEAD {
-        *res.body_mut() = axum::body::Body::empty();
-    }
-    Some(res)
 }
 
 /// The directory `canon_root/segments` when it is one, lies under the

@@ -858,9 +858,7 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     }
     let segments = match parse_request_path(req.uri().path()).and_then(|s| tree.map(&s)) {
         Ok(s) => s,
-        Err(Refusal::NotFound) => {
-            return not_found_or_listing(&tree, req.uri().clone(), req.method().clone()).await
-        }
+        Err(Refusal::NotFound) => return not_found_or_listing(&tree, req.uri().clone()).await,
         Err(refusal) => return status_response(refusal.status()),
     };
     let name = segments.last().map(String::as_str).unwrap_or("");
@@ -879,15 +877,15 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
         return files::respond(method, req.headers(), name, served).await;
     }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
-        return not_found_or_listing(&tree, req.uri().clone(), req.method().clone()).await;
+        return not_found_or_listing(&tree, req.uri().clone()).await;
     };
     tree.files.remember(key, &file);
     files::respond(method, req.headers(), name, files::Served::opened(file)).await
 }
 
 /// `404`, unless the request names a browsable directory ([`listing`]).
-async fn not_found_or_listing(tree: &Tree, uri: axum::http::Uri, method: Method) -> Response {
-    match listing::respond(&tree.root, uri.path(), uri.query(), &method).await {
+async fn not_found_or_listing(tree: &Tree, uri: axum::http::Uri) -> Response {
+    match listing::respond(&tree.root, uri.path(), uri.query()).await {
         Some(res) => res,
         None => status_response(StatusCode::NOT_FOUND),
     }

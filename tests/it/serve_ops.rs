@@ -552,6 +552,9 @@ fn browsable_trees_are_listed_without_hidden_or_unfinished_files() {
         r.text()
     );
     assert_eq!(get(&server, "/dist/escape/", &[]).status, 404);
+    let head = request(server.addr, "HEAD", "/dist/", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
 
     let dated = get(&server, "/dist/2026-10-15/", &[]).text();
     assert!(
