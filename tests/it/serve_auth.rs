@@ -482,3 +482,35 @@ fn listening_beyond_loopback_without_auth_or_tls_warns() {
     assert_eq!(get(&local, "/health", None).status, 200);
     assert_eq!(warned(&local), 0, "{:?}", local.log());
 }
+
+/// git (smart HTTP) sends the credentials of the index URL; without them
+/// it is refused.
+#[test]
+fn git_reads_the_index_with_credentials_in_the_url() {
+    let t = crates_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let Some((server, base)) = authed_server(&t.root, dir.path(), &[]) else {
+        return;
+    };
+    let ls_remote = |url: &str| {
+        Command::new("git")
+            .args(["ls-remote", url, "master"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "true")
+            .env_remove("GIT_DIR")
+            .output()
+            .unwrap()
+    };
+    let refused = ls_remote(&server.url("/git/crates.io-index"));
+    assert!(
+        !refused.status.success(),
+        "git read the index without credentials"
+    );
+    let out = ls_remote(&format!("{base}/git/crates.io-index"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refs/heads/master"));
+}
