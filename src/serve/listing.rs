@@ -150,7 +150,7 @@ pub(crate) fn date(t: Option<SystemTime>) -> String {
     else {
         return "-".to_owned();
     };
-    let (y, m, d) = super::ops::civil_date((secs / 86_400) as i64);
+    let (y, m, d) = super::access_log::civil_date((secs / 86_400) as i64);
     let s = secs % 86_400;
     format!("{y}-{m:02}-{d:02} {:02}:{:02}", s / 3600, s / 60 % 60)
 }

@@ -85,6 +85,7 @@
 //! - [`spawn`] is for tests: a server on its own thread and runtime;
 //!   dropping the [`RunningServer`] stops it.
 
+pub mod access_log;
 pub mod auth;
 pub mod cache;
 mod conn;
