@@ -16,7 +16,7 @@
 //! event loop per core), so the loops share no cache line.
 //!
 //! The access log itself is [`super::access_log`]; this module holds what
-//! the request path reports to it ([`Observed`], the cache outcome).
+//! the request path reports to it (`Observed`, the cache outcome).
 
 use std::cell::Cell;
 use std::fmt::Write as _;
