@@ -9,6 +9,7 @@ use std::process::Command;
 use crate::cargo_client::{cargo, ok, project, write};
 use crate::crates_serve::{crates_tree, request, Raw};
 use crate::rustup::require_client;
+use crate::serve_ops::hangup;
 use crate::support::serve_process::ServeProcess;
 
 const USER: &str = "ann";
@@ -180,11 +181,7 @@ fn the_auth_file_is_reread_on_sighup() {
     assert_eq!(get(&server, "/dist/small.txt", Some(&ann)).status, 200);
     assert_eq!(get(&server, "/dist/small.txt", Some(&bob)).status, 401);
     assert!(htpasswd(&file, "bob", "other"));
-    let kill = Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    hangup(&server);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while get(&server, "/dist/small.txt", Some(&bob)).status != 200 {
         assert!(std::time::Instant::now() < deadline, "bob never let in");
@@ -193,11 +190,7 @@ fn the_auth_file_is_reread_on_sighup() {
     assert_eq!(get(&server, "/dist/small.txt", Some(&ann)).status, 401);
     // A broken file keeps the credentials in force.
     std::fs::write(&file, "bob:plaintext\n").unwrap();
-    let kill = Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    hangup(&server);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !server.log().iter().any(|l| l.contains("stay in force")) {
         assert!(std::time::Instant::now() < deadline, "{:?}", server.log());

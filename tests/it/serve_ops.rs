@@ -37,6 +37,12 @@ pub(crate) fn lines_of(path: &Path, n: usize) -> Vec<String> {
     }
 }
 
+/// SIGHUP to the server (logrotate's signal).
+pub(crate) fn hangup(server: &ServeProcess) {
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+}
+
 fn get(server: &ServeProcess, target: &str, headers: &[(&str, &str)]) -> Raw {
     request(server.addr, "GET", target, headers)
 }
@@ -165,11 +171,7 @@ fn json_access_log_is_reopened_on_sighup() {
     // logrotate: rename, then SIGHUP.
     let rotated = logs.path().join("access.json.1");
     std::fs::rename(&log, &rotated).unwrap();
-    let kill = Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    hangup(&server);
     // The writer reopens before its next line; requests until one lands
     // in the new file (the signal is asynchronous).
     let deadline = Instant::now() + Duration::from_secs(20);
