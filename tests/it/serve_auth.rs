@@ -106,6 +106,16 @@ fn every_path_but_health_needs_a_credential_of_the_auth_file() {
         assert_eq!(r.status, 200, "{auth}: {}", r.head);
         assert_eq!(r.body, b"small\n");
     }
+    // The landing page shows the cargo configuration that sends the token.
+    let page = get(&server, "/", Some(&good)).text();
+    for want in [
+        "[registries.mirror]",
+        "[source.crates-io]\nreplace-with = \"mirror\"",
+        "global-credential-providers = [\"cargo:token\"]",
+        "export CARGO_REGISTRIES_MIRROR_TOKEN=",
+    ] {
+        assert!(page.contains(want), "the page lacks {want:?}: {page}");
+    }
     let config = get(&server, "/index/config.json", Some(&token));
     assert_eq!(config.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&config.body).unwrap();
