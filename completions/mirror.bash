@@ -137,7 +137,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__arch)
-            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --signing-key --num-versions-retain --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo --custom-repo --arch --keyring --package --package-file --remove --replace-selection --json --signing-key --num-versions-retain --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark clean pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +168,10 @@ _mirror() {
                     return 0
                     ;;
                 --package-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -223,7 +227,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__crate)
-            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
+            opts="-j -v -q -h -V --index --crates --index-url --crates-url --start --end --allow-missing-start --archive --bundle-path --server-url --filter --filter-file --good-crates --bad-crates --remove --replace-selection --lockfile --crate --crate-file --versions --with-deps --json --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version init init-import config pull prune download mark pack unpack verify list update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +282,10 @@ _mirror() {
                     return 0
                     ;;
                 --bad-crates)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -677,7 +685,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --remove --replace-selection --json --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -712,6 +720,10 @@ _mirror() {
                     return 0
                     ;;
                 --versions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remove)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -93,15 +93,16 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l end -d 'End of R
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bundle-path -d 'The index bundle for pack, unpack and init-import [default: INDEX/origin.bundle]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l server-url -d 'Base URL config writes into config.json (dl, api)' -r
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter -d 'Only crates matching NAME[@VERSION] (globs; repeatable)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter -d 'Only crates matching NAME[@VERSION] (globs; repeatable; with a git upstream, added to the patterns remembered)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l filter-file -d 'Read filters from a file (one or more per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l good-crates -d 'Record crates that downloaded or verified (NAME@VERSION per line)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l bad-crates -d 'Record crates that failed (NAME@VERSION per line)' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l lockfile -d 'Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; remembered)' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate -d 'Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; remembered)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l remove -d 'Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l lockfile -d 'Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; added to the selection remembered)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate -d 'Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; added to the selection remembered)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l crate-file -d 'Sparse upstream: read NAME[@REQ] from a file (one or more per line, # comments)' -r -F
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l versions -d 'Sparse upstream: how many versions each requirement selects: latest, all or N (newest N)' -r
-complete -c mirror -n "__fish_mirror_using_subcommand crate" -l with-deps -d 'Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l versions -d 'Sparse upstream: how many versions each --crate given selects: latest, all or N (newest N); remembered with it' -r
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l with-deps -d 'Sparse upstream: follow dependencies of these kinds (normal, build, dev) from each --crate given, optional and target-specific ones included; remembered with it' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
@@ -109,6 +110,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -l retries -d 'Retr
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l allow-missing-start -d 'A START that names nothing means the start of history'
+complete -c mirror -n "__fish_mirror_using_subcommand crate" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l json -d 'list: print what the mirror holds (every version master lists whose .crate is present) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand crate" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
@@ -124,6 +126,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package-file -d 'M
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l rebar-lock -d 'Mirror the Hex packages pinned in a rebar.lock (exact versions)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l mix-lock -d 'Mirror the Hex packages pinned in a mix.lock (exact versions)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l versions -d 'Versions of each selected package: latest, all or N (the newest N)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l remove -d 'Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs -d 'Hex itself for `mix local.hex` (installs/): none, latest (the archive each Elixir/OTP version installs) or all' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l installs-public-key -d 'PEM public key the install lists are signed with [default: the embedded Elixir key, as Mix has it]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
@@ -135,6 +138,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand hex" -l retries -d 'Retrie
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l with-deps -d 'Also mirror the dependencies of the selected releases, transitively'
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l json -d 'list: print every release held (package and version) as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -s v -l verbose -d 'More output: one line per file'
@@ -148,6 +153,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l arch -d 'Architec
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keyring -d 'OpenPGP certificates packages must be signed with [default: /usr/share/keyrings/archlinux.gpg]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package -d 'Mirror only these packages and their dependencies (repeatable, comma-separated); the databases then list only what the mirror holds' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l package-file -d 'Mirror the packages listed in FILE (one per line, # comments)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l remove -d 'Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l signing-key -d 'Sign the databases a partial mirror regenerates with this OpenPGP secret key (unencrypted); without it they are published unsigned' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l num-versions-retain -d 'Versions of each package clean keeps (0: all)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l start -d 'pack: take the files changed since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
@@ -158,6 +164,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand arch" -l timeout -d 'Secon
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l replace-selection -d 'The selection given replaces the remembered one instead of adding to it'
+complete -c mirror -n "__fish_mirror_using_subcommand arch" -l json -d 'list: print every package held as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand arch" -s v -l verbose -d 'More output: one line per file'

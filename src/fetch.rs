@@ -468,17 +468,45 @@ impl Engine {
         requests: &[(String, Validators)],
         limit: Limit,
     ) -> Vec<Result<Conditional, FetchError>> {
+        self.fetch_bytes_conditional_reporting(requests, limit, &crate::report::NullReporter)
+    }
+
+    /// [`Engine::fetch_bytes_conditional_many`] as a phase of `reporter`
+    /// named `index`: its total known at once, one item as each answer
+    /// arrives (skipped for a `304`), bytes as bodies complete.
+    pub fn fetch_bytes_conditional_reporting(
+        &self,
+        requests: &[(String, Validators)],
+        limit: Limit,
+        reporter: &dyn Reporter,
+    ) -> Vec<Result<Conditional, FetchError>> {
         let client = &self.client;
         let http = &self.opts.http;
-        self.rt.block_on(
+        reporter.begin("index", requests.len() as u64, None);
+        let out = self.rt.block_on(
             stream::iter(
                 requests
                     .iter()
                     .map(|(u, v)| get_conditional(client, http, u, v, limit)),
             )
             .buffered(self.opts.jobs.max(1))
+            .zip(stream::iter(requests))
+            .map(|(r, (url, _))| {
+                let outcome = match &r {
+                    Ok(Conditional::Fetched { bytes, .. }) => {
+                        reporter.bytes(bytes.len() as u64);
+                        Outcome::Done
+                    }
+                    Ok(Conditional::NotModified) => Outcome::Skipped,
+                    Err(_) => Outcome::Failed,
+                };
+                reporter.item(url, outcome);
+                r
+            })
             .collect(),
-        )
+        );
+        reporter.end();
+        out
     }
 
     /// Download, verify and publish every item, in order. The skip
@@ -730,7 +758,11 @@ impl ItemSink {
 
 impl Drop for ItemSink {
     fn drop(&mut self) {
-        self.queue.state().closed = true;
+        {
+            let mut q = self.queue.state();
+            q.closed = true;
+            q.events.push(Event::PlanComplete);
+        }
         self.queue.ready.notify_waiters();
     }
 }
@@ -882,6 +914,7 @@ impl RunState {
                 Event::Warn(line) => reporter.warn(&line),
                 Event::Unbytes(n) => reporter.unbytes(n),
                 Event::Planned(n) => reporter.grow(n),
+                Event::PlanComplete => reporter.planned(),
             }
         }
     }
@@ -943,6 +976,8 @@ enum Event {
     Unbytes(u64),
     /// More items to download than announced so far.
     Planned(u64),
+    /// No more items will be planned.
+    PlanComplete,
 }
 
 /// The reporter tasks see: byte counts add up in [`RunState::bytes`],

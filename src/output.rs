@@ -156,6 +156,12 @@ pub struct ProgressReporter {
     show_bar: bool,
     /// The current phase's name, for a bar drawn once the phase has items.
     phase: Mutex<String>,
+    /// The current phase's total is still growing (it began with none
+    /// and its plan is not complete): the bar says so instead of
+    /// pretending to be nearly done.
+    planning: std::sync::atomic::AtomicBool,
+    /// The current phase's total bytes, when known.
+    total_bytes: AtomicU64,
 }
 
 impl ProgressReporter {
@@ -169,7 +175,22 @@ impl ProgressReporter {
             last_draw: Mutex::new(Instant::now()),
             show_bar: verbosity != Verbosity::Quiet && std::io::stderr().is_terminal(),
             phase: Mutex::new(String::new()),
+            planning: std::sync::atomic::AtomicBool::new(false),
+            total_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// The bar's style: while the plan grows, the count is a lower bound
+    /// and no ETA is shown; once it is complete, the ETA.
+    fn style(&self) -> ProgressStyle {
+        let template = if self.planning.load(Ordering::Relaxed) {
+            "{prefix:>10} [{bar:30}] {pos}/{len}+ files (planning)  {msg}  ({elapsed})"
+        } else {
+            "{prefix:>10} [{bar:30}] {pos}/{len} files  {msg}  ({elapsed}, eta {eta})"
+        };
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
     }
 
     /// Draw the bar for `total_items`, or lengthen the one drawn.
@@ -179,16 +200,37 @@ impl ProgressReporter {
         }
         let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bar) = &*slot {
-            bar.inc_length(total_items);
+            match bar.length() {
+                Some(_) => bar.inc_length(total_items),
+                // The phase's spinner becomes its bar.
+                None => {
+                    bar.set_length(total_items);
+                    bar.set_style(self.style());
+                }
+            }
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total_items), ProgressDrawTarget::stderr());
+        bar.set_style(self.style());
+        bar.set_prefix(self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *slot = Some(bar);
+    }
+
+    /// A phase that begins without items (planning, a git bundle) shows a
+    /// spinner with its name and time, until items arrive or it ends.
+    fn spinner(&self) {
+        if !self.show_bar {
+            return;
+        }
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            old.finish_and_clear();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>10} [{bar:30}] {pos}/{len} files  {msg}  ({elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:>10} {spinner} {msg}  ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_prefix(self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -211,26 +253,40 @@ impl ProgressReporter {
             .map(|s| s.elapsed().as_secs_f64())
             .unwrap_or(0.0)
             .max(0.001);
-        format!(
-            "{} ({}/s)",
-            HumanBytes(bytes),
-            HumanBytes((bytes as f64 / secs) as u64)
-        )
+        let rate = HumanBytes((bytes as f64 / secs) as u64);
+        match self.total_bytes.load(Ordering::Relaxed) {
+            0 => format!("{} ({rate}/s)", HumanBytes(bytes)),
+            total => format!("{} of {} ({rate}/s)", HumanBytes(bytes), HumanBytes(total)),
+        }
     }
 }
 
 impl Reporter for ProgressReporter {
-    fn begin(&self, phase: &str, total_items: u64, _total_bytes: Option<u64>) {
+    fn begin(&self, phase: &str, total_items: u64, total_bytes: Option<u64>) {
         self.bytes.store(0, Ordering::Relaxed);
+        self.total_bytes
+            .store(total_bytes.unwrap_or(0), Ordering::Relaxed);
+        self.planning.store(total_items == 0, Ordering::Relaxed);
         if let Ok(mut s) = self.started.lock() {
             *s = Instant::now();
         }
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
-        self.add_items(total_items);
+        if total_items == 0 {
+            self.spinner();
+        } else {
+            self.add_items(total_items);
+        }
     }
 
     fn grow(&self, items: u64) {
         self.add_items(items);
+    }
+
+    fn planned(&self) {
+        self.planning.store(false, Ordering::Relaxed);
+        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            bar.set_style(self.style());
+        }
     }
 
     fn bytes(&self, n: u64) {

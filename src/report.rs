@@ -23,6 +23,10 @@ pub trait Reporter: Send + Sync {
     /// The current phase has `items` more items than announced (a plan
     /// that grows while it runs).
     fn grow(&self, _items: u64) {}
+    /// The current phase's plan is complete: the items announced (by
+    /// `begin` and `grow`) are all it will have. A phase that begins with
+    /// its total known needs no `planned`.
+    fn planned(&self) {}
     /// More bytes of the current phase were processed.
     fn bytes(&self, _n: u64) {}
     /// Bytes previously reported must be taken back (a restarted download).

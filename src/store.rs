@@ -326,6 +326,34 @@ pub fn meta_path(root: &Path, name: &str) -> PathBuf {
     root.join(META_DIR).join(name)
 }
 
+/// Read the JSON state file `name` under `.mirror/` (missing: the default).
+pub fn load_meta_json<T: serde::de::DeserializeOwned + Default>(
+    root: &Path,
+    name: &str,
+) -> Result<T> {
+    let path = meta_path(root, name);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{}: not a state file this mirror reads (move it aside to start afresh)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Write the JSON state file `name` under `.mirror/` atomically.
+pub fn save_meta_json<T: Serialize>(root: &Path, name: &str, value: &T) -> Result<()> {
+    let path = meta_path(root, name);
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Remove the entries of `dir` named `<prefix><pid>`, `<prefix><pid>-…`
 /// or `<prefix><pid>.…` whose process no longer exists: temporary directories and files of runs
 /// that were killed. Only where `/proc` tells which processes exist;

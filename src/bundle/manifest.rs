@@ -49,6 +49,11 @@ pub struct Manifest {
     pub range: Option<Range>,
     /// Every file carried, in archive order.
     pub members: Vec<Member>,
+    /// Files held before this archive that it removes (paths relative to
+    /// the mirror root, like `members`): what import deletes. Its length
+    /// is how many files the archive removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removes: Vec<String>,
 }
 
 /// The increment a bundle carries: marks, dates or commits, as the
@@ -112,6 +117,7 @@ impl Manifest {
             created: rfc3339_now(),
             range,
             members,
+            removes: Vec::new(),
         }
     }
 
@@ -152,6 +158,15 @@ impl Manifest {
             })?;
             if !seen.insert(m.path.as_str()) {
                 return Err(ManifestError::Duplicate(m.path.clone()));
+            }
+        }
+        for r in &self.removes {
+            super::check_member_path(r.as_bytes()).map_err(|problem| ManifestError::BadPath {
+                path: r.clone(),
+                problem,
+            })?;
+            if seen.contains(r.as_str()) {
+                return Err(ManifestError::Duplicate(r.clone()));
             }
         }
         Ok(())
@@ -233,6 +248,18 @@ mod tests {
 
         let bare = br#"{"format":1,"ecosystem":"rustup","tool":"t","created":"0","members":[],"later":true}"#;
         assert_eq!(Manifest::from_json(bare).unwrap().range, None);
+    }
+
+    #[test]
+    fn removes_are_optional_plain_paths_never_members() {
+        let mut m = Manifest::new("crates", None, vec![member("crates/a")]);
+        assert!(!String::from_utf8(m.to_json()).unwrap().contains("removes"));
+        m.removes = vec!["crates/b".into()];
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        m.removes = vec!["crates/../../etc/passwd".into()];
+        assert!(matches!(m.validate(), Err(ManifestError::BadPath { .. })));
+        m.removes = vec!["crates/a".into()];
+        assert!(matches!(m.validate(), Err(ManifestError::Duplicate(_))));
     }
 
     #[test]

@@ -113,7 +113,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, Member, Range, MANIFEST_NAME};
-pub use pack::{pack, pack_and_report, PackOptions, PackSummary};
+pub use pack::{pack, pack_and_report, pack_removing, PackOptions, PackSummary};
 pub use unpack::{published_digest, unpack, StagedCheck, UnpackOptions, UnpackSummary};
 
 use crate::store::META_DIR;

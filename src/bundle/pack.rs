@@ -84,7 +84,21 @@ pub fn pack(
     opts: &PackOptions,
     reporter: &dyn Reporter,
 ) -> Result<PackSummary, BundleError> {
+    pack_removing(root, members, &[], archive, opts, reporter)
+}
+
+/// [`pack`], the manifest also listing `removes`: files held before this
+/// archive that it removes (see [`Manifest::removes`]).
+pub fn pack_removing(
+    root: &Path,
+    members: &[String],
+    removes: &[String],
+    archive: &Path,
+    opts: &PackOptions,
+    reporter: &dyn Reporter,
+) -> Result<PackSummary, BundleError> {
     check_members(members)?;
+    check_members(removes)?;
 
     // Stat first (cheap) so the hashing phase knows its total.
     let mut stats = Vec::with_capacity(members.len());
@@ -131,11 +145,12 @@ pub fn pack(
     reporter.end();
     let prepared = prepared?;
 
-    let manifest = Manifest::new(
+    let mut manifest = Manifest::new(
         &opts.ecosystem,
         opts.range.clone(),
         prepared.iter().map(|p| p.member.clone()).collect(),
     );
+    manifest.removes = removes.to_vec();
 
     if let Some(parent) = archive.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)

@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::{split_values, GlobalArgs};
 use crate::eco::arch::{
-    is_valid_repo_name, url_template, Arch, RepoSource, DEFAULT_ARCH, DEFAULT_ARCHIVE,
-    DEFAULT_KEYRING, DEFAULT_REPOS, DEFAULT_RETAIN, DEFAULT_URL,
+    is_valid_repo_name, url_template, Arch, RepoSource, SelectionEntry, DEFAULT_ARCH,
+    DEFAULT_ARCHIVE, DEFAULT_KEYRING, DEFAULT_REPOS, DEFAULT_RETAIN, DEFAULT_URL,
 };
 use crate::fetch::Engine;
 use crate::output::{Printer, Verbosity};
@@ -85,6 +85,13 @@ pub struct ArchArgs {
     /// Mirror the packages listed in FILE (one per line, # comments)
     #[arg(long, value_name = "FILE")]
     pub package_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
+
+    /// list: print every package held as JSON
+    #[arg(long)]
+    pub json: bool,
 
     /// Sign the databases a partial mirror regenerates with this OpenPGP
     /// secret key (unencrypted); without it they are published unsigned
@@ -189,6 +196,14 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     {
         bail!("invalid package name {bad:?}: expected letters, digits and @._+-");
     }
+    let change = crate::eco::selection::Change {
+        add: packages
+            .iter()
+            .map(|name| SelectionEntry { name: name.clone() })
+            .collect(),
+        remove: args.selection_edit.remove.clone(),
+        replace: args.selection_edit.replace_selection,
+    };
     let arch = Arch::new(
         &settings.root,
         &args.arch,
@@ -196,7 +211,6 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
         keyring,
         args.num_versions_retain,
     )
-    .with_packages(packages)
     .with_signing_key(match &args.signing_key {
         Some(path) => Some(std::sync::Arc::new(
             crate::verify::openpgp::SigningKey::from_file(path)?,
@@ -212,6 +226,26 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
     } else {
         None
     };
+    args.selection_edit
+        .require(ops.contains(&ArchOp::Download), "download")?;
+    // The selection: what is remembered, grown by what is given.
+    let (arch, entries, dropped) = if ops.contains(&ArchOp::Download) {
+        let (entries, dropped) = crate::eco::selection::remember(
+            &settings.root,
+            crate::eco::arch::ECOSYSTEM,
+            &change,
+            arch.holds_a_subset()?,
+            "package",
+            &printer.reporter(),
+        )?;
+        (
+            arch.with_packages(entries.iter().map(|e| e.name.clone()).collect()),
+            entries,
+            dropped,
+        )
+    } else {
+        (arch, Vec::new(), Default::default())
+    };
     let mut engine = None;
     let reporter = printer.reporter();
     for op in ops {
@@ -222,9 +256,34 @@ pub fn run(global: &GlobalArgs, args: ArchArgs) -> Result<()> {
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
                 arch.download(engine, &reporter)?;
+                crate::eco::selection::save(&settings.root, crate::eco::arch::ECOSYSTEM, &entries)?;
+                // What the selection dropped that no database lists now.
+                let files = arch.unlisted_files_of(&dropped)?;
+                crate::eco::selection::drop_files::<SelectionEntry>(
+                    &settings.root,
+                    crate::eco::arch::ECOSYSTEM,
+                    &files,
+                    &reporter,
+                )?;
             }
             ArchOp::Verify => {
                 arch.verify(&reporter)?;
+            }
+            ArchOp::List if args.json => {
+                let held: Vec<serde_json::Value> = arch
+                    .list()?
+                    .into_iter()
+                    .map(|(repo, a, p)| {
+                        serde_json::json!({
+                            "repo": repo,
+                            "arch": a,
+                            "name": p.name,
+                            "version": p.version,
+                            "filename": p.filename,
+                        })
+                    })
+                    .collect();
+                crate::output::json(&held)?;
             }
             ArchOp::List => {
                 for (repo, a, p) in arch.list()? {

@@ -124,7 +124,7 @@ pub struct CrateArgs {
     #[arg(long, default_value = DEFAULT_SERVER_URL, value_name = "URL")]
     pub server_url: String,
 
-    /// Only crates matching NAME[@VERSION] (globs; repeatable)
+    /// Only crates matching NAME[@VERSION] (globs; repeatable; with a git upstream, added to the patterns remembered)
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
 
@@ -140,11 +140,14 @@ pub struct CrateArgs {
     #[arg(long, value_name = "FILE")]
     pub bad_crates: Option<PathBuf>,
 
-    /// Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; remembered)
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
+
+    /// Sparse upstream: mirror exactly the crates.io packages locked in this Cargo.lock (repeatable; added to the selection remembered)
     #[arg(long, value_name = "FILE")]
     pub lockfile: Vec<PathBuf>,
 
-    /// Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; remembered)
+    /// Sparse upstream: mirror NAME, the versions matching REQ [default: *] (repeatable; added to the selection remembered)
     #[arg(long = "crate", value_name = "NAME[@REQ]")]
     pub crate_: Vec<String>,
 
@@ -152,11 +155,11 @@ pub struct CrateArgs {
     #[arg(long, value_name = "FILE")]
     pub crate_file: Vec<PathBuf>,
 
-    /// Sparse upstream: how many versions each requirement selects: latest, all or N (newest N)
+    /// Sparse upstream: how many versions each --crate given selects: latest, all or N (newest N); remembered with it
     #[arg(long, default_value = "latest", value_name = "latest|all|N")]
     pub versions: Versions,
 
-    /// Sparse upstream: follow dependencies of these kinds (normal, build, dev), optional and target-specific ones included
+    /// Sparse upstream: follow dependencies of these kinds (normal, build, dev) from each --crate given, optional and target-specific ones included; remembered with it
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub with_deps: Vec<String>,
 
@@ -210,6 +213,8 @@ pub fn run(global: &GlobalArgs, args: CrateArgs) -> Result<()> {
         good_crates: args.good_crates,
         bad_crates: args.bad_crates,
         selection,
+        remove: args.selection_edit.remove,
+        replace_selection: args.selection_edit.replace_selection,
         json: args.json,
     };
     let ops: Vec<Op> = args.ops.iter().map(|&o| o.into()).collect();

@@ -10,7 +10,7 @@ use crate::eco::hex::installs::{self, InstallsPolicy};
 use crate::eco::hex::lock;
 use crate::eco::hex::registry::PublicKey;
 use crate::eco::hex::{
-    Hex, Selection, VersionPolicy, DEFAULT_ARCHIVE, DEFAULT_REPO_NAME, DEFAULT_URL,
+    Hex, Selection, SelectionEntry, VersionPolicy, DEFAULT_ARCHIVE, DEFAULT_REPO_NAME, DEFAULT_URL,
 };
 use crate::fetch::Engine;
 use crate::output::{Printer, Verbosity};
@@ -90,6 +90,13 @@ pub struct HexArgs {
     #[arg(long)]
     pub with_deps: bool,
 
+    #[command(flatten)]
+    pub selection_edit: crate::cli::SelectionEditArgs,
+
+    /// list: print every release held (package and version) as JSON
+    #[arg(long)]
+    pub json: bool,
+
     /// Hex itself for `mix local.hex` (installs/): none, latest (the
     /// archive each Elixir/OTP version installs) or all
     #[arg(long, default_value = "latest", value_name = "WHICH")]
@@ -135,11 +142,26 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
     if let Some(p) = &args.mix_lock {
         locked.extend(lock::parse_mix_lock(&read(p)?, &args.repo_name));
     }
-    let selection = Selection {
-        packages,
-        locked,
-        versions: VersionPolicy::parse(&args.versions)?,
+    let versions = VersionPolicy::parse(&args.versions)?;
+    let mut add: Vec<SelectionEntry> = packages
+        .iter()
+        .map(|name| SelectionEntry {
+            name: name.clone(),
+            locked: None,
+            versions,
+            with_deps: args.with_deps,
+        })
+        .collect();
+    add.extend(locked.iter().map(|(name, v)| SelectionEntry {
+        name: name.clone(),
+        locked: Some(v.clone()),
+        versions,
         with_deps: args.with_deps,
+    }));
+    let change = crate::eco::selection::Change {
+        add,
+        remove: args.selection_edit.remove.clone(),
+        replace: args.selection_edit.replace_selection,
     };
     let installs_key = match &args.installs_public_key {
         Some(p) => PublicKey::from_file(p)?,
@@ -165,6 +187,27 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
     } else {
         None
     };
+    args.selection_edit
+        .require(ops.contains(&HexOp::Download), "download")?;
+    // The selection: what is remembered, grown by what is given.
+    let (selection, entries, dropped) = if ops.contains(&HexOp::Download) {
+        let partial = hex.holds_a_subset()?;
+        let (entries, dropped) = crate::eco::selection::remember(
+            &settings.root,
+            crate::eco::hex::ECOSYSTEM,
+            &change,
+            partial,
+            "package",
+            &printer.reporter(),
+        )?;
+        (
+            Selection::from_entries(&entries, versions, args.with_deps),
+            entries,
+            dropped,
+        )
+    } else {
+        (Selection::default(), Vec::new(), Default::default())
+    };
     let mut engine = None;
     let reporter = printer.reporter();
     for op in ops {
@@ -174,10 +217,33 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                     Some(e) => e,
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
-                hex.download(engine, &selection, &reporter)?;
+                let summary = hex.download(engine, &selection, &reporter)?;
+                crate::eco::selection::save(&settings.root, crate::eco::hex::ECOSYSTEM, &entries)?;
+                // What the selection dropped, unless another entry still
+                // reaches it.
+                let gone: std::collections::BTreeSet<String> = dropped
+                    .iter()
+                    .filter(|n| !summary.packages.contains(*n))
+                    .cloned()
+                    .collect();
+                let files = hex.files_of(&gone)?;
+                crate::eco::selection::drop_files::<SelectionEntry>(
+                    &settings.root,
+                    crate::eco::hex::ECOSYSTEM,
+                    &files,
+                    &reporter,
+                )?;
             }
             HexOp::Verify => {
                 hex.verify(&reporter)?;
+            }
+            HexOp::List if args.json => {
+                let held: Vec<serde_json::Value> = hex
+                    .held_releases()?
+                    .into_iter()
+                    .map(|(name, version)| serde_json::json!({"name": name, "version": version}))
+                    .collect();
+                crate::output::json(&held)?;
             }
             HexOp::List => {
                 for (name, updated) in hex.list()? {

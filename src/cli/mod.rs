@@ -154,6 +154,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How a run changes the remembered selection (`crate`, `hex`, `arch`):
+/// the selection arguments given add to it, these drop.
+#[derive(Debug, Clone, Args)]
+pub struct SelectionEditArgs {
+    /// Drop NAME from the remembered selection; its files are deleted here and, by the next archive, on the far side (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub remove: Vec<String>,
+
+    /// The selection given replaces the remembered one instead of adding to it
+    #[arg(long)]
+    pub replace_selection: bool,
+}
+
+impl SelectionEditArgs {
+    /// Refuse a drop in a run without `op`, the operation that applies it.
+    pub fn require(&self, has_op: bool, op: &str) -> anyhow::Result<()> {
+        crate::eco::selection::require_op(
+            self.replace_selection || !self.remove.is_empty(),
+            has_op,
+            op,
+        )
+    }
+}
+
 /// Split repeated option values at commas and whitespace (`-s a,b -s c`).
 pub fn split_values(values: &[String]) -> Vec<String> {
     values

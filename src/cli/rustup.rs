@@ -101,7 +101,7 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                     Some(e) => e,
                     None => engine.insert(Engine::new(settings.fetch.clone())?),
                 };
-                let versions = rustup.resolve_download_specs(engine, &specs)?;
+                let versions = rustup.resolve_download_specs(engine, &specs, &reporter)?;
                 rustup.download(engine, &versions, &targets, &reporter)?;
             }
             RustupOp::Verify => {

@@ -7,6 +7,7 @@ pub mod arch;
 pub mod crates;
 pub mod hex;
 pub mod rustup;
+pub mod selection;
 pub mod toolchain;
 
 use std::cmp::Ordering;
@@ -97,13 +98,15 @@ pub fn time_pack_start(
 
 /// Pack `members` of `root` (the first `package_files` of them package
 /// files) as the range from `mark` to now of a time-marked ecosystem
-/// (Hex, Arch), then [`after_time_pack`].
+/// (Hex, Arch), the manifest listing `removes` (files the far side
+/// deletes), then [`after_time_pack`].
 #[allow(clippy::too_many_arguments)]
 pub fn time_pack(
     root: &std::path::Path,
     ecosystem: &str,
     mark: Option<String>,
     members: &[String],
+    removes: &[String],
     package_files: usize,
     archive: &std::path::Path,
     reporter: &dyn crate::report::Reporter,
@@ -117,7 +120,7 @@ pub fn time_pack(
             end: end.clone(),
         }),
     };
-    let summary = crate::bundle::pack(root, members, archive, &opts, reporter)
+    let summary = crate::bundle::pack_removing(root, members, removes, archive, &opts, reporter)
         .with_context(|| format!("cannot pack {}", archive.display()))?;
     after_time_pack(
         root,
@@ -127,8 +130,13 @@ pub fn time_pack(
         package_files,
         reporter,
     )?;
+    let removing = if removes.is_empty() {
+        String::new()
+    } else {
+        format!("; it removes {} files on import", removes.len())
+    };
     reporter.info(&format!(
-        "{ecosystem}: packed {} files ({} bytes) into {}",
+        "{ecosystem}: packed {} files ({} bytes) into {}{removing}",
         members.len(),
         summary.bytes,
         archive.display()

@@ -173,7 +173,14 @@ impl Rustup {
 
     /// Resolve SPECs for a download: `stable` asks upstream; wildcards are
     /// refused (they only make sense for what is already here).
-    pub fn resolve_download_specs(&self, engine: &Engine, specs: &[Spec]) -> Result<Vec<Version>> {
+    /// An upstream `stable` older than the published one is not followed
+    /// back: said once, and that SPEC selects nothing.
+    pub fn resolve_download_specs(
+        &self,
+        engine: &Engine,
+        specs: &[Spec],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Version>> {
         if specs.is_empty() {
             bail!("no SPEC given; use -s stable or -s X.Y.Z");
         }
@@ -183,7 +190,18 @@ impl Rustup {
                 Spec::Stable => {
                     let url = format!("{}/release-stable.toml", self.url);
                     let bytes = engine.fetch_bytes(&url, crate::limit::SMALL_TEXT)?;
-                    out.insert(parse_release_stable(&bytes, &url)?);
+                    let upstream = parse_release_stable(&bytes, &url)?;
+                    match self.local_stable() {
+                        Ok(Some(published)) if upstream < published => {
+                            reporter.warn(&format!(
+                                "rustup: {}",
+                                older_stable(&url, upstream, published)
+                            ));
+                        }
+                        _ => {
+                            out.insert(upstream);
+                        }
+                    }
                 }
                 Spec::Version(v) => {
                     out.insert(*v);
@@ -607,6 +625,15 @@ pub fn parse_release_stable(bytes: &[u8], origin: &str) -> Result<Version> {
             parsed.version
         )
     })
+}
+
+/// What is said of an upstream `release-stable.toml` (at `url`) naming
+/// `upstream` when `published` is newer: the published one is kept.
+pub fn older_stable(url: &str, upstream: Version, published: Version) -> String {
+    format!(
+        "{url} names {upstream}, older than the published release-stable.toml \
+         ({published}); keeping {published}"
+    )
 }
 
 /// The text of `release-stable.toml`, as upstream writes it.

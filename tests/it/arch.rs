@@ -358,10 +358,18 @@ pub(crate) fn pacman_clients() -> Option<(PathBuf, PathBuf, Option<PathBuf>)> {
 /// pacman with its own root, trusting the test key, syncs `core` from the
 /// server at `base` (twice: the second is a 304), then downloads `world`
 /// and `epochal` (and `hello`, a dependency), which must be `repo`'s bytes.
-pub(crate) fn pacman_round(
+pub(crate) fn pacman_round(clients: &(PathBuf, PathBuf, Option<PathBuf>), base: &str, repo: &Repo) {
+    pacman_fetches(clients, base, &["world", "epochal"], &repo.files);
+}
+
+/// pacman with its own root, trusting the test key, syncs `core` from the
+/// server at `base` (twice: the second is a 304), then downloads `names`;
+/// every file of `files` must land in its cache with those bytes.
+pub(crate) fn pacman_fetches(
     (pacman, pacman_key, sudo): &(PathBuf, PathBuf, Option<PathBuf>),
     base: &str,
-    repo: &Repo,
+    names: &[&str],
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
 ) {
     let t = tempfile::tempdir().unwrap();
     let p = t.path();
@@ -426,22 +434,14 @@ Architecture = {ARCH}\nSigLevel = Required DatabaseOptional\n\n\
         before,
         "core.db downloaded again"
     );
-    run(
-        pacman,
-        &[
-            "--config",
-            &conf_arg,
-            "--noconfirm",
-            "-Sw",
-            "world",
-            "epochal",
-        ],
-    );
-    for file in repo.files.keys() {
-        // world depends on hello: all land in the cache, verified.
+    let mut args = vec!["--config", &conf_arg, "--noconfirm", "-Sw"];
+    args.extend_from_slice(names);
+    run(pacman, &args);
+    for (file, bytes) in files {
+        // Dependencies come too: all land in the cache, verified.
         assert_eq!(
-            fs::read(p.join("cache").join(file)).unwrap(),
-            repo.files[file],
+            &fs::read(p.join("cache").join(file)).unwrap(),
+            bytes,
             "{file}"
         );
     }

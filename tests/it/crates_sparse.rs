@@ -40,7 +40,7 @@ pub(crate) fn ok(root: &Path, args: &[&str]) -> String {
 }
 
 /// `name@version` of every `.crate` under `root/crates`.
-fn held(root: &Path) -> Vec<String> {
+pub(crate) fn held(root: &Path) -> Vec<String> {
     let mut out: Vec<String> = mirror::eco::crates::held_crates(&root.join("crates"))
         .unwrap()
         .into_iter()

@@ -630,3 +630,113 @@ fn sha512_items_are_verified_resumed_and_skipped_when_present() {
     assert_eq!((s.fetched, s.skipped), (0, 1));
     assert_eq!(up.gets("good.ez"), before);
 }
+
+/// Every event a reporter receives, in order.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<String>>);
+
+impl mirror::report::Reporter for Events {
+    fn begin(&self, phase: &str, total_items: u64, _: Option<u64>) {
+        self.push(format!("begin {phase} {total_items}"));
+    }
+    fn grow(&self, items: u64) {
+        self.push(format!("grow {items}"));
+    }
+    fn planned(&self) {
+        self.push("planned".into());
+    }
+    fn item(&self, _: &str, outcome: mirror::report::Outcome) {
+        self.push(format!("item {outcome:?}"));
+    }
+    fn end(&self) {
+        self.push("end".into());
+    }
+}
+
+impl Events {
+    fn push(&self, e: String) {
+        self.0.lock().unwrap().push(e);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+#[test]
+fn progress_says_when_a_growing_plan_is_complete_and_its_total_is_then_true() {
+    // A plan made while downloads run: the bar's total grows, and the
+    // reporter learns when it stops growing, so a bar never shows a total
+    // that is not final as if it were.
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let items = served(&up, dir.path(), "p", 12, 3);
+    // Two are already held: skipped, never part of the download total.
+    for it in &items[..2] {
+        let path = it.dest.clone();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let i: u8 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        std::fs::write(&path, body(200, 3u8.wrapping_add(i))).unwrap();
+    }
+    let e = engine(3, false);
+    let (sink, source) = item_queue(false);
+    let events = Events::default();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for it in items {
+                sink.push(it);
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            drop(sink);
+        });
+        e.fetch_from(source, &events).unwrap();
+    });
+    let ev = events.take();
+    assert_eq!(ev.first().map(String::as_str), Some("begin download 0"));
+    assert_eq!(ev.last().map(String::as_str), Some("end"));
+    let planned = ev
+        .iter()
+        .position(|e| e == "planned")
+        .expect("planned is reported");
+    assert_eq!(ev.iter().filter(|e| *e == "planned").count(), 1);
+    let grown: u64 = ev[..planned]
+        .iter()
+        .filter_map(|e| e.strip_prefix("grow "))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        grown, 10,
+        "the total once planned is what is downloaded: {ev:?}"
+    );
+    assert!(
+        !ev[planned..].iter().any(|e| e.starts_with("grow")),
+        "no growth after the plan is complete: {ev:?}"
+    );
+    let count = |o: &str| ev.iter().filter(|e| *e == &format!("item {o}")).count();
+    assert_eq!((count("Done"), count("Skipped")), (10, 2));
+}
+
+#[test]
+fn fetching_index_files_is_a_phase_with_its_total_known() {
+    let up = Upstream::start();
+    up.put("idx/a", b"a".to_vec());
+    up.put("idx/b", b"b".to_vec());
+    let e = engine(2, false);
+    let events = Events::default();
+    let requests: Vec<_> = ["idx/a", "idx/b", "idx/none"]
+        .iter()
+        .map(|p| (up.url(p), mirror::fetch::Validators::default()))
+        .collect();
+    let r =
+        e.fetch_bytes_conditional_reporting(&requests, mirror::limit::CRATE_INDEX_FILE, &events);
+    assert_eq!(r.len(), 3);
+    assert_eq!(
+        events.take(),
+        [
+            "begin index 3",
+            "item Done",
+            "item Done",
+            "item Failed",
+            "end"
+        ]
+    );
+}

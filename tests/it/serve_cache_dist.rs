@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mirror::serve::cache::{DistUpstream, UpstreamOptions};
 use mirror::serve::RunningServer;
@@ -18,6 +19,11 @@ use crate::support::upstream::{Fault, Upstream};
 use crate::toolchain::run_rustup;
 
 fn dist_server(root: &Path, up: &Upstream) -> RunningServer {
+    dist_server_ttl(root, up, LONG)
+}
+
+/// A cache of `up`'s dist server whose manifests are kept `ttl`.
+pub(crate) fn dist_server_ttl(root: &Path, up: &Upstream, ttl: Duration) -> RunningServer {
     pulling_server(
         root,
         UpstreamOptions {
@@ -25,7 +31,7 @@ fn dist_server(root: &Path, up: &Upstream) -> RunningServer {
                 url: up.url("dist"),
                 keyring: Arc::new(test_keyring()),
             }),
-            ttl: LONG,
+            ttl,
             ..UpstreamOptions::default()
         },
     )

@@ -31,7 +31,7 @@ fn keyring() -> String {
 }
 
 /// `mirror toolchain ARGS --url <upstream>/dist --keyring <test key>`.
-fn tc(root: &Path, up: &Upstream, args: &[&str]) -> Output {
+pub(crate) fn tc(root: &Path, up: &Upstream, args: &[&str]) -> Output {
     let url = up.url("dist");
     let key = keyring();
     let mut all = vec!["toolchain"];

@@ -11,18 +11,18 @@ use crate::support::sparse::SparseUpstream;
 use crate::support::tree;
 use crate::support::upstream::Upstream;
 
-fn run(root: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(root: &Path, args: &[&str]) -> Output {
     crate::rustup::mirror(root, args)
 }
 
-fn ok(root: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(root: &Path, args: &[&str]) -> String {
     let out = run(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "mirror {args:?} failed:\n{stderr}");
     stderr
 }
 
-fn fails(root: &Path, args: &[&str]) -> String {
+pub(crate) fn fails(root: &Path, args: &[&str]) -> String {
     let out = run(root, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -44,15 +44,15 @@ fn published(root: &Path, name: &str) -> String {
 
 /// Where the near side's crates come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Git,
     Sparse,
 }
 
 /// An upstream index of either kind over one fixture.
-struct Source<'a> {
-    kind: Kind,
-    fx: CratesFixture<'a>,
+pub(crate) struct Source<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) fx: CratesFixture<'a>,
     sparse: SparseUpstream<'a>,
 }
 
@@ -61,11 +61,15 @@ impl<'a> Source<'a> {
         let mut fx = CratesFixture::new(up);
         fx.publish("leaf", "1.0.0", &[]);
         fx.commit("Add leaf 1.0.0");
+        Source::over(up, kind, fx)
+    }
+    /// `fx` (committed) served as a git or a sparse upstream.
+    pub(crate) fn over(up: &'a Upstream, kind: Kind, fx: CratesFixture<'a>) -> Source<'a> {
         let sparse = SparseUpstream::new(up);
         sparse.sync(&fx);
         Source { kind, fx, sparse }
     }
-    fn index_url(&self) -> String {
+    pub(crate) fn index_url(&self) -> String {
         match self.kind {
             Kind::Git => self.fx.index_url(),
             Kind::Sparse => self.sparse.index_url(),
@@ -73,12 +77,32 @@ impl<'a> Source<'a> {
     }
     /// A new version of leaf upstream.
     fn grow(&mut self, version: &str) {
-        self.fx.publish("leaf", version, &[]);
-        self.fx.commit(&format!("Add leaf {version}"));
+        self.publish("leaf", version);
+    }
+    /// A new crate version upstream (no dependencies), committed.
+    pub(crate) fn publish(&mut self, name: &str, version: &str) {
+        self.fx.publish(name, version, &[]);
+        self.fx.commit(&format!("Add {name} {version}"));
         self.sparse.sync(&self.fx);
     }
     /// `export` arguments (a sparse upstream needs a selection).
     fn export(&self, near: &Path, archive: &Path) {
+        let archive = archive.to_str().unwrap();
+        self.export_with(
+            near,
+            archive,
+            &[],
+            &["--crate", "leaf", "--versions", "all"],
+        );
+    }
+    /// `crate export` with the selection arguments of this kind; its stderr.
+    pub(crate) fn export_with(
+        &self,
+        near: &Path,
+        archive: &str,
+        git: &[&str],
+        sparse: &[&str],
+    ) -> String {
         let tmpl = self.fx.crates_url_template();
         let mut args = vec![
             "crate",
@@ -86,12 +110,13 @@ impl<'a> Source<'a> {
             "--crates-url",
             &tmpl,
             "--archive",
-            archive.to_str().unwrap(),
+            archive,
         ];
-        if self.kind == Kind::Sparse {
-            args.extend(["--crate", "leaf", "--versions", "all"]);
-        }
-        ok(near, &args);
+        args.extend(match self.kind {
+            Kind::Git => git,
+            Kind::Sparse => sparse,
+        });
+        ok(near, &args)
     }
 }
 

@@ -465,6 +465,20 @@ pub fn entries(data: &[u8], what: &str) -> Result<Vec<(RawDesc, Package)>> {
     Ok(out)
 }
 
+/// The newest `%BUILDDATE%` (unix seconds) of the entries: how recent a
+/// database is, by what it carries. `None` when no entry has one.
+pub fn newest_build<'a>(entries: impl IntoIterator<Item = &'a RawDesc>) -> Option<u64> {
+    entries
+        .into_iter()
+        .filter_map(|r| r.get("BUILDDATE")?.trim().parse::<u64>().ok())
+        .max()
+}
+
+/// [`newest_build`] of a database's bytes.
+pub fn newest_build_of(data: &[u8], what: &str) -> Result<Option<u64>> {
+    Ok(newest_build(&parse(data, what)?))
+}
+
 /// The package name of a dependency (`glibc>=2.38`, `sh`, `libfoo.so=1-64`).
 pub fn dependency_name(dep: &str) -> &str {
     dep.split(['<', '>', '=', ':']).next().unwrap_or(dep).trim()

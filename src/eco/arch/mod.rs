@@ -32,11 +32,17 @@
 //! `pack` carries the files written since plus the current databases;
 //! `unpack` checks the staged packages against the staged databases (size,
 //! SHA-256, signature) before anything is published, databases last.
+//!
+//! Databases only move forward, judged by what they carry: the newest
+//! `%BUILDDATE%` of a `<repo>.db` (and `.files`) and `lastsync`. A
+//! download from a mirror behind the published database keeps the
+//! published one (said once); an archive carrying an older database or
+//! `lastsync` is refused before anything is published.
 
 pub mod db;
 pub mod retain;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -204,6 +210,20 @@ struct FetchedDbs {
     files_sig: Option<Vec<u8>>,
 }
 
+/// One entry of a remembered Arch selection: a package (its dependencies
+/// always come).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SelectionEntry {
+    /// The package name.
+    pub name: String,
+}
+
+impl crate::eco::selection::Entry for SelectionEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The Arch part of a mirror tree.
 pub struct Arch {
     root: PathBuf,
@@ -280,6 +300,29 @@ impl Arch {
                 .with_context(|| failed_repo(&repo.name))?;
             fetched.push(got);
         }
+        // A database only moves forward: a mirror behind the published
+        // one is not followed back (said once per repository).
+        let behind: Vec<bool> = self
+            .repos
+            .iter()
+            .zip(&fetched)
+            .map(|(repo, (dbs, entries))| {
+                let published = published_newest_build(
+                    &self
+                        .repo_dir(&repo.name, &self.arch)
+                        .join(format!("{}.db", repo.name)),
+                );
+                let offered = db::newest_build(entries.iter().map(|(r, _)| r));
+                let what = format!("{}/{}.db", dbs.base, repo.name);
+                match check_db_forward(&what, offered, published) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        reporter.warn(&format!("arch: {e}; nothing downloaded for {}", repo.name));
+                        true
+                    }
+                }
+            })
+            .collect();
         let selected: Option<Vec<HashSet<String>>> = if self.packages.is_empty() {
             None
         } else {
@@ -289,6 +332,9 @@ impl Arch {
         };
         let mut summary = DownloadSummary::default();
         for (i, (repo, (dbs, entries))) in self.repos.iter().zip(fetched).enumerate() {
+            if behind[i] {
+                continue;
+            }
             let entries = match &selected {
                 Some(sel) => entries
                     .into_iter()
@@ -313,7 +359,10 @@ impl Arch {
             summary.bytes += s.bytes;
         }
         let lastsync = self.root.join(TOP).join("lastsync");
-        store::write_atomic(&lastsync, format!("{}\n", now_secs()).as_bytes())
+        // Never back, even when the clock is.
+        let published = fs::read(&lastsync).ok().and_then(|b| parse_lastsync(&b));
+        let now = now_secs().max(published.unwrap_or(0));
+        store::write_atomic(&lastsync, format!("{now}\n").as_bytes())
             .with_context(|| format!("cannot write {}", lastsync.display()))?;
         reporter.info(&format!(
             "arch: {} repositories; {} packages downloaded ({} bytes), {} already present",
@@ -817,15 +866,64 @@ impl Arch {
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
-        crate::eco::time_pack(
+        let removes = crate::eco::selection::pending_removes::<SelectionEntry>(
+            &self.root, ECOSYSTEM, &members,
+        )?;
+        let summary = crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
+            &removes,
             package_files,
             archive,
             reporter,
-        )
+        )?;
+        crate::eco::selection::clear_pending::<SelectionEntry>(&self.root, ECOSYSTEM)?;
+        Ok(summary)
+    }
+
+    /// Whether any repository held is a partial mirror (a selection).
+    pub fn holds_a_subset(&self) -> Result<bool> {
+        Ok(self
+            .local_repos()?
+            .iter()
+            .any(|(repo, arch)| store::is_marked_partial(&self.repo_dir(repo, arch))))
+    }
+
+    /// The package files (and signatures) of `names` that no local
+    /// database lists any more, relative to the root.
+    pub fn unlisted_files_of(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if names.is_empty() {
+            return Ok(out);
+        }
+        for (repo, arch) in self.local_repos()? {
+            let listed: HashSet<String> = self
+                .local_packages(&repo, &arch)?
+                .into_iter()
+                .map(|p| p.filename)
+                .collect();
+            let dir = self.repo_dir(&repo, &arch);
+            for e in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+                let file = e?.file_name().to_string_lossy().into_owned();
+                let base = file.strip_suffix(".sig").unwrap_or(&file);
+                let Some(p) = retain::parse_package_file(base) else {
+                    continue;
+                };
+                if names.contains(p.name) && !listed.contains(base) {
+                    out.push(format!("{TOP}/{repo}/os/{arch}/{file}"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether `path` is a file an archive may remove here: a package or
+    /// its signature.
+    pub fn is_removable(path: &str) -> bool {
+        is_versioned(path) || path.strip_suffix(".sig").is_some_and(is_versioned)
     }
 
     /// Unpack a bundle: every staged package is checked against the staged
@@ -857,8 +955,16 @@ impl Arch {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            Arch::is_removable,
+            reporter,
+        )?;
         reporter.info(&format!(
-            "arch: unpacked {} files ({} bytes)",
+            "arch: unpacked {} files ({} bytes); {removed} files removed",
             summary.files.len(),
             summary.bytes
         ));
@@ -975,7 +1081,24 @@ fn check_staged(
     for f in files {
         let parts: Vec<&str> = f.split('/').collect();
         match parts[..] {
-            [TOP, "lastsync"] => {}
+            [TOP, "lastsync"] => {
+                let offered = limit::read_file(&dir.join(f), limit::COMPANION)
+                    .ok()
+                    .and_then(|b| parse_lastsync(&b));
+                let published = fs::read(root.join(f)).ok().and_then(|b| parse_lastsync(&b));
+                match (offered, published) {
+                    (None, _) => failures.push(format!(
+                        "{f}: expected the unix time of the last sync (seconds)"
+                    )),
+                    (Some(o), Some(p)) if o < p => failures.push(format!(
+                        "{f}: the archive's last sync was {}, before the published one ({}); \
+                         it is an older archive: the published tree is kept",
+                        when(o),
+                        when(p)
+                    )),
+                    _ => {}
+                }
+            }
             [TOP, repo, "os", arch, file]
                 if is_valid_repo_name(repo) && is_valid_repo_name(arch) =>
             {
@@ -1014,13 +1137,27 @@ fn check_staged(
                         let r = limit::read_file(&dir.join(f), limit::ARCH_FILES)
                             .map_err(anyhow::Error::from)
                             .and_then(|b| db::parse(&b, f));
-                        if let Err(e) = r {
-                            failures.push(format!("{e:#}"));
+                        match r {
+                            Ok(raws) => {
+                                let published = published_newest_build(&root.join(f));
+                                if let Err(e) =
+                                    check_db_forward(f, db::newest_build(&raws), published)
+                                {
+                                    failures.push(e);
+                                }
+                            }
+                            Err(e) => failures.push(format!("{e:#}")),
                         }
                     } else {
                         let r = limit::read_file(&dir.join(f), limit::ARCH_DB)
                             .map_err(|e| format!("{f}: {e}"))
-                            .and_then(|b| db::packages(&b, f).map_err(|e| format!("{e:#}")));
+                            .and_then(|b| db::entries(&b, f).map_err(|e| format!("{e:#}")))
+                            .and_then(|entries| {
+                                let offered = db::newest_build(entries.iter().map(|(r, _)| r));
+                                let published = published_newest_build(&root.join(f));
+                                check_db_forward(f, offered, published)?;
+                                Ok(entries.into_iter().map(|(_, p)| p).collect::<Vec<_>>())
+                            });
                         match r {
                             Ok(pkgs) => {
                                 dbs.insert(
@@ -1120,9 +1257,68 @@ fn check_staged(
     }
 }
 
+/// Unix seconds in words: `2023-11-14T22:13:20Z (1700000000)`.
+fn when(secs: u64) -> String {
+    format!("{} ({secs})", crate::bundle::manifest::rfc3339(secs))
+}
+
+/// Refuse a database whose newest `%BUILDDATE%` is older than the
+/// published one's: a database only moves forward. `what` names it.
+pub fn check_db_forward(
+    what: &str,
+    offered: Option<u64>,
+    published: Option<u64>,
+) -> std::result::Result<(), String> {
+    match (offered, published) {
+        (Some(o), Some(p)) if o < p => Err(format!(
+            "{what}: its newest package was built {}, before the newest of the published \
+             database ({}); the published database is kept",
+            when(o),
+            when(p)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The newest `%BUILDDATE%` of the published database at `path`, when
+/// there is one that parses.
+pub fn published_newest_build(path: &Path) -> Option<u64> {
+    let data = limit::read_file(path, db_limit(&path.display().to_string())).ok()?;
+    db::newest_build_of(&data, &path.display().to_string())
+        .ok()
+        .flatten()
+}
+
+/// `lastsync`'s unix seconds.
+fn parse_lastsync(data: &[u8]) -> Option<u64> {
+    std::str::from_utf8(data).ok()?.trim().parse().ok()
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_only_move_forward() {
+        check_db_forward("core.db", Some(2), Some(1)).unwrap();
+        check_db_forward("core.db", Some(2), Some(2)).unwrap();
+        check_db_forward("core.db", None, Some(2)).unwrap();
+        check_db_forward("core.db", Some(1), None).unwrap();
+        let e = check_db_forward("core.db", Some(1_700_000_000), Some(1_700_100_000)).unwrap_err();
+        assert!(
+            e.contains("core.db")
+                && e.contains("2023-11-14T22:13:20Z")
+                && e.contains("2023-11-16T02:00:00Z"),
+            "{e}"
+        );
+        assert_eq!(parse_lastsync(b"1700000000\n"), Some(1_700_000_000));
+        assert_eq!(parse_lastsync(b"soon"), None);
+    }
 }

@@ -40,6 +40,42 @@ impl CrateFilter {
         Ok(())
     }
 
+    /// The patterns, each as `NAME@VERSION` (name lower-cased).
+    pub fn patterns(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|(n, v)| format!("{n}@{v}"))
+            .collect()
+    }
+
+    /// The name globs of the patterns.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.patterns.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// `self` with every pattern whose name glob is one of `names` dropped.
+    pub fn without(&self, names: &[String]) -> CrateFilter {
+        CrateFilter {
+            patterns: self
+                .patterns
+                .iter()
+                .filter(|(n, _)| !names.iter().any(|r| r.eq_ignore_ascii_case(n)))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// `self` and the patterns of `other` not in it yet.
+    pub fn union(&self, other: &CrateFilter) -> CrateFilter {
+        let mut patterns = self.patterns.clone();
+        for p in &other.patterns {
+            if !patterns.contains(p) {
+                patterns.push(p.clone());
+            }
+        }
+        CrateFilter { patterns }
+    }
+
     /// Whether no pattern was given (everything matches).
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
@@ -59,6 +95,31 @@ impl CrateFilter {
                 .patterns
                 .iter()
                 .any(|(n, v)| glob_match(n, &name) && glob_match(v, version))
+    }
+}
+
+/// The state file (under `.mirror/`) remembering the `--filter` patterns
+/// of a tree mirroring a git upstream: they only grow (`--remove NAME`
+/// and `--replace-selection` drop), and a run without `--filter` mirrors
+/// them, never the whole upstream.
+pub const STATE_FILE: &str = "crates-filter.json";
+
+/// The remembered `--filter` patterns (see [`STATE_FILE`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct RememberedFilter {
+    /// `NAME@VERSION` globs.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+}
+
+impl RememberedFilter {
+    /// The patterns as a filter.
+    pub fn filter(&self) -> CrateFilter {
+        let mut f = CrateFilter::default();
+        for p in &self.patterns {
+            f.add(p);
+        }
+        f
     }
 }
 

@@ -18,19 +18,33 @@
 //! - `pull`: fetch `origin` into `origin_master`, merge into `working`;
 //! - `download`: every crate the RANGE added, through the shared engine,
 //!   each checked against its index `cksum`;
-//! - `prune`: delete the crate files of versions the RANGE removed;
+//! - `prune`: delete the crate files of versions the RANGE removed
+//!   (whether selected or not: the index no longer lists them);
 //! - `verify`: check every crate the RANGE added against the index;
 //! - `pack`: `origin.bundle` (git bundle of START..END) plus the RANGE's
-//!   crates, with `MIRROR-BUNDLE.json`. A RANGE with no commits packs an
-//!   archive holding only the manifest, which imports as a no-op;
-//! - `unpack`: stage the archive, fetch its bundle, check every crate it
-//!   carries against the index it brings, only then publish the crates
-//!   (romt's archives included);
+//!   crates, with `MIRROR-BUNDLE.json`, whose `removes` lists the crates
+//!   the far side deletes. A partial tree also carries every crate it holds
+//!   that no archive carried yet (a selection grown to versions whose
+//!   index file did not change) and removes what the archives carried
+//!   that it no longer holds; what the far side holds after each archive
+//!   is recorded in `.mirror/crates-carried.json`. A RANGE with no
+//!   commits and nothing to carry packs an archive holding only the
+//!   manifest, which imports as a no-op;
+//! - `unpack`: say what the archive removes, stage it, fetch its bundle,
+//!   check every crate it carries against the index it brings (against
+//!   the index held when it carries no bundle), only then publish the
+//!   crates (romt's archives included), then delete what it removes;
 //! - `mark`: move `mark` and `master` (what is served) to END (a commit on
 //!   top of END when END's tree is not all index layout or lacks this
 //!   mirror's own `config.json`);
 //! - `config`: commit a `config.json` pointing at `--server-url`, record it
 //!   as this mirror's own, then mark.
+//!
+//! With a git upstream, `--filter` patterns are remembered in
+//! `.mirror/crates-filter.json` by the first `download` of a run: they
+//! only grow (`--remove NAME`, `--replace-selection` drop, and delete the
+//! crates dropped), and a run without `--filter` mirrors them, never the
+//! whole upstream.
 //!
 //! The far side (an index made by `init-import`) always has its own
 //! `config.json`: the one `config` wrote, else the one it makes for
@@ -167,6 +181,12 @@ pub struct CrateOptions {
     pub bad_crates: Option<PathBuf>,
     /// What to mirror from a sparse upstream (`None`: the one remembered).
     pub selection: Option<sparse::Selection>,
+    /// `--remove NAME`: names dropped from the remembered selection (or
+    /// `--filter`).
+    pub remove: Vec<String>,
+    /// `--replace-selection`: the selection (or `--filter`) given replaces
+    /// the remembered one.
+    pub replace_selection: bool,
     /// `list` prints what the mirror holds as JSON.
     pub json: bool,
 }
@@ -215,9 +235,26 @@ impl Crates {
                 ));
             }
         }
+        let expanded: Vec<Op> = ops.iter().flat_map(|o| o.expand()).collect();
+        if !self.opts.remove.is_empty() || self.opts.replace_selection {
+            let sparse = self.sparse_base()?.is_some()
+                || (!self.opts.index.exists()
+                    && sparse::sparse_base(&self.opts.index_url).is_some());
+            let (needed, what) = if sparse {
+                (Op::Pull, "pull")
+            } else {
+                (Op::Download, "download")
+            };
+            crate::eco::selection::require_op(true, expanded.contains(&needed), what)?;
+        }
         let mut failures: Vec<String> = Vec::new();
         let mut marked_partial = false;
-        for op in ops.iter().flat_map(|o| o.expand()) {
+        let mut filter_remembered = false;
+        for op in expanded {
+            if op == Op::Download && !filter_remembered {
+                filter_remembered = true;
+                self.remember_filter(reporter)?;
+            }
             // A filter makes the tree partial from its first write on
             // (init creates the crates directory; list and verify write
             // nothing).
@@ -456,7 +493,12 @@ impl Crates {
     /// crates every operation covers); `--filter` otherwise.
     fn effective_filter(&self) -> Result<CrateFilter> {
         if self.sparse_base()?.is_none() {
-            return Ok(self.opts.filter.clone());
+            if !self.opts.filter.is_empty() || !self.remembers_filter()? {
+                return Ok(self.opts.filter.clone());
+            }
+            let remembered: filter::RememberedFilter =
+                crate::store::load_meta_json(&self.opts.root, filter::STATE_FILE)?;
+            return Ok(remembered.filter());
         }
         let state = sparse::SparseState::load(&self.opts.root)?;
         let mut f = CrateFilter::default();
@@ -470,10 +512,119 @@ impl Crates {
         Ok(f)
     }
 
+    /// Whether this tree remembers `--filter` patterns: one mirroring a git
+    /// upstream (the far side takes what archives bring).
+    fn remembers_filter(&self) -> Result<bool> {
+        Ok(self.opts.index.exists()
+            && self.sparse_base()?.is_none()
+            && !self.index.origin_is_bundle()?)
+    }
+
+    /// Before a download from a git upstream: add the `--filter` patterns
+    /// given to the remembered ones (`--remove`, `--replace-selection`
+    /// drop; the crates of what is dropped are deleted here, and the next
+    /// archive deletes them on the far side), and download what they
+    /// select. A partial tree that remembers nothing is refused: without
+    /// its patterns the run would mirror the whole upstream.
+    fn remember_filter(&mut self, reporter: &dyn Reporter) -> Result<()> {
+        if self.sparse_base()?.is_some() {
+            // A sparse selection is remembered by pull.
+            return Ok(());
+        }
+        if !self.remembers_filter()? {
+            if !self.opts.remove.is_empty() || self.opts.replace_selection {
+                bail!(
+                    "--remove and --replace-selection: {} remembers no selection (it imports archives or mirrors a sparse index that has none yet)",
+                    self.opts.index.display()
+                );
+            }
+            return Ok(());
+        }
+        let root = &self.opts.root;
+        let remembered: filter::RememberedFilter =
+            crate::store::load_meta_json(root, filter::STATE_FILE)?;
+        let before = remembered.filter();
+        let given = &self.opts.filter;
+        let after = if self.opts.replace_selection {
+            if given.is_empty() {
+                bail!("--replace-selection: no new selection given (name it with --filter or --filter-file)");
+            }
+            given.clone()
+        } else {
+            sparse::check_removals(&self.opts.remove, &before.names(), "--filter pattern for")?;
+            before.without(&self.opts.remove).union(given)
+        };
+        if before.is_empty() && after.is_empty() {
+            if self.is_partial() {
+                bail!(
+                    "{} is a partial mirror (crates/{PARTIAL_MARKER}) but remembers no --filter (it was made before filters were remembered);                      a download without one would mirror the whole upstream: give the --filter patterns that made it once, they are remembered from then on",
+                    self.opts.root.display()
+                );
+            }
+            return Ok(());
+        }
+        if after.is_empty() {
+            bail!(
+                "the selection would be empty, which means the whole upstream: keep at least one --filter pattern, or delete {} to mirror everything",
+                crate::store::meta_path(root, filter::STATE_FILE).display()
+            );
+        }
+        report_selection_change(before.names(), after.names(), reporter);
+        if self.opts.remove.is_empty() && !self.opts.replace_selection && before.is_empty() {
+            // A tree that mirrored everything and now gets patterns keeps
+            // what it holds.
+        } else if !self.opts.remove.is_empty() || self.opts.replace_selection {
+            let mut dropped: Vec<(String, String)> = held_crates(&self.opts.crates)?
+                .into_iter()
+                .filter(|(n, v)| !after.matches(n, v))
+                .collect();
+            dropped.sort();
+            for (n, v) in &dropped {
+                let path = self.opts.crates.join(layout::crate_rel_path(n, v));
+                match fs::remove_file(&path) {
+                    Ok(()) => remove_empty_parents(&path, &self.opts.crates),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                    }
+                }
+            }
+            if !dropped.is_empty() {
+                reporter.info(&format!(
+                    "crate: {} crates no longer selected deleted (the next archive deletes them on the far side): {}",
+                    dropped.len(),
+                    shown(dropped.iter().map(|(n, v)| format!("{n} {v}")))
+                ));
+            }
+        }
+        crate::store::save_meta_json(
+            root,
+            filter::STATE_FILE,
+            &filter::RememberedFilter {
+                patterns: after.patterns(),
+            },
+        )?;
+        self.set_partial()?;
+        self.opts.filter = after;
+        Ok(())
+    }
+
     fn pull_sparse(&mut self, base: &str, reporter: &dyn Reporter) -> Result<()> {
         let mut state = sparse::SparseState::load(&self.opts.root)?;
-        if let Some(sel) = &self.opts.selection {
-            state.selection = Some(sel.clone());
+        let change = sparse::SelectionChange {
+            add: self.opts.selection.clone(),
+            remove: self.opts.remove.clone(),
+            replace: self.opts.replace_selection,
+        };
+        if change.add.is_some() || change.drops() {
+            let before = state.selection.clone();
+            let after = before.clone().unwrap_or_default().changed(&change)?;
+            report_selection_change(
+                before.map(|b| b.names()).unwrap_or_default(),
+                after.names(),
+                reporter,
+            );
+            state.selection = Some(after);
         }
         let Some(selection) = state.selection.clone() else {
             bail!(
@@ -593,7 +744,9 @@ impl Crates {
         keep_added: bool,
     ) -> Result<index::Changes> {
         let filter = self.effective_filter()?;
-        if self.sparse_base()?.is_some() {
+        // A selection may grow to versions older than START: a partial
+        // tree plans every version it selects (the engine skips those held).
+        if self.sparse_base()?.is_some() || (self.is_partial() && !filter.is_empty()) {
             let (_, end) = self.range()?;
             self.index
                 .changes_each(None, end, &filter, on_added, keep_added)
@@ -728,7 +881,15 @@ impl Crates {
     }
 
     fn prune(&self, reporter: &dyn Reporter) -> Result<()> {
-        let changes = self.changes()?;
+        // Every version the index no longer lists, selected or not: what
+        // the index drops is never published again (a crate dropped from
+        // a sparse selection loses its index file).
+        let (start, end) = self.range()?;
+        let changes = if start == Some(end) {
+            index::Changes::default()
+        } else {
+            self.index.changes(start, end, &CrateFilter::default())?
+        };
         let mut n = 0;
         for e in &changes.removed {
             let path = self.crate_path(e);
@@ -773,23 +934,40 @@ impl Crates {
     fn list_json(&self) -> Result<()> {
         let master = self.index.require(MASTER)?;
         let held = held_crates(&self.opts.crates)?;
+        let out: Vec<serde_json::Value> = self
+            .held_listed(master, &held)?
+            .into_iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name,
+                    "vers": e.vers,
+                    "cksum": e.cksum.to_hex(),
+                    "path": format!("{}/{}", layout::CRATES_DIR, e.rel_path()),
+                })
+            })
+            .collect();
+        crate::output::json(&out)?;
+        Ok(())
+    }
+
+    /// The versions `commit` lists whose `.crate` is in `held`, in index
+    /// order.
+    fn held_listed(
+        &self,
+        commit: gix::ObjectId,
+        held: &std::collections::HashSet<(String, String)>,
+    ) -> Result<Vec<Entry>> {
         let names: std::collections::HashSet<String> =
             held.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
         let mut out = Vec::new();
-        for (path, data) in self.index.crate_files(master, |n| names.contains(n))? {
-            for (_, e) in index::parse_lines(&data, &path, &master.to_string())? {
+        for (path, data) in self.index.crate_files(commit, |n| names.contains(n))? {
+            for (_, e) in index::parse_lines(&data, &path, &commit.to_string())? {
                 if held.contains(&(e.name.clone(), e.vers.clone())) {
-                    out.push(serde_json::json!({
-                        "name": e.name,
-                        "vers": e.vers,
-                        "cksum": e.cksum.to_hex(),
-                        "path": format!("{}/{}", layout::CRATES_DIR, e.rel_path()),
-                    }));
+                    out.push(e);
                 }
             }
         }
-        crate::output::json(&out)?;
-        Ok(())
+        Ok(out)
     }
 
     fn mark(&self, reporter: &dyn Reporter) -> Result<()> {
@@ -952,8 +1130,78 @@ impl Crates {
             ecosystem: ECOSYSTEM.to_string(),
             range: Some(range),
         };
+        let partial = self.is_partial();
+        let bundle_path = self.default_bundle_path();
+        if self.opts.bundle_path != bundle_path {
+            bail!(
+                "pack writes the bundle to {} (its place in the archive); got --bundle-path {}",
+                bundle_path.display(),
+                self.opts.bundle_path.display()
+            );
+        }
+        // What the range adds and removes; a partial tree also carries
+        // what it holds that no archive carried yet (a grown selection:
+        // older versions whose index file did not change) and removes
+        // what the archives carried that it no longer holds (a selection
+        // that dropped a crate).
+        let changes = if start == Some(end) {
+            index::Changes::default()
+        } else {
+            self.index.changes(start, end, &self.effective_filter()?)?
+        };
+        let mut added: std::collections::BTreeSet<(String, String)> = changes
+            .added
+            .iter()
+            .map(|e| (e.name.clone(), e.vers.clone()))
+            .collect();
+        let mut missing = Vec::new();
+        let mut removes: std::collections::BTreeSet<(String, String)> = Default::default();
+        let carried_now = if partial {
+            let held = held_crates(&self.opts.crates)?;
+            let now: std::collections::BTreeSet<(String, String)> = self
+                .held_listed(end, &held)?
+                .into_iter()
+                .map(|e| (e.name, e.vers))
+                .collect();
+            let before = self.carried_before(start, &held)?;
+            added.extend(now.difference(&before).cloned());
+            added.retain(|nv| held.contains(nv));
+            removes.extend(before.difference(&now).cloned());
+            Some(now)
+        } else {
+            for e in &changes.added {
+                if !self.crate_path(e).is_file() {
+                    missing.push(format!(
+                        "{}: {} is missing",
+                        e.ident(),
+                        self.crate_path(e).display()
+                    ));
+                }
+            }
+            added.retain(|(n, v)| {
+                self.opts
+                    .crates
+                    .join(layout::crate_rel_path(n, v))
+                    .is_file()
+            });
+            removes.extend(
+                changes
+                    .removed
+                    .iter()
+                    .map(|e| (e.name.clone(), e.vers.clone())),
+            );
+            None
+        };
+        let crate_member = |(n, v): &(String, String)| {
+            format!("{}/{}", layout::CRATES_DIR, layout::crate_rel_path(n, v))
+        };
+        let remove_members: Vec<String> = removes
+            .iter()
+            .filter(|nv| !added.contains(nv))
+            .map(crate_member)
+            .collect();
         let packed = self.index.resolve(index::PACKED_REF)?;
-        if start == Some(end) {
+        if start == Some(end) && added.is_empty() && remove_members.is_empty() {
             // No commits: no bundle can be made (git refuses an empty one).
             // An archive with only the manifest imports as a no-op, so the
             // far side never trips over a missing or stale archive.
@@ -977,44 +1225,33 @@ impl Crates {
                 ));
             }
             self.set_packed(end)?;
+            if let Some(now) = carried_now {
+                self.save_carried(end, now)?;
+            }
             return Ok(());
         }
-        let bundle_start = match start {
-            Some(s) if !self.index.is_ancestor(s, end)? => {
-                reporter.warn(&format!(
-                    "START {s} is not an ancestor of END {end}; the bundle carries END's whole history"
-                ));
-                None
-            }
-            other => other,
-        };
-        let bundle_path = self.default_bundle_path();
-        if self.opts.bundle_path != bundle_path {
-            bail!(
-                "pack writes the bundle to {} (its place in the archive); got --bundle-path {}",
-                bundle_path.display(),
-                self.opts.bundle_path.display()
-            );
+        let mut members = Vec::new();
+        if start != Some(end) {
+            let bundle_start = match start {
+                Some(s) if !self.index.is_ancestor(s, end)? => {
+                    reporter.warn(&format!(
+                        "START {s} is not an ancestor of END {end}; the bundle carries END's whole history"
+                    ));
+                    None
+                }
+                other => other,
+            };
+            reporter.begin("bundle", 0, None);
+            let made = self.index.create_bundle(&bundle_path, bundle_start, end);
+            reporter.end();
+            made?;
+            members.push(BUNDLE_MEMBER.to_string());
         }
-        self.index.create_bundle(&bundle_path, bundle_start, end)?;
-        let changes = self.index.changes(start, end, &self.effective_filter()?)?;
-        let mut members = vec![BUNDLE_MEMBER.to_string()];
-        let partial = self.is_partial();
         if partial {
             members.push(format!("{}/{PARTIAL_MARKER}", layout::CRATES_DIR));
         }
-        let mut missing = Vec::new();
-        for e in &changes.added {
-            if self.crate_path(e).is_file() {
-                members.push(format!("{}/{}", layout::CRATES_DIR, e.rel_path()));
-            } else if !partial {
-                missing.push(format!(
-                    "{}: {} is missing",
-                    e.ident(),
-                    self.crate_path(e).display()
-                ));
-            }
-        }
+        let n_crates = added.len();
+        members.extend(added.iter().map(crate_member));
         let missing_msg = |m: &[String]| {
             format!(
                 "{} crates of the range are missing (run download):\n  - {}",
@@ -1029,18 +1266,35 @@ impl Crates {
                 missing_msg(&missing)
             );
         }
-        let summary = bundle::pack(
+        let summary = bundle::pack_removing(
             &self.opts.root,
             &members,
+            &remove_members,
             &self.opts.archive,
             &opts,
             reporter,
         )
         .with_context(|| format!("cannot pack {}", self.opts.archive.display()))?;
         self.set_packed(end)?;
+        if let Some(now) = carried_now {
+            self.save_carried(end, now)?;
+        }
+        let what = if start == Some(end) {
+            "no index commits (the index is unchanged)".to_string()
+        } else {
+            "the index bundle".to_string()
+        };
+        let removing = if remove_members.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; it removes {} crates on import: {}",
+                remove_members.len(),
+                shown(removes.iter().map(|(n, v)| format!("{n} {v}")))
+            )
+        };
         reporter.info(&format!(
-            "crate: packed the index bundle and {} crates ({} bytes) into {}",
-            members.len() - 1 - usize::from(partial),
+            "crate: packed {what} and {n_crates} crates ({} bytes) into {}{removing}",
             summary.archive_bytes,
             self.opts.archive.display()
         ));
@@ -1055,6 +1309,53 @@ impl Crates {
             .into());
         }
         Ok(())
+    }
+
+    /// What the far side of a partial tree holds before the archive that
+    /// starts at `start`: what the archive that ended there left it
+    /// (recorded by pack), else nothing for a first archive, else (a tree
+    /// packed before the record existed, or another START) what `master`
+    /// published: the versions held when it was last marked.
+    fn carried_before(
+        &self,
+        start: Option<gix::ObjectId>,
+        held: &std::collections::HashSet<(String, String)>,
+    ) -> Result<std::collections::BTreeSet<(String, String)>> {
+        let Some(start) = start else {
+            return Ok(Default::default());
+        };
+        let record: Carried = crate::store::load_meta_json(&self.opts.root, CARRIED_FILE)?;
+        if record.end.as_deref() == Some(start.to_string().as_str()) {
+            return Ok(record
+                .crates
+                .iter()
+                .filter_map(|c| c.split_once('@'))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect());
+        }
+        Ok(match self.index.resolve(MASTER)? {
+            Some(m) => self
+                .held_listed(m, held)?
+                .into_iter()
+                .map(|e| (e.name, e.vers))
+                .collect(),
+            None => Default::default(),
+        })
+    }
+
+    fn save_carried(
+        &self,
+        end: gix::ObjectId,
+        now: std::collections::BTreeSet<(String, String)>,
+    ) -> Result<()> {
+        crate::store::save_meta_json(
+            &self.opts.root,
+            CARRIED_FILE,
+            &Carried {
+                end: Some(end.to_string()),
+                crates: now.into_iter().map(|(n, v)| format!("{n}@{v}")).collect(),
+            },
+        )
     }
 
     /// Record END of the archive just packed (see [`index::PACKED_REF`]).
@@ -1099,24 +1400,37 @@ impl Crates {
             .files
             .iter()
             .any(|f| *f == format!("crates/{PARTIAL_MARKER}"));
-        if !has_bundle {
-            if !crate_files.is_empty() {
-                bail!("{}: holds crates but no {BUNDLE_MEMBER}", archive.display());
-            }
+        // What the archive removes: said before anything is done.
+        let removes = self.archive_removes(summary.manifest.as_ref(), reporter)?;
+        if !has_bundle && crate_files.is_empty() && removes.is_empty() {
             reporter.info(&format!(
                 "crate: {} carries an empty range; nothing to import",
                 archive.display()
             ));
             return Ok(());
         }
-        // The bundle first: the crates are checked against the index it brings.
+        // The bundle first: the crates are checked against the index it
+        // brings. An archive of a selection that grew while the index did
+        // not change carries no bundle: its crates are checked against the
+        // index held.
         let staged_bundle = work.0.join(BUNDLE_MEMBER);
-        let origin = self.index.fetch_bundle(&staged_bundle).with_context(|| {
-            format!(
-                "cannot import {}: its {BUNDLE_MEMBER} does not fit the index",
-                self.opts.archive.display()
-            )
-        })?;
+        let origin = if has_bundle {
+            self.index.fetch_bundle(&staged_bundle).with_context(|| {
+                format!(
+                    "cannot import {}: its {BUNDLE_MEMBER} does not fit the index",
+                    self.opts.archive.display()
+                )
+            })?
+        } else {
+            match self.index.resolve(index::ORIGIN_MASTER)? {
+                Some(o) => o,
+                None => bail!(
+                    "{}: carries crates but no {BUNDLE_MEMBER}, and {} holds no index yet to check them against: import the tree's earlier archives first (or pack a first archive with `mirror crate pack --start 0` on the online side)",
+                    archive.display(),
+                    self.opts.index.display()
+                ),
+            }
+        };
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         let mut named = Vec::new();
@@ -1133,7 +1447,14 @@ impl Crates {
             match found {
                 Some(e) => planned.push((work.0.join(f), e)),
                 None => errors.push(format!(
-                    "{f}: {name} {vers} is not in the index the archive carries"
+                    "{f}: {name} {vers} is not in {}",
+                    if has_bundle {
+                        "the index the archive carries".to_string()
+                    } else {
+                        format!(
+                            "this tree's index ({origin}; the archive carries no index commits): import the archives before it first"
+                        )
+                    }
                 )),
             }
         }
@@ -1212,15 +1533,117 @@ impl Crates {
         // The crates first, then the index bundle naming them.
         crate::store::sync_tree(&self.opts.crates)
             .with_context(|| format!("cannot write {} to disk", self.opts.crates.display()))?;
-        crate::store::trace("write", &self.opts.bundle_path);
-        fs::rename(&staged_bundle, &self.opts.bundle_path)
-            .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
+        if has_bundle {
+            crate::store::trace("write", &self.opts.bundle_path);
+            fs::rename(&staged_bundle, &self.opts.bundle_path)
+                .with_context(|| format!("cannot publish {}", self.opts.bundle_path.display()))?;
+        }
         *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()) = Some(origin);
+        // Then what the archive removes; `mark` publishes what is held.
+        let mut removed = 0;
+        for (n, v) in &removes {
+            let path = self.opts.crates.join(layout::crate_rel_path(n, v));
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    remove_empty_parents(&path, &self.opts.crates);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                }
+            }
+        }
+        let bundle = if has_bundle {
+            format!("the index bundle ({origin})")
+        } else {
+            "no index commits".to_string()
+        };
         reporter.info(&format!(
-            "crate: unpacked the index bundle ({origin}) and {} crates",
+            "crate: unpacked {bundle} and {} crates; {removed} crates removed",
             planned.len()
         ));
         Ok(())
+    }
+}
+
+/// The state file (under `.mirror/`) of a partial tree naming what the
+/// archives packed so far leave the far side holding.
+const CARRIED_FILE: &str = "crates-carried.json";
+
+/// See [`CARRIED_FILE`].
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Carried {
+    /// END of the last archive packed.
+    #[serde(default)]
+    end: Option<String>,
+    /// `name@version` of every crate the far side holds after importing it.
+    #[serde(default)]
+    crates: Vec<String>,
+}
+
+/// The first items of a long list, and how many more.
+fn shown(items: impl Iterator<Item = String>) -> String {
+    const SHOWN: usize = 20;
+    let all: Vec<String> = items.collect();
+    let mut list: Vec<String> = all.iter().take(SHOWN).cloned().collect();
+    if all.len() > SHOWN {
+        list.push(format!("and {} more", all.len() - SHOWN));
+    }
+    list.join(", ")
+}
+
+/// Say which names a selection dropped and which it added.
+fn report_selection_change(
+    before: std::collections::BTreeSet<String>,
+    after: std::collections::BTreeSet<String>,
+    reporter: &dyn Reporter,
+) {
+    let dropped: Vec<String> = before.difference(&after).cloned().collect();
+    let added: Vec<String> = after.difference(&before).cloned().collect();
+    if !added.is_empty() {
+        reporter.info(&format!(
+            "crate: the selection now also names {}",
+            shown(added.into_iter())
+        ));
+    }
+    if !dropped.is_empty() {
+        reporter.info(&format!(
+            "crate: the selection no longer names {} (--remove / --replace-selection); their crates are deleted here and by the next archive on the far side",
+            shown(dropped.into_iter())
+        ));
+    }
+}
+
+impl Crates {
+    /// The crates an archive's manifest says it removes, each a crate path
+    /// (anything else refuses the archive); said before anything is done.
+    fn archive_removes(
+        &self,
+        manifest: Option<&bundle::Manifest>,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<(String, String)>> {
+        let Some(m) = manifest else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for r in &m.removes {
+            match crate_from_member(r) {
+                Some(nv) => out.push(nv),
+                None => bail!(
+                    "{}: its manifest removes {r:?}, which is not a crate path (crates/<prefix>/<name>/<name>-<version>.crate); nothing was imported",
+                    self.opts.archive.display()
+                ),
+            }
+        }
+        if !out.is_empty() {
+            reporter.info(&format!(
+                "crate: this archive removes {} crates: {}",
+                out.len(),
+                shown(out.iter().map(|(n, v)| format!("{n} {v}")))
+            ));
+        }
+        Ok(out)
     }
 }
 

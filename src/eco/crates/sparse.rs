@@ -14,14 +14,22 @@
 //!   normal,build[,dev]`, the closure: for every dependency of an included
 //!   version (optional and target-specific ones too; renamed ones by their
 //!   `package`; other registries skipped), the versions its requirement
-//!   selects, bounded the same way.
+//!   selects, bounded the same way. Each `--crate` keeps the `--versions`
+//!   and `--with-deps` it was given with.
+//!
+//! The selection only grows: what a run gives is added to what is
+//! remembered (a `--crate` given again takes its new bound); `--remove
+//! NAME` drops the entries of NAME and `--replace-selection` replaces the
+//! whole. A crate no entry selects any more loses its index file, so the
+//! range removes its versions on both sides.
 //!
 //! # State (`.mirror/crates-sparse.json`)
 //!
-//! The selection as last given (a run with no selection arguments reuses
-//! it, so `update` refreshes it), the validators (`ETag`, `Last-Modified`)
-//! of every index file held, and the versions selected. A refresh sends
-//! them back; a `304` keeps the copy in `origin_master`.
+//! The selection (a run with no selection arguments reuses it, so
+//! `update` refreshes it; the form with one `versions` and `with_deps` for
+//! every entry is read as each entry's), the validators (`ETag`,
+//! `Last-Modified`) of every index file held, and the versions selected.
+//! A refresh sends them back; a `304` keeps the copy in `origin_master`.
 //!
 //! # Into git
 //!
@@ -65,7 +73,7 @@ pub fn sparse_base(index_url: &str) -> Option<String> {
 }
 
 /// How many versions a requirement selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Versions {
     /// Every matching version.
@@ -104,17 +112,81 @@ pub struct Locked {
     pub from: String,
 }
 
-/// What to mirror from a sparse upstream.
+/// One `--crate NAME[@REQ]` of a selection with its own bound and
+/// dependency kinds (as given with it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wanted {
+    /// `NAME[@REQ]`.
+    pub spec: String,
+    /// The bound on the requirement (and on the dependencies it pulls in).
+    pub versions: Versions,
+    /// Dependency kinds followed (`normal`, `build`, `dev`).
+    #[serde(default)]
+    pub with_deps: Vec<String>,
+}
+
+impl Wanted {
+    /// The crate name of the spec.
+    pub fn name(&self) -> &str {
+        self.spec
+            .split_once('@')
+            .map_or(self.spec.as_str(), |x| x.0)
+    }
+}
+
+/// What to mirror from a sparse upstream: every entry given so far (a
+/// selection only grows; `--remove` and `--replace-selection` drop).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawSelection")]
 pub struct Selection {
     /// Packages locked in the lockfiles given.
     pub locked: Vec<Locked>,
-    /// `NAME[@REQ]`.
-    pub crates: Vec<String>,
-    /// The bound on each requirement.
-    pub versions: Versions,
-    /// Dependency kinds followed (`normal`, `build`, `dev`).
-    pub with_deps: Vec<String>,
+    /// `NAME[@REQ]`, each with its own bound and dependency kinds.
+    pub crates: Vec<Wanted>,
+}
+
+/// A selection as state files hold it: the per-entry form, or the form
+/// with one `versions` and `with_deps` for every entry that earlier
+/// releases wrote.
+#[derive(Deserialize)]
+struct RawSelection {
+    #[serde(default)]
+    locked: Vec<Locked>,
+    #[serde(default)]
+    crates: Vec<RawWanted>,
+    #[serde(default)]
+    versions: Option<Versions>,
+    #[serde(default)]
+    with_deps: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawWanted {
+    Spec(String),
+    Entry(Wanted),
+}
+
+impl From<RawSelection> for Selection {
+    fn from(raw: RawSelection) -> Selection {
+        let versions = raw.versions.unwrap_or(Versions::Newest(1));
+        let with_deps = raw.with_deps.unwrap_or_default();
+        Selection {
+            locked: raw.locked,
+            crates: raw
+                .crates
+                .into_iter()
+                .map(|w| match w {
+                    RawWanted::Spec(spec) => Wanted {
+                        spec,
+                        versions,
+                        with_deps: with_deps.clone(),
+                    },
+                    RawWanted::Entry(w) => w,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Selection {
@@ -160,11 +232,106 @@ impl Selection {
         locked.dedup_by(|a, b| a.name == b.name && a.version == b.version);
         Ok(Some(Selection {
             locked,
-            crates: names,
-            versions,
-            with_deps: with_deps.to_vec(),
+            crates: names
+                .into_iter()
+                .map(|spec| Wanted {
+                    spec,
+                    versions,
+                    with_deps: with_deps.to_vec(),
+                })
+                .collect(),
         }))
     }
+
+    /// The crate names the selection names (its roots).
+    pub fn names(&self) -> BTreeSet<String> {
+        self.crates
+            .iter()
+            .map(|w| w.name().to_string())
+            .chain(self.locked.iter().map(|l| l.name.clone()))
+            .collect()
+    }
+
+    /// `self` with `change` applied: `--remove` names dropped (each must
+    /// be in the selection), then the entries given added (an entry given
+    /// again takes its new bound and dependency kinds); with
+    /// `--replace-selection`, the entries given only.
+    pub fn changed(self, change: &SelectionChange<Selection>) -> Result<Selection> {
+        let mut sel = if change.replace {
+            let Some(add) = &change.add else {
+                bail!("--replace-selection: no new selection given (name it with --crate, --crate-file or --lockfile)");
+            };
+            return Ok(add.clone());
+        } else {
+            self
+        };
+        let held = sel.names();
+        check_removals(&change.remove, &held, "crate")?;
+        let gone = |n: &str| change.remove.iter().any(|r| r.eq_ignore_ascii_case(n));
+        sel.crates.retain(|w| !gone(w.name()));
+        sel.locked.retain(|l| !gone(&l.name));
+        if let Some(add) = &change.add {
+            for w in &add.crates {
+                match sel.crates.iter_mut().find(|x| x.spec == w.spec) {
+                    Some(x) => *x = w.clone(),
+                    None => sel.crates.push(w.clone()),
+                }
+            }
+            sel.locked.extend(add.locked.iter().cloned());
+            sel.locked.sort();
+            sel.locked
+                .dedup_by(|a, b| a.name == b.name && a.version == b.version);
+        }
+        Ok(sel)
+    }
+}
+
+/// How a run changes a remembered selection: what it adds, the names it
+/// drops (`--remove`) and whether it replaces it (`--replace-selection`).
+#[derive(Debug, Clone)]
+pub struct SelectionChange<T> {
+    /// The entries given (`None`: no selection argument).
+    pub add: Option<T>,
+    /// `--remove NAME`.
+    pub remove: Vec<String>,
+    /// `--replace-selection`.
+    pub replace: bool,
+}
+
+impl<T> Default for SelectionChange<T> {
+    fn default() -> Self {
+        SelectionChange {
+            add: None,
+            remove: Vec::new(),
+            replace: false,
+        }
+    }
+}
+
+impl<T> SelectionChange<T> {
+    /// Whether the run names anything to drop.
+    pub fn drops(&self) -> bool {
+        self.replace || !self.remove.is_empty()
+    }
+}
+
+/// Every `--remove NAME` must name an entry of the selection: a typo
+/// would otherwise drop nothing and say nothing.
+pub fn check_removals(remove: &[String], held: &BTreeSet<String>, what: &str) -> Result<()> {
+    for r in remove {
+        if !held.iter().any(|h| h.eq_ignore_ascii_case(r)) {
+            let list: Vec<&str> = held.iter().map(String::as_str).collect();
+            bail!(
+                "--remove {r}: the remembered selection names no {what} {r:?}, so nothing was removed (it names: {}); check the spelling",
+                if list.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    list.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The registry packages a Cargo.lock locks (see the module docs).
@@ -232,25 +399,16 @@ pub struct SparseState {
 }
 
 impl SparseState {
-    /// Load (missing: empty).
+    /// Load (missing: empty; a selection in the form with one
+    /// `versions` and `with_deps` for all entries reads into the
+    /// per-entry form).
     pub fn load(root: &Path) -> Result<SparseState> {
-        let path = crate::store::meta_path(root, STATE_FILE);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("{}: not a sparse state file", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SparseState::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        crate::store::load_meta_json(root, STATE_FILE)
     }
 
     /// Save atomically.
     pub fn save(&self, root: &Path) -> Result<()> {
-        let path = crate::store::meta_path(root, STATE_FILE);
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        crate::store::write_atomic(&path, &serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("cannot write {}", path.display()))
+        crate::store::save_meta_json(root, STATE_FILE, self)
     }
 }
 
@@ -289,6 +447,18 @@ struct Dep {
     registry: Option<String>,
 }
 
+/// A requirement waiting for its index file.
+struct Want {
+    name: String,
+    req: String,
+    /// What needs it (for messages).
+    by: String,
+    /// The bound of the entry it came from.
+    versions: Versions,
+    /// The dependency kinds of the entry it came from.
+    kinds: Vec<String>,
+}
+
 /// A fetched index file: its entries and lines.
 struct File {
     entries: Vec<(Entry, Line)>,
@@ -308,7 +478,7 @@ pub fn pull(
     // The selection may come from the state file: its names are checked
     // again before any becomes a path or a URL.
     for c in &selection.crates {
-        let name = c.split_once('@').map_or(c.as_str(), |x| x.0);
+        let name = c.name();
         if !layout::is_valid_crate_name(name) {
             bail!("the selection names {name:?}, which is not a crate name");
         }
@@ -347,8 +517,11 @@ pub fn pull(
             };
             requests.push((format!("{base}{p}"), v));
         }
-        let results =
-            engine.fetch_bytes_conditional_many(&requests, crate::limit::CRATE_INDEX_FILE);
+        let results = engine.fetch_bytes_conditional_reporting(
+            &requests,
+            crate::limit::CRATE_INDEX_FILE,
+            reporter,
+        );
         summary.requested += paths.len();
         let mut out = Vec::new();
         for ((p, (url, sent)), r) in paths.into_iter().zip(requests).zip(results) {
@@ -384,10 +557,10 @@ pub fn pull(
     // Breadth-first over crate names; each file fetched once.
     let mut parsed: BTreeMap<String, File> = BTreeMap::new();
     let mut selected: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut queue: VecDeque<(String, String, String)> = VecDeque::new(); // (name, req, needed by)
-    let mut seen_reqs: BTreeSet<(String, String)> = BTreeSet::new();
+    // (name, req, needed by, the bound and kinds of the entry it came from)
+    let mut queue: VecDeque<Want> = VecDeque::new();
+    let mut seen_reqs: BTreeSet<(String, String, Versions, Vec<String>)> = BTreeSet::new();
     let mut missing: Vec<String> = Vec::new();
-    let kinds = &selection.with_deps;
 
     // The lockfile's packages, exactly.
     let mut lock_names: Vec<String> = selection.locked.iter().map(|l| l.name.clone()).collect();
@@ -396,13 +569,19 @@ pub fn pull(
     let want: Vec<String> = selection
         .crates
         .iter()
-        .map(|c| c.split_once('@').map_or(c.as_str(), |x| x.0).to_string())
+        .map(|c| c.name().to_string())
         .chain(lock_names)
         .collect();
     let mut pending: Vec<String> = want.clone();
     for c in &selection.crates {
-        let (name, req) = c.split_once('@').unwrap_or((c, "*"));
-        queue.push_back((name.to_string(), req.to_string(), format!("--crate {c}")));
+        let (name, req) = c.spec.split_once('@').unwrap_or((&c.spec, "*"));
+        queue.push_back(Want {
+            name: name.to_string(),
+            req: req.to_string(),
+            by: format!("--crate {}", c.spec),
+            versions: c.versions,
+            kinds: c.with_deps.clone(),
+        });
     }
     let mut lock_checked = false;
     loop {
@@ -467,27 +646,41 @@ pub fn pull(
         // Resolve every queued requirement whose file is parsed.
         let mut progressed = false;
         let mut waiting = VecDeque::new();
-        while let Some((name, req, by)) = queue.pop_front() {
-            let path = layout::index_path(&name);
+        while let Some(w) = queue.pop_front() {
+            let path = layout::index_path(&w.name);
             let Some(file) = parsed.get(&path) else {
-                pending.push(name.clone());
-                waiting.push_back((name, req, by));
+                pending.push(w.name.clone());
+                waiting.push_back(w);
                 continue;
             };
             progressed = true;
-            if !seen_reqs.insert((name.to_ascii_lowercase(), req.clone())) {
+            let Want {
+                name,
+                req,
+                by,
+                versions,
+                kinds,
+            } = w;
+            if !seen_reqs.insert((
+                name.to_ascii_lowercase(),
+                req.clone(),
+                versions,
+                kinds.clone(),
+            )) {
                 continue;
             }
             if file.entries.is_empty() {
                 missing.push(format!("{name} ({base}{path}: 404; needed by {by})"));
                 continue;
             }
-            let chosen = choose(file, &name, &req, selection.versions, &by)?;
+            let chosen = choose(file, &name, &req, versions, &by)?;
             if chosen.is_empty() && by.starts_with("--crate") {
                 bail!("--crate {name}@{req}: no version of {name} in {base}{path} matches {req} (yanked versions are not selected)");
             }
             for (e, line) in chosen {
-                if !selected.insert((e.name.clone(), e.vers.clone())) {
+                // A version already selected still passes on this entry's
+                // kinds: another entry may follow fewer.
+                if !selected.insert((e.name.clone(), e.vers.clone())) && kinds.is_empty() {
                     continue;
                 }
                 for d in &line.deps {
@@ -506,7 +699,13 @@ pub fn pull(
                         ));
                         continue;
                     }
-                    waiting.push_back((dep.clone(), d.req.clone(), e.ident()));
+                    waiting.push_back(Want {
+                        name: dep.clone(),
+                        req: d.req.clone(),
+                        by: e.ident(),
+                        versions,
+                        kinds: kinds.clone(),
+                    });
                     if !parsed.contains_key(&layout::index_path(&dep)) {
                         pending.push(dep);
                     }
@@ -584,4 +783,84 @@ fn choose<'a>(
         Versions::Newest(n) => n,
     };
     Ok(matching.into_iter().take(n).map(|(_, x)| x).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(spec: &str, versions: Versions) -> Wanted {
+        Wanted {
+            spec: spec.into(),
+            versions,
+            with_deps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_one_policy_form_reads_per_entry() {
+        let old =
+            r#"{"locked":[],"crates":["a","b@1"],"versions":{"newest":2},"with_deps":["normal"]}"#;
+        let sel: Selection = serde_json::from_str(old).unwrap();
+        assert_eq!(sel.crates.len(), 2);
+        for w in &sel.crates {
+            assert_eq!(w.versions, Versions::Newest(2));
+            assert_eq!(w.with_deps, ["normal"]);
+        }
+        let again: Selection = serde_json::from_slice(&serde_json::to_vec(&sel).unwrap()).unwrap();
+        assert_eq!(again, sel);
+    }
+
+    #[test]
+    fn selections_grow_and_drop_only_what_is_named() {
+        let sel = Selection {
+            locked: Vec::new(),
+            crates: vec![wanted("a", Versions::All), wanted("b", Versions::All)],
+        };
+        let add = |crates: Vec<Wanted>| SelectionChange {
+            add: Some(Selection {
+                locked: Vec::new(),
+                crates,
+            }),
+            ..SelectionChange::default()
+        };
+        // Added, and an entry given again takes its new bound.
+        let grown = sel
+            .clone()
+            .changed(&add(vec![
+                wanted("c", Versions::All),
+                wanted("a", Versions::Newest(1)),
+            ]))
+            .unwrap();
+        let specs: Vec<(&str, Versions)> = grown
+            .crates
+            .iter()
+            .map(|w| (w.spec.as_str(), w.versions))
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                ("a", Versions::Newest(1)),
+                ("b", Versions::All),
+                ("c", Versions::All)
+            ]
+        );
+        let mut drop = SelectionChange {
+            remove: vec!["b".into()],
+            ..SelectionChange::default()
+        };
+        assert_eq!(grown.clone().changed(&drop).unwrap().names().len(), 2);
+        drop.remove = vec!["nosuch".into()];
+        let e = grown.clone().changed(&drop).unwrap_err().to_string();
+        assert!(
+            e.contains("--remove nosuch") && e.contains("a, b, c"),
+            "{e}"
+        );
+        let mut replace = add(vec![wanted("z", Versions::All)]);
+        replace.replace = true;
+        assert_eq!(
+            grown.changed(&replace).unwrap().names(),
+            BTreeSet::from(["z".to_string()])
+        );
+    }
 }

@@ -40,6 +40,13 @@
 //! `versions`; `unpack` checks every signature and checksum of the staged
 //! files before anything is published (`public_key` first,
 //! `names`/`versions` last).
+//!
+//! Metadata only moves forward, judged by `names`' per-package
+//! `updated_at` (`versions` and `packages/<name>` carry no time of their
+//! own: they are judged by the `names` that comes with them). A download
+//! from an upstream whose `names` is older keeps the published `names`,
+//! `versions` and the package files it is older for (said once); an
+//! archive with an older `names` is refused before anything is published.
 
 pub mod installs;
 pub mod lock;
@@ -88,7 +95,8 @@ pub fn is_versioned(path: &str) -> bool {
 }
 
 /// Which versions of a selected package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VersionPolicy {
     /// Every release.
     All,
@@ -123,6 +131,80 @@ pub struct Selection {
     pub with_deps: bool,
     /// Exact versions pinned by lock files (`--rebar-lock`, `--mix-lock`).
     pub locked: Vec<(String, String)>,
+    /// Packages given with their own bound and `--with-deps` (remembered
+    /// entries); the others take `versions` and `with_deps`.
+    pub own: BTreeMap<String, (VersionPolicy, bool)>,
+}
+
+/// One entry of a remembered Hex selection: a package with its bound and
+/// whether its dependencies come, or a version a lock file pinned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SelectionEntry {
+    /// The package.
+    pub name: String,
+    /// The version a lock file pinned (`None`: a `--package`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<String>,
+    /// The bound (`--versions`).
+    pub versions: VersionPolicy,
+    /// `--with-deps`.
+    #[serde(default)]
+    pub with_deps: bool,
+}
+
+impl crate::eco::selection::Entry for SelectionEntry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn same(&self, other: &Self) -> bool {
+        self.name == other.name && self.locked.is_some() == other.locked.is_some()
+    }
+}
+
+impl Selection {
+    /// The selection the remembered `entries` make (no entries: every
+    /// package, by `versions` and `with_deps`).
+    pub fn from_entries(
+        entries: &[SelectionEntry],
+        versions: VersionPolicy,
+        with_deps: bool,
+    ) -> Selection {
+        let mut sel = Selection {
+            versions,
+            with_deps,
+            ..Selection::default()
+        };
+        for e in entries {
+            match &e.locked {
+                Some(v) => sel.locked.push((e.name.clone(), v.clone())),
+                None => {
+                    if !sel.packages.contains(&e.name) {
+                        sel.packages.push(e.name.clone());
+                    }
+                    sel.own.insert(e.name.clone(), (e.versions, e.with_deps));
+                }
+            }
+        }
+        sel
+    }
+
+    /// The bound and `--with-deps` of a package given.
+    fn policy_of(&self, name: &str) -> (VersionPolicy, bool) {
+        self.own
+            .get(name)
+            .copied()
+            .unwrap_or((self.versions, self.with_deps))
+    }
+}
+
+/// The wider of two bounds and dependency choices (a package two entries
+/// reach takes both).
+fn wider(a: (VersionPolicy, bool), b: (VersionPolicy, bool)) -> (VersionPolicy, bool) {
+    let v = match (a.0, b.0) {
+        (VersionPolicy::All, _) | (_, VersionPolicy::All) => VersionPolicy::All,
+        (VersionPolicy::Newest(x), VersionPolicy::Newest(y)) => VersionPolicy::Newest(x.max(y)),
+    };
+    (v, a.1 || b.1)
 }
 
 impl Default for Selection {
@@ -132,6 +214,7 @@ impl Default for Selection {
             versions: VersionPolicy::All,
             with_deps: false,
             locked: Vec::new(),
+            own: BTreeMap::new(),
         }
     }
 }
@@ -147,6 +230,8 @@ pub struct DownloadSummary {
     pub tarballs_fetched: usize,
     /// Tarballs already present.
     pub tarballs_skipped: usize,
+    /// Every package the selection reached (its closure).
+    pub packages: BTreeSet<String>,
 }
 
 /// A verified package resource: its exact bytes and what they say.
@@ -266,24 +351,41 @@ impl Hex {
             .iter()
             .map(|p| (p.name.as_str(), p.updated_at.as_ref()))
             .collect();
-        let local: HashMap<String, Option<Timestamp>> = match self.local_names() {
-            Ok(Some(n)) => n
-                .packages
-                .into_iter()
-                .map(|p| (p.name, p.updated_at))
-                .collect(),
-            Ok(None) => HashMap::new(),
+        let local_names = match self.local_names() {
+            Ok(n) => n,
             Err(e) => {
                 reporter.warn(&format!(
                     "local names ignored, every package is checked: {e:#}"
                 ));
-                HashMap::new()
+                None
             }
         };
+        // Metadata only moves forward: when upstream's names is older than
+        // the published one, the published names and versions are kept,
+        // and so is each package file it is older for (said once).
+        let behind = local_names.as_ref().and_then(|l| {
+            registry::describe_behind(&names_url, &registry::names_behind(&names, l))
+        });
+        if let Some(why) = &behind {
+            reporter.warn(&format!(
+                "hex: {why}; keeping the published names, versions and package files"
+            ));
+        }
+        let local: HashMap<String, Option<Timestamp>> = local_names
+            .map(|n| {
+                n.packages
+                    .into_iter()
+                    .map(|p| (p.name, p.updated_at))
+                    .collect()
+            })
+            .unwrap_or_default();
 
         // The packages asked for, with the versions wanted of each
         // (`None`: by the policy).
         let mut wanted: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+        // The bound and `--with-deps` each package is taken with: its
+        // entry's, or for a dependency, that of what needs it.
+        let mut policy: BTreeMap<String, (VersionPolicy, bool)> = BTreeMap::new();
         if selection.packages.is_empty() && selection.locked.is_empty() {
             for p in &names.packages {
                 if registry::is_valid_name(&p.name) {
@@ -307,6 +409,7 @@ impl Hex {
                     );
                 }
                 wanted.insert(name.clone(), None);
+                policy.insert(name.clone(), selection.policy_of(name));
             }
             for (name, version) in &selection.locked {
                 if !registry::is_valid_name(name) || !remote.contains_key(name.as_str()) {
@@ -321,6 +424,9 @@ impl Hex {
                 {
                     reqs.insert(format!("== {version}"));
                 }
+                policy
+                    .entry(name.clone())
+                    .or_insert((selection.versions, selection.with_deps));
             }
         }
 
@@ -332,8 +438,11 @@ impl Hex {
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
-            let changed =
-                |name: &str| local.get(name).map(Option::as_ref) != remote.get(name).copied();
+            // Refetched when upstream's is newer (never when older).
+            let changed = |name: &str| match (local.get(name), remote.get(name)) {
+                (Some(Some(l)), Some(Some(r))) => r.key() > l.key(),
+                (l, r) => l.map(Option::as_ref) != r.copied(),
+            };
             // Unchanged package files are read and checked in parallel.
             let reads: Vec<(&String, Result<Option<Loaded>>)> = todo
                 .par_iter()
@@ -395,18 +504,19 @@ impl Hex {
             let mut next = BTreeSet::new();
             for name in &todo {
                 let Some(l) = loaded.get(name) else { continue };
-                let chosen = choose_releases(
-                    &l.package,
-                    wanted.get(name).cloned().flatten(),
-                    selection.versions,
-                );
+                let (versions, with_deps) = policy
+                    .get(name)
+                    .copied()
+                    .unwrap_or((selection.versions, selection.with_deps));
+                let chosen =
+                    choose_releases(&l.package, wanted.get(name).cloned().flatten(), versions);
                 let entry = releases.entry(name.clone()).or_default();
                 for r in &l.package.releases {
                     if !chosen.contains(&r.version) {
                         continue;
                     }
                     entry.insert(r.version.clone());
-                    if !selection.with_deps {
+                    if !with_deps {
                         continue;
                     }
                     for d in &r.dependencies {
@@ -425,8 +535,12 @@ impl Hex {
                         let want = wanted
                             .entry(d.package.clone())
                             .or_insert_with(|| Some(BTreeSet::new()));
+                        let mine = (versions, with_deps);
+                        let theirs = policy.get(&d.package).copied();
+                        let widened = theirs.map_or(mine, |t| wider(t, mine));
+                        policy.insert(d.package.clone(), widened);
                         if let Some(set) = want {
-                            if set.insert(d.requirement.clone()) {
+                            if set.insert(d.requirement.clone()) || theirs != Some(widened) {
                                 next.insert(d.package.clone());
                             }
                         }
@@ -510,6 +624,7 @@ impl Hex {
             }
         };
         summary.tarballs_fetched = s.fetched;
+        summary.packages = releases.keys().cloned().collect();
         summary.tarballs_skipped = s.skipped + trusted;
         if !failures.is_empty() {
             bail!(
@@ -533,6 +648,9 @@ impl Hex {
         store::sync_tree(&self.dir())
             .with_context(|| format!("cannot write {} to disk", self.dir().display()))?;
         for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
+            if behind.is_some() {
+                break;
+            }
             let path = self.dir().join(file);
             store::write_atomic(&path, bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
@@ -835,15 +953,88 @@ impl Hex {
             }
             members.push(format!("hex/{f}"));
         }
-        crate::eco::time_pack(
+        let removes = crate::eco::selection::pending_removes::<SelectionEntry>(
+            &self.root, ECOSYSTEM, &members,
+        )?;
+        let summary = crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
+            &removes,
             package_files,
             archive,
             reporter,
-        )
+        )?;
+        crate::eco::selection::clear_pending::<SelectionEntry>(&self.root, ECOSYSTEM)?;
+        Ok(summary)
+    }
+
+    /// The files of `names` held (`packages/<name>` and its tarballs),
+    /// relative to the root.
+    pub fn files_of(&self, names: &BTreeSet<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in names {
+            if self.package_path(name).is_file() {
+                out.push(format!("hex/packages/{name}"));
+            }
+        }
+        let dir = self.dir().join("tarballs");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries {
+                let file = e?.file_name().to_string_lossy().into_owned();
+                // Names hold no `-`: the first one ends the name.
+                if let Some((name, _)) = file.split_once('-') {
+                    if names.contains(name) && file.ends_with(".tar") {
+                        out.push(format!("hex/tarballs/{file}"));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether the tree mirrors some packages only: marked partial and
+    /// holding fewer than half the packages its `names` lists (a mirror of
+    /// every package with `--versions latest` is marked partial too).
+    pub fn holds_a_subset(&self) -> Result<bool> {
+        if !store::is_marked_partial(&self.dir()) {
+            return Ok(false);
+        }
+        let Ok(Some(names)) = self.local_names() else {
+            return Ok(false);
+        };
+        Ok(self.local_packages()?.len() * 2 < names.packages.len())
+    }
+
+    /// Every release held: its package file lists it and its tarball is
+    /// present; (name, version), sorted.
+    pub fn held_releases(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for name in self.local_packages()? {
+            if let Some(l) = self.read_local_package(&name)? {
+                for r in &l.package.releases {
+                    if registry::is_valid_version(&r.version)
+                        && self.tarball_path(&name, &r.version).is_file()
+                    {
+                        out.push((name.clone(), r.version.clone()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether `path` is a file an archive may remove here: a package
+    /// file or a package tarball.
+    pub fn is_removable(path: &str) -> bool {
+        match path.split('/').collect::<Vec<_>>()[..] {
+            ["hex", "packages", name] => registry::is_valid_name(name),
+            ["hex", "tarballs", _] => is_versioned(path),
+            _ => false,
+        }
     }
 
     /// Unpack a bundle: every signed file and tarball is checked in the
@@ -886,8 +1077,16 @@ impl Hex {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            Hex::is_removable,
+            reporter,
+        )?;
         reporter.info(&format!(
-            "hex: unpacked {} files ({} bytes)",
+            "hex: unpacked {} files ({} bytes); {removed} files removed",
             summary.files.len(),
             summary.bytes
         ));
@@ -976,6 +1175,8 @@ fn check_staged(
 ) -> std::result::Result<(), String> {
     enum Staged {
         Checked,
+        Names(registry::Names),
+        Versions,
         Package(String, Package),
         Tarball(String, String),
     }
@@ -990,12 +1191,12 @@ fn check_staged(
             match f.split('/').collect::<Vec<_>>()[..] {
                 ["hex", "names"] => read().and_then(|b| {
                     registry::parse_names(&b, key, repo, f)
-                        .map(|_| Staged::Checked)
+                        .map(Staged::Names)
                         .map_err(|e| e.to_string())
                 }),
                 ["hex", "versions"] => read().and_then(|b| {
                     registry::parse_versions(&b, key, repo, f)
-                        .map(|_| Staged::Checked)
+                        .map(|_| Staged::Versions)
                         .map_err(|e| e.to_string())
                 }),
                 ["hex", "packages", name] if registry::is_valid_name(name) => {
@@ -1018,9 +1219,12 @@ fn check_staged(
     let mut failures = Vec::new();
     let mut packages: HashMap<String, Package> = HashMap::new();
     let mut tarballs = Vec::new();
+    let (mut names, mut versions) = (None, false);
     for r in results {
         match r {
             Ok(Staged::Checked) => {}
+            Ok(Staged::Names(n)) => names = Some(n),
+            Ok(Staged::Versions) => versions = true,
             Ok(Staged::Package(name, p)) => {
                 packages.insert(name, p);
             }
@@ -1028,6 +1232,14 @@ fn check_staged(
             Err(e) => failures.push(e),
         }
     }
+    failures.extend(check_staged_forward(
+        root,
+        key,
+        repo,
+        names.as_ref(),
+        versions,
+        packages.keys(),
+    ));
     let mut to_hash = Vec::new();
     for (f, stem) in tarballs {
         let Some((name, version)) = stem.split_once('-') else {
@@ -1102,6 +1314,64 @@ fn check_staged(
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// Metadata only moves forward: the staged `names` must not be older than
+/// the published one for any package ([`registry::names_behind`]);
+/// `versions` and `packages/<name>` carry no time of their own, so they
+/// are judged by the staged `names` (which must come with them and list
+/// each package the published one lists).
+fn check_staged_forward<'a>(
+    root: &Path,
+    key: &PublicKey,
+    repo: &str,
+    names: Option<&registry::Names>,
+    versions: bool,
+    packages: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let path = root.join("hex/names");
+    let Some(published) = crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+        .ok()
+        .and_then(|b| registry::parse_names(&b, key, repo, &path.display().to_string()).ok())
+    else {
+        return Vec::new();
+    };
+    let mut failures = Vec::new();
+    let Some(names) = names else {
+        let mut undated: Vec<String> = packages.map(|p| format!("hex/packages/{p}")).collect();
+        undated.sort();
+        if versions {
+            undated.insert(0, "hex/versions".to_string());
+        }
+        if !undated.is_empty() {
+            failures.push(format!(
+                "{} in the archive without hex/names: their age cannot be judged against the \
+                 published names, which is kept",
+                undated.join(", ")
+            ));
+        }
+        return failures;
+    };
+    if let Some(why) = registry::describe_behind(
+        "hex/names in the archive",
+        &registry::names_behind(names, &published),
+    ) {
+        failures.push(format!("{why}; the published files are kept"));
+    }
+    let listed: BTreeSet<&str> = names.packages.iter().map(|p| p.name.as_str()).collect();
+    let mut unlisted: Vec<&String> = packages
+        .filter(|p| {
+            !listed.contains(p.as_str()) && published.packages.iter().any(|q| &q.name == *p)
+        })
+        .collect();
+    unlisted.sort();
+    for p in unlisted {
+        failures.push(format!(
+            "hex/packages/{p}: the archive's names does not list {p} (the published names \
+             does): its age cannot be judged"
+        ));
+    }
+    failures
 }
 
 /// The install lists found through `read` (a file name under `installs/`

@@ -342,6 +342,56 @@ fn check_repository(found: &str, expected: &str, what: &str) -> Result<(), Regis
     Ok(())
 }
 
+impl Timestamp {
+    /// `(seconds, nanos)`, for ordering.
+    pub fn key(&self) -> (i64, i32) {
+        (self.seconds, self.nanos.unwrap_or(0))
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = u64::try_from(self.seconds).unwrap_or(0);
+        f.write_str(&crate::bundle::manifest::rfc3339(secs))
+    }
+}
+
+/// The packages `offered` says were updated before `published` says:
+/// `(name, offered updated_at, published updated_at)`, by name. A `names`
+/// with any is older than the published one (for those packages).
+pub fn names_behind(offered: &Names, published: &Names) -> Vec<(String, Timestamp, Timestamp)> {
+    let now: std::collections::HashMap<&str, &Timestamp> = published
+        .packages
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), p.updated_at.as_ref()?)))
+        .collect();
+    let mut out: Vec<(String, Timestamp, Timestamp)> = offered
+        .packages
+        .iter()
+        .filter_map(|p| {
+            let o = p.updated_at.as_ref()?;
+            let n = now.get(p.name.as_str())?;
+            (o.key() < n.key()).then(|| (p.name.clone(), o.clone(), (*n).clone()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// [`names_behind`] in words, `None` when `offered` is not behind: `what`
+/// (a `names` file) lists the first package with both dates.
+pub fn describe_behind(what: &str, behind: &[(String, Timestamp, Timestamp)]) -> Option<String> {
+    let (name, o, p) = behind.first()?;
+    let more = match behind.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more packages)"),
+    };
+    Some(format!(
+        "{what} is older than the published names: it says {name} was updated {o}, the \
+         published names says {p}{more}"
+    ))
+}
+
 /// Open and check a `names` resource.
 pub fn parse_names(
     bytes: &[u8],
@@ -427,6 +477,42 @@ mod tests {
         assert!(
             e.to_string().starts_with("http://x/names: not a gzip"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn names_behind_by_package() {
+        let names = |pkgs: &[(&str, i64)]| Names {
+            packages: pkgs
+                .iter()
+                .map(|(n, t)| NamesPackage {
+                    name: n.to_string(),
+                    updated_at: Some(Timestamp {
+                        seconds: *t,
+                        nanos: None,
+                    }),
+                })
+                .collect(),
+            repository: "hexpm".into(),
+        };
+        let published = names(&[("a", 100), ("b", 200)]);
+        // Newer, equal, or only new packages: not behind.
+        for offered in [
+            names(&[("a", 100), ("b", 300)]),
+            names(&[("a", 100), ("b", 200), ("c", 1)]),
+            names(&[("c", 1)]),
+        ] {
+            assert!(names_behind(&offered, &published).is_empty());
+        }
+        let behind = names_behind(&names(&[("a", 50), ("b", 100)]), &published);
+        assert_eq!(behind.len(), 2);
+        let why = describe_behind("u/names", &behind).unwrap();
+        assert!(
+            why.contains("u/names")
+                && why.contains("a was updated 1970-01-01T00:00:50Z")
+                && why.contains("1970-01-01T00:01:40Z")
+                && why.contains("and 1 more"),
+            "{why}"
         );
     }
 

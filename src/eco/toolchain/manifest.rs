@@ -569,6 +569,90 @@ impl Manifest {
     }
 }
 
+/// Check that a manifest file holds what its name says. `rel` is its
+/// path below `dist/`: `[<date>/]channel-rust-<name>.toml`. A dated
+/// directory must be the manifest's `date`; `<name>` `stable`, `beta` or
+/// `nightly` must be its channel; `X.Y.Z` and `X.Y` a stable release of
+/// that version; `X.Y.Z-beta[.N]` a beta of that release.
+pub fn check_name(rel: &str, m: &Manifest) -> Result<()> {
+    let (dir, file) = match rel.rsplit_once('/') {
+        Some((dir, file)) => (Some(dir), file),
+        None => (None, rel),
+    };
+    if let Some(dir) = dir {
+        if dir != m.date {
+            bail!(
+                "dist/{rel}: expected a manifest dated {dir} (its directory), found one dated {}",
+                m.date
+            );
+        }
+    }
+    let label = m
+        .rust_version_string()
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let found = || format!("{} {label} of {}", m.channel(), m.date);
+    let Some(name) = file
+        .strip_prefix("channel-rust-")
+        .and_then(|n| n.strip_suffix(".toml"))
+    else {
+        bail!("dist/{rel}: not a channel manifest name (expected channel-rust-<channel>.toml)");
+    };
+    let ok = if let Some(c) = Channel::parse(name) {
+        m.channel() == c
+    } else if let Some(v) = Version::parse(name) {
+        m.channel() == Channel::Stable && m.release() == Some(v)
+    } else if let Some(v) =
+        Version::parse(&format!("{name}.0")).filter(|_| name.matches('.').count() == 1)
+    {
+        m.channel() == Channel::Stable && m.release().is_some_and(|r| (r.0, r.1) == (v.0, v.1))
+    } else if let Some((v, n)) = name.split_once("-beta") {
+        let v = Version::parse(v)
+            .filter(|_| n.is_empty() || n.strip_prefix('.').is_some_and(|n| n.parse::<u64>().is_ok()))
+            .with_context(|| {
+                format!("dist/{rel}: not a channel manifest name (expected channel-rust-<stable|beta|nightly|X.Y.Z|X.Y|X.Y.Z-beta[.N]>.toml)")
+            })?;
+        m.channel() == Channel::Beta
+            && m.release() == Some(v)
+            && (n.is_empty() || label == format!("{v}-beta{n}"))
+    } else {
+        bail!(
+            "dist/{rel}: not a channel manifest name (expected channel-rust-<stable|beta|nightly|X.Y.Z|X.Y|X.Y.Z-beta[.N]>.toml)"
+        );
+    };
+    if !ok {
+        bail!(
+            "dist/{rel}: the name promises {name}, but the manifest is {}",
+            found()
+        );
+    }
+    Ok(())
+}
+
+/// Refuse a manifest older than the one published under the same name:
+/// a channel manifest only moves forward (by its `date`).
+pub fn check_forward(rel: &str, new: &Manifest, published: &Manifest) -> Result<()> {
+    if new.date < published.date {
+        bail!(
+            "dist/{rel}: the manifest offered is dated {}, older than the published one dated {} \
+             ({} stays published)",
+            new.date,
+            published.date,
+            published.rust_version_string()
+        );
+    }
+    Ok(())
+}
+
+/// The published manifest at `path` (below `dist/` as `rel`), when there
+/// is one that parses.
+pub fn read_published(path: &std::path::Path) -> Option<Manifest> {
+    let bytes = crate::limit::read_file(path, crate::limit::CHANNEL_MANIFEST).ok()?;
+    Manifest::parse(&bytes, &path.display().to_string()).ok()
+}
+
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(['.', '-'])
@@ -713,6 +797,59 @@ mod tests {
         let bad_url = SAMPLE.replacen("/dist/", "/elsewhere/", 1);
         let e = Manifest::parse(bad_url.as_bytes(), "u/y.toml").unwrap_err();
         assert!(format!("{e:#}").contains("/dist/<date>/<file>"), "{e:#}");
+    }
+
+    #[test]
+    fn names_are_checked_against_contents() {
+        let m = Manifest::parse(SAMPLE.as_bytes(), "sample").unwrap();
+        let v = m.release().unwrap();
+        let d = m.date.clone();
+        for good in [
+            "channel-rust-stable.toml".to_string(),
+            format!("{d}/channel-rust-stable.toml"),
+            format!("channel-rust-{v}.toml"),
+            format!("channel-rust-{}.{}.toml", v.0, v.1),
+            format!("{d}/channel-rust-{v}.toml"),
+        ] {
+            check_name(&good, &m).unwrap_or_else(|e| panic!("{good}: {e:#}"));
+        }
+        for bad in [
+            "channel-rust-beta.toml".to_string(),
+            "channel-rust-nightly.toml".to_string(),
+            "2000-01-01/channel-rust-stable.toml".to_string(),
+            format!("channel-rust-{}.{}.{}.toml", v.0, v.1, v.2 + 1),
+            format!("channel-rust-{}.{}.toml", v.0, v.1 + 1),
+            format!("channel-rust-{v}-beta.toml"),
+            "channel-rust-stabel.toml".to_string(),
+            "channel-rust-1.2.3-betaX.toml".to_string(),
+            format!("{d}/x/channel-rust-stable.toml"),
+        ] {
+            let e = check_name(&bad, &m).expect_err(&bad);
+            assert!(format!("{e:#}").contains(&format!("dist/{bad}")), "{e:#}");
+        }
+        let beta = SAMPLE.replace(
+            &format!("version = \"{v} "),
+            &format!("version = \"{v}-beta.3 "),
+        );
+        let b = Manifest::parse(beta.as_bytes(), "beta").unwrap();
+        assert_eq!(b.channel(), Channel::Beta);
+        check_name("channel-rust-beta.toml", &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.toml"), &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.3.toml"), &b).unwrap();
+        check_name(&format!("channel-rust-{v}-beta.2.toml"), &b).unwrap_err();
+        check_name("channel-rust-stable.toml", &b).unwrap_err();
+    }
+
+    #[test]
+    fn manifests_only_move_forward() {
+        let m = Manifest::parse(SAMPLE.as_bytes(), "sample").unwrap();
+        let mut older = m.clone();
+        older.date = "2000-01-01".into();
+        check_forward("channel-rust-stable.toml", &m, &older).unwrap();
+        check_forward("channel-rust-stable.toml", &m, &m).unwrap();
+        let e = check_forward("channel-rust-stable.toml", &older, &m).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("2000-01-01") && e.contains(&m.date), "{e}");
     }
 
     #[test]

@@ -416,6 +416,29 @@ impl Toolchain {
                 }
                 _ => {}
             }
+            // A dateless name only moves forward: an upstream behind the
+            // published copy is not followed back.
+            let dateless = match spec {
+                Spec::Channel(c) => Some(c.manifest_name()),
+                Spec::Version(v) => Some(format!("channel-rust-{v}.toml")),
+                _ => None,
+            };
+            if let Some(name) = dateless {
+                if let Some(published) = manifest::read_published(&self.dist().join(&name)) {
+                    if m.date < published.date {
+                        reporter.warn(&format!(
+                            "toolchain: {url} is dated {} ({}), older than the published \
+                             dist/{name} dated {} ({}); keeping the published one, \
+                             nothing downloaded for SPEC {spec}",
+                            m.date,
+                            m.rust_version_string(),
+                            published.date,
+                            published.rust_version_string()
+                        ));
+                        continue;
+                    }
+                }
+            }
             reporter.info(&format!(
                 "toolchain: {spec} is {channel}-{} ({})",
                 m.date,
@@ -525,6 +548,10 @@ impl Toolchain {
     ) -> Result<()> {
         if sel.targets.is_empty() {
             bail!("no TARGET given; use -t TRIPLE (or linux, windows, darwin, all)");
+        }
+        if manifests.is_empty() {
+            // Every SPEC was behind what is published (said above).
+            return self.fixup(reporter);
         }
         let warn = |w: &str| reporter.warn(w);
         // Before anything is written: a target no manifest knows is a typo.
@@ -705,8 +732,16 @@ impl Toolchain {
                 .map(|((x, y), l)| (format!("channel-rust-{x}.{y}.toml"), *l)),
         );
         for (name, l) in &copies {
+            let path = dist.join(name);
+            if let Some(published) = manifest::read_published(&path) {
+                // Published by another path (the cache) and newer: kept.
+                if let Err(e) = manifest::check_forward(name, &l.manifest, &published) {
+                    reporter.warn(&format!("{e:#}"));
+                    continue;
+                }
+            }
             let asc = read_optional(&sibling(&self.root.join(l.rel()), ".asc"))?;
-            write_copy(&dist.join(name), &l.bytes, asc.as_deref())?;
+            write_copy(&path, &l.bytes, asc.as_deref())?;
         }
         for (c, l) in &newest {
             reporter.info(&format!(
@@ -861,6 +896,7 @@ impl Toolchain {
     pub fn unpack(&self, archive: &Path, reporter: &dyn Reporter) -> Result<Vec<Spec>> {
         let keyring = self.keyring.clone();
         let mode = self.mode;
+        let root = self.root.clone();
         let mut last = Vec::new();
         for ext in [".asc", ".sha256", ""] {
             for c in Channel::ALL {
@@ -873,7 +909,7 @@ impl Toolchain {
             publish_last: last,
             versioned: Some(is_versioned),
             check_staged: Some(Arc::new(move |dir: &Path, files: &[String]| {
-                check_staged(dir, files, &keyring, mode)
+                check_staged(&root, dir, files, &keyring, mode)
             })),
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
@@ -899,10 +935,13 @@ impl Toolchain {
     }
 }
 
-/// Before an unpack publishes: each dated manifest must match its
-/// `.sha256` and `.asc`; every other file must be referenced by a staged
+/// Before an unpack publishes: each manifest must match its `.sha256` and
+/// `.asc`, hold what its name says ([`manifest::check_name`]) and be no
+/// older than the one published under its name in `root`; at least one
+/// must be dated; every other file must be referenced by a staged dated
 /// manifest, hash to its hash, and match its `.sha256` and `.asc`.
 fn check_staged(
+    root: &Path,
     dir: &Path,
     files: &[String],
     keyring: &Keyring,
@@ -912,6 +951,7 @@ fn check_staged(
     let mut failures = Vec::new();
     let mut hashes: BTreeMap<String, Sha256Digest> = BTreeMap::new();
     let quiet = crate::report::NullReporter;
+    let mut dated = 0;
     // Every manifest in the archive (dated, dateless, by version) must be
     // a signed upstream manifest; only dated ones vouch for files.
     let is_manifest = |f: &str| {
@@ -925,11 +965,28 @@ fn check_staged(
             .and_then(|bytes| {
                 let m = Manifest::parse(&bytes, f)?;
                 verify_local(&path, Some(Sha256Digest::of(&bytes)), keyring, mode, &quiet)?;
+                let rel = f.strip_prefix("dist/").unwrap_or(f);
+                manifest::check_name(rel, &m)?;
+                if let Some(published) = manifest::read_published(&root.join(f)) {
+                    manifest::check_forward(rel, &m, &published)?;
+                }
+                // A dateless copy comes with the manifest it copies, whose
+                // files clients will ask for.
+                let dated = format!("dist/{}/{}", m.date, m.channel().manifest_name());
+                if !rel.contains('/')
+                    && !names.contains(dated.as_str())
+                    && !root.join(&dated).is_file()
+                {
+                    bail!(
+                        "{f}: its dated manifest {dated} is neither in the archive nor in the tree"
+                    );
+                }
                 Ok(m)
             });
         match result {
             Ok(m) => {
                 if f.starts_with(&format!("dist/{}/", m.date)) {
+                    dated += 1;
                     for pf in m.all_files() {
                         hashes.insert(format!("dist/{}", pf.rel), pf.hash);
                     }
@@ -968,6 +1025,12 @@ fn check_staged(
         })
         .collect();
     failures.extend(results);
+    if dated == 0 && failures.is_empty() {
+        failures.push(
+            "the archive holds no dated channel manifest (dist/<date>/channel-rust-<channel>.toml)"
+                .to_string(),
+        );
+    }
     if failures.is_empty() {
         Ok(())
     } else {
@@ -1085,7 +1148,14 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let e = check_staged(dir.path(), &files, &Keyring::new(), SignatureMode::Off).unwrap_err();
+        let e = check_staged(
+            dir.path(),
+            dir.path(),
+            &files,
+            &Keyring::new(),
+            SignatureMode::Off,
+        )
+        .unwrap_err();
         assert!(
             e.contains("rustc-1.0.0-x.tar.xz: not referenced by any channel manifest"),
             "{e}"

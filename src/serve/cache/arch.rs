@@ -4,7 +4,9 @@
 //!
 //! - `<repo>.db`, `<repo>.db.tar.gz`, `<repo>.files`, `<repo>.files.tar.gz`
 //!   are metadata: revalidated after the TTL, from the first mirror that
-//!   answers; a new body must parse as a database ([`db::packages`]).
+//!   answers; a new body must parse as a database ([`db::packages`]) and
+//!   its newest `%BUILDDATE%` must not be older than the copy held's (an
+//!   older database is refused and the held one served).
 //! - A package (a `%FILENAME%` of the repository's `<repo>.db`, which is
 //!   made current first and refreshed at once when it does not list the
 //!   file) is downloaded from the first mirror whose bytes match the
@@ -102,9 +104,11 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         .map(|b| format!("{b}/{file}"))
         .collect();
     let what = urls.first().cloned().unwrap_or_default();
+    let dest = cache.root.join(&rel);
+    let held = dest.clone();
     Meta {
         key: rel.clone(),
-        dest: cache.root.join(&rel),
+        dest,
         urls,
         companions: Vec::new(),
         optional: vec![".sig"],
@@ -113,9 +117,13 @@ fn db_meta(cache: &Cache, repo: &str, arch: &str, file: &str) -> Meta {
         partial_dir: Some(cache.root.join(format!("{ARCH_DIR}/{repo}/os/{arch}"))),
         limit: crate::eco::arch::db_limit(file),
         verify: check_body(move |bytes| {
-            db::packages(bytes, &what)
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}"))
+            let entries = db::entries(bytes, &what).map_err(|e| format!("{e:#}"))?;
+            // Never older than the copy held.
+            crate::eco::arch::check_db_forward(
+                &what,
+                db::newest_build(entries.iter().map(|(r, _)| r)),
+                crate::eco::arch::published_newest_build(&held),
+            )
         }),
     }
 }

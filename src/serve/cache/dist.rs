@@ -3,8 +3,10 @@
 //!
 //! - Channel manifests, `dist/channel-rust-<name>.toml` and
 //!   `dist/<date>/channel-rust-<name>.toml`, are metadata. A new one is
-//!   fetched with its `.asc` and must parse, carry the date of its
-//!   directory, and verify against the keyring
+//!   fetched with its `.asc` and must parse, hold what its name says (the
+//!   date of its directory, the channel or version of its name), be no
+//!   older than the copy held (by its `date`: a replayed older manifest is
+//!   refused and the held one served), and verify against the keyring
 //!   (`--upstream-dist-keyring`, default the Rust release key); its `.asc`
 //!   is stored and its `.sha256` written from its bytes, so the three
 //!   always agree (rustup reads the `.sha256` first). A request for the
@@ -20,7 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{grammar, Cache, CacheError, DistUpstream, Keep, Meta, Ready};
-use crate::eco::toolchain::manifest::{is_date, Manifest};
+use crate::eco::toolchain::manifest::{
+    check_forward, check_name, is_date, read_published, Manifest,
+};
 use crate::eco::toolchain::Channel;
 use crate::fetch::FetchItem;
 use crate::verify::digest::{format_sidecar, Sha256Digest};
@@ -73,10 +77,12 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
     };
     let url = format!("{}/{rel}", up.url);
     let (what, keyring) = (url.clone(), Arc::clone(&up.keyring));
-    let (date, name) = (date.map(str::to_string), name.to_string());
+    let name = name.to_string();
+    let dest = cache.root.join(DIST_DIR).join(&rel);
+    let held = dest.clone();
     Meta {
         key: format!("{DIST_DIR}/{rel}"),
-        dest: cache.root.join(DIST_DIR).join(&rel),
+        dest,
         urls: vec![url],
         companions: vec![".asc"],
         optional: Vec::new(),
@@ -84,11 +90,10 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
         limit: crate::limit::CHANNEL_MANIFEST,
         verify: Box::new(move |body, companions| {
             let m = Manifest::parse(body, &what).map_err(|e| format!("{e:#}"))?;
-            if let Some(date) = date.as_deref().filter(|d| *d != m.date) {
-                return Err(format!(
-                    "expected a manifest dated {date} (its directory), found date {}",
-                    m.date
-                ));
+            // What its name says, and never older than the copy held.
+            check_name(&rel, &m).map_err(|e| format!("{e:#}"))?;
+            if let Some(published) = read_published(&held) {
+                check_forward(&rel, &m, &published).map_err(|e| format!("{e:#}"))?;
             }
             let asc = companions.first().map(Vec::as_slice).unwrap_or_default();
             verify_detached(&keyring, body, asc, &what).map_err(|e| e.to_string())?;

@@ -4,15 +4,21 @@
 //! - `names`, `versions`, `packages/<name>` are metadata: a new body must
 //!   be signed by the repository key and name the repository (and, for
 //!   `packages/<name>`, the package) — [`registry`]'s checks, as a download
-//!   makes them.
+//!   makes them. They only move forward: a `names` saying any package was
+//!   updated before the `names` held says is refused (the held one is
+//!   served); `versions` and `packages/<name>` carry no time, so before a
+//!   held one is refreshed `names` is made current, and while upstream's
+//!   `names` is behind for a package its `packages/<name>` (for any,
+//!   `versions`) is not taken from upstream.
 //! - `tarballs/<name>-<version>.tar`: `packages/<name>` is made current
 //!   (refreshed at once when it lacks the release), and the tarball must
 //!   hash to the release's outer checksum.
 //! - `public_key`: written from the configured key, no request.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::{check_body, grammar, Cache, CacheError, HexUpstream, Keep, Meta, Ready};
 use crate::eco::hex::registry::{self, Release};
@@ -28,12 +34,20 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     };
     let rest: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     match rest[..] {
-        ["names"] | ["versions"] => cache
-            .metadata(meta(cache, &up, Resource::Index(rest[0])), false)
+        ["names"] => cache
+            .metadata(meta(cache, &up, Resource::Index("names")), false)
             .await
             .map(|()| Ready::Tree),
+        ["versions"] => {
+            names_first(cache, &up, "versions").await;
+            cache
+                .metadata(meta(cache, &up, Resource::Index("versions")), false)
+                .await
+                .map(|()| Ready::Tree)
+        }
         ["packages", name] => {
             let name = grammar::hex_name(name)?;
+            names_first(cache, &up, &format!("packages/{name}")).await;
             cache
                 .metadata(meta(cache, &up, Resource::Package(name)), false)
                 .await
@@ -97,6 +111,36 @@ enum Resource<'a> {
     Package(&'a str),
 }
 
+/// Per tree (its `hex/names`), the packages upstream's `names` was last
+/// seen to be older for than the `names` held, with why: `versions` and
+/// `packages/<name>` carry no time of their own, so while upstream is
+/// behind for a package its `packages/<name>` (and, behind for any,
+/// `versions`) is not refreshed from it. Set and cleared each time a new
+/// upstream `names` is checked.
+static BEHIND: Mutex<BTreeMap<PathBuf, (BTreeSet<String>, String)>> = Mutex::new(BTreeMap::new());
+
+/// Before a held `rel` (`versions`, `packages/<name>`) is refreshed: make
+/// a held `names` current, so what [`BEHIND`] says is current too (with
+/// no `names` held there is nothing to judge by).
+async fn names_first(cache: &Arc<Cache>, up: &HexUpstream, rel: &str) {
+    let dir = cache.root.join(HEX_DIR);
+    if dir.join(rel).is_file() && dir.join("names").is_file() {
+        // Its own failure is the `names` request's to report.
+        let _ = cache
+            .metadata(meta(cache, up, Resource::Index("names")), false)
+            .await;
+    }
+}
+
+/// Whether upstream is behind for `package` (`None`: for any), and why.
+fn behind(names: &Path, package: Option<&str>) -> Option<String> {
+    let map = BEHIND.lock().unwrap_or_else(|e| e.into_inner());
+    let (set, why) = map.get(names)?;
+    package
+        .map_or(!set.is_empty(), |p| set.contains(p))
+        .then(|| why.clone())
+}
+
 fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
     let rel = match resource {
         Resource::Index(file) => file.to_string(),
@@ -104,23 +148,46 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
     };
     let url = format!("{}/{rel}", up.url);
     let (key, repo, what) = (up.key.clone(), up.repo.clone(), url.clone());
+    let held_names = cache.root.join(HEX_DIR).join("names");
     let verify: super::Verify = match resource {
         Resource::Index("names") => check_body(move |b| {
-            registry::parse_names(b, &key, &repo, &what)
-                .map(|_| ())
-                .map_err(describe)
+            let names = registry::parse_names(b, &key, &repo, &what).map_err(describe)?;
+            // Never older than the names held, for any package.
+            let published = std::fs::read(&held_names)
+                .ok()
+                .and_then(|h| registry::parse_names(&h, &key, &repo, "").ok());
+            let late = published
+                .map(|p| registry::names_behind(&names, &p))
+                .unwrap_or_default();
+            let why = registry::describe_behind(&what, &late);
+            let mut map = BEHIND.lock().unwrap_or_else(|e| e.into_inner());
+            match why {
+                Some(why) => {
+                    let set = late.into_iter().map(|(n, _, _)| n).collect();
+                    map.insert(held_names.clone(), (set, why.clone()));
+                    Err(why)
+                }
+                None => {
+                    map.remove(&held_names);
+                    Ok(())
+                }
+            }
         }),
         Resource::Index(_) => check_body(move |b| {
-            registry::parse_versions(b, &key, &repo, &what)
-                .map(|_| ())
-                .map_err(describe)
+            registry::parse_versions(b, &key, &repo, &what).map_err(describe)?;
+            match behind(&held_names, None) {
+                Some(why) => Err(format!("{why}: {what} is not taken from it")),
+                None => Ok(()),
+            }
         }),
         Resource::Package(name) => {
             let name = name.to_string();
             check_body(move |b| {
-                registry::parse_package(b, &key, &repo, &name, &what)
-                    .map(|_| ())
-                    .map_err(describe)
+                registry::parse_package(b, &key, &repo, &name, &what).map_err(describe)?;
+                match behind(&held_names, Some(&name)) {
+                    Some(why) => Err(format!("{why}: {what} is not taken from it")),
+                    None => Ok(()),
+                }
             })
         }
     };

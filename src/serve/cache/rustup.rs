@@ -4,7 +4,8 @@
 //! upstream's `.sha256`.
 //!
 //! - `release-stable.toml` is metadata; a new one must parse
-//!   (`version = 'X.Y.Z'`).
+//!   (`version = 'X.Y.Z'`) and name no older version than the copy held
+//!   (an older one is refused and the held one served).
 //! - `archive/<X.Y.Z>/<triple>/rustup-init[.exe]` never changes: on a miss
 //!   its `.sha256` is fetched, then the binary, which must hash to it; both
 //!   are stored. A request for the `.sha256` fetches the pair.
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use super::{check_body, grammar, sibling, Cache, CacheError, Meta, Ready};
 use crate::eco::is_valid_target;
-use crate::eco::rustup::{init_name, parse_release_stable};
+use crate::eco::rustup::{init_name, older_stable, parse_release_stable};
 use crate::fetch::{self, FetchItem};
 use crate::verify::digest::{format_sidecar, parse_sidecar, DigestMismatch, Sha256Digest};
 
@@ -41,18 +42,27 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
     match rest[..] {
         ["release-stable.toml"] => {
             let what = format!("{url}/release-stable.toml");
+            let dest = cache.root.join(RUSTUP_DIR).join("release-stable.toml");
+            let held = dest.clone();
             let meta = Meta {
                 key: format!("{RUSTUP_DIR}/release-stable.toml"),
-                dest: cache.root.join(RUSTUP_DIR).join("release-stable.toml"),
+                dest,
                 urls: vec![what.clone()],
                 companions: Vec::new(),
                 optional: Vec::new(),
                 partial_dir: None,
                 limit: crate::limit::SMALL_TEXT,
                 verify: check_body(move |body| {
-                    parse_release_stable(body, &what)
-                        .map(|_| ())
-                        .map_err(|e| format!("{e:#}"))
+                    let upstream =
+                        parse_release_stable(body, &what).map_err(|e| format!("{e:#}"))?;
+                    // The version never goes back.
+                    let published = std::fs::read(&held)
+                        .ok()
+                        .and_then(|b| parse_release_stable(&b, "").ok());
+                    match published {
+                        Some(p) if upstream < p => Err(older_stable(&what, upstream, p)),
+                        _ => Ok(()),
+                    }
                 }),
             };
             cache.metadata(meta, false).await.map(|()| Ready::Tree)
