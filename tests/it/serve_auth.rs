@@ -517,3 +517,72 @@ fn git_reads_the_index_with_credentials_in_the_url() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("refs/heads/master"));
 }
+
+/// rustup installs a toolchain with the credentials in
+/// `RUSTUP_DIST_SERVER`'s URL (a minimal stable made by `toolchain
+/// download` and `unpack`, as the landing page advises for it).
+#[test]
+fn real_rustup_installs_a_toolchain_with_credentials_in_the_url() {
+    use crate::support::dist::{host_triple, publish, STABLE};
+    let Some(rustup) = require_client("rustup") else {
+        return;
+    };
+    let host = host_triple();
+    let up = crate::support::upstream::Upstream::start();
+    publish(&up, &STABLE, &[host.as_str()]);
+    let online = tempfile::tempdir().unwrap();
+    let archive = online.path().join("toolchain.tar.gz");
+    let archive = archive.to_str().unwrap();
+    let download = [
+        "download",
+        "pack",
+        "-s",
+        "stable",
+        "-t",
+        &host,
+        "--profile",
+        "minimal",
+        "--archive",
+        archive,
+    ];
+    crate::rustup::ok(&crate::toolchain::tc(online.path(), &up, &download));
+    let offline = tempfile::tempdir().unwrap();
+    let unpack = ["unpack", "--archive", archive];
+    crate::rustup::ok(&crate::toolchain::tc(offline.path(), &up, &unpack));
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_server, base)) = authed_server(offline.path(), dir.path(), &[]) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::support::run_logged(
+            Command::new(&rustup)
+                .args(args)
+                .env("RUSTUP_HOME", home.path().join("rustup"))
+                .env("CARGO_HOME", home.path().join("cargo"))
+                .env("RUSTUP_DIST_SERVER", &base)
+                .env("RUSTUP_UPDATE_ROOT", format!("{base}/rustup"))
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("RUSTC")
+                .env_remove("CARGO"),
+            &format!("rustup {args:?}"),
+        )
+    };
+    let install = [
+        "toolchain",
+        "install",
+        "stable",
+        "--profile",
+        "minimal",
+        "--no-self-update",
+    ];
+    assert!(
+        run(&install).status.success(),
+        "rustup toolchain install failed"
+    );
+    let out = run(&["run", "stable", "rustc", "-V"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "rustc 1.99.1 (fixture)"
+    );
+}
