@@ -3,7 +3,9 @@
 //!
 //! # Metrics
 //!
-//! Every request is counted when its response body ends (or is dropped):
+//! Every request is counted when its response body ends (or is dropped;
+//! one whose client went away before it was answered counts, and is
+//! logged, as [`CLIENT_GONE`], nginx's 499):
 //! by ecosystem (the first path segment: `rustup`, `toolchain` for
 //! `/dist`, `crates` for the sparse and git index, `/crates` and `/api`,
 //! `hex`, `arch`, `other`) and status, its body bytes, and its duration
@@ -68,9 +70,13 @@ pub fn ecosystem(path: &str) -> usize {
 }
 
 /// The statuses counted by code; any other counts as `other`.
-const STATUSES: [u16; 18] = [
-    200, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 413, 416, 429, 500, 502, 503, 504,
+const STATUSES: [u16; 19] = [
+    200, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 413, 416, 429, 499, 500, 502, 503, 504,
 ];
+
+/// The status counted and logged for a request whose client went away
+/// before it was answered (as nginx logs it).
+pub const CLIENT_GONE: u16 = 499;
 
 /// Upper bounds of the duration histogram's buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -503,6 +509,9 @@ pub(crate) struct Observed {
 impl Drop for Observed {
     fn drop(&mut self) {
         let took = self.started.elapsed();
+        if self.status == 0 {
+            self.status = CLIENT_GONE;
+        }
         self.metrics.record(self.eco, self.status, self.bytes, took);
         if let Some((log, mut entry)) = self.log.take() {
             entry.status = self.status;

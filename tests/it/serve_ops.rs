@@ -596,3 +596,32 @@ fn browsable_trees_are_listed_without_hidden_or_unfinished_files() {
         "{dom}"
     );
 }
+
+/// A client that goes away before its answer is logged as 499, as nginx
+/// logs it.
+#[test]
+fn a_client_gone_before_its_answer_is_logged_as_499() {
+    use std::io::Write as _;
+    let up = Upstream::start();
+    publish(&up, &["1.28.2"], &[TARGET]);
+    up.set_delay(Duration::from_secs(3));
+    let root = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.log");
+    let server = ServeProcess::start(
+        root.path(),
+        &[
+            "--upstream-rustup",
+            &up.url("rustup"),
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let path = format!("/{}", init_path("1.28.2", TARGET));
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(s);
+    let lines = lines_of(&log, 1);
+    assert!(lines[0].contains("\" 499 0 "), "{lines:#?}");
+}
