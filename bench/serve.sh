@@ -5,7 +5,10 @@
 # `/crates/{name}/{name}-{ver}.crate` rewrite (nginx: romt-style rewrite
 # rules), a sparse index file (mirror: read from the git index; nginx: the
 # same file checked out), a 1 MiB file, a 100 MB file, and 404s — at each
-# connection count.
+# connection count. With htpasswd (apache2-utils) it also measures the
+# small file and the crate with an access log written and basic auth
+# checked, on both sides (`+ops`: mirror --access-log --auth-file, nginx
+# access_log + auth_basic with the same bcrypt file).
 #
 #   bench/serve.sh            (needs nginx and wrk: apt-get install nginx-light wrk)
 #
@@ -50,6 +53,16 @@ chmod -R a+rX "$tree"
 mport=18401
 nport=18402
 "$MIRROR" --root "$tree" -q serve --port $mport &
+oport=18403
+noport=18404
+ops=""
+if command -v htpasswd >/dev/null; then
+    ops=1
+    htpasswd -B -b -c "$work/htpasswd" bench bench-pw 2>/dev/null
+    chmod 644 "$work/htpasswd"
+    "$MIRROR" --root "$tree" -q serve --port $oport --access-log "$work/mirror-access.log" \
+        --auth-file "$work/htpasswd" &
+fi
 cat > "$work/nginx.conf" <<CONF
 worker_processes auto;
 pid $work/nginx.pid;
@@ -72,6 +85,14 @@ http {
         # romt's rewrite: /crates/NAME/NAME-VER.crate -> crates/PREFIX/NAME/...
         rewrite "^/crates/([^/][^/])([^/][^/])([^/]*)/([^/]+)$" /crates/\$1/\$2/\$1\$2\$3/\$4 break;
     }
+    server {
+        listen 127.0.0.1:$noport;
+        root $tree;
+        access_log $work/nginx-access.log combined;
+        auth_basic mirror;
+        auth_basic_user_file $work/htpasswd;
+        rewrite "^/crates/([^/][^/])([^/][^/])([^/]*)/([^/]+)$" /crates/\$1/\$2/\$1\$2\$3/\$4 break;
+    }
 }
 CONF
 mkdir -p "$work/nginx-tmp"
@@ -81,10 +102,11 @@ nginx -c "$work/nginx.conf" -p "$work"
 # files are older than that.
 sleep 3
 curl -sf "http://127.0.0.1:$mport/health" >/dev/null
+[ -z "$ops" ] || curl -sf "http://127.0.0.1:$oport/health" >/dev/null
 curl -sf "http://127.0.0.1:$nport/rustup/dist/x86_64-unknown-linux-gnu/rustup-init.sha256" >/dev/null
 
-rate() { # url -> "requests/s transfer/s"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$1" |
+rate() { # url [wrk args…] -> "requests/s transfer/s"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" |
         awk '/Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2} END {print r, t}'
 }
 curl -sf "http://127.0.0.1:$nport/crates/serde/serde-1.0.0.crate" >/dev/null
@@ -97,11 +119,18 @@ for conns in $CONNECTIONS; do
                 sparse:index/se/rd/serde \
                 1MiB:rustup/dist/x86_64-unknown-linux-gnu/rustup-init \
                 100MB:rustup/dist/x86_64-unknown-linux-gnu/big.bin \
-                404:no/such/file; do
+                404:no/such/file \
+                ${ops:+small+ops:rustup/dist/x86_64-unknown-linux-gnu/rustup-init.sha256} \
+                ${ops:+crate+ops:crates/serde/serde-1.0.0.crate}; do
         name=${case%%:*}
         path=${case#*:}
-        read -r mr mt < <(CONNECTIONS=$conns rate "http://127.0.0.1:$mport/$path")
-        read -r nr nt < <(CONNECTIONS=$conns rate "http://127.0.0.1:$nport/$path")
+        mp=$mport np=$nport auth=()
+        if [ "${name%+ops}" != "$name" ]; then
+            mp=$oport np=$noport
+            auth=(-H "Authorization: Basic $(printf bench:bench-pw | base64)")
+        fi
+        read -r mr mt < <(CONNECTIONS=$conns rate "http://127.0.0.1:$mp/$path" "${auth[@]}")
+        read -r nr nt < <(CONNECTIONS=$conns rate "http://127.0.0.1:$np/$path" "${auth[@]}")
         if [ "$name" = 100MB ]; then   # seconds per request: compare bytes/s
             ratio=$(awk -v a="$mt" -v b="$nt" 'function n(x) { u = substr(x, length(x) - 1);
                 v = x + 0; return v * (u == "GB" ? 1e9 : u == "MB" ? 1e6 : u == "KB" ? 1e3 : 1) }

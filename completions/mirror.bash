@@ -849,7 +849,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__serve)
-            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --force-root --max-connections --max-tls-handshakes --header-timeout --body-timeout --send-timeout --keepalive-timeout --tls-handshake-timeout --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --git-max-processes --git-timeout --cache-miss-rate --cache-miss-burst --cache-not-found-entries --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version"
+            opts="-j -v -q -h -V --bind --port --base-url --tls-cert --tls-key --force-root --access-log --log-format --auth-file --max-connections --max-tls-handshakes --header-timeout --body-timeout --send-timeout --keepalive-timeout --tls-handshake-timeout --upstream-crates --upstream-crates-dl --upstream-arch --upstream-hex --upstream-hex-public-key --upstream-hex-repo-name --upstream-dist --upstream-dist-keyring --upstream-rustup --cache-ttl --cache-follow-after --git-max-processes --git-timeout --cache-miss-rate --cache-miss-burst --cache-not-found-entries --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -872,6 +872,18 @@ _mirror() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --access-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "combined json" -- "${cur}"))
+                    return 0
+                    ;;
+                --auth-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -180,6 +180,10 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l port -d 'Port to
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l base-url -d 'Public URL of this server, written into the sparse index\'s config.json (`dl`, `api`) [default: http://HOST from the request, else http://BIND:PORT]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-cert -d 'Serve https with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l access-log -d 'Write a line per request here (`-`: standard output): client, user, time, request, status, bytes, referer, user agent, duration and cache outcome; reopened on SIGHUP. Lines the writer cannot keep up with are dropped and counted, never waited for' -r
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l log-format -d 'Format of --access-log: the combined log format followed by the duration (s) and cache outcome, or one JSON object a line' -r -f -a "combined\t'The combined log format, then duration (s) and cache outcome'
+json\t'One JSON object per line'"
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -l auth-file -d 'Require credentials: one a line, NAME:HASH with a bcrypt hash as `htpasswd -B` writes it, reread on SIGHUP. Clients send basic auth or the token NAME:PASSWORD (cargo); every path but /health answers 401 without one' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-connections -d 'Connections open at once; at the cap, one that has not sent a request yet (the oldest), else the longest idle, else one not taking its response is closed for the new one [default: (open-file limit − 128) / 2, at most 8192; the soft open-file limit is first raised to the hard one]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l max-tls-handshakes -d 'TLS handshakes in progress at once; past it the oldest is closed [default: 256, or the connection cap if lower]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l header-timeout -d 'Seconds a client has to send a request\'s whole header (the first from connecting, a later one from its first byte)' -r
@@ -214,7 +218,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -l keep-going -d 'K
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 'More output: one line per file'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s q -l quiet -d 'No progress or status output; errors only'
-complete -c mirror -n "__fish_mirror_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r

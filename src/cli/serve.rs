@@ -66,6 +66,35 @@ pub struct ServeArgs {
     #[arg(long)]
     pub force_root: bool,
 
+    /// Write a line per request here (`-`: standard output): client,
+    /// user, time, request, status, bytes, referer, user agent, duration
+    /// and cache outcome; reopened on SIGHUP. Lines the writer cannot keep
+    /// up with are dropped and counted, never waited for
+    #[arg(
+        long,
+        env = "MIRROR_ACCESS_LOG",
+        value_name = "FILE|-",
+        help_heading = "Operations"
+    )]
+    pub access_log: Option<String>,
+
+    /// Format of --access-log: the combined log format followed by the
+    /// duration (s) and cache outcome, or one JSON object a line
+    #[arg(long, value_enum, default_value_t = crate::serve::ops::LogFormat::Combined, help_heading = "Operations")]
+    pub log_format: crate::serve::ops::LogFormat,
+
+    /// Require credentials: one a line, NAME:HASH with a bcrypt hash as
+    /// `htpasswd -B` writes it, reread on SIGHUP. Clients send basic auth
+    /// or the token NAME:PASSWORD (cargo); every path but /health answers
+    /// 401 without one
+    #[arg(
+        long,
+        env = "MIRROR_AUTH_FILE",
+        value_name = "FILE",
+        help_heading = "Operations"
+    )]
+    pub auth_file: Option<std::path::PathBuf>,
+
     /// Connections open at once; at the cap, one that has not sent a
     /// request yet (the oldest), else the longest idle, else one not
     /// taking its response is closed for the new one [default: (open-file
@@ -312,7 +341,21 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         keepalive_timeout: Duration::from_secs(args.keepalive_timeout),
         tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
     };
+    let log_queue = std::env::var("MIRROR_ACCESS_LOG_QUEUE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let opts = crate::serve::ServeOptions {
+        ops: crate::serve::ops::OpsOptions {
+            access_log: args
+                .access_log
+                .as_deref()
+                .map(crate::serve::ops::LogTarget::parse),
+            log_format: args.log_format,
+            log_queue,
+            auth_file: args.auth_file,
+            ..Default::default()
+        },
         limits,
         force_root: args.force_root,
         root: root.clone(),

@@ -42,6 +42,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::limits::{self, now_ms, Activity, Limits, Ticket};
+use super::ops::{self, AccessLog, Entry, Metrics, Observed};
+
+/// What every request reports to, or is checked by: the metrics, the
+/// access log, the credentials.
+#[derive(Clone, Default)]
+pub(crate) struct Site {
+    pub metrics: Arc<Metrics>,
+    pub log: Option<AccessLog>,
+    pub auth: Option<Arc<super::auth::Auth>>,
+}
 
 /// What every connection of one server shares.
 pub(crate) struct Server {
@@ -49,6 +59,7 @@ pub(crate) struct Server {
     limits: Limits,
     tls: Option<TlsAcceptor>,
     http: auto::Builder<TokioExecutor>,
+    site: Arc<Site>,
 }
 
 impl Server {
@@ -57,6 +68,7 @@ impl Server {
         router: Router,
         limits: Limits,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        site: Site,
     ) -> Server {
         let mut http = auto::Builder::new(TokioExecutor::new());
         // The header deadline and keep-alive are the watchdog's: hyper's
@@ -74,6 +86,7 @@ impl Server {
             limits,
             tls: tls.map(TlsAcceptor::from),
             http,
+            site: Arc::new(site),
         }
     }
 
@@ -92,6 +105,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
+        let _open = self.site.metrics.open_connection();
         let Some(acceptor) = &self.tls else {
             return self.drive(tcp, peer, &ticket.activity, shutdown).await;
         };
@@ -128,6 +142,7 @@ impl Server {
             activity: Arc::clone(activity),
             peer,
             body_timeout: self.limits.body_timeout,
+            site: Arc::clone(&self.site),
         };
         let mut conn = std::pin::pin!(self.http.serve_connection(io, service));
         let mut watchdog = std::pin::pin!(watchdog(activity, &self.limits));
@@ -279,6 +294,7 @@ struct Service {
     activity: Arc<Activity>,
     peer: SocketAddr,
     body_timeout: Duration,
+    site: Arc<Site>,
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<WatchedBody>, Infallible>> + Send>>;
@@ -290,14 +306,67 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Answer {
         let in_flight = InFlight::start(&self.activity, req.version() == Version::HTTP_2);
+        let started = std::time::Instant::now();
         let mut req = req.map(|body| TimedBody::new(body, self.body_timeout));
         // As axum's `into_make_service_with_connect_info` would.
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
-        let answer = tower_service::Service::call(&mut self.router.clone(), req);
+        let site = Arc::clone(&self.site);
+        let eco = ops::ecosystem(req.uri().path());
+        let log = site.log.as_ref().map(|log| {
+            let h = req.headers();
+            let entry = Entry {
+                at: std::time::SystemTime::now(),
+                client: self.peer.ip(),
+                user: None,
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                version: req.version(),
+                status: 0,
+                bytes: 0,
+                took: Duration::ZERO,
+                outcome: ops::CacheOutcome::None,
+                referer: h.get(axum::http::header::REFERER).cloned(),
+                agent: h.get(axum::http::header::USER_AGENT).cloned(),
+            };
+            (log.clone(), Box::new(entry))
+        });
+        let mut observed = Observed {
+            started,
+            eco,
+            status: 0,
+            bytes: 0,
+            log,
+            metrics: Arc::clone(&site.metrics),
+        };
+        let mut router = self.router.clone();
+        let peer = self.peer.ip();
         Box::pin(async move {
-            let res = answer.await.unwrap_or_else(|never| match never {});
-            Ok(res.map(|body| WatchedBody::new(body, in_flight)))
+            if let Some(auth) = &site.auth {
+                match auth.check(req.uri().path(), req.headers(), peer).await {
+                    Ok(user) => {
+                        if let Some((_, entry)) = &mut observed.log {
+                            entry.user = user;
+                        }
+                    }
+                    Err(denied) => {
+                        let res = denied.response();
+                        observed.status = res.status().as_u16();
+                        return Ok(res.map(|body| WatchedBody::new(body, in_flight, observed)));
+                    }
+                }
+            }
+            let answer = tower_service::Service::call(&mut router, req);
+            let res = if let Some((_, entry)) = &mut observed.log {
+                let (res, outcome) = ops::with_outcome(answer).await;
+                entry.outcome = outcome;
+                res
+            } else {
+                answer.await
+            };
+            let res = res.unwrap_or_else(|never| match never {});
+            observed.status = res.status().as_u16();
+            Ok(res.map(|body| WatchedBody::new(body, in_flight, observed)))
         })
     }
 }
@@ -332,10 +401,12 @@ pub(crate) struct WatchedBody {
     /// has not asked for more since.
     waiting: bool,
     in_flight: InFlight,
+    /// Counted and logged when dropped.
+    observed: Observed,
 }
 
 impl WatchedBody {
-    fn new(inner: Body, in_flight: InFlight) -> WatchedBody {
+    fn new(inner: Body, in_flight: InFlight, observed: Observed) -> WatchedBody {
         // A response ready and not asked for is waiting on the client too
         // (HTTP/2 asks only once the client's window allows).
         in_flight.0.waiting.fetch_add(1, Relaxed);
@@ -343,6 +414,7 @@ impl WatchedBody {
             inner,
             waiting: true,
             in_flight,
+            observed,
         }
     }
 }
@@ -363,7 +435,10 @@ impl http_body::Body for WatchedBody {
             a.waiting.fetch_sub(1, Relaxed);
         }
         let r = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = &r {
+        if let Poll::Ready(Some(Ok(frame))) = &r {
+            if let Some(data) = frame.data_ref() {
+                this.observed.bytes += data.len() as u64;
+            }
             this.waiting = true;
             a.waiting.fetch_add(1, Relaxed);
         }

@@ -154,6 +154,8 @@ pub(crate) struct CratesState {
     files: Mutex<IndexFiles>,
     /// The pull-through cache, when a crates upstream is configured.
     cache: Option<Arc<Cache>>,
+    /// `config.json` says `"auth-required": true` (`--auth-file`).
+    auth_required: bool,
 }
 
 /// What identifies where `master` is without reading it: the (inode,
@@ -257,6 +259,7 @@ impl CratesState {
             repo: Mutex::new(None),
             files: Mutex::new(IndexFiles::default()),
             cache: None,
+            auth_required: opts.ops.auth_file.is_some(),
         }
     }
 
@@ -349,8 +352,9 @@ impl CratesState {
 }
 
 /// The served `config.json`: the index's own keys (if it has a readable
-/// one) with `dl` and `api` pointing at `base`.
-pub fn config_json(own: Option<&[u8]>, base: &str) -> Vec<u8> {
+/// one) with `dl` and `api` pointing at `base`, and `"auth-required":
+/// true` when the server requires credentials (cargo then sends its token).
+pub fn config_json(own: Option<&[u8]>, base: &str, auth_required: bool) -> Vec<u8> {
     let mut map = own
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| match v {
@@ -363,6 +367,9 @@ pub fn config_json(own: Option<&[u8]>, base: &str) -> Vec<u8> {
         format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate").into(),
     );
     map.insert("api".into(), base.to_owned().into());
+    if auth_required {
+        map.insert("auth-required".into(), true.into());
+    }
     let mut body =
         serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("a JSON map serializes");
     body.push(b'\n');
@@ -397,6 +404,7 @@ async fn sparse(State(state): State<Arc<CratesState>>, req: Request) -> Response
         let body = config_json(
             own.as_ref().map(|(_, b)| b.as_slice()),
             &state.base.for_request(&headers),
+            state.auth_required,
         );
         let etag = format!(
             "\"{}\"",
@@ -579,14 +587,19 @@ mod tests {
         let body = config_json(
             Some(br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io","auth-required":false}"#),
             "http://h:1",
+            false,
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["dl"], "http://h:1/crates/{crate}/{crate}-{version}.crate");
         assert_eq!(v["api"], "http://h:1");
         assert_eq!(v["auth-required"], false);
         let v: serde_json::Value =
-            serde_json::from_slice(&config_json(Some(b"junk"), "b")).unwrap();
+            serde_json::from_slice(&config_json(Some(b"junk"), "b", false)).unwrap();
         assert_eq!(v["api"], "b");
+        assert!(v.get("auth-required").is_none());
+        let v: serde_json::Value =
+            serde_json::from_slice(&config_json(Some(b"{}"), "b", true)).unwrap();
+        assert_eq!(v["auth-required"], true);
     }
 
     #[test]

@@ -85,12 +85,16 @@ pub(crate) struct GitState {
 /// The git smart HTTP routes of the index at `/git/crates.io-index`, to
 /// merge into the main router. The repository's own files (refs of every
 /// branch, config) are not served: only smart HTTP, only master.
-pub(crate) fn routes(index: Arc<CratesState>, limits: &GitLimits) -> axum::Router {
+pub(crate) fn routes(
+    index: Arc<CratesState>,
+    limits: &GitLimits,
+    metrics: &super::ops::Metrics,
+) -> axum::Router {
     use axum::routing::{any, get, post};
     let dir = crate::eco::crates::layout::INDEX_DIR;
     let state = Arc::new(GitState {
         index,
-        gate: GitGate::new(limits),
+        gate: GitGate::new(limits, metrics),
     });
     axum::Router::new()
         .route(&format!("/{dir}/info/refs"), get(info_refs))
@@ -176,13 +180,15 @@ pub(crate) struct GitGate {
 }
 
 impl GitGate {
-    pub(crate) fn new(limits: &GitLimits) -> Self {
+    pub(crate) fn new(limits: &GitLimits, metrics: &super::ops::Metrics) -> Self {
         let limits = GitLimits {
             max_processes: limits.max_processes.max(1),
             timeout: limits.timeout.max(Duration::from_secs(1)),
         };
+        let slots = Arc::new(Semaphore::new(limits.max_processes));
+        metrics.watch_git(&slots, limits.max_processes);
         GitGate {
-            slots: Arc::new(Semaphore::new(limits.max_processes)),
+            slots,
             limits,
             busy_logged: Mutex::new(None),
         }

@@ -5,9 +5,15 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET/HEAD /health` | `200 ok` |
+//! | `GET/HEAD /health` | `200 ok` (open even with `--auth-file`) |
+//! | `GET /` | the landing page: what is held, how to point clients here ([`info`]) |
+//! | `GET /stats`, `GET /metrics` | JSON counts; Prometheus text ([`ops`]) |
 //! | `GET/HEAD /<path>` | the file `<root>/<path>` (after [`Rewrite`]s), see below |
+//! | `GET/HEAD /dist/…/`, `/rustup/…/`, `/archlinux/…/` | a directory listing ([`listing`]) |
 //! | any other method | `405` with `Allow: GET, HEAD` |
+//!
+//! With `--auth-file` every path but `/health` first needs a credential
+//! ([`auth`]); with `--access-log` every request is logged ([`ops`]).
 //!
 //! Static files honour `Range` (one range → `206` + `Content-Range`; several
 //! → `200` whole file; unsatisfiable → `416` + `Content-Range: bytes */LEN`),
@@ -42,7 +48,8 @@
 //! encoded separators (`%2f`, `%5c`), backslashes, NUL and control
 //! characters, and empty segments are `400`. Dot-files and dot-directories
 //! (`.mirror/`, `.git/`, the store's `.NAME.tmp.PID.N.RANDOM` temporaries) and
-//! `NAME.partial` downloads are `404`, as are directories (no listings).
+//! `NAME.partial` downloads are `404`, as are directories, but for those of
+//! the browsable trees, which are listed ([`listing`]).
 //! Then the final path is canonicalized and must lie under the canonicalized
 //! root with no hidden component below it, so a symlink in the tree cannot
 //! leak a file from outside it (symlinks *within* the tree, such as Arch's
@@ -78,14 +85,19 @@
 //! - [`spawn`] is for tests: a server on its own thread and runtime;
 //!   dropping the [`RunningServer`] stops it.
 
+pub mod access_log;
+pub mod auth;
 pub mod cache;
 mod conn;
 pub mod crates;
 pub mod files;
 pub mod git;
+pub mod held;
 pub mod info;
 pub mod limits;
+pub mod listing;
 pub mod loops;
+pub mod ops;
 pub mod path;
 pub mod tls;
 
@@ -189,6 +201,8 @@ pub struct ServeOptions {
     pub limits: limits::Limits,
     /// Serve a root [`check_root`] would refuse (`--force-root`).
     pub force_root: bool,
+    /// The access log, the credentials, the metrics ([`ops`], [`auth`]).
+    pub ops: ops::OpsOptions,
 }
 
 impl ServeOptions {
@@ -208,6 +222,7 @@ impl ServeOptions {
             git: git::GitLimits::default(),
             limits: limits::Limits::default(),
             force_root: true,
+            ops: ops::OpsOptions::default(),
         }
     }
 
@@ -230,6 +245,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("git", &self.git)
             .field("limits", &self.limits)
             .field("force_root", &self.force_root)
+            .field("ops", &self.ops)
             .finish()
     }
 }
@@ -474,6 +490,7 @@ fn start_loops(
     opts: &ServeOptions,
     router: Router,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    site: conn::Site,
 ) -> Result<(Started, loops::Loops), ServeError> {
     let listener = bind_std(opts)?;
     let addr = listener.local_addr().map_err(|source| ServeError::Serve {
@@ -495,15 +512,61 @@ fn start_loops(
             ));
         }
     }
+    if let Some(line) = exposure_warning(opts) {
+        warnings.push(line);
+    }
     let started = Started {
         addr,
         max_connections: registry.cap(),
         fd_limit,
         warnings,
     };
-    let server = Arc::new(conn::Server::new(router, opts.limits.clone(), tls));
+    let server = Arc::new(conn::Server::new(router, opts.limits.clone(), tls, site));
     let loops = loops::start(listener, server, registry).map_err(ServeError::Runtime)?;
     Ok((started, loops))
+}
+
+/// One line when the server listens beyond this host without
+/// credentials or without TLS.
+fn exposure_warning(opts: &ServeOptions) -> Option<String> {
+    if opts.bind.is_loopback() {
+        return None;
+    }
+    let addr = opts.addr();
+    match (opts.ops.auth_file.is_some(), opts.tls.is_some()) {
+        (true, true) => None,
+        (false, false) => Some(format!(
+            "listening on {addr} with neither --auth-file nor TLS: anyone who can reach it \
+             reads the mirror, and what clients fetch travels in the clear"
+        )),
+        (false, true) => Some(format!(
+            "listening on {addr} without --auth-file: anyone who can reach it reads the mirror"
+        )),
+        (true, false) => Some(format!(
+            "listening on {addr} with --auth-file but without TLS: passwords travel in the clear \
+             (add --tls-cert and --tls-key)"
+        )),
+    }
+}
+
+/// What the connections report to and are checked by: the metrics, the
+/// access log (its writer thread started), the credentials (read).
+fn site(opts: &ServeOptions) -> anyhow::Result<conn::Site> {
+    let metrics = Arc::clone(&opts.ops.metrics);
+    let log = match &opts.ops.access_log {
+        Some(target) => Some(ops::AccessLog::start(
+            target,
+            opts.ops.log_format,
+            opts.ops.log_queue,
+            Arc::clone(&metrics),
+        )?),
+        None => None,
+    };
+    let auth = match &opts.ops.auth_file {
+        Some(path) => Some(Arc::new(auth::Auth::load(path, Arc::clone(&metrics))?)),
+        None => None,
+    };
+    Ok(conn::Site { metrics, log, auth })
 }
 
 /// The router: `/health`, the crate routes ([`crates::routes`],
@@ -531,7 +594,7 @@ pub fn router(opts: &ServeOptions) -> anyhow::Result<Router> {
         .fallback(static_file)
         .with_state(tree)
         .merge(crates::routes(Arc::clone(&index)))
-        .merge(git::routes(index, &opts.git))
+        .merge(git::routes(index, &opts.git, &opts.ops.metrics))
         .merge(info::routes(opts, cache)))
 }
 
@@ -556,7 +619,9 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> anyh
         }
         None => (None, Vec::new()),
     };
-    let (mut started, loops) = start_loops(&opts, router(&opts)?, tls)?;
+    let site = site(&opts)?;
+    let (log, auth) = (site.log.clone(), site.auth.clone());
+    let (mut started, loops) = start_loops(&opts, router(&opts)?, tls, site)?;
     started.warnings.extend(warnings);
     let addr = started.addr;
     // Ctrl-C stops accepting and gives transfers a grace period; a second
@@ -567,15 +632,36 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> anyh
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    let mut interrupts = {
+    let (mut interrupts, mut hangups) = {
         let _in = signals.enter();
-        Interrupts::new().map_err(ServeError::Runtime)?
+        (
+            Interrupts::new().map_err(ServeError::Runtime)?,
+            hangups().map_err(ServeError::Runtime)?,
+        )
     };
     on_ready(&started);
     std::thread::Builder::new()
         .name("mirror-serve-signals".into())
         .spawn(move || {
             signals.block_on(async {
+                // SIGHUP: reopen the access log, reread the auth file.
+                tokio::spawn(async move {
+                    while hangups.next().await {
+                        if let Some(log) = &log {
+                            log.reopen();
+                        }
+                        if let Some(auth) = &auth {
+                            match auth.reload() {
+                                Ok(n) => {
+                                    crate::log!("mirror serve: auth file reread: {n} credentials")
+                                }
+                                Err(e) => crate::log!(
+                                    "mirror serve: {e}; the credentials read before stay in force"
+                                ),
+                            }
+                        }
+                    }
+                });
                 interrupts.next().await;
                 control.stop();
                 tokio::select! {
@@ -590,6 +676,34 @@ pub fn run_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Started)) -> anyh
         .join()
         .map_err(|source| ServeError::Serve { addr, source })?;
     Ok(())
+}
+
+/// SIGHUP as a stream, its handler installed when created (so a SIGHUP
+/// never ends the server).
+struct Hangups {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+fn hangups() -> std::io::Result<Hangups> {
+    Ok(Hangups {
+        #[cfg(unix)]
+        signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+    })
+}
+
+impl Hangups {
+    /// The next SIGHUP; `false` when there will be none.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await.is_some()
+        }
+        #[cfg(not(unix))]
+        {
+            std::future::pending::<bool>().await
+        }
+    }
 }
 
 /// Ctrl-C (SIGINT) as a stream, its handler installed when created.
@@ -669,7 +783,7 @@ pub fn spawn(opts: ServeOptions) -> anyhow::Result<RunningServer> {
     let tls = opts.tls.as_ref().map(tls::load).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let router = router(&opts)?;
-    let (started, loops) = start_loops(&opts, router, tls)?;
+    let (started, loops) = start_loops(&opts, router, tls, site(&opts)?)?;
     let addr = started.addr;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -745,6 +859,7 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
     }
     let segments = match parse_request_path(req.uri().path()).and_then(|s| tree.map(&s)) {
         Ok(s) => s,
+        Err(Refusal::NotFound) => return not_found_or_listing(&tree, req.uri().clone()).await,
         Err(refusal) => return status_response(refusal.status()),
     };
     let name = segments.last().map(String::as_str).unwrap_or("");
@@ -763,10 +878,18 @@ async fn static_file(State(tree): State<Arc<Tree>>, req: Request) -> Response {
         return files::respond(method, req.headers(), name, served).await;
     }
     let Some((_, file)) = files::resolve(&tree.root, &segments).await else {
-        return status_response(StatusCode::NOT_FOUND);
+        return not_found_or_listing(&tree, req.uri().clone()).await;
     };
     tree.files.remember(key, &file);
     files::respond(method, req.headers(), name, files::Served::opened(file)).await
+}
+
+/// `404`, unless the request names a browsable directory ([`listing`]).
+async fn not_found_or_listing(tree: &Tree, uri: axum::http::Uri) -> Response {
+    match listing::respond(&tree.root, uri.path(), uri.query()).await {
+        Some(res) => res,
+        None => status_response(StatusCode::NOT_FOUND),
+    }
 }
 
 /// A short plain-text answer for an error status.

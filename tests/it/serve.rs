@@ -437,13 +437,29 @@ fn dot_files_partials_and_temporaries_are_refused() {
 }
 
 #[test]
-fn directories_are_not_listed() {
+fn only_browsable_directories_are_listed() {
     let f = fixture();
-    // `/` is the index page (tests/it/serve_info.rs), not a listing.
-    for target in [&b"/dist"[..], b"/dist/", b"/archlinux/core"] {
+    // `/` is the index page (tests/it/serve_info.rs), not a listing;
+    // `/dist/`, `/rustup/`, `/archlinux/…` are listed (tests/it/serve_ops.rs),
+    // nothing else.
+    for target in [
+        &b"/crates"[..],
+        b"/crates/",
+        b"/crates/se/rd/",
+        b"/.mirror/",
+    ] {
         let r = raw(f.server.addr, "GET", target);
         assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(target));
     }
+    assert_eq!(raw(f.server.addr, "GET", b"/archlinux/core").status, 301);
+    let listing = raw(f.server.addr, "GET", b"/dist/");
+    assert_eq!(listing.status, 200);
+    let text = String::from_utf8_lossy(&listing.body);
+    assert!(text.contains("rust-1.0.tar.xz"), "{text}");
+    assert!(
+        !text.contains("partial") && !text.contains(".x.tmp"),
+        "{text}"
+    );
 }
 
 #[test]

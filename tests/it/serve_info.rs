@@ -84,40 +84,17 @@ async fn index_page_shows_client_settings_for_the_trees_present() {
 /// with this server's address; a screenshot is rendered too.
 #[test]
 fn index_page_renders_in_headless_chromium() {
-    let Some(chromium) = crate::rustup::require_client("chromium") else {
-        return;
-    };
     let root = tempfile::tempdir().unwrap();
     for dir in ["dist", "rustup", "crates", "hex", "archlinux"] {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
     let server = spawn(ServeOptions::local(root.path())).unwrap();
     let base = format!("http://{}", server.addr);
-    let profile = tempfile::tempdir().unwrap();
-    let shot = profile.path().join("page.png");
-    let browse = |extra: &[String]| {
-        crate::support::run_logged(
-            std::process::Command::new(&chromium)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=1000,1400",
-                ])
-                .arg(format!("--user-data-dir={}", profile.path().display()))
-                .args(extra)
-                .arg(server.url("/")),
-            "chromium",
-        )
+    let shots = tempfile::tempdir().unwrap();
+    let shot = shots.path().join("index-page.png");
+    let Some(dom) = crate::serve_ops::chromium_dom(&server.url("/"), &shot) else {
+        return;
     };
-    let out = browse(&["--dump-dom".to_string()]);
-    assert!(out.status.success(), "chromium failed");
-    let dom = String::from_utf8_lossy(&out.stdout);
     for want in [
         format!("<title>mirror at {base}</title>"),
         format!("export RUSTUP_DIST_SERVER={base}"),
@@ -129,16 +106,5 @@ fn index_page_renders_in_headless_chromium() {
         "<a href=\"/stats\">/stats</a>".to_string(),
     ] {
         assert!(dom.contains(&want), "rendered page lacks {want:?}:\n{dom}");
-    }
-    let out = browse(&[format!("--screenshot={}", shot.display())]);
-    assert!(out.status.success(), "chromium screenshot failed");
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} bytes",
-        png.len()
-    );
-    if let Some(dir) = std::env::var_os("MIRROR_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, std::path::Path::new(&dir).join("index-page.png")).unwrap();
     }
 }

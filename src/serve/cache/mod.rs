@@ -552,7 +552,20 @@ impl Cache {
     }
 
     fn count(&self, which: impl Fn(&Counters) -> &AtomicU64, n: u64) {
-        which(&self.counters).fetch_add(n, Ordering::Relaxed);
+        let counter = which(&self.counters);
+        counter.fetch_add(n, Ordering::Relaxed);
+        // The request's outcome, for the access log.
+        let c = &self.counters;
+        let outcome = if std::ptr::eq(counter, &c.hits) {
+            super::ops::CacheOutcome::Hit
+        } else if std::ptr::eq(counter, &c.misses) {
+            super::ops::CacheOutcome::Miss
+        } else if std::ptr::eq(counter, &c.joined) {
+            super::ops::CacheOutcome::Join
+        } else {
+            return;
+        };
+        super::ops::note_outcome(outcome);
     }
 
     /// Make sure the file the request maps to (on-disk `segments`) is in
