@@ -368,6 +368,17 @@ impl CratesState {
 /// The served `config.json`: the index's own keys (if it has a readable
 /// one) with `dl` and `api` pointing at `base`.
 pub fn config_json(own: Option<&[u8]>, base: &str) -> Vec<u8> {
+    config_json_with(
+        own,
+        &format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate"),
+        Some(base),
+    )
+}
+
+/// A `config.json`: the index's own keys (if it has a readable one) with
+/// `dl` set to `dl`, and `api` set to `api` or removed (a static index,
+/// as `mirror publish` writes, has no API).
+pub fn config_json_with(own: Option<&[u8]>, dl: &str, api: Option<&str>) -> Vec<u8> {
     let mut map = own
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| match v {
@@ -375,11 +386,11 @@ pub fn config_json(own: Option<&[u8]>, base: &str) -> Vec<u8> {
             _ => None,
         })
         .unwrap_or_default();
-    map.insert(
-        "dl".into(),
-        format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate").into(),
-    );
-    map.insert("api".into(), base.to_owned().into());
+    map.insert("dl".into(), dl.into());
+    match api {
+        Some(api) => map.insert("api".into(), api.into()),
+        None => map.remove("api"),
+    };
     let mut body =
         serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("a JSON map serializes");
     body.push(b'\n');
