@@ -49,6 +49,11 @@ pub struct PublishArgs {
     /// suffixes) [default: 16M]
     #[arg(long, value_name = "SIZE", value_parser = crate::limit::parse_size)]
     pub part_size: Option<u64>,
+
+    /// Seconds a file that left the tree stays in the store, at least
+    /// (deleted by the first publish after); for tests
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub retire_after: Option<u64>,
 }
 
 /// Run `mirror publish`.
@@ -73,6 +78,9 @@ pub fn run(global: &GlobalArgs, args: PublishArgs) -> Result<()> {
         jobs: settings.fetch.jobs,
         multipart_threshold: args.multipart_threshold.unwrap_or(64 << 20),
         part_size: part_size as usize,
+        retire_after: args
+            .retire_after
+            .unwrap_or(crate::publish::plan::METADATA_MAX_AGE),
         printer: Printer {
             verbosity: settings.verbosity,
         },

@@ -48,8 +48,8 @@
 //! # Interrupted, incremental
 //!
 //! The manifest always describes bytes the store holds: it is written
-//! after the files, after the metadata, every few seconds while uploading,
-//! and around deletions (listing what is being deleted). A publish killed
+//! every few seconds while uploading, after a failed upload, at the end,
+//! and before deletions (listing what is being deleted). A publish killed
 //! at any point leaves the previous metadata, or newer metadata whose
 //! files are all there; the next publish reads the manifest and uploads
 //! only keys whose size or SHA-256 differ from it. A file whose size and
@@ -106,6 +106,9 @@ pub struct PublishOptions {
     pub multipart_threshold: u64,
     /// Size of each part.
     pub part_size: usize,
+    /// Seconds after which a file that left the tree is deleted (at the
+    /// first publish past it) [`plan::METADATA_MAX_AGE`] unless testing.
+    pub retire_after: u64,
     /// Output.
     pub printer: Printer,
 }
@@ -173,7 +176,7 @@ async fn run(opts: &PublishOptions) -> Result<PublishSummary> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let plan = plan::plan(&old, &local.entries, now);
+    let plan = plan::plan(&old, &local.entries, now, opts.retire_after);
     let upload_bytes: u64 = plan
         .uploads
         .iter()
@@ -336,12 +339,11 @@ impl Run<'_> {
                 }
             }
             drop(results);
-            // What was uploaded stays known, whatever failed.
-            let saved = self.checkpoint().await;
             if let Some(e) = failed {
+                // What was uploaded stays known, whatever failed.
+                let _ = self.checkpoint().await;
                 return Err(e);
             }
-            saved?;
         }
         Ok((count, bytes))
     }
@@ -361,21 +363,11 @@ impl Run<'_> {
         self.write(&during).await?;
         let mut deleted = 0;
         for keys in [&plan.delete_metadata, &plan.delete_files] {
-            let store = self.store.clone();
-            let results: Vec<Result<()>> = stream::iter(keys.iter().map(|key| {
-                let store = store.clone();
-                async move { store.delete(key).await }
-            }))
-            .buffer_unordered(self.opts.jobs.max(1))
-            .collect()
-            .await;
-            for r in results {
-                r?;
-                deleted += 1;
-            }
+            self.store.delete_many(keys).await?;
             for key in keys {
                 self.opts.printer.verbose(&format!("deleted {key}"));
             }
+            deleted += keys.len();
         }
         Ok(deleted)
     }

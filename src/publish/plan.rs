@@ -179,7 +179,7 @@ pub struct Entry {
     /// The source file's modification time (ns since the epoch) when it
     /// was hashed: with the size, a file unchanged since skips hashing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtime: Option<u128>,
+    pub mtime: Option<u64>,
     /// The git blob the index file was made from: an unchanged blob is not
     /// read again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,8 +255,10 @@ impl Plan {
     }
 }
 
-/// Plan a publish at time `now` (seconds since the epoch).
-pub fn plan(old: &Manifest, local: &BTreeMap<String, Entry>, now: u64) -> Plan {
+/// Plan a publish at time `now` (seconds since the epoch); retired files
+/// are deleted `retire_after` seconds (at least [`METADATA_MAX_AGE`] in
+/// use) after they left.
+pub fn plan(old: &Manifest, local: &BTreeMap<String, Entry>, now: u64, retire_after: u64) -> Plan {
     let mut uploads: Vec<String> = local
         .iter()
         .filter(|(k, e)| !old.holds(k).is_some_and(|o| o.same_bytes(e)))
@@ -287,7 +289,7 @@ pub fn plan(old: &Manifest, local: &BTreeMap<String, Entry>, now: u64) -> Plan {
         if local.contains_key(key) {
             continue;
         }
-        if now.saturating_sub(r.since) >= METADATA_MAX_AGE {
+        if now.saturating_sub(r.since) >= retire_after {
             delete_files.insert(key.clone());
         } else {
             retired.entry(key.clone()).or_insert_with(|| r.clone());
@@ -429,25 +431,30 @@ mod tests {
         let mut local = BTreeMap::new();
         local.insert("crates/1/a/a-1.0.0.crate".to_owned(), entry("1"));
         local.insert("index/1/a".to_owned(), entry("2"));
-        let first = plan(&Manifest::default(), &local, 1000);
+        let first = plan(&Manifest::default(), &local, 1000, METADATA_MAX_AGE);
         assert_eq!(first.uploads, ["crates/1/a/a-1.0.0.crate", "index/1/a"]);
-        let again = plan(&first.done, &local, 1001);
+        let again = plan(&first.done, &local, 1001, METADATA_MAX_AGE);
         assert!(again.is_empty(), "{again:?}");
 
         // The crate leaves: its index file goes now, the file later.
-        let gone = plan(&first.done, &BTreeMap::new(), 2000);
+        let gone = plan(&first.done, &BTreeMap::new(), 2000, METADATA_MAX_AGE);
         assert_eq!(gone.delete_metadata, ["index/1/a"]);
         assert!(gone.delete_files.is_empty());
         assert!(gone.done.retired.contains_key("crates/1/a/a-1.0.0.crate"));
         // Too soon: still retired.
-        let soon = plan(&gone.done, &BTreeMap::new(), 2001);
+        let soon = plan(&gone.done, &BTreeMap::new(), 2001, METADATA_MAX_AGE);
         assert!(soon.delete_files.is_empty());
         assert!(soon.done.retired.contains_key("crates/1/a/a-1.0.0.crate"));
-        let later = plan(&gone.done, &BTreeMap::new(), 2000 + METADATA_MAX_AGE);
+        let later = plan(
+            &gone.done,
+            &BTreeMap::new(),
+            2000 + METADATA_MAX_AGE,
+            METADATA_MAX_AGE,
+        );
         assert_eq!(later.delete_files, ["crates/1/a/a-1.0.0.crate"]);
         assert!(later.done.retired.is_empty());
         // Back in the tree before its deletion: kept, not uploaded again.
-        let back = plan(&gone.done, &local, 2001);
+        let back = plan(&gone.done, &local, 2001, METADATA_MAX_AGE);
         assert_eq!(back.uploads, ["index/1/a"]);
         assert!(back.done.retired.is_empty() && back.delete_files.is_empty());
     }
@@ -463,7 +470,7 @@ mod tests {
             .into(),
             ..Manifest::default()
         };
-        let p = plan(&old, &BTreeMap::new(), 5);
+        let p = plan(&old, &BTreeMap::new(), 5, METADATA_MAX_AGE);
         assert_eq!(p.delete_metadata, ["index/1/a"]);
         assert_eq!(p.delete_files, ["crates/1/a/a-1.0.0.crate"]);
     }

@@ -116,15 +116,15 @@ impl Store {
             .clone()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        let mut allow_http = false;
         if let Some(e) = &endpoint {
             let url =
                 url::Url::parse(e).with_context(|| format!("--endpoint {e:?} is not a URL"))?;
             if !matches!(url.scheme(), "http" | "https") {
                 bail!("--endpoint must be an http:// or https:// URL, found {e:?}");
             }
-            b = b
-                .with_endpoint(e.trim_end_matches('/'))
-                .with_allow_http(url.scheme() == "http");
+            b = b.with_endpoint(e.trim_end_matches('/'));
+            allow_http = url.scheme() == "http";
         }
         b = b.with_virtual_hosted_style_request(opts.virtual_hosted);
         let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
@@ -149,7 +149,9 @@ impl Store {
                 retry_timeout: Duration::from_secs(180),
             })
             .with_client_options(
+                // Replaces the builder's client options: allow_http is one.
                 object_store::ClientOptions::new()
+                    .with_allow_http(allow_http)
                     .with_connect_timeout(opts.timeout)
                     .with_timeout(opts.timeout.max(Duration::from_secs(60)) * 5),
             );
@@ -227,13 +229,34 @@ impl Store {
         })
     }
 
-    /// Delete `rel` (no error when it is already gone).
-    pub async fn delete(&self, rel: &str) -> Result<()> {
-        let path = self.path(rel)?;
-        match self.inner.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(anyhow::Error::new(e).context(self.context("DELETE", rel))),
+    /// Delete `rels` (no error for a key already gone), in batched
+    /// requests (`DeleteObjects`, up to 1000 keys each).
+    pub async fn delete_many(&self, rels: &[String]) -> Result<()> {
+        use futures_util::StreamExt as _;
+        if rels.is_empty() {
+            return Ok(());
         }
+        let paths = rels
+            .iter()
+            .map(|r| self.path(r))
+            .collect::<Result<Vec<_>>>()?;
+        let input = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut out = self.inner.delete_stream(input);
+        while let Some(r) = out.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "DELETE of {} keys in {}/{} (the first {}) failed",
+                        rels.len(),
+                        self.name,
+                        self.target.prefix,
+                        rels.first().map_or("", String::as_str)
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -64,7 +64,10 @@ pub fn collect(root: &Path, old: &Manifest, public_url: &str) -> Result<Local> {
     let hashed: Vec<(String, PathBuf, Entry)> = files
         .into_par_iter()
         .map(|(key, path, meta)| {
-            let mtime = meta.modified().ok().map(crate::store::epoch_nanos);
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| u64::try_from(crate::store::epoch_nanos(t)).ok());
             if let Some(o) = old.holds(&key) {
                 if o.size == meta.len() && o.mtime.is_some() && o.mtime == mtime {
                     return Ok((key, path, o.clone()));

@@ -23,6 +23,7 @@ mod hex;
 mod hostile;
 mod immutable;
 mod openpgp;
+mod publish;
 mod rustup;
 mod serve;
 mod serve_cache;
