@@ -335,9 +335,7 @@ pub fn content_type(key: &str) -> &'static str {
         "application/toml"
     } else if ext(".sha256") || ext(".txt") {
         "text/plain; charset=utf-8"
-    } else if ext(".asc") {
-        "application/pgp-signature"
-    } else if ext(".sig") {
+    } else if ext(".asc") || ext(".sig") {
         "application/pgp-signature"
     } else if ext(".crate") || ext(".gz") || ext(".tgz") {
         "application/gzip"
