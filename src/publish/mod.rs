@@ -84,8 +84,9 @@ use plan::{classify, content_type, upload_order, Entry, Manifest, Plan, MANIFEST
 use s3::{attributes, Store, StoreOptions};
 use tree::{Local, Source};
 
-/// The largest publish manifest read.
-const MAX_MANIFEST_BYTES: usize = 1 << 30;
+/// The largest publish manifest read (a full crates.io mirror's is about
+/// 40M).
+const MAX_MANIFEST_BYTES: u64 = 512 << 20;
 
 /// How often the manifest is written while uploading.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
@@ -225,16 +226,13 @@ async fn run(opts: &PublishOptions) -> Result<PublishSummary> {
 
 /// The store's manifest, empty when there is none.
 async fn read_manifest(store: &Store) -> Result<Manifest> {
-    let Some(bytes) = store.get(MANIFEST_KEY).await? else {
+    let Some(bytes) = store.get(MANIFEST_KEY, MAX_MANIFEST_BYTES).await? else {
         return Ok(Manifest {
             format: plan::MANIFEST_FORMAT,
             ..Manifest::default()
         });
     };
     let where_ = || format!("{}/{}", store.name, store.target.key(MANIFEST_KEY));
-    if bytes.len() > MAX_MANIFEST_BYTES {
-        bail!("the publish manifest {} is larger than 1G", where_());
-    }
     let m: Manifest = serde_json::from_slice(&bytes)
         .with_context(|| format!("the publish manifest {} is not readable", where_()))?;
     if m.format != plan::MANIFEST_FORMAT {

@@ -185,15 +185,24 @@ impl Store {
         format!("{what} {}/{} failed", self.name, self.target.key(rel))
     }
 
-    /// The object at `rel`, or `None` when there is none.
-    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+    /// The object at `rel`, or `None` when there is none; one larger than
+    /// `max` bytes is an error, refused before it is read.
+    pub async fn get(&self, rel: &str, max: u64) -> Result<Option<Bytes>> {
         let path = self.path(rel)?;
         match self.inner.get(&path).await {
+            Ok(r) if r.meta.size > max => bail!(
+                "{}/{} is {} bytes, more than the {max} expected",
+                self.name,
+                self.target.key(rel),
+                r.meta.size
+            ),
             Ok(r) => Ok(Some(
-                r.bytes().await.with_context(|| self.context("GET", rel))?,
+                r.bytes()
+                    .await
+                    .map_err(|e| store_error(e, self.context("GET", rel)))?,
             )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(self.context("GET", rel))),
+            Err(e) => Err(store_error(e, self.context("GET", rel))),
         }
     }
 
@@ -207,7 +216,7 @@ impl Store {
         self.inner
             .put_opts(&path, PutPayload::from(bytes), opts)
             .await
-            .with_context(|| self.context("PUT", rel))?;
+            .map_err(|e| store_error(e, self.context("PUT", rel)))?;
         Ok(())
     }
 
@@ -222,7 +231,7 @@ impl Store {
             .inner
             .put_multipart_opts(&path, opts)
             .await
-            .with_context(|| self.context("starting the multipart upload of", rel))?;
+            .map_err(|e| store_error(e, self.context("starting the multipart upload of", rel)))?;
         Ok(Multipart {
             writer: WriteMultipart::new_with_chunk_size(upload, part),
             what: self.context("the multipart upload of", rel),
@@ -246,18 +255,37 @@ impl Store {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "DELETE of {} keys in {}/{} (the first {}) failed",
-                        rels.len(),
-                        self.name,
-                        self.target.prefix,
-                        rels.first().map_or("", String::as_str)
-                    )));
+                    return Err(store_error(
+                        e,
+                        format!(
+                            "DELETE of {} keys in {}/{} (the first {}) failed",
+                            rels.len(),
+                            self.name,
+                            self.target.prefix,
+                            rels.first().map_or("", String::as_str)
+                        ),
+                    ));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// An error of the store as one readable cause under `what`: the
+/// library nests the same message several times, so each cause already
+/// said by the one above is left out.
+fn store_error(e: object_store::Error, what: String) -> anyhow::Error {
+    let mut said: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = err.source();
+    }
+    anyhow::anyhow!("{}", said.join(": ")).context(what)
 }
 
 /// Headers of an object.
@@ -280,7 +308,7 @@ impl Multipart {
         self.writer
             .wait_for_capacity(parallel)
             .await
-            .with_context(|| self.what.clone())?;
+            .map_err(|e| store_error(e, self.what.clone()))?;
         self.writer.write(buf);
         Ok(())
     }
@@ -288,7 +316,10 @@ impl Multipart {
     /// Complete the upload.
     pub async fn finish(self) -> Result<()> {
         let what = self.what;
-        self.writer.finish().await.context(what)?;
+        self.writer
+            .finish()
+            .await
+            .map_err(|e| store_error(e, what))?;
         Ok(())
     }
 

@@ -358,13 +358,26 @@ fn publish_serves_cargo_from_the_store_and_uploads_only_what_changed() {
 }
 
 #[test]
-fn publish_to_an_unreachable_store_names_the_endpoint_and_key() {
+fn publish_to_a_refusing_or_unreachable_store_names_the_endpoint_and_key() {
     let Some(mut s3) = S3Server::start(BUCKET) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("hex")).unwrap();
     std::fs::write(tmp.path().join("hex/names"), b"x").unwrap();
+    // Refusing: wrong credentials.
+    let mut cmd = s3.publish(tmp.path(), &to(), &["--retries", "1"]);
+    cmd.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    let out = crate::support::run_logged(&mut cmd, "mirror publish (wrong secret)");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&s3.endpoint), "{err}");
+    assert!(err.contains(".mirror-publish.json"), "{err}");
+    assert!(
+        err.contains("403") || err.contains("SignatureDoesNotMatch"),
+        "{err}"
+    );
+    // Unreachable.
     s3.stop_signed();
     let out = publish(&s3, tmp.path(), &["--retries", "2"]);
     assert!(!out.status.success());
