@@ -365,6 +365,26 @@ fn publish_to_a_refusing_or_unreachable_store_names_the_endpoint_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("hex")).unwrap();
     std::fs::write(tmp.path().join("hex/names"), b"x").unwrap();
+    // Credentials from the shared credentials file, profile AWS_PROFILE.
+    let creds = tmp.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n\
+             [site]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            crate::support::s3::ACCESS_KEY,
+            crate::support::s3::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    let mut cmd = s3.publish(tmp.path(), &to(), &[]);
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_PROFILE", "site");
+    let out = crate::support::run_logged(&mut cmd, "mirror publish (credentials file)");
+    assert!(out.status.success());
+    assert_eq!(s3.get(&key_path("hex/names")), (200, b"x".to_vec()));
     // Refusing: wrong credentials.
     let mut cmd = s3.publish(tmp.path(), &to(), &["--retries", "1"]);
     cmd.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
