@@ -205,6 +205,7 @@ async fn run(opts: &PublishOptions) -> Result<PublishSummary> {
         current: old.clone(),
         written: old,
         last_checkpoint: Instant::now(),
+        write_took: Duration::ZERO,
     };
     let (uploaded, bytes) = run.uploads(&plan).await?;
     summary.uploaded = uploaded;
@@ -256,10 +257,14 @@ struct Run<'a> {
     /// The manifest last written.
     written: Manifest,
     last_checkpoint: Instant,
+    /// How long the last manifest write took: checkpoints are spaced to
+    /// at least ten times that, so a large manifest does not slow uploads.
+    write_took: Duration,
 }
 
 impl Run<'_> {
     async fn write(&mut self, m: &Manifest) -> Result<()> {
+        let started = Instant::now();
         let mut body = serde_json::to_vec(m).context("serializing the publish manifest")?;
         body.push(b'\n');
         self.store
@@ -271,6 +276,7 @@ impl Run<'_> {
             .await?;
         self.written = m.clone();
         self.last_checkpoint = Instant::now();
+        self.write_took = started.elapsed();
         Ok(())
     }
 
@@ -323,7 +329,9 @@ impl Run<'_> {
                         self.current.retired.remove(&key);
                         self.current.deleting.remove(&key);
                         self.current.files.insert(key, entry);
-                        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                        if self.last_checkpoint.elapsed()
+                            >= CHECKPOINT_EVERY.max(self.write_took * 10)
+                        {
                             if let Err(e) = self.checkpoint().await {
                                 failed = Some(e);
                                 break;
