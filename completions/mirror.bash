@@ -31,6 +31,9 @@ _mirror() {
             mirror,hex)
                 cmd="mirror__subcmd__hex"
                 ;;
+            mirror,publish)
+                cmd="mirror__subcmd__publish"
+                ;;
             mirror,rustup)
                 cmd="mirror__subcmd__rustup"
                 ;;
@@ -73,6 +76,9 @@ _mirror() {
             mirror__subcmd__help,hex)
                 cmd="mirror__subcmd__help__subcmd__hex"
                 ;;
+            mirror__subcmd__help,publish)
+                cmd="mirror__subcmd__help__subcmd__publish"
+                ;;
             mirror__subcmd__help,rustup)
                 cmd="mirror__subcmd__help__subcmd__rustup"
                 ;;
@@ -95,7 +101,7 @@ _mirror() {
 
     case "${cmd}" in
         mirror)
-            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version toolchain rustup crate hex arch serve generate help"
+            opts="-j -v -q -h -V --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version toolchain rustup crate hex arch serve publish generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,7 +537,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__help)
-            opts="toolchain rustup crate hex arch serve generate help"
+            opts="toolchain rustup crate hex arch serve publish generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,6 +635,20 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__help__subcmd__hex)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirror__subcmd__help__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -740,6 +760,76 @@ _mirror() {
                     return 0
                     ;;
                 --archive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --low-speed-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-file-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirror__subcmd__publish)
+            opts="-j -v -q -h -V --to --endpoint --region --public-url --virtual-hosted --multipart-threshold --part-size --retire-after --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --multipart-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --part-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retire-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,6 +42,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -f -a "crate" -d 'Mirror the
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "publish" -d 'Publish the tree to S3-compatible object storage'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s s -l select -d 'Toolchains: stable, beta, nightly, X.Y.Z, CHANNEL-YYYY-MM-DD, latest, * (repeatable, comma-separated)' -r
@@ -220,6 +221,26 @@ complete -c mirror -n "__fish_mirror_using_subcommand serve" -s v -l verbose -d 
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirror -n "__fish_mirror_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l to -d 'Where to publish: s3://BUCKET[/PREFIX]. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the AWS_PROFILE (default "default") of ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE), never from mirror.toml' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l endpoint -d 'The store\'s endpoint, for S3-compatible stores (MinIO, Ceph RGW, Garage, R2…); http:// is allowed [default: AWS_ENDPOINT_URL, else AWS S3]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l region -d 'The store\'s region [default: AWS_REGION, else us-east-1]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l public-url -d 'Where readers reach the prefix (a CDN, the bucket\'s public URL), written into the crates index\'s config.json [default: the endpoint\'s URL of the prefix]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l multipart-threshold -d 'Files larger than this are uploaded in parts (K, M, G suffixes) [default: 64M]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l part-size -d 'Size of each part of a multipart upload, at least 5M (K, M, G suffixes) [default: 16M]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l retire-after -d 'Seconds a file that left the tree stays in the store, at least (deleted by the first publish after); for tests' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l virtual-hosted -d 'Address the bucket as BUCKET.HOST instead of HOST/BUCKET'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand publish" -s V -l version -d 'Print version'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and not __fish_seen_subcommand_from man completions help" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
@@ -263,13 +284,14 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "publish" -d 'Publish the tree to S3-compatible object storage'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

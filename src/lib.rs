@@ -13,6 +13,7 @@ pub mod gitenv;
 pub mod http;
 pub mod limit;
 pub mod output;
+pub mod publish;
 pub mod report;
 pub mod serve;
 pub mod settings;

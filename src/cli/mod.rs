@@ -19,6 +19,7 @@ pub mod arch;
 pub mod crates;
 pub mod generate;
 pub mod hex;
+pub mod publish;
 pub mod rustup;
 pub mod serve;
 pub mod toolchain;
@@ -137,6 +138,8 @@ pub enum Command {
     Arch(arch::ArchArgs),
     /// Serve mirrored trees over HTTP
     Serve(serve::ServeArgs),
+    /// Publish the tree to S3-compatible object storage
+    Publish(publish::PublishArgs),
     /// Generate the man page or shell completions
     Generate(generate::GenerateArgs),
 }
@@ -150,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hex(args) => hex::run(&cli.global, args),
         Command::Arch(args) => arch::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Publish(args) => publish::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
     }
 }

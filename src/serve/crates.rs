@@ -355,6 +355,24 @@ impl CratesState {
 /// one) with `dl` and `api` pointing at `base`, and `"auth-required":
 /// true` when the server requires credentials (cargo then sends its token).
 pub fn config_json(own: Option<&[u8]>, base: &str, auth_required: bool) -> Vec<u8> {
+    config_json_with(
+        own,
+        &format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate"),
+        Some(base),
+        auth_required,
+    )
+}
+
+/// A `config.json`: the index's own keys (if it has a readable one) with
+/// `dl` set to `dl`, `api` set to `api` or removed (a static index, as
+/// `mirror publish` writes, has no API), and `"auth-required": true` when
+/// `auth_required`.
+pub fn config_json_with(
+    own: Option<&[u8]>,
+    dl: &str,
+    api: Option<&str>,
+    auth_required: bool,
+) -> Vec<u8> {
     let mut map = own
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| match v {
@@ -362,11 +380,11 @@ pub fn config_json(own: Option<&[u8]>, base: &str, auth_required: bool) -> Vec<u
             _ => None,
         })
         .unwrap_or_default();
-    map.insert(
-        "dl".into(),
-        format!("{base}/crates/{{crate}}/{{crate}}-{{version}}.crate").into(),
-    );
-    map.insert("api".into(), base.to_owned().into());
+    map.insert("dl".into(), dl.into());
+    match api {
+        Some(api) => map.insert("api".into(), api.into()),
+        None => map.remove("api"),
+    };
     if auth_required {
         map.insert("auth-required".into(), true.into());
     }

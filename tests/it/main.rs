@@ -26,6 +26,7 @@ mod hostile;
 mod house;
 mod immutable;
 mod openpgp;
+mod publish;
 mod rustup;
 mod serve;
 mod serve_auth;

@@ -1138,6 +1138,12 @@ impl Index {
         })
     }
 
+    /// The bytes of the index blob `id` (found at `path`, for messages),
+    /// size-checked like every index file read.
+    pub fn blob(&self, id: ObjectId, path: &str) -> Result<Vec<u8>> {
+        index_blob(&self.repo()?, id, path)
+    }
+
     /// The bytes of the file at `path` in `commit`'s tree, if any.
     pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
         let repo = self.repo()?;

@@ -7,6 +7,7 @@ pub mod dist;
 pub mod hex;
 pub mod keys;
 pub mod rustup;
+pub mod s3;
 pub mod serve_process;
 pub mod sparse;
 pub mod tree;
