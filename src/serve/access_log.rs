@@ -23,6 +23,7 @@
 //! reach a terminal. SIGHUP makes the writer reopen the file (logrotate's
 //! convention: rename, then signal).
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -33,8 +34,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, Method, Uri, Version};
-
-use super::ops::{CacheOutcome, Metrics};
 
 /// Entries the access log's queue holds before it drops.
 pub const QUEUE: usize = 16_384;
@@ -86,12 +85,56 @@ pub(crate) struct Entry {
     pub agent: Option<HeaderValue>,
 }
 
+/// What the access log counts: lines dropped because the writer could not
+/// keep up, and failed writes (shown by `/metrics`).
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    /// Lines dropped at a full queue.
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
+    /// Writes that failed.
+    pub(crate) errors: std::sync::atomic::AtomicU64,
+}
+
+/// What the cache did for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Not asked (no cache, or a path no upstream covers).
+    None = 0,
+    /// Answered from the tree.
+    Hit = 1,
+    /// Went upstream.
+    Miss = 2,
+    /// Joined another request's transfer.
+    Join = 3,
+}
+
+impl CacheOutcome {
+    /// `hit`, `miss`, `join`, `-`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheOutcome::None => "-",
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Join => "join",
+        }
+    }
+
+    pub(crate) fn from_u8(n: u8) -> CacheOutcome {
+        match n {
+            1 => CacheOutcome::Hit,
+            2 => CacheOutcome::Miss,
+            3 => CacheOutcome::Join,
+            _ => CacheOutcome::None,
+        }
+    }
+}
+
 /// The access log: a bounded queue to its writer thread.
 #[derive(Clone)]
 pub struct AccessLog {
     tx: SyncSender<Entry>,
     reopen: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LogCounters>,
 }
 
 impl AccessLog {
@@ -100,7 +143,7 @@ impl AccessLog {
         target: &LogTarget,
         format: LogFormat,
         queue: usize,
-        metrics: Arc<Metrics>,
+        metrics: Arc<LogCounters>,
     ) -> std::io::Result<AccessLog> {
         let out = open(target)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(if queue == 0 { QUEUE } else { queue });
@@ -125,7 +168,7 @@ impl AccessLog {
     /// Queue `entry`; when the queue is full, drop and count it.
     pub(crate) fn send(&self, entry: Entry) {
         if let Err(TrySendError::Full(_)) = self.tx.try_send(entry) {
-            self.metrics.log_dropped.fetch_add(1, Relaxed);
+            self.metrics.dropped.fetch_add(1, Relaxed);
         }
     }
 
@@ -158,7 +201,7 @@ struct Writer {
     format: LogFormat,
     out: Box<dyn std::io::Write + Send>,
     reopen: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<LogCounters>,
 }
 
 impl Writer {
@@ -199,7 +242,7 @@ impl Writer {
             .and_then(|()| self.out.flush())
             .is_err()
         {
-            self.metrics.log_errors.fetch_add(1, Relaxed);
+            self.metrics.errors.fetch_add(1, Relaxed);
         }
         buf.clear();
     }
@@ -355,4 +398,26 @@ mod tests {
             "/a b\\x22c\\x5Cd\\x1B[2J\\x0A\\xFF"
         );
     }
+}
+
+tokio::task_local! {
+    static OUTCOME: Cell<u8>;
+}
+
+/// Note what the cache did for the request being handled (when the access
+/// log asks; a no-op otherwise).
+pub(crate) fn note_outcome(o: CacheOutcome) {
+    let _ = OUTCOME.try_with(|c| c.set(o as u8));
+}
+
+/// Run `fut` (a request's handler) noting its cache outcome.
+pub(crate) async fn with_outcome<T>(
+    fut: impl std::future::Future<Output = T>,
+) -> (T, CacheOutcome) {
+    OUTCOME
+        .scope(Cell::new(0), async move {
+            let t = fut.await;
+            (t, CacheOutcome::from_u8(OUTCOME.with(Cell::get)))
+        })
+        .await
 }

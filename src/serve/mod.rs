@@ -558,7 +558,7 @@ fn site(opts: &ServeOptions) -> anyhow::Result<conn::Site> {
             target,
             opts.ops.log_format,
             opts.ops.log_queue,
-            Arc::clone(&metrics),
+            Arc::clone(&metrics.log),
         )?),
         None => None,
     };

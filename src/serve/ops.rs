@@ -20,7 +20,6 @@
 //! The access log itself is [`super::access_log`]; this module holds what
 //! the request path reports to it (`Observed`, the cache outcome).
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+pub(crate) use super::access_log::with_outcome;
 pub(crate) use super::access_log::Entry;
-pub use super::access_log::{AccessLog, LogFormat, LogTarget, QUEUE};
+pub use super::access_log::{AccessLog, CacheOutcome, LogCounters, LogFormat, LogTarget, QUEUE};
 use super::cache::CacheStats;
 
 /// What the administrator asked for (`--access-log`, `--log-format`,
@@ -141,8 +141,8 @@ pub struct Metrics {
     shards: Box<[Shard]>,
     connections: AtomicU64,
     closed: AtomicU64,
-    pub(crate) log_dropped: AtomicU64,
-    pub(crate) log_errors: AtomicU64,
+    /// The access log's dropped lines and write errors.
+    pub(crate) log: Arc<LogCounters>,
     pub(crate) auth_denied: AtomicU64,
     pub(crate) auth_limited: AtomicU64,
     pub(crate) auth_checks: AtomicU64,
@@ -155,8 +155,7 @@ impl Default for Metrics {
             shards: (0..SHARDS).map(|_| Shard::new()).collect(),
             connections: AtomicU64::new(0),
             closed: AtomicU64::new(0),
-            log_dropped: AtomicU64::new(0),
-            log_errors: AtomicU64::new(0),
+            log: Arc::default(),
             auth_denied: AtomicU64::new(0),
             auth_limited: AtomicU64::new(0),
             auth_checks: AtomicU64::new(0),
@@ -208,7 +207,7 @@ impl Metrics {
 
     /// Access log entries dropped because the writer fell behind.
     pub fn log_dropped(&self) -> u64 {
-        self.log_dropped.load(Relaxed)
+        self.log.dropped.load(Relaxed)
     }
 
     /// The text exposition format (0.0.4), with the cache's counters when
@@ -320,14 +319,14 @@ impl Metrics {
             "mirror_access_log_dropped_total",
             "counter",
             "Access log lines dropped because the writer fell behind.",
-            self.log_dropped.load(Relaxed),
+            self.log.dropped.load(Relaxed),
         );
         single(
             out,
             "mirror_access_log_write_errors_total",
             "counter",
             "Access log writes that failed.",
-            self.log_errors.load(Relaxed),
+            self.log.errors.load(Relaxed),
         );
         single(
             out,
@@ -438,62 +437,6 @@ fn seconds(us: u64) -> String {
     }
     let frac = format!("{frac:06}");
     format!("{s}.{}", frac.trim_end_matches('0'))
-}
-
-/// What the cache did for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// Not asked (no cache, or a path no upstream covers).
-    None = 0,
-    /// Answered from the tree.
-    Hit = 1,
-    /// Went upstream.
-    Miss = 2,
-    /// Joined another request's transfer.
-    Join = 3,
-}
-
-impl CacheOutcome {
-    /// `hit`, `miss`, `join`, `-`.
-    pub fn name(self) -> &'static str {
-        match self {
-            CacheOutcome::None => "-",
-            CacheOutcome::Hit => "hit",
-            CacheOutcome::Miss => "miss",
-            CacheOutcome::Join => "join",
-        }
-    }
-
-    fn from_u8(n: u8) -> CacheOutcome {
-        match n {
-            1 => CacheOutcome::Hit,
-            2 => CacheOutcome::Miss,
-            3 => CacheOutcome::Join,
-            _ => CacheOutcome::None,
-        }
-    }
-}
-
-tokio::task_local! {
-    static OUTCOME: Cell<u8>;
-}
-
-/// Note what the cache did for the request being handled (when the access
-/// log asks; a no-op otherwise).
-pub(crate) fn note_outcome(o: CacheOutcome) {
-    let _ = OUTCOME.try_with(|c| c.set(o as u8));
-}
-
-/// Run `fut` (a request's handler) noting its cache outcome.
-pub(crate) async fn with_outcome<T>(
-    fut: impl std::future::Future<Output = T>,
-) -> (T, CacheOutcome) {
-    OUTCOME
-        .scope(Cell::new(0), async move {
-            let t = fut.await;
-            (t, CacheOutcome::from_u8(OUTCOME.with(Cell::get)))
-        })
-        .await
 }
 
 /// A request being served, until its response body ends.

@@ -557,15 +557,15 @@ impl Cache {
         // The request's outcome, for the access log.
         let c = &self.counters;
         let outcome = if std::ptr::eq(counter, &c.hits) {
-            super::ops::CacheOutcome::Hit
+            super::access_log::CacheOutcome::Hit
         } else if std::ptr::eq(counter, &c.misses) {
-            super::ops::CacheOutcome::Miss
+            super::access_log::CacheOutcome::Miss
         } else if std::ptr::eq(counter, &c.joined) {
-            super::ops::CacheOutcome::Join
+            super::access_log::CacheOutcome::Join
         } else {
             return;
         };
-        super::ops::note_outcome(outcome);
+        super::access_log::note_outcome(outcome);
     }
 
     /// Make sure the file the request maps to (on-disk `segments`) is in
