@@ -13,16 +13,18 @@
 //! and skipped as unknown fields. Enum values are kept as plain integers,
 //! so a new retirement reason does not make a file unreadable.
 //!
-//! The mirror never re-encodes or re-signs these files: they are kept
-//! byte-for-byte, and this module only opens them to check and read them.
+//! A full mirror keeps these files byte-for-byte. A partial mirror given
+//! the site's key ([`SigningKey`]) publishes its own `names`, `versions`
+//! and `packages/<name>`, listing only what it holds, signed the same way
+//! ([`sign_resource`]).
 
 use std::path::Path;
 
 use flate2::read::GzDecoder;
 use prost::Message;
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha512};
 
 use crate::verify::Sha256Digest;
@@ -289,6 +291,125 @@ impl PublicKey {
         self.key
             .verify(Pkcs1v15Sign::new::<Sha512>(), &digest, signature)
             .is_ok()
+    }
+}
+
+/// The site's RSA private key, which signs the `names`, `versions` and
+/// `packages/<name>` of a partial mirror (`--signing-key`).
+#[derive(Clone)]
+pub struct SigningKey {
+    key: RsaPrivateKey,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("origin", &self.public.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Parse a PEM private key (`BEGIN PRIVATE KEY`, PKCS#8, or `BEGIN RSA
+    /// PRIVATE KEY`, PKCS#1); `origin` names it in messages.
+    pub fn from_pem(pem: &str, origin: &str) -> anyhow::Result<SigningKey> {
+        let key = RsaPrivateKey::from_pkcs8_pem(pem.trim())
+            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{origin}: not an RSA private key in PEM form (expected \
+                     -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----): {e}"
+                )
+            })?;
+        key.validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: not a valid RSA private key: {e}"))?;
+        let public = key.to_public_key();
+        let pem = public
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("{origin}: cannot encode its public key: {e}"))?;
+        Ok(SigningKey {
+            key,
+            public: PublicKey {
+                key: public,
+                pem,
+                origin: format!("public key of {origin}"),
+            },
+        })
+    }
+
+    /// Read a PEM private key file.
+    pub fn from_file(path: &Path) -> anyhow::Result<SigningKey> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read signing key {}: {e}", path.display()))?;
+        SigningKey::from_pem(&text, &path.display().to_string())
+    }
+
+    /// The matching public key (what the mirror serves as `public_key`).
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// gzip(`Signed { payload, signature }`), signed as Hex signs: RSA
+    /// PKCS#1 v1.5 over the SHA-512 of `payload`. The same payload always
+    /// gives the same bytes.
+    pub fn sign_resource(&self, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use std::io::Write;
+        let digest = Sha512::digest(payload);
+        let signature = self
+            .key
+            .sign(Pkcs1v15Sign::new::<Sha512>(), &digest)
+            .map_err(|e| anyhow::anyhow!("cannot sign with {}: {e}", self.public.origin))?;
+        let signed = Signed {
+            payload: payload.to_vec(),
+            signature: Some(signature),
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&signed.encode_to_vec())?;
+        Ok(gz.finish()?)
+    }
+}
+
+/// The releases of `package` in `held`, and nothing else changed: each
+/// kept release as upstream signed it (dependencies, checksums,
+/// retirement).
+pub fn held_only(package: &Package, held: impl Fn(&str) -> bool) -> Package {
+    Package {
+        releases: package
+            .releases
+            .iter()
+            .filter(|r| held(&r.version))
+            .cloned()
+            .collect(),
+        name: package.name.clone(),
+        repository: package.repository.clone(),
+    }
+}
+
+/// The `versions` entry of `package` (held releases), with upstream's
+/// advisories (`upstream`, by version) kept.
+pub fn versions_entry(package: &Package, upstream: Option<&VersionsPackage>) -> VersionsPackage {
+    let advised: std::collections::HashSet<&str> = upstream
+        .map(|u| {
+            u.with_advisories
+                .iter()
+                .filter_map(|&i| u.versions.get(usize::try_from(i).ok()?))
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    let index = |i: usize| i32::try_from(i).unwrap_or(i32::MAX);
+    VersionsPackage {
+        name: package.name.clone(),
+        versions: package.releases.iter().map(|r| r.version.clone()).collect(),
+        retired: (package.releases.iter().enumerate())
+            .filter(|(_, r)| r.retired.is_some())
+            .map(|(i, _)| index(i))
+            .collect(),
+        with_advisories: (package.releases.iter().enumerate())
+            .filter(|(_, r)| advised.contains(r.version.as_str()))
+            .map(|(i, _)| index(i))
+            .collect(),
     }
 }
 
