@@ -363,6 +363,31 @@ fn a_resigned_mirror_crosses_by_pack_and_tampering_is_refused() {
     );
     assert!(!offline.path().join("hex/tarballs/beta-2.0.0.tar").exists());
 
+    // The landing page shows the client side with the site's key.
+    let page = landing_page(offline.path());
+    let first_line = site_key().1.lines().nth(1).unwrap();
+    for want in [
+        "repo_public_key",
+        first_line,
+        "mix hex.repo set hexpm --url http://m.example/hex --public-key",
+        "http://m.example/hex/public_key",
+    ] {
+        assert!(page.contains(want), "{want} not in {page}");
+    }
+    // Not for a tree signed with hexpm's own key.
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(plain.path().join("hex")).unwrap();
+    std::fs::write(
+        plain.path().join("hex/public_key"),
+        PublicKey::hexpm().pem(),
+    )
+    .unwrap();
+    let page = landing_page(plain.path());
+    assert!(
+        page.contains("HEX_CDN") && !page.contains("repo_public_key"),
+        "{page}"
+    );
+
     // Swapped on the way: upstream's own file (all releases, validly
     // signed by upstream), then one signed by another key.
     let mut other = repo.clone();
@@ -400,6 +425,16 @@ fn a_resigned_mirror_crosses_by_pack_and_tampering_is_refused() {
         assert!(!b.path().join("hex/names").exists());
         assert!(!b.path().join("hex/packages").exists());
     }
+}
+
+/// What `mirror serve` shows on its landing page for the tree at `root`.
+fn landing_page(root: &Path) -> String {
+    use mirror::serve::info::{page, PageContext};
+    let cx = PageContext {
+        base: "http://m.example".into(),
+        ..PageContext::default()
+    };
+    page(root, &mirror::serve::held::read(root), &cx)
 }
 
 /// A HOME whose rebar3 trusts the site's key for hexpm.

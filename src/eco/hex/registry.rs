@@ -637,6 +637,104 @@ mod tests {
         );
     }
 
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/keys")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_signing_key_signs_what_its_public_key_and_the_pair_verify() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let pkcs8 = SigningKey::from_pem(&fixture("hex-test.key.pem"), "site.pem").unwrap();
+        let pkcs1_pem = pkcs8.key.to_pkcs1_pem(LineEnding::LF).unwrap();
+        assert!(pkcs1_pem.contains("BEGIN RSA PRIVATE KEY"));
+        let pkcs1 = SigningKey::from_pem(&pkcs1_pem, "site1.pem").unwrap();
+        assert_eq!(pkcs1.public().pem(), pkcs8.public().pem());
+        assert!(pkcs8.public().pem().contains("BEGIN PUBLIC KEY"));
+
+        let names = Names {
+            packages: vec![NamesPackage {
+                name: "alpha".into(),
+                updated_at: Some(Timestamp {
+                    seconds: 7,
+                    nanos: None,
+                }),
+            }],
+            repository: "hexpm".into(),
+        };
+        let signed = pkcs8.sign_resource(&names.encode_to_vec()).unwrap();
+        assert_eq!(signed, pkcs1.sign_resource(&names.encode_to_vec()).unwrap());
+        let fixture_public = PublicKey::from_pem(&fixture("hex-test.pub.pem"), "pub").unwrap();
+        for key in [pkcs8.public(), &fixture_public] {
+            assert_eq!(parse_names(&signed, key, "hexpm", "names").unwrap(), names);
+        }
+        let other = PublicKey::from_pem(&fixture("hex-test-other.pub.pem"), "other").unwrap();
+        let e = parse_names(&signed, &other, "hexpm", "names").unwrap_err();
+        assert!(e.to_string().contains("bad signature"), "{e}");
+    }
+
+    #[test]
+    fn a_signing_key_must_be_a_private_key() {
+        for (text, why) in [
+            ("nope".to_string(), "not an RSA private key"),
+            (fixture("hex-test.pub.pem"), "not an RSA private key"),
+        ] {
+            let e = SigningKey::from_pem(&text, "site.pem").unwrap_err();
+            assert!(
+                e.to_string().starts_with("site.pem: ") && e.to_string().contains(why),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn held_only_keeps_releases_as_signed_and_versions_keep_retirements() {
+        let release = |v: &str, retired: bool| Release {
+            version: v.into(),
+            inner_checksum: vec![1; 32],
+            dependencies: vec![Dependency {
+                package: "beta".into(),
+                requirement: "~> 2.0".into(),
+                optional: None,
+                app: None,
+                repository: None,
+            }],
+            retired: retired.then(|| RetirementStatus {
+                reason: 2,
+                message: Some("bad".into()),
+            }),
+            outer_checksum: Some(vec![2; 32]),
+        };
+        let package = Package {
+            releases: vec![
+                release("1.0.0", true),
+                release("1.1.0", false),
+                release("1.2.0", true),
+            ],
+            name: "alpha".into(),
+            repository: "hexpm".into(),
+        };
+        let held = held_only(&package, |v| v != "1.1.0");
+        assert_eq!(
+            held.releases,
+            [package.releases[0].clone(), package.releases[2].clone()]
+        );
+        let upstream = VersionsPackage {
+            name: "alpha".into(),
+            versions: vec!["1.0.0".into(), "1.1.0".into(), "1.2.0".into()],
+            retired: vec![0, 2],
+            with_advisories: vec![1, 2],
+        };
+        let v = versions_entry(&held, Some(&upstream));
+        assert_eq!(v.versions, ["1.0.0", "1.2.0"]);
+        assert_eq!(v.retired, [0, 1]);
+        assert_eq!(v.with_advisories, [1]);
+    }
+
     #[test]
     fn names_and_versions_are_checked() {
         assert!(is_valid_name("cowboy_telemetry"));
