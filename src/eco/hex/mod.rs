@@ -17,7 +17,19 @@
 //! byte-for-byte; a partial selection (some packages, some versions) still
 //! stores the official `names` and `versions`, so clients keep trusting the
 //! repository's own key; a package outside the selection is simply absent
-//! (404), which clients report as a missing package.
+//! (404), which clients report as a missing package, but a release outside
+//! it is listed and fails only on its tarball (said once per run).
+//!
+//! With the site's key ([`Hex::with_signing_key`], `--signing-key`), a
+//! partial mirror instead publishes its own `packages/<name>` (the held
+//! releases, each as upstream signed it), `versions` and `names` (the
+//! held packages, with upstream's `updated_at`), signed with that key
+//! under the same repository name, and its public key as `public_key`.
+//! Signing happens here, online, after upstream's signatures and every
+//! tarball are checked: the far side needs only the public key
+//! (`--public-key`) and checks every file of an archive with it, as it
+//! checks upstream's. Every file of such a tree verifies with the site's
+//! key; a full mirror refuses one.
 //!
 //! Download plans, the engine executes:
 //! 1. `names` and `versions` into memory, verified (signature, repository).
