@@ -529,3 +529,40 @@ fn real_rebar3_resolves_only_held_releases() {
         "a tarball was requested: {paths:?}"
     );
 }
+
+/// `mirror serve --upstream-hex` over a re-signed tree keeps its
+/// `packages/<name>` (upstream's would list what it does not hold and
+/// fail the site's key): served as held, never fetched.
+#[test]
+fn the_pull_through_cache_keeps_a_resigned_tree_as_it_is() {
+    use mirror::serve::cache::{HexUpstream, UpstreamOptions};
+    let Site {
+        up, root, _keys, ..
+    } = site(&["download"]);
+    let held = read(root.path(), "packages/beta");
+    up.clear_requests();
+    let server = crate::serve_cache::pulling_server(
+        root.path(),
+        UpstreamOptions {
+            hex: Some(HexUpstream {
+                url: up.url("hex"),
+                key: upstream_public(),
+                repo: "hexpm".into(),
+            }),
+            ttl: crate::serve_cache::LONG,
+            ..UpstreamOptions::default()
+        },
+    );
+    for (path, want) in [
+        ("/hex/packages/beta", held.clone()),
+        ("/hex/names", read(root.path(), "names")),
+        ("/hex/public_key", site_key().1.clone().into_bytes()),
+    ] {
+        let r = crate::serve_cache::get(&server, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.body, want, "{path}");
+    }
+    assert_eq!(read(root.path(), "packages/beta"), held);
+    assert_eq!(up.gets("hex/packages/beta"), 0);
+    server.stop().unwrap();
+}
