@@ -242,6 +242,9 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                     &files,
                     &reporter,
                 )?;
+                if !files.is_empty() {
+                    hex.resign_held()?;
+                }
             }
             HexOp::Verify => {
                 hex.verify(&reporter)?;

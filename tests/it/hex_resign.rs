@@ -566,3 +566,55 @@ fn the_pull_through_cache_keeps_a_resigned_tree_as_it_is() {
     assert_eq!(up.gets("hex/packages/beta"), 0);
     server.stop().unwrap();
 }
+
+/// A package dropped from the selection (`--remove`) leaves a re-signed
+/// tree's `names` and `versions` at once, and the next archive's: they
+/// list what is held, each package with the `updated_at` it had.
+#[test]
+fn a_dropped_package_leaves_the_resigned_names() {
+    let Site {
+        up,
+        repo,
+        root,
+        key,
+        _keys,
+        ..
+    } = site(&["download"]);
+    let names = |root: &Path| -> Vec<(String, i64)> {
+        registry::parse_names(&read(root, "names"), &site_public(), "hexpm", "names")
+            .unwrap()
+            .packages
+            .into_iter()
+            .map(|p| (p.name, p.updated_at.unwrap().seconds))
+            .collect()
+    };
+    let listed =
+        |names: &[(String, i64)]| -> Vec<String> { names.iter().map(|(n, _)| n.clone()).collect() };
+    let signing = ["--signing-key", key.as_str()];
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download"],
+        &[&["--package", "gamma"][..], &signing].concat(),
+    ));
+    assert_eq!(listed(&names(root.path())), ["alpha", "beta", "gamma"]);
+    ok(&hex(
+        root.path(),
+        &up,
+        &["download", "verify"],
+        &[&["--remove", "gamma"][..], &signing].concat(),
+    ));
+    assert!(!root.path().join("hex/packages/gamma").exists());
+    assert_eq!(
+        names(root.path()),
+        [
+            ("alpha".to_string(), repo.updated["alpha"]),
+            ("beta".to_string(), repo.updated["beta"])
+        ]
+    );
+    let versions =
+        registry::parse_versions(&read(root.path(), "versions"), &site_public(), "hexpm", "v")
+            .unwrap();
+    let v: Vec<&str> = versions.packages.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(v, ["alpha", "beta"]);
+}

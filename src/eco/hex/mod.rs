@@ -865,6 +865,39 @@ impl Hex {
         write_key(&self.dir().join("public_key"), self.local_key().pem())
     }
 
+    /// After files of packages were deleted here (a selection that
+    /// dropped them): a re-signed tree's `versions` and `names` made again
+    /// from the package files left, each with the `updated_at` it had.
+    /// Nothing for a tree that is not re-signed (upstream's files list
+    /// every package anyway).
+    pub fn resign_held(&self) -> Result<()> {
+        let Some(key) = &self.signing else {
+            return Ok(());
+        };
+        let Some(names) = self.local_names()? else {
+            return Ok(());
+        };
+        let path = self.dir().join("versions");
+        let versions = registry::parse_versions(
+            &crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            self.local_key(),
+            &self.repo,
+            &path.display().to_string(),
+        )?;
+        let local: HashMap<String, Option<Timestamp>> = (names.packages.iter())
+            .map(|p| (p.name.clone(), p.updated_at.clone()))
+            .collect();
+        let (versions_bytes, names_bytes) =
+            self.resign_index(key, &names, &versions, &BTreeMap::new(), &local)?;
+        for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
+            let path = self.dir().join(file);
+            store::write_atomic(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// `versions` and `names` listing the package files the tree holds
     /// (after this download wrote its own), signed with `key`. Each
     /// package keeps upstream's `updated_at` for the file it holds: the
