@@ -705,7 +705,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__hex)
-            opts="-j -v -q -h -V --url --repo-name --public-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --remove --replace-selection --json --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark pack unpack update export import"
+            opts="-j -v -q -h -V --url --repo-name --public-key --signing-key --package --package-file --rebar-lock --mix-lock --versions --with-deps --remove --replace-selection --json --installs --installs-public-key --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify list mark pack unpack update export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -720,6 +720,10 @@ _mirror() {
                     return 0
                     ;;
                 --public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --signing-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -125,6 +125,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand crate" -s V -l version -d 
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l url -d 'Upstream repository URL [default: https://repo.hex.pm]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l repo-name -d 'Repository name every signed payload must carry' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l public-key -d 'PEM public key of the repository [default: the embedded hexpm key]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand hex" -l signing-key -d 'PEM RSA private key of the site: a partial mirror\'s names, versions and packages/<name> then list only what it holds, signed with it' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package -d 'Mirror only these packages (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l package-file -d 'Mirror the packages listed in FILE (one per line, # comments)' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand hex" -l rebar-lock -d 'Mirror the Hex packages pinned in a rebar.lock (exact versions)' -r -F

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use crate::cli::{split_values, GlobalArgs};
 use crate::eco::hex::installs::{self, InstallsPolicy};
 use crate::eco::hex::lock;
-use crate::eco::hex::registry::PublicKey;
+use crate::eco::hex::registry::{PublicKey, SigningKey};
 use crate::eco::hex::{
     Hex, Selection, SelectionEntry, VersionPolicy, DEFAULT_ARCHIVE, DEFAULT_REPO_NAME, DEFAULT_URL,
 };
@@ -65,6 +65,11 @@ pub struct HexArgs {
     /// PEM public key of the repository [default: the embedded hexpm key]
     #[arg(long, value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+
+    /// PEM RSA private key of the site: a partial mirror's names, versions
+    /// and packages/<name> then list only what it holds, signed with it
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 
     /// Mirror only these packages (repeatable, comma-separated)
     #[arg(long = "package", value_name = "NAME")]
@@ -167,8 +172,11 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
         Some(p) => PublicKey::from_file(p)?,
         None => installs::elixir_key(),
     };
-    let hex = Hex::new(&settings.root, &url, &args.repo_name, key)
+    let mut hex = Hex::new(&settings.root, &url, &args.repo_name, key)
         .with_installs(InstallsPolicy::parse(&args.installs)?, installs_key);
+    if let Some(p) = &args.signing_key {
+        hex = hex.with_signing_key(SigningKey::from_file(p)?);
+    }
 
     let mut ops = Vec::new();
     for op in &args.ops {
@@ -234,6 +242,9 @@ pub fn run(global: &GlobalArgs, args: HexArgs) -> Result<()> {
                     &files,
                     &reporter,
                 )?;
+                if !files.is_empty() {
+                    hex.resign_held()?;
+                }
             }
             HexOp::Verify => {
                 hex.verify(&reporter)?;

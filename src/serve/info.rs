@@ -365,6 +365,37 @@ fn rustup_section(held: &Held, cx: &PageContext, b: &str) -> String {
     out
 }
 
+/// The client side of a Hex tree signed with the site's key (a partial
+/// mirror made with `--signing-key`): its `public_key` is not hexpm's, so
+/// clients must trust it instead. Empty for any other tree. `b` is the
+/// escaped base URL.
+fn hex_site_key(root: &Path, b: &str) -> String {
+    use crate::eco::hex::registry::PublicKey;
+    let Ok(pem) = crate::limit::read_file(&root.join("hex/public_key"), crate::limit::COMPANION)
+    else {
+        return String::new();
+    };
+    let pem = String::from_utf8_lossy(&pem).trim().to_string();
+    let hexpm = PublicKey::hexpm();
+    if pem.is_empty() || pem == hexpm.pem().trim() {
+        return String::new();
+    }
+    let key = esc(&pem);
+    format!(
+        "<p>This mirror signs its Hex index with its own key (a partial mirror lists only \
+         the releases it holds): <a href=\"{b}/hex/public_key\">{b}/hex/public_key</a>. \
+         Clients trust that key for <code>hexpm</code>:</p>\n\
+         <p>rebar3, in <code>~/.config/rebar3/rebar.config</code> (with <code>HEX_CDN</code> \
+         as above):</p>\n\
+         <pre>{{hex, [{{repos, [#{{name =&gt; &lt;&lt;\"hexpm\"&gt;&gt;,\n\
+         \x20                   repo_url =&gt; &lt;&lt;\"{b}/hex\"&gt;&gt;,\n\
+         \x20                   repo_public_key =&gt; &lt;&lt;\"{key}\"&gt;&gt;}}]}}]}}.</pre>\n\
+         <p>mix:</p>\n\
+         <pre>curl -o hex_mirror_key.pem {b}/hex/public_key\n\
+         mix hex.repo set hexpm --url {b}/hex --public-key hex_mirror_key.pem</pre>\n"
+    )
+}
+
 /// The index page for `cx.base`: what the tree holds (`held`) and how
 /// to point each client at it, for the trees present under `root` and
 /// those an upstream fills on demand.
@@ -440,6 +471,7 @@ pub fn page(root: &Path, held: &Held, cx: &PageContext) -> String {
             "<pre>export HEX_CDN={ub}/hex      # rebar3\nexport HEX_MIRROR={ub}/hex   # mix\n\
              mix local.hex --force   # Hex itself, from this mirror</pre>\n"
         ));
+        body.push_str(&hex_site_key(root, &ub));
         body
     };
     add("hex", "Hex (rebar3, mix)", hex_body);

@@ -22,7 +22,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn failed(out: &Output) -> String {
+pub(crate) fn failed(out: &Output) -> String {
     assert!(!out.status.success(), "mirror should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -32,7 +32,7 @@ fn key_arg() -> String {
 }
 
 /// `mirror hex OPS... --url UP --public-key TEST-KEY EXTRA...`
-fn hex(root: &Path, up: &Upstream, ops: &[&str], extra: &[&str]) -> Output {
+pub(crate) fn hex(root: &Path, up: &Upstream, ops: &[&str], extra: &[&str]) -> Output {
     let url = up.url("hex");
     let key = key_arg();
     let mut args = vec!["hex"];
@@ -316,13 +316,18 @@ fn unpack_published_names_before_the_public_key() {
 
 /// A HOME whose rebar3 trusts the test key for hexpm.
 pub(crate) fn rebar3_home(home: &Path) {
+    rebar3_home_trusting(home, &test_public_key_pem());
+}
+
+/// A HOME whose rebar3 trusts the PEM public key `pem` for hexpm.
+pub(crate) fn rebar3_home_trusting(home: &Path, pem: &str) {
     let config = home.join(".config/rebar3");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(
         config.join("rebar.config"),
         format!(
             "{{hex, [{{repos, [#{{name => <<\"hexpm\">>, repo_public_key => <<\"{}\">>}}]}}]}}.\n",
-            test_public_key_pem().trim()
+            pem.trim()
         ),
     )
     .unwrap();

@@ -22,6 +22,7 @@ mod harden_output;
 mod harden_serve;
 mod harden_unpack;
 mod hex;
+mod hex_resign;
 mod hostile;
 mod house;
 mod immutable;

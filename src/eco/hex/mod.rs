@@ -17,7 +17,19 @@
 //! byte-for-byte; a partial selection (some packages, some versions) still
 //! stores the official `names` and `versions`, so clients keep trusting the
 //! repository's own key; a package outside the selection is simply absent
-//! (404), which clients report as a missing package.
+//! (404), which clients report as a missing package, but a release outside
+//! it is listed and fails only on its tarball (said once per run).
+//!
+//! With the site's key ([`Hex::with_signing_key`], `--signing-key`), a
+//! partial mirror instead publishes its own `packages/<name>` (the held
+//! releases, each as upstream signed it), `versions` and `names` (the
+//! held packages, with upstream's `updated_at`), signed with that key
+//! under the same repository name, and its public key as `public_key`.
+//! Signing happens here, online, after upstream's signatures and every
+//! tarball are checked: the far side needs only the public key
+//! (`--public-key`) and checks every file of an archive with it, as it
+//! checks upstream's. Every file of such a tree verifies with the site's
+//! key; a full mirror refuses one.
 //!
 //! Download plans, the engine executes:
 //! 1. `names` and `versions` into memory, verified (signature, repository).
@@ -60,6 +72,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use prost::Message;
 use rayon::prelude::*;
 
 use crate::bundle;
@@ -68,7 +81,7 @@ use crate::report::Reporter;
 use crate::store::{self, epoch_nanos};
 use crate::verify::digest::{hash_file, hash_file_sha512, Sha512Digest};
 use installs::{Csv, InstallsPolicy};
-use registry::{Package, PublicKey, Release, Timestamp};
+use registry::{Package, PublicKey, Release, SigningKey, Timestamp};
 use requirement::{newest_match, Requirement, SemVer};
 
 /// The official repository.
@@ -250,6 +263,10 @@ pub struct Hex {
     key: PublicKey,
     installs: InstallsPolicy,
     installs_key: PublicKey,
+    signing: Option<SigningKey>,
+    /// Whether this run said that an unsigned partial mirror lists
+    /// releases it does not hold (said once per run).
+    warned_unsigned: std::sync::atomic::AtomicBool,
 }
 
 impl Hex {
@@ -263,7 +280,23 @@ impl Hex {
             key,
             installs: InstallsPolicy::None,
             installs_key: installs::elixir_key(),
+            signing: None,
+            warned_unsigned: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Re-sign a partial mirror with the site's `key`: `names`, `versions`
+    /// and `packages/<name>` list only what the tree holds, and every file
+    /// of the tree is then checked with the key's public half.
+    pub fn with_signing_key(mut self, key: SigningKey) -> Hex {
+        self.signing = Some(key);
+        self
+    }
+
+    /// The key the tree's own signed files verify with: the site's when
+    /// re-signing, else the repository's.
+    fn local_key(&self) -> &PublicKey {
+        self.signing.as_ref().map_or(&self.key, SigningKey::public)
     }
 
     /// Also mirror `installs/` under `policy`, its lists verified with
@@ -296,7 +329,7 @@ impl Hex {
         match crate::limit::read_file(&path, crate::limit::HEX_RESOURCE) {
             Ok(b) => Ok(Some(registry::parse_names(
                 &b,
-                &self.key,
+                self.local_key(),
                 &self.repo,
                 &path.display().to_string(),
             )?)),
@@ -311,7 +344,7 @@ impl Hex {
             Ok(bytes) => {
                 let package = registry::parse_package(
                     &bytes,
-                    &self.key,
+                    self.local_key(),
                     &self.repo,
                     name,
                     &path.display().to_string(),
@@ -345,7 +378,31 @@ impl Hex {
         let names_bytes = got.next().expect("two results")?;
         let versions_bytes = got.next().expect("two results")?;
         let names = registry::parse_names(&names_bytes, &self.key, &self.repo, &names_url)?;
-        registry::parse_versions(&versions_bytes, &self.key, &self.repo, &versions_url)?;
+        let upstream_versions =
+            registry::parse_versions(&versions_bytes, &self.key, &self.repo, &versions_url)?;
+        let partial = !(selection.packages.is_empty()
+            && selection.locked.is_empty()
+            && selection.versions == VersionPolicy::All);
+        match (&self.signing, partial) {
+            (Some(_), false) => bail!(
+                "--signing-key re-signs a partial mirror (--package, --package-file, lock \
+                 files or --versions); a full mirror keeps the repository's signed files \
+                 unchanged: drop --signing-key or select packages"
+            ),
+            (None, true)
+                if !self
+                    .warned_unsigned
+                    .swap(true, std::sync::atomic::Ordering::Relaxed) =>
+            {
+                reporter.warn(
+                    "hex: a partial mirror keeps the repository's signed names, versions and \
+                 packages/<name>, which list releases this mirror does not hold: clients may \
+                 resolve one and then fail on its missing tarball; --signing-key FILE publishes \
+                 them listing only what is held, signed with the site's key",
+                )
+            }
+            _ => {}
+        }
 
         let remote: HashMap<&str, Option<&Timestamp>> = names
             .packages
@@ -439,8 +496,12 @@ impl Hex {
         let mut todo: Vec<String> = wanted.keys().cloned().collect();
         let mut releases: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         while !todo.is_empty() {
-            // Refetched when upstream's is newer (never when older).
+            // Refetched when upstream's is newer (never when older). A
+            // re-signed package file lists only what is held, so it is
+            // always refetched to choose from (unless upstream's is older).
+            let signing = self.signing.is_some();
             let changed = |name: &str| match (local.get(name), remote.get(name)) {
+                (Some(Some(l)), Some(Some(r))) if signing => r.key() >= l.key(),
                 (Some(Some(l)), Some(Some(r))) => r.key() > l.key(),
                 (l, r) => l.map(Option::as_ref) != r.copied(),
             };
@@ -612,8 +673,25 @@ impl Hex {
                 continue;
             }
             let path = self.package_path(name);
+            let bytes = match &self.signing {
+                None => l.bytes.clone(),
+                Some(k) => {
+                    // Held: the tarball is in the tree (every chosen one
+                    // arrived, or the package is not written).
+                    let held = registry::held_only(&l.package, |v| {
+                        registry::is_valid_version(v) && self.tarball_path(name, v).is_file()
+                    });
+                    k.sign_resource(&held.encode_to_vec())?
+                }
+            };
+            // Unchanged bytes (re-signing is deterministic) are left alone,
+            // so `pack` does not carry them again.
+            if self.signing.is_some() && fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
+                summary.packages_unchanged += 1;
+                continue;
+            }
             // Synced with the rest before `names` and `versions`.
-            store::write_replace(&path, &l.bytes)
+            store::write_replace(&path, &bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             summary.packages_fetched += 1;
         }
@@ -639,9 +717,12 @@ impl Hex {
 
         // Metadata last. A partial selection's `names` and `versions` are
         // marked first, so `mirror serve`'s cache never replaces them.
-        let partial = !(selection.packages.is_empty()
-            && selection.locked.is_empty()
-            && selection.versions == VersionPolicy::All);
+        let (versions_bytes, names_bytes) = match &self.signing {
+            Some(k) if behind.is_none() => {
+                self.resign_index(k, &names, &upstream_versions, &loaded, &local)?
+            }
+            _ => (versions_bytes, names_bytes),
+        };
         store::mark_partial(&self.dir(), partial)
             .with_context(|| format!("cannot mark {} partial", self.dir().display()))?;
         self.write_public_key()?;
@@ -781,7 +862,98 @@ impl Hex {
     }
 
     fn write_public_key(&self) -> Result<()> {
-        write_key(&self.dir().join("public_key"), self.key.pem())
+        write_key(&self.dir().join("public_key"), self.local_key().pem())
+    }
+
+    /// After files of packages were deleted here (a selection that
+    /// dropped them): a re-signed tree's `versions` and `names` made again
+    /// from the package files left, each with the `updated_at` it had.
+    /// Nothing for a tree that is not re-signed (upstream's files list
+    /// every package anyway).
+    pub fn resign_held(&self) -> Result<()> {
+        let Some(key) = &self.signing else {
+            return Ok(());
+        };
+        let Some(names) = self.local_names()? else {
+            return Ok(());
+        };
+        let path = self.dir().join("versions");
+        let versions = registry::parse_versions(
+            &crate::limit::read_file(&path, crate::limit::HEX_RESOURCE)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            self.local_key(),
+            &self.repo,
+            &path.display().to_string(),
+        )?;
+        let local: HashMap<String, Option<Timestamp>> = (names.packages.iter())
+            .map(|p| (p.name.clone(), p.updated_at.clone()))
+            .collect();
+        let (versions_bytes, names_bytes) =
+            self.resign_index(key, &names, &versions, &BTreeMap::new(), &local)?;
+        for (file, bytes) in [("versions", &versions_bytes), ("names", &names_bytes)] {
+            let path = self.dir().join(file);
+            store::write_atomic(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `versions` and `names` listing the package files the tree holds
+    /// (after this download wrote its own), signed with `key`. Each
+    /// package keeps upstream's `updated_at` for the file it holds: the
+    /// upstream one when this download took upstream's file, else the
+    /// published one, so "metadata only moves forward" judges re-signed
+    /// files as it judges upstream's.
+    fn resign_index(
+        &self,
+        key: &SigningKey,
+        names: &registry::Names,
+        versions: &registry::Versions,
+        loaded: &BTreeMap<String, Loaded>,
+        local: &HashMap<String, Option<Timestamp>>,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let remote: HashMap<&str, &registry::NamesPackage> = names
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        let upstream_versions: HashMap<&str, &registry::VersionsPackage> = versions
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect();
+        let mut out_names = registry::Names {
+            packages: Vec::new(),
+            repository: self.repo.clone(),
+        };
+        let mut out_versions = registry::Versions {
+            packages: Vec::new(),
+            repository: self.repo.clone(),
+        };
+        for name in self.local_packages()? {
+            let package = self
+                .read_local_package(&name)?
+                .with_context(|| format!("{} vanished", self.package_path(&name).display()))?
+                .package;
+            let updated_at = match (loaded.get(&name), local.get(&name)) {
+                (Some(l), _) if l.fetched => {
+                    remote.get(name.as_str()).and_then(|p| p.updated_at.clone())
+                }
+                (_, Some(t)) => t.clone(),
+                (_, None) => remote.get(name.as_str()).and_then(|p| p.updated_at.clone()),
+            };
+            out_versions.packages.push(registry::versions_entry(
+                &package,
+                upstream_versions.get(name.as_str()).copied(),
+            ));
+            out_names
+                .packages
+                .push(registry::NamesPackage { name, updated_at });
+        }
+        Ok((
+            key.sign_resource(&out_versions.encode_to_vec())?,
+            key.sign_resource(&out_names.encode_to_vec())?,
+        ))
     }
 
     /// Local package names (files under `hex/packages/`), sorted.
@@ -814,9 +986,11 @@ impl Hex {
                 .with_context(|| format!("cannot read {what}"))
                 .and_then(|b| {
                     if file == "names" {
-                        registry::parse_names(&b, &self.key, &self.repo, &what).map(|_| ())?
+                        registry::parse_names(&b, self.local_key(), &self.repo, &what)
+                            .map(|_| ())?
                     } else {
-                        registry::parse_versions(&b, &self.key, &self.repo, &what).map(|_| ())?
+                        registry::parse_versions(&b, self.local_key(), &self.repo, &what)
+                            .map(|_| ())?
                     }
                     Ok(())
                 });
@@ -1058,7 +1232,9 @@ impl Hex {
         expect_range: Option<Option<bundle::Range>>,
         reporter: &dyn Reporter,
     ) -> Result<bundle::UnpackSummary> {
-        let key = self.key.clone();
+        // The tree's key: the repository's, or the site's for a re-signed
+        // mirror (`--signing-key`, or its public half as `--public-key`).
+        let key = self.local_key().clone();
         let installs_key = self.installs_key.clone();
         let repo = self.repo.clone();
         let root = self.root.clone();
@@ -1067,7 +1243,7 @@ impl Hex {
         // check `names` must find it once `names` is there. A refused
         // archive leaves the tree as it was.
         let key_path = self.dir().join("public_key");
-        let pem = self.key.pem().to_string();
+        let pem = self.local_key().pem().to_string();
         let check: bundle::StagedCheck = Arc::new(move |dir: &Path, files: &[String]| {
             check_staged(&root, &key, &installs_key, &repo, dir, files)?;
             write_key(&key_path, &pem).map_err(|e| format!("{e:#}"))

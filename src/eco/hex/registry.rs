@@ -13,16 +13,18 @@
 //! and skipped as unknown fields. Enum values are kept as plain integers,
 //! so a new retirement reason does not make a file unreadable.
 //!
-//! The mirror never re-encodes or re-signs these files: they are kept
-//! byte-for-byte, and this module only opens them to check and read them.
+//! A full mirror keeps these files byte-for-byte. A partial mirror given
+//! the site's key ([`SigningKey`]) publishes its own `names`, `versions`
+//! and `packages/<name>`, listing only what it holds, signed the same way
+//! ([`sign_resource`]).
 
 use std::path::Path;
 
 use flate2::read::GzDecoder;
 use prost::Message;
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha512};
 
 use crate::verify::Sha256Digest;
@@ -292,6 +294,125 @@ impl PublicKey {
     }
 }
 
+/// The site's RSA private key, which signs the `names`, `versions` and
+/// `packages/<name>` of a partial mirror (`--signing-key`).
+#[derive(Clone)]
+pub struct SigningKey {
+    key: RsaPrivateKey,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("origin", &self.public.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Parse a PEM private key (`BEGIN PRIVATE KEY`, PKCS#8, or `BEGIN RSA
+    /// PRIVATE KEY`, PKCS#1); `origin` names it in messages.
+    pub fn from_pem(pem: &str, origin: &str) -> anyhow::Result<SigningKey> {
+        let key = RsaPrivateKey::from_pkcs8_pem(pem.trim())
+            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{origin}: not an RSA private key in PEM form (expected \
+                     -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----): {e}"
+                )
+            })?;
+        key.validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: not a valid RSA private key: {e}"))?;
+        let public = key.to_public_key();
+        let pem = public
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| anyhow::anyhow!("{origin}: cannot encode its public key: {e}"))?;
+        Ok(SigningKey {
+            key,
+            public: PublicKey {
+                key: public,
+                pem,
+                origin: format!("public key of {origin}"),
+            },
+        })
+    }
+
+    /// Read a PEM private key file.
+    pub fn from_file(path: &Path) -> anyhow::Result<SigningKey> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read signing key {}: {e}", path.display()))?;
+        SigningKey::from_pem(&text, &path.display().to_string())
+    }
+
+    /// The matching public key (what the mirror serves as `public_key`).
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// gzip(`Signed { payload, signature }`), signed as Hex signs: RSA
+    /// PKCS#1 v1.5 over the SHA-512 of `payload`. The same payload always
+    /// gives the same bytes.
+    pub fn sign_resource(&self, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use std::io::Write;
+        let digest = Sha512::digest(payload);
+        let signature = self
+            .key
+            .sign(Pkcs1v15Sign::new::<Sha512>(), &digest)
+            .map_err(|e| anyhow::anyhow!("cannot sign with {}: {e}", self.public.origin))?;
+        let signed = Signed {
+            payload: payload.to_vec(),
+            signature: Some(signature),
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&signed.encode_to_vec())?;
+        Ok(gz.finish()?)
+    }
+}
+
+/// The releases of `package` in `held`, and nothing else changed: each
+/// kept release as upstream signed it (dependencies, checksums,
+/// retirement).
+pub fn held_only(package: &Package, held: impl Fn(&str) -> bool) -> Package {
+    Package {
+        releases: package
+            .releases
+            .iter()
+            .filter(|r| held(&r.version))
+            .cloned()
+            .collect(),
+        name: package.name.clone(),
+        repository: package.repository.clone(),
+    }
+}
+
+/// The `versions` entry of `package` (held releases), with upstream's
+/// advisories (`upstream`, by version) kept.
+pub fn versions_entry(package: &Package, upstream: Option<&VersionsPackage>) -> VersionsPackage {
+    let advised: std::collections::HashSet<&str> = upstream
+        .map(|u| {
+            u.with_advisories
+                .iter()
+                .filter_map(|&i| u.versions.get(usize::try_from(i).ok()?))
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    let index = |i: usize| i32::try_from(i).unwrap_or(i32::MAX);
+    VersionsPackage {
+        name: package.name.clone(),
+        versions: package.releases.iter().map(|r| r.version.clone()).collect(),
+        retired: (package.releases.iter().enumerate())
+            .filter(|(_, r)| r.retired.is_some())
+            .map(|(i, _)| index(i))
+            .collect(),
+        with_advisories: (package.releases.iter().enumerate())
+            .filter(|(_, r)| advised.contains(r.version.as_str()))
+            .map(|(i, _)| index(i))
+            .collect(),
+    }
+}
+
 /// Gunzip, decode `Signed`, check the signature; returns the payload.
 pub fn open_signed(bytes: &[u8], key: &PublicKey, what: &str) -> Result<Vec<u8>, RegistryError> {
     let gzip = |message: String| RegistryError::Gzip {
@@ -514,6 +635,104 @@ mod tests {
                 && why.contains("and 1 more"),
             "{why}"
         );
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/keys")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_signing_key_signs_what_its_public_key_and_the_pair_verify() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let pkcs8 = SigningKey::from_pem(&fixture("hex-test.key.pem"), "site.pem").unwrap();
+        let pkcs1_pem = pkcs8.key.to_pkcs1_pem(LineEnding::LF).unwrap();
+        assert!(pkcs1_pem.contains("BEGIN RSA PRIVATE KEY"));
+        let pkcs1 = SigningKey::from_pem(&pkcs1_pem, "site1.pem").unwrap();
+        assert_eq!(pkcs1.public().pem(), pkcs8.public().pem());
+        assert!(pkcs8.public().pem().contains("BEGIN PUBLIC KEY"));
+
+        let names = Names {
+            packages: vec![NamesPackage {
+                name: "alpha".into(),
+                updated_at: Some(Timestamp {
+                    seconds: 7,
+                    nanos: None,
+                }),
+            }],
+            repository: "hexpm".into(),
+        };
+        let signed = pkcs8.sign_resource(&names.encode_to_vec()).unwrap();
+        assert_eq!(signed, pkcs1.sign_resource(&names.encode_to_vec()).unwrap());
+        let fixture_public = PublicKey::from_pem(&fixture("hex-test.pub.pem"), "pub").unwrap();
+        for key in [pkcs8.public(), &fixture_public] {
+            assert_eq!(parse_names(&signed, key, "hexpm", "names").unwrap(), names);
+        }
+        let other = PublicKey::from_pem(&fixture("hex-test-other.pub.pem"), "other").unwrap();
+        let e = parse_names(&signed, &other, "hexpm", "names").unwrap_err();
+        assert!(e.to_string().contains("bad signature"), "{e}");
+    }
+
+    #[test]
+    fn a_signing_key_must_be_a_private_key() {
+        for (text, why) in [
+            ("nope".to_string(), "not an RSA private key"),
+            (fixture("hex-test.pub.pem"), "not an RSA private key"),
+        ] {
+            let e = SigningKey::from_pem(&text, "site.pem").unwrap_err();
+            assert!(
+                e.to_string().starts_with("site.pem: ") && e.to_string().contains(why),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn held_only_keeps_releases_as_signed_and_versions_keep_retirements() {
+        let release = |v: &str, retired: bool| Release {
+            version: v.into(),
+            inner_checksum: vec![1; 32],
+            dependencies: vec![Dependency {
+                package: "beta".into(),
+                requirement: "~> 2.0".into(),
+                optional: None,
+                app: None,
+                repository: None,
+            }],
+            retired: retired.then(|| RetirementStatus {
+                reason: 2,
+                message: Some("bad".into()),
+            }),
+            outer_checksum: Some(vec![2; 32]),
+        };
+        let package = Package {
+            releases: vec![
+                release("1.0.0", true),
+                release("1.1.0", false),
+                release("1.2.0", true),
+            ],
+            name: "alpha".into(),
+            repository: "hexpm".into(),
+        };
+        let held = held_only(&package, |v| v != "1.1.0");
+        assert_eq!(
+            held.releases,
+            [package.releases[0].clone(), package.releases[2].clone()]
+        );
+        let upstream = VersionsPackage {
+            name: "alpha".into(),
+            versions: vec!["1.0.0".into(), "1.1.0".into(), "1.2.0".into()],
+            retired: vec![0, 2],
+            with_advisories: vec![1, 2],
+        };
+        let v = versions_entry(&held, Some(&upstream));
+        assert_eq!(v.versions, ["1.0.0", "1.2.0"]);
+        assert_eq!(v.retired, [0, 1]);
+        assert_eq!(v.with_advisories, [1]);
     }
 
     #[test]

@@ -203,9 +203,22 @@ fn meta(cache: &Cache, up: &HexUpstream, resource: Resource<'_>) -> Meta {
         },
         verify,
         // `names` and `versions` of a partial selection are what `mirror
-        // hex` compares the next download with: kept as it published them.
-        partial_dir: matches!(resource, Resource::Index(_)).then(|| cache.root.join(HEX_DIR)),
+        // hex` compares the next download with: kept as it published them;
+        // so is every `packages/<name>` of a tree re-signed with the site's
+        // key (`--signing-key`), which upstream's would contradict.
+        partial_dir: (matches!(resource, Resource::Index(_)) || resigned(&cache.root, up))
+            .then(|| cache.root.join(HEX_DIR)),
     }
+}
+
+/// Whether the tree's Hex files are signed with another key than the
+/// upstream's: its `public_key` (written first by `mirror hex`) differs.
+fn resigned(root: &Path, up: &HexUpstream) -> bool {
+    crate::limit::read_file(
+        &root.join(HEX_DIR).join("public_key"),
+        crate::limit::COMPANION,
+    )
+    .is_ok_and(|pem| String::from_utf8_lossy(&pem).trim() != up.key.pem().trim())
 }
 
 /// The release `version` of `name`, refreshing `packages/<name>` first (at
