@@ -22,6 +22,7 @@ pub mod hex;
 pub mod rustup;
 pub mod serve;
 pub mod toolchain;
+pub mod trip;
 
 /// Carry Rust toolchains, rustup, crates, Hex and Arch Linux repositories
 /// across an air gap.
@@ -139,6 +140,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Generate the man page or shell completions
     Generate(generate::GenerateArgs),
+    /// Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes
+    Export(trip::ExportArgs),
+    /// Check a trip (signature, volumes, sequence), then import every ecosystem it carries
+    Import(trip::ImportArgs),
+    /// Make a site key for signing trips; prints its certificate for the far side
+    Keygen(trip::KeygenArgs),
 }
 
 /// Run a parsed command line.
@@ -151,6 +158,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Arch(args) => arch::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
+        Command::Export(args) => trip::run_export(&cli.global, args),
+        Command::Import(args) => trip::run_import(&cli.global, args),
+        Command::Keygen(args) => trip::run_keygen(args),
     }
 }
 

@@ -1484,15 +1484,14 @@ impl Crates {
             )
         };
         let origin = if has_bundle {
-            self
-            .index
-            .fetch_bundle_checked(&staged_bundle, &accept)
-            .with_context(|| {
-                format!(
-                    "cannot import {}: its {BUNDLE_MEMBER} was refused",
-                    self.opts.archive.display()
-                )
-            })?
+            self.index
+                .fetch_bundle_checked(&staged_bundle, &accept)
+                .with_context(|| {
+                    format!(
+                        "cannot import {}: its {BUNDLE_MEMBER} was refused",
+                        self.opts.archive.display()
+                    )
+                })?
         } else {
             match self.index.resolve(index::ORIGIN_MASTER)? {
                 Some(o) => o,
