@@ -38,6 +38,7 @@ mod serve_load;
 mod serve_tls;
 mod support;
 mod toolchain;
+mod trip;
 mod trips;
 mod trips_selection;
 mod upstream_selftest;
