@@ -39,6 +39,7 @@ pub fn import(
     let settings = crate::settings::Settings::resolve(global)?;
     let root = std::path::absolute(&settings.root)?;
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let _lock = store::TreeLock::acquire_for_chain(&root)?;
     let mut trust = opts.trust.clone();
     trust.extend(settings.config.import.trust.iter().map(|p| root.join(p)));
     let keyring = if trust.is_empty() {
@@ -88,11 +89,23 @@ pub fn import(
         let Ok(m) = TripManifest::from_json(&h.manifest) else {
             continue;
         };
-        found.entry((m.site.clone(), m.seq)).or_insert(Found {
-            json: h.manifest,
-            signature: h.signature,
-            from: path.clone(),
-        });
+        match found.entry((m.site.clone(), m.seq)) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Found {
+                    json: h.manifest,
+                    signature: h.signature,
+                    from: path.clone(),
+                });
+            }
+            // The manifest file without its `.asc`: the signature every
+            // volume carries over the same manifest.
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let f = e.get_mut();
+                if f.signature.is_none() && f.json == h.manifest {
+                    f.signature = h.signature;
+                }
+            }
+        }
     }
     if found.is_empty() {
         bail!(

@@ -127,8 +127,36 @@ impl TripManifest {
         for e in &m.ecosystems {
             ecosystems::by_name(&e.name)?;
         }
-        if m.volumes.is_empty() || m.shard_bytes % 2 != 0 {
+        if m.volumes.is_empty() || !m.shard_bytes.is_multiple_of(2) {
             bail!("trip manifest lists no data volume or an odd shard size");
+        }
+        // A byte-split: every data volume but the last is full, and parity
+        // volumes are whole shards (so a rebuild reads no more than a
+        // parity file present holds).
+        let last = m.volumes.len() - 1;
+        for (i, v) in m.volumes.iter().enumerate() {
+            if (i < last && v.bytes != m.shard_bytes) || v.bytes == 0 {
+                bail!(
+                    "trip manifest lists volume {:?} of {} bytes: expected {} (a byte-split)",
+                    v.file,
+                    v.bytes,
+                    m.shard_bytes
+                );
+            }
+        }
+        if let Some(p) = m.parity.iter().find(|p| p.bytes != m.shard_bytes) {
+            bail!(
+                "trip manifest lists parity volume {:?} of {} bytes: expected {}",
+                p.file,
+                p.bytes,
+                m.shard_bytes
+            );
+        }
+        if m.volumes.len() + m.parity.len() > 32768 {
+            bail!(
+                "trip manifest lists {} volumes: at most 32768 expected",
+                m.volumes.len() + m.parity.len()
+            );
         }
         let data: u64 = m.volumes.iter().map(|v| v.bytes).sum();
         let archives: u64 = m.ecosystems.iter().map(|e| e.archive_bytes).sum();
@@ -245,6 +273,9 @@ pub fn export(
     let settings = crate::settings::Settings::resolve(global)?;
     let root = std::path::absolute(&settings.root)?;
     let chosen = ecosystems::configured(&settings, &opts.only)?;
+    // Held from the first pack to the last mark: no other run moves a
+    // mark in between.
+    let _lock = store::TreeLock::acquire_for_chain(&root)?;
     let mut trips: Trips = store::load_meta_json(&root, TRIPS_FILE)?;
     let site = match &trips.site {
         Some(s) => s.clone(),
@@ -457,12 +488,14 @@ pub fn export(
         .with_context(|| format!("cannot write {}", manifest_path.display()))?;
     store::sync_dir(&opts.out)?;
 
-    // Written and durable: now the marks move.
+    // Written and durable: the trip is recorded, then the marks move (a
+    // run killed in between leaves marks behind: the next trip carries
+    // that range again, which the far side takes as an overlap).
+    trips.exported.insert(seq, Sha256Digest::of(&json));
+    store::save_meta_json(&root, TRIPS_FILE, &trips)?;
     for eco in &chosen {
         eco.mark(global)?;
     }
-    trips.exported.insert(seq, Sha256Digest::of(&json));
-    store::save_meta_json(&root, TRIPS_FILE, &trips)?;
     let carried: Vec<String> = manifest
         .ecosystems
         .iter()
@@ -556,3 +589,79 @@ pub fn keygen(out: &Path, user_id: &str) -> Result<Vec<u8>> {
 
 pub mod import;
 pub use import::{import, ImportOptions};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> TripManifest {
+        let v = |f: &str, bytes| Volume {
+            file: format!("trip-abc-2.{f}"),
+            bytes,
+            sha256: Sha256Digest([1; 32]),
+        };
+        TripManifest {
+            format: FORMAT,
+            site: "abc".into(),
+            seq: 2,
+            previous: Some(Sha256Digest([2; 32])),
+            created: "2026-01-01T00:00:00Z".into(),
+            tool: "mirror".into(),
+            full: false,
+            ecosystems: vec![TripArchive {
+                name: "crate".into(),
+                ecosystem: "crates".into(),
+                range: None,
+                files: 1,
+                bytes: 1,
+                archive_bytes: 150,
+                sha256: Sha256Digest([3; 32]),
+            }],
+            shard_bytes: 100,
+            volumes: vec![v("v001", 100), v("v002", 50)],
+            parity: vec![v("p001", 100)],
+        }
+    }
+
+    #[test]
+    fn manifests_round_trip_and_hostile_ones_are_refused() {
+        let m = manifest();
+        assert_eq!(TripManifest::from_json(&m.to_json()).unwrap(), m);
+        type Edit = Box<dyn Fn(&mut TripManifest)>;
+        let bad: Vec<(&str, Edit)> = vec![
+            ("format", Box::new(|m| m.format = 2)),
+            ("site", Box::new(|m| m.site = "../x".into())),
+            (
+                "volume",
+                Box::new(|m| m.volumes[0].file = "../../etc/passwd".into()),
+            ),
+            (
+                "volume",
+                Box::new(|m| m.volumes[0].file = "trip-abc-2.v/x".into()),
+            ),
+            ("byte-split", Box::new(|m| m.volumes[0].bytes = 60)),
+            ("p001", Box::new(|m| m.parity[0].bytes = 1 << 40)),
+            ("parity volume", Box::new(|m| m.parity[0].bytes = 60)),
+            ("volume", Box::new(|m| m.volumes[1].bytes = 1 << 40)),
+            ("carry", Box::new(|m| m.ecosystems[0].archive_bytes = 10)),
+            (
+                "unknown ecosystem",
+                Box::new(|m| m.ecosystems[0].name = "npm".into()),
+            ),
+        ];
+        for (want, edit) in bad {
+            let mut m = manifest();
+            edit(&mut m);
+            let err = format!("{:#}", TripManifest::from_json(&m.to_json()).unwrap_err());
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+
+    #[test]
+    fn volume_sizes_take_units_and_presets() {
+        assert_eq!(parse_volume_size("700M"), Ok(700 << 20));
+        assert_eq!(parse_volume_size("fat32"), Ok((4 << 30) - 1));
+        assert_eq!(parse_volume_size("DVD"), Ok(4_700_000_000));
+        assert!(parse_volume_size("floppy").unwrap_err().contains("fat32"));
+    }
+}
