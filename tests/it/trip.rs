@@ -95,17 +95,7 @@ fn a_signed_trip_with_lost_volumes_imports_in_sequence_and_cargo_builds_from_it(
     let far = work.path().join("far");
     std::fs::create_dir_all(&near).unwrap();
     std::fs::create_dir_all(&far).unwrap();
-    std::fs::write(
-        near.join("mirror.toml"),
-        format!(
-            "[crate]\nindex-url = \"{}\"\ncrates-url = \"{}\"\n\n\
-             [rustup]\nurl = \"{}\"\nselect = \"stable\"\ntarget = [\"linux\"]\n",
-            fx.index_url(),
-            fx.crates_url_template(),
-            up.url("rustup"),
-        ),
-    )
-    .unwrap();
+    near_config(&near, &fx, &up.url("rustup"), "stable");
 
     // Keys: the site's, and one the far side does not trust.
     let key = work.path().join("site.key");
@@ -291,4 +281,69 @@ fn a_signed_trip_with_lost_volumes_imports_in_sequence_and_cargo_builds_from_it(
         "sparse",
         &format!("sparse+{}", server.url("/index/")),
     );
+}
+
+/// `mirror.toml` of a near side: crates from `fx`, rustup `select`.
+fn near_config(near: &Path, fx: &CratesFixture, rustup_url: &str, select: &str) {
+    std::fs::write(
+        near.join("mirror.toml"),
+        format!(
+            "[crate]\nindex-url = \"{}\"\ncrates-url = \"{}\"\n\n\
+             [rustup]\nurl = \"{rustup_url}\"\nselect = \"{select}\"\ntarget = [\"linux\"]\n",
+            fx.index_url(),
+            fx.crates_url_template(),
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_failing_ecosystem_fails_the_trip_and_moves_no_mark_and_full_seeds_a_far_side() {
+    let up = fake_upstream();
+    let mut fx = CratesFixture::new(&up);
+    fx.publish("leaf", "1.0.0", &[]);
+    fx.commit("Add leaf");
+    let work = tempfile::tempdir().unwrap();
+    let near = work.path().join("near");
+    std::fs::create_dir_all(&near).unwrap();
+    let out = work.path().join("out");
+
+    // rustup fails (no such version upstream) after crates packed.
+    near_config(&near, &fx, &up.url("rustup"), "9.9.9");
+    let err = run_fails(&near, &["export", "--out", out.to_str().unwrap()]);
+    assert!(err.contains("rustup"), "{err}");
+    assert!(
+        trip_files(&out).0.is_empty(),
+        "a failed trip wrote a manifest"
+    );
+    // The crates mark did not move: what is new since it is still listed.
+    let listed = run_ok(&near, &["crate", "list"]);
+    assert!(listed.contains("leaf"), "{listed}");
+
+    near_config(&near, &fx, &up.url("rustup"), "stable");
+    run_ok(&near, &["export", "--out", out.to_str().unwrap()]);
+    let (manifests, _, _) = trip_files(&out);
+    assert_eq!(manifests.len(), 1);
+    assert!(name(&manifests[0]).ends_with("-1.json"), "{manifests:?}");
+    assert_eq!(run_ok(&near, &["crate", "list"]).trim(), "");
+
+    // Trip 2 with --full carries everything held: it seeds a new far side.
+    fx.publish("extra", "0.1.0", &[]);
+    fx.commit("Add extra");
+    let full = work.path().join("full");
+    run_ok(
+        &near,
+        &["export", "--full", "--out", full.to_str().unwrap()],
+    );
+    let far = work.path().join("far");
+    std::fs::create_dir_all(&far).unwrap();
+    run_ok(&far, &["import", full.to_str().unwrap()]);
+    let names: Vec<String> = walk(&far).iter().map(|p| name(p)).collect();
+    for want in ["leaf-1.0.0.crate", "extra-0.1.0.crate", "rustup-init"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // …and trip 1 after it is older: nothing to do.
+    let out1 = mirror(&far, &["import", out.to_str().unwrap()]);
+    assert!(out1.status.success());
+    assert!(String::from_utf8_lossy(&out1.stderr).contains("older"));
 }
