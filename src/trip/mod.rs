@@ -388,6 +388,8 @@ pub fn export(
         }
         reserve = need;
     };
+    // No shard larger than the stream (parity works on whole shards).
+    let shard_bytes = shard_bytes.min(total.max(1).next_multiple_of(2));
     let count = total.div_ceil(shard_bytes).max(1);
     manifest.shard_bytes = shard_bytes;
     let data: Vec<Stream> = (0..count)

@@ -333,8 +333,24 @@ fn a_failing_ecosystem_fails_the_trip_and_moves_no_mark_and_full_seeds_a_far_sid
     let full = work.path().join("full");
     run_ok(
         &near,
-        &["export", "--full", "--out", full.to_str().unwrap()],
+        &[
+            "export",
+            "--full",
+            "--parity",
+            "1",
+            "--out",
+            full.to_str().unwrap(),
+        ],
     );
+    // One volume and its parity, no larger than the stream; the volume
+    // lost, the parity rebuilds it.
+    let (_, data, parity) = trip_files(&full);
+    assert_eq!((data.len(), parity.len()), (1, 1));
+    assert!(
+        std::fs::metadata(&parity[0]).unwrap().len()
+            <= std::fs::metadata(&data[0]).unwrap().len() + 1
+    );
+    std::fs::remove_file(&data[0]).unwrap();
     let far = work.path().join("far");
     std::fs::create_dir_all(&far).unwrap();
     run_ok(&far, &["import", full.to_str().unwrap()]);
