@@ -46,6 +46,7 @@ complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generat
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "export" -d 'Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "import" -d 'Check a trip (signature, volumes, sequence), then import every ecosystem it carries'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "keygen" -d 'Make a site key for signing trips; prints its certificate for the far side'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "status" -d 'Per ecosystem what the tree holds and its marks; the trips exported and imported'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s s -l select -d 'Toolchains: stable, beta, nightly, X.Y.Z, CHANNEL-YYYY-MM-DD, latest, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s t -l target -d 'Host targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
@@ -307,16 +308,30 @@ complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s v -l verbose -d
 complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s q -l quiet -d 'No progress or status output; errors only'
 complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s V -l version -d 'Print version'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "export" -d 'Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "import" -d 'Check a trip (signature, volumes, sequence), then import every ecosystem it carries'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "keygen" -d 'Make a site key for signing trips; prints its certificate for the far side'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l json -d 'Print JSON'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "export" -d 'Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "import" -d 'Check a trip (signature, volumes, sequence), then import every ecosystem it carries'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "keygen" -d 'Make a site key for signing trips; prints its certificate for the far side'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "status" -d 'Per ecosystem what the tree holds and its marks; the trips exported and imported'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve generate export import keygen status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

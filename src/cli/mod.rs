@@ -146,6 +146,8 @@ pub enum Command {
     Import(trip::ImportArgs),
     /// Make a site key for signing trips; prints its certificate for the far side
     Keygen(trip::KeygenArgs),
+    /// Per ecosystem what the tree holds and its marks; the trips exported and imported
+    Status(trip::StatusArgs),
 }
 
 /// Run a parsed command line.
@@ -161,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => trip::run_export(&cli.global, args),
         Command::Import(args) => trip::run_import(&cli.global, args),
         Command::Keygen(args) => trip::run_keygen(args),
+        Command::Status(args) => trip::run_status(&cli.global, args),
     }
 }
 

@@ -115,3 +115,26 @@ pub fn run_keygen(args: KeygenArgs) -> Result<()> {
     ));
     Ok(())
 }
+
+/// `mirror status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `mirror status`.
+pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Result<()> {
+    let settings = Settings::resolve(global)?;
+    let s = crate::trip::status::status(&settings.root, &settings.config)?;
+    if args.json {
+        crate::output::data(format_args!("{}", serde_json::to_string_pretty(&s)?));
+    } else {
+        crate::output::data(format_args!(
+            "{}",
+            crate::trip::status::render(&s).trim_end()
+        ));
+    }
+    Ok(())
+}

@@ -27,6 +27,8 @@ pub struct Ecosystem {
     /// set up for this ecosystem, with the operation that sets it up
     /// online and the one that sets it up for import.
     pub setup: Option<(&'static str, &'static str, &'static str)>,
+    /// The directory under the root holding what it serves.
+    pub dir: &'static str,
 }
 
 /// Every ecosystem, in the order a trip carries them.
@@ -36,30 +38,35 @@ pub const ECOSYSTEMS: &[Ecosystem] = &[
         id: crate::eco::crates::ECOSYSTEM,
         pack_ops: &["pull", "prune", "download", "pack"],
         setup: Some((crate::eco::crates::layout::INDEX_DIR, "init", "init-import")),
+        dir: crate::eco::crates::layout::CRATES_DIR,
     },
     Ecosystem {
         name: "toolchain",
         id: crate::eco::toolchain::ECOSYSTEM,
         pack_ops: &["download", "pack"],
         setup: None,
+        dir: "dist",
     },
     Ecosystem {
         name: "rustup",
         id: crate::eco::rustup::ECOSYSTEM,
         pack_ops: &["download", "pack"],
         setup: None,
+        dir: "rustup",
     },
     Ecosystem {
         name: "hex",
         id: crate::eco::hex::ECOSYSTEM,
         pack_ops: &["download", "pack"],
         setup: None,
+        dir: "hex",
     },
     Ecosystem {
         name: "arch",
         id: crate::eco::arch::ECOSYSTEM,
         pack_ops: &["download", "pack"],
         setup: None,
+        dir: crate::eco::arch::TOP,
     },
 ];
 

@@ -12,6 +12,7 @@
 //! not imported.
 
 pub mod ecosystems;
+pub mod status;
 pub mod volumes;
 
 use std::collections::BTreeMap;

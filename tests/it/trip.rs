@@ -358,6 +358,22 @@ fn a_failing_ecosystem_fails_the_trip_and_moves_no_mark_and_full_seeds_a_far_sid
     for want in ["leaf-1.0.0.crate", "extra-0.1.0.crate", "rustup-init"] {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
+    // What is held is the same on both sides; the trips are recorded.
+    let status = |root: &Path| -> serde_json::Value {
+        serde_json::from_str(&run_ok(root, &["status", "--json"])).unwrap()
+    };
+    let (sn, sf) = (status(&near), status(&far));
+    for eco in ["crate", "rustup"] {
+        for what in ["files", "bytes"] {
+            assert_eq!(
+                sn["ecosystems"][eco][what], sf["ecosystems"][eco][what],
+                "{eco} {what}: near {sn}, far {sf}"
+            );
+        }
+    }
+    let site = sn["site"].as_str().unwrap();
+    assert!(sn["exported"]["2"].is_string(), "{sn}");
+    assert!(sf["imported"][site]["2"].is_string(), "{sf}");
     // …and trip 1 after it is older: nothing to do.
     let out1 = mirror(&far, &["import", out.to_str().unwrap()]);
     assert!(out1.status.success());
