@@ -117,11 +117,23 @@ impl Ecosystem {
             .get(self.name)
             .cloned()
             .unwrap_or_else(EcosystemConfig::default);
+        let mut cli = self.command_line(&section, ops, extra)?;
+        cli.global = global.clone();
+        crate::cli::run(cli).with_context(|| format!("{}: `{}` failed", self.name, ops.join(" ")))
+    }
+
+    /// The command line of operations `ops` with `section`'s options.
+    fn command_line(
+        &self,
+        section: &EcosystemConfig,
+        ops: &[&str],
+        extra: &[String],
+    ) -> Result<Cli> {
         let mut argv: Vec<String> = vec!["mirror".into(), self.name.into()];
         argv.extend(ops.iter().map(|o| o.to_string()));
         argv.extend(extra.iter().cloned());
         argv.extend(section.to_args()?);
-        let mut cli = Cli::try_parse_from(&argv).map_err(|e| {
+        Cli::try_parse_from(&argv).map_err(|e| {
             anyhow::anyhow!(
                 "mirror.toml [{}]: {}",
                 self.name,
@@ -131,9 +143,7 @@ impl Ecosystem {
                     .next()
                     .unwrap_or("invalid options")
             )
-        })?;
-        cli.global = global.clone();
-        crate::cli::run(cli).with_context(|| format!("{}: `{}` failed", self.name, ops.join(" ")))
+        })
     }
 
     fn needs_setup(&self, root: &Path) -> Option<(&'static str, &'static str)> {
@@ -172,5 +182,38 @@ impl Ecosystem {
         ops.push("import");
         let extra = vec!["--archive".to_string(), archive.display().to_string()];
         self.run(global, &ops, &extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every chain a trip runs is one its subcommand takes.
+    #[test]
+    fn every_chain_parses() {
+        let archive = vec!["--archive".to_string(), "a.tar.gz".to_string()];
+        let mut full = archive.clone();
+        full.extend(["--start".to_string(), "0".to_string()]);
+        let nothing = Vec::new();
+        for e in ECOSYSTEMS {
+            let none = EcosystemConfig::default();
+            let mut chains: Vec<(Vec<&str>, &Vec<String>)> = vec![
+                (e.pack_ops.to_vec(), &full),
+                (vec!["mark"], &nothing),
+                (vec!["import"], &archive),
+            ];
+            if let Some((_, online, far)) = e.setup {
+                chains.push((vec![online], &nothing));
+                chains.push((vec![far, "import"], &archive));
+            }
+            for (ops, extra) in chains {
+                let cli = e.command_line(&none, &ops, extra);
+                assert!(cli.is_ok(), "{} {ops:?}: {:#}", e.name, cli.unwrap_err());
+            }
+            assert_eq!(by_name(e.name).unwrap(), e);
+            assert_eq!(by_name(e.id).unwrap(), e);
+        }
+        assert!(by_name("npm").is_err());
     }
 }

@@ -67,10 +67,10 @@ pub fn import(
         let m = TripManifest::from_json(&json)
             .with_context(|| format!("{}: not a trip manifest", path.display()))?;
         let asc = path.with_file_name(format!("{name}.asc"));
-        let signature = match std::fs::read(&asc) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", asc.display())),
+        let signature = if asc.exists() {
+            Some(read_bounded(&asc, 4 * volumes::MAX_SIGNATURE)?)
+        } else {
+            None
         };
         found.insert(
             (m.site.clone(), m.seq),
