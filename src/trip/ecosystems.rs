@@ -91,6 +91,17 @@ pub fn configured(settings: &Settings, only: &[String]) -> Result<Vec<&'static E
         .iter()
         .map(|n| by_name(n))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(e) = only
+        .iter()
+        .find(|e| !settings.config.ecosystems.contains_key(e.name))
+    {
+        anyhow::bail!(
+            "--only {}: mirror.toml in {} has no [{}] section to say what to carry",
+            e.name,
+            settings.root.display(),
+            e.name
+        );
+    }
     let chosen: Vec<&'static Ecosystem> = ECOSYSTEMS
         .iter()
         .filter(|e| settings.config.ecosystems.contains_key(e.name))
@@ -98,9 +109,8 @@ pub fn configured(settings: &Settings, only: &[String]) -> Result<Vec<&'static E
         .collect();
     if chosen.is_empty() {
         anyhow::bail!(
-            "no ecosystem to carry: mirror.toml in {} has no section [crate], [toolchain], [rustup], [hex] or [arch]{}",
+            "no ecosystem to carry: mirror.toml in {} has no section [crate], [toolchain], [rustup], [hex] or [arch]",
             settings.root.display(),
-            if only.is_empty() { "" } else { " among those --only names" }
         );
     }
     Ok(chosen)

@@ -213,6 +213,13 @@ fn a_signed_trip_with_lost_volumes_imports_in_sequence_and_cargo_builds_from_it(
         std::fs::write(&p, out).unwrap();
     }
     refused(&far, &unsigned, &[cert_s], &["unsigned"]);
+    // The same with the trust in the far side's mirror.toml.
+    std::fs::write(
+        far.join("mirror.toml"),
+        format!("[import]\ntrust = [{:?}]\n", cert.to_str().unwrap()),
+    )
+    .unwrap();
+    refused(&far, &unsigned, &[], &["unsigned"]);
 
     // Trip 1 with one volume deleted and another corrupted: rebuilt.
     std::fs::remove_file(&data[0]).unwrap();
