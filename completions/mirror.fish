@@ -44,6 +44,10 @@ complete -c mirror -n "__fish_mirror_needs_command" -f -a "arch" -d 'Mirror Arch
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "serve" -d 'Serve mirrored trees over HTTP'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "publish" -d 'Publish the tree to S3-compatible object storage'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "export" -d 'Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "import" -d 'Check a trip (signature, volumes, sequence), then import every ecosystem it carries'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "keygen" -d 'Make a site key for signing trips; prints its certificate for the far side'
+complete -c mirror -n "__fish_mirror_needs_command" -f -a "status" -d 'Per ecosystem what the tree holds and its marks; the trips exported and imported'
 complete -c mirror -n "__fish_mirror_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s s -l select -d 'Toolchains: stable, beta, nightly, X.Y.Z, CHANNEL-YYYY-MM-DD, latest, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s t -l target -d 'Host targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
@@ -285,14 +289,76 @@ complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "completions" -d 'Shell completions, to stdout'
 complete -c mirror -n "__fish_mirror_using_subcommand generate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "publish" -d 'Publish the tree to S3-compatible object storage'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "generate" -d 'Generate the man page or shell completions'
-complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l out -d 'Directory the trip is written to' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l only -d 'Only these ecosystems: crate, toolchain, rustup, hex, arch (comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l volume-size -d 'At most this many bytes per volume: 700M, 4G, or fat32, dvd, bd25 [default: one volume]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l parity -d 'Parity volumes: any N missing or damaged volumes are rebuilt on import' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l sign-key -d 'Sign the trip with this unencrypted OpenPGP secret key (armored or binary)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand export" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l full -d 'Carry everything held, not only what is new since the marks (seeds a new far side)'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand export" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l trust -d 'Require a signature by this certificate (armored or binary; repeatable; with `[import] trust` in mirror.toml)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand import" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand import" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l out -d 'Where the secret key goes (must not exist; readable by its owner only)' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l user-id -d 'The key\'s user ID' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand keygen" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l timeout -d 'Seconds to wait for a connection or for the next bytes [default: 30]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l json -d 'Print JSON'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s v -l verbose -d 'More output: one line per file'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s q -l quiet -d 'No progress or status output; errors only'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s h -l help -d 'Print help'
+complete -c mirror -n "__fish_mirror_using_subcommand status" -s V -l version -d 'Print version'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "toolchain" -d 'Mirror Rust toolchains (dist channel manifests and their files)'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "rustup" -d 'Mirror rustup-init for chosen versions and targets'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "crate" -d 'Mirror the crates.io index and crate files'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "hex" -d 'Mirror the Hex repository (Erlang/Elixir packages), verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "arch" -d 'Mirror Arch Linux pacman repositories, verified'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "serve" -d 'Serve mirrored trees over HTTP'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "publish" -d 'Publish the tree to S3-compatible object storage'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "generate" -d 'Generate the man page or shell completions'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "export" -d 'Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "import" -d 'Check a trip (signature, volumes, sequence), then import every ecosystem it carries'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "keygen" -d 'Make a site key for signing trips; prints its certificate for the far side'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "status" -d 'Per ecosystem what the tree holds and its marks; the trips exported and imported'
+complete -c mirror -n "__fish_mirror_using_subcommand help; and not __fish_seen_subcommand_from toolchain rustup crate hex arch serve publish generate export import keygen status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "man" -d 'The man pages (roff): `mirror(1)` to stdout, or with --dir one page per subcommand (`mirror-crate(1)` and so on) into DIR'
 complete -c mirror -n "__fish_mirror_using_subcommand help; and __fish_seen_subcommand_from generate" -f -a "completions" -d 'Shell completions, to stdout'

@@ -19,4 +19,5 @@ pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod suggest;
+pub mod trip;
 pub mod verify;

@@ -38,19 +38,112 @@ pub struct ConfigFile {
     pub retries: Option<u32>,
     /// Low-speed limit in bytes per second.
     pub low_speed_limit: Option<u64>,
+    /// `[import]`: what `mirror import` checks.
+    #[serde(default)]
+    pub import: ImportConfig,
     /// Per-ecosystem sections (`[rustup]`, `[toolchain]` …).
     #[serde(flatten)]
     pub ecosystems: BTreeMap<String, EcosystemConfig>,
 }
 
-/// One ecosystem's section of `mirror.toml`.
+/// `[import]` of `mirror.toml`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Certificates whose signatures `mirror import` accepts (`--trust`).
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
+}
+
+/// One ecosystem's section of `mirror.toml`, named by its subcommand
+/// (`[crate]`, `[toolchain]`, `[rustup]`, `[hex]`, `[arch]`). Its keys are
+/// that subcommand's long options (`url`, `select`, `target`, `lockfile`
+/// …): `mirror export` passes them on, and an unknown one is refused when
+/// the file is read (see [`EcosystemConfig::check`]).
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct EcosystemConfig {
     /// Upstream base URL.
     pub url: Option<String>,
     /// Keyring file for signature checks.
     pub keyring: Option<PathBuf>,
+    /// The other options, as written.
+    #[serde(flatten)]
+    pub options: BTreeMap<String, toml::Value>,
+}
+
+/// Options a section may not set: they belong to each run (`archive`,
+/// `start`…) or to `mirror.toml` itself.
+const RUN_OPTIONS: &[&str] = &[
+    "archive",
+    "start",
+    "end",
+    "bundle-path",
+    "json",
+    "root",
+    "help",
+    "version",
+];
+
+impl EcosystemConfig {
+    /// Refuse keys that are not long options of subcommand `section`
+    /// (any key but `url` and `keyring` in a section that names none).
+    fn check(&self, section: &str) -> Result<()> {
+        use clap::CommandFactory as _;
+        let cli = crate::cli::Cli::command();
+        let known: Vec<String> = match cli.find_subcommand(section) {
+            Some(sub) => sub
+                .get_arguments()
+                .filter(|a| !a.is_global_set())
+                .filter_map(|a| a.get_long())
+                .filter(|l| !RUN_OPTIONS.contains(l))
+                .map(str::to_string)
+                .collect(),
+            None => Vec::new(),
+        };
+        for key in self.options.keys() {
+            if !known.iter().any(|k| k == key) {
+                let expected = if known.is_empty() {
+                    "url, keyring".to_string()
+                } else {
+                    known.join(", ")
+                };
+                bail!("[{section}] {key}: unknown option; expected one of: {expected}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The section as command-line arguments of its subcommand: `--key
+    /// value` per value (an array repeats it, `true` is the bare flag,
+    /// `false` leaves it out).
+    pub fn to_args(&self) -> Result<Vec<String>> {
+        let mut args = Vec::new();
+        if let Some(url) = &self.url {
+            args.extend(["--url".to_string(), url.clone()]);
+        }
+        if let Some(k) = &self.keyring {
+            args.extend(["--keyring".to_string(), k.display().to_string()]);
+        }
+        for (key, value) in &self.options {
+            let values = match value {
+                toml::Value::Array(a) => a.clone(),
+                v => vec![v.clone()],
+            };
+            for v in values {
+                match v {
+                    toml::Value::Boolean(true) => args.push(format!("--{key}")),
+                    toml::Value::Boolean(false) => {}
+                    toml::Value::String(s) => args.extend([format!("--{key}"), s]),
+                    toml::Value::Integer(n) => args.extend([format!("--{key}"), n.to_string()]),
+                    other => bail!(
+                        "{key}: expected a string, number, boolean or array of them, found {}",
+                        other.type_str()
+                    ),
+                }
+            }
+        }
+        Ok(args)
+    }
 }
 
 /// Validated settings for a run.
@@ -161,7 +254,13 @@ fn load_config(root: &Path) -> Result<ConfigFile> {
     let path = root.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))
+            let config: ConfigFile = toml::from_str(&text)
+                .with_context(|| format!("{}: invalid config", path.display()))?;
+            for (section, eco) in &config.ecosystems {
+                eco.check(section)
+                    .with_context(|| format!("{}: invalid config", path.display()))?;
+            }
+            Ok(config)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -219,6 +318,28 @@ mod tests {
         );
         let s = Settings::resolve(&global(&["--root", root, "-j", "5"])).unwrap();
         assert_eq!(s.fetch.jobs, 5);
+    }
+
+    #[test]
+    fn sections_take_their_subcommands_long_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[crate]\nindex-url = \"sparse\"\ncrate = [\"a\", \"b@1\"]\n[rustup]\nselect = \"stable\"\n[import]\ntrust = [\"k.asc\"]\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&global(&["--root", root])).unwrap();
+        assert_eq!(
+            s.config.ecosystems["crate"].to_args().unwrap(),
+            ["--crate", "a", "--crate", "b@1", "--index-url", "sparse"]
+        );
+        assert_eq!(s.config.import.trust, [PathBuf::from("k.asc")]);
+        for bad in ["[crate]\nselectt = \"x\"\n", "[rustup]\narchive = \"x\"\n"] {
+            std::fs::write(dir.path().join(CONFIG_FILE), bad).unwrap();
+            let err = Settings::resolve(&global(&["--root", root])).unwrap_err();
+            assert!(format!("{err:#}").contains("unknown option"), "{err:#}");
+        }
     }
 
     #[test]

@@ -406,9 +406,29 @@ pub struct TreeLocked {
 pub struct TreeLock {
     _file: File,
     path: PathBuf,
+    /// Set by [`TreeLock::acquire_for_chain`]: the key it registered.
+    chain: Option<PathBuf>,
+}
+
+thread_local! {
+    /// Lock files this thread holds for a chain of runs (`mirror export`
+    /// running each ecosystem's operations): runs inside it take the
+    /// lock as held.
+    static CHAINS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl TreeLock {
+    /// Take the lock on `root` for a chain of runs on this thread: the
+    /// [`TreeLock::acquire`]s they make while it is held succeed without
+    /// locking again; other runs still fail.
+    pub fn acquire_for_chain(root: &Path) -> Result<TreeLock> {
+        let mut lock = TreeLock::acquire(root)?;
+        let key = fs::canonicalize(&lock.path).unwrap_or_else(|_| lock.path.clone());
+        CHAINS.with(|c| c.borrow_mut().push(key.clone()));
+        lock.chain = Some(key);
+        Ok(lock)
+    }
+
     /// Take the lock on `root`, failing (not waiting) if another run has it.
     pub fn acquire(root: &Path) -> Result<TreeLock> {
         let dir = root.join(META_DIR);
@@ -421,6 +441,14 @@ impl TreeLock {
             .write(true)
             .open(&path)
             .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let key = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if CHAINS.with(|c| c.borrow().contains(&key)) {
+            return Ok(TreeLock {
+                _file: file,
+                path,
+                chain: None,
+            });
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -439,12 +467,24 @@ impl TreeLock {
         }
         file.set_len(0)?;
         let _ = writeln!(file, "{}", std::process::id());
-        Ok(TreeLock { _file: file, path })
+        Ok(TreeLock {
+            _file: file,
+            path,
+            chain: None,
+        })
     }
 
     /// Where the lock file is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for TreeLock {
+    fn drop(&mut self) {
+        if let Some(key) = self.chain.take() {
+            CHAINS.with(|c| c.borrow_mut().retain(|k| *k != key));
+        }
     }
 }
 
@@ -709,6 +749,19 @@ mod tests {
             fs::metadata(&from).unwrap().permissions()
         );
         assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_chain_lock_lets_its_own_runs_in_and_no_one_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = TreeLock::acquire_for_chain(dir.path()).unwrap();
+        drop(TreeLock::acquire(dir.path()).unwrap());
+        let root = dir.path().to_path_buf();
+        let other = std::thread::spawn(move || TreeLock::acquire(&root).is_err());
+        assert!(other.join().unwrap(), "another thread took a chain's lock");
+        drop(chain);
+        let _first = TreeLock::acquire(dir.path()).unwrap();
+        assert!(TreeLock::acquire(dir.path()).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod publish;
 pub mod rustup;
 pub mod serve;
 pub mod toolchain;
+pub mod trip;
 
 /// Carry Rust toolchains, rustup, crates, Hex and Arch Linux repositories
 /// across an air gap.
@@ -142,6 +143,14 @@ pub enum Command {
     Publish(publish::PublishArgs),
     /// Generate the man page or shell completions
     Generate(generate::GenerateArgs),
+    /// Carry every ecosystem configured in mirror.toml in one trip: signed, sequenced volumes
+    Export(trip::ExportArgs),
+    /// Check a trip (signature, volumes, sequence), then import every ecosystem it carries
+    Import(trip::ImportArgs),
+    /// Make a site key for signing trips; prints its certificate for the far side
+    Keygen(trip::KeygenArgs),
+    /// Per ecosystem what the tree holds and its marks; the trips exported and imported
+    Status(trip::StatusArgs),
 }
 
 /// Run a parsed command line.
@@ -155,6 +164,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Publish(args) => publish::run(&cli.global, args),
         Command::Generate(args) => generate::run(args),
+        Command::Export(args) => trip::run_export(&cli.global, args),
+        Command::Import(args) => trip::run_import(&cli.global, args),
+        Command::Keygen(args) => trip::run_keygen(args),
+        Command::Status(args) => trip::run_status(&cli.global, args),
     }
 }
 

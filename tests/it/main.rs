@@ -42,6 +42,7 @@ mod serve_ops;
 mod serve_tls;
 mod support;
 mod toolchain;
+mod trip;
 mod trips;
 mod trips_selection;
 mod upstream_selftest;
