@@ -71,6 +71,10 @@ pub struct EcosystemConfig {
     pub options: BTreeMap<String, toml::Value>,
 }
 
+/// The long options of subcommand `section` (`None`: no such
+/// subcommand), as the command line defines them.
+pub type SectionOptions = fn(&str) -> Option<Vec<String>>;
+
 /// Options a section may not set: they belong to each run (`archive`,
 /// `start`…) or to `mirror.toml` itself.
 const RUN_OPTIONS: &[&str] = &[
@@ -87,19 +91,12 @@ const RUN_OPTIONS: &[&str] = &[
 impl EcosystemConfig {
     /// Refuse keys that are not long options of subcommand `section`
     /// (any key but `url` and `keyring` in a section that names none).
-    fn check(&self, section: &str) -> Result<()> {
-        use clap::CommandFactory as _;
-        let cli = crate::cli::Cli::command();
-        let known: Vec<String> = match cli.find_subcommand(section) {
-            Some(sub) => sub
-                .get_arguments()
-                .filter(|a| !a.is_global_set())
-                .filter_map(|a| a.get_long())
-                .filter(|l| !RUN_OPTIONS.contains(l))
-                .map(str::to_string)
-                .collect(),
-            None => Vec::new(),
-        };
+    fn check(&self, section: &str, options: SectionOptions) -> Result<()> {
+        let known: Vec<String> = options(section)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| !RUN_OPTIONS.contains(&l.as_str()))
+            .collect();
         for key in self.options.keys() {
             if !known.iter().any(|k| k == key) {
                 let expected = if known.is_empty() {
@@ -162,7 +159,7 @@ pub struct Settings {
 /// The values of the flags every subcommand takes (`crate::cli` parses
 /// them; clap has already read their environment variables). `None`: not
 /// given, so `mirror.toml` or the default decides.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Flags {
     /// `--root`.
     pub root: Option<PathBuf>,
@@ -184,6 +181,8 @@ pub struct Flags {
     pub verbose: u8,
     /// `-q`.
     pub quiet: bool,
+    /// What a `mirror.toml` section may set.
+    pub section_options: SectionOptions,
 }
 
 impl Settings {
@@ -191,7 +190,7 @@ impl Settings {
     pub fn resolve(flags: impl Into<Flags>) -> Result<Settings> {
         let global = flags.into();
         let root = global.root.clone().unwrap_or_else(|| PathBuf::from("."));
-        let config = load_config(&root)?;
+        let config = load_config(&root, global.section_options)?;
         let jobs = global.jobs.or(config.jobs).unwrap_or(8);
         if jobs == 0 || jobs > 256 {
             bail!("--num-jobs must be between 1 and 256, found {jobs}");
@@ -250,14 +249,14 @@ impl Settings {
     }
 }
 
-fn load_config(root: &Path) -> Result<ConfigFile> {
+fn load_config(root: &Path, options: SectionOptions) -> Result<ConfigFile> {
     let path = root.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let config: ConfigFile = toml::from_str(&text)
                 .with_context(|| format!("{}: invalid config", path.display()))?;
             for (section, eco) in &config.ecosystems {
-                eco.check(section)
+                eco.check(section, options)
                     .with_context(|| format!("{}: invalid config", path.display()))?;
             }
             Ok(config)

@@ -118,8 +118,24 @@ impl From<&GlobalArgs> for crate::settings::Flags {
             max_file_size: g.max_file_size,
             verbose: g.verbose,
             quiet: g.quiet,
+            section_options,
         }
     }
+}
+
+/// The long options of subcommand `name` that are not global: what its
+/// `mirror.toml` section may set.
+fn section_options(name: &str) -> Option<Vec<String>> {
+    use clap::CommandFactory as _;
+    let cli = Cli::command();
+    let sub = cli.find_subcommand(name)?;
+    Some(
+        sub.get_arguments()
+            .filter(|a| !a.is_global_set())
+            .filter_map(|a| a.get_long())
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 /// The subcommands.

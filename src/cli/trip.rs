@@ -87,7 +87,7 @@ pub fn run_export(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
         sign_key: args.sign_key,
         full: args.full,
     };
-    let path = crate::trip::export(global, &opts, &printer.reporter())?;
+    let path = crate::trip::export(&Under(global), &opts, &printer.reporter())?;
     crate::output::data(format_args!("{}", path.display()));
     Ok(())
 }
@@ -103,7 +103,7 @@ pub fn run_import(global: &GlobalArgs, args: ImportArgs) -> Result<()> {
             .map(std::path::absolute)
             .collect::<std::io::Result<_>>()?,
     };
-    crate::trip::import(global, &opts, &printer.reporter())
+    crate::trip::import(&Under(global), &opts, &printer.reporter())
 }
 
 /// Run `mirror keygen`.
@@ -137,4 +137,30 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A trip's subcommands run under these global flags.
+struct Under<'a>(&'a GlobalArgs);
+
+impl crate::trip::ecosystems::Commands for Under<'_> {
+    fn settings(&self) -> Result<Settings> {
+        Settings::resolve(self.0)
+    }
+
+    fn run(&self, argv: &[String]) -> Result<()> {
+        use clap::Parser as _;
+        let mut cli = super::Cli::try_parse_from(
+            std::iter::once("mirror").chain(argv.iter().map(String::as_str)),
+        )
+        .map_err(|e| {
+            let shown = e.render().to_string();
+            anyhow::anyhow!(
+                "mirror.toml [{}]: {}",
+                argv.first().map_or("", String::as_str),
+                shown.lines().next().unwrap_or("invalid options")
+            )
+        })?;
+        cli.global = self.0.clone();
+        super::run(cli)
+    }
 }

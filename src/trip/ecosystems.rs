@@ -7,9 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Parser as _;
 
-use crate::cli::{Cli, GlobalArgs};
 use crate::settings::{EcosystemConfig, Settings};
 
 /// One ecosystem of a trip.
@@ -116,44 +114,48 @@ pub fn configured(settings: &Settings, only: &[String]) -> Result<Vec<&'static E
     Ok(chosen)
 }
 
+/// What a trip needs from the command line it runs under (given by
+/// `crate::cli`): the settings of its flags, and running a subcommand
+/// with the same flags.
+pub trait Commands {
+    /// The settings of the global flags.
+    fn settings(&self) -> Result<Settings>;
+    /// Run `mirror ARGV` with the same global flags; a command line its
+    /// subcommand refuses is an error naming the first problem.
+    fn run(&self, argv: &[String]) -> Result<()>;
+}
+
 impl Ecosystem {
     /// Run operations `ops` of this ecosystem's subcommand with the
     /// options of its `mirror.toml` section and `extra`.
-    fn run(&self, global: &GlobalArgs, ops: &[&str], extra: &[String]) -> Result<()> {
-        let settings = Settings::resolve(global)?;
+    fn run(&self, global: &dyn Commands, ops: &[&str], extra: &[String]) -> Result<()> {
+        let settings = global.settings()?;
         let section = settings
             .config
             .ecosystems
             .get(self.name)
             .cloned()
             .unwrap_or_else(EcosystemConfig::default);
-        let mut cli = self.command_line(&section, ops, extra)?;
-        cli.global = global.clone();
-        crate::cli::run(cli).with_context(|| format!("{}: `{}` failed", self.name, ops.join(" ")))
+        let argv = self.command_line(&section, ops, extra)?;
+        global
+            .run(&argv)
+            .with_context(|| format!("{}: `{}` failed", self.name, ops.join(" ")))
     }
 
     /// The command line of operations `ops` with `section`'s options.
+    /// The command line (after `mirror`) of operations `ops` with
+    /// `section`'s options.
     fn command_line(
         &self,
         section: &EcosystemConfig,
         ops: &[&str],
         extra: &[String],
-    ) -> Result<Cli> {
-        let mut argv: Vec<String> = vec!["mirror".into(), self.name.into()];
+    ) -> Result<Vec<String>> {
+        let mut argv: Vec<String> = vec![self.name.into()];
         argv.extend(ops.iter().map(|o| o.to_string()));
         argv.extend(extra.iter().cloned());
         argv.extend(section.to_args()?);
-        Cli::try_parse_from(&argv).map_err(|e| {
-            anyhow::anyhow!(
-                "mirror.toml [{}]: {}",
-                self.name,
-                e.render()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid options")
-            )
-        })
+        Ok(argv)
     }
 
     fn needs_setup(&self, root: &Path) -> Option<(&'static str, &'static str)> {
@@ -164,7 +166,13 @@ impl Ecosystem {
 
     /// Download and pack what is new since the mark (`full`: everything
     /// held) into `archive`; the mark stays.
-    pub fn pack(&self, global: &GlobalArgs, root: &Path, archive: &Path, full: bool) -> Result<()> {
+    pub fn pack(
+        &self,
+        global: &dyn Commands,
+        root: &Path,
+        archive: &Path,
+        full: bool,
+    ) -> Result<()> {
         let mut ops: Vec<&str> = Vec::new();
         if let Some((online, _)) = self.needs_setup(root) {
             ops.push(online);
@@ -178,13 +186,13 @@ impl Ecosystem {
     }
 
     /// Move the mark: the next pack starts where the last one ended.
-    pub fn mark(&self, global: &GlobalArgs) -> Result<()> {
+    pub fn mark(&self, global: &dyn Commands) -> Result<()> {
         self.run(global, &["mark"], &[])
     }
 
     /// Import `archive` (the subcommand's `import`), setting up a fresh
     /// tree first.
-    pub fn import(&self, global: &GlobalArgs, root: &Path, archive: &Path) -> Result<()> {
+    pub fn import(&self, global: &dyn Commands, root: &Path, archive: &Path) -> Result<()> {
         let mut ops: Vec<&str> = Vec::new();
         if let Some((_, far)) = self.needs_setup(root) {
             ops.push(far);
@@ -218,8 +226,10 @@ mod tests {
                 chains.push((vec![far, "import"], &archive));
             }
             for (ops, extra) in chains {
-                let cli = e.command_line(&none, &ops, extra);
-                assert!(cli.is_ok(), "{} {ops:?}: {:#}", e.name, cli.unwrap_err());
+                let mut argv = vec!["mirror".to_string()];
+                argv.extend(e.command_line(&none, &ops, extra).unwrap());
+                let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv);
+                assert!(cli.is_ok(), "{} {ops:?}: {}", e.name, cli.unwrap_err());
             }
             assert_eq!(by_name(e.name).unwrap(), e);
             assert_eq!(by_name(e.id).unwrap(), e);

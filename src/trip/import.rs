@@ -32,11 +32,11 @@ struct Found {
 
 /// `mirror import`: every trip in the directory, in sequence order.
 pub fn import(
-    global: &crate::cli::GlobalArgs,
+    global: &dyn super::ecosystems::Commands,
     opts: &ImportOptions,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let settings = crate::settings::Settings::resolve(global)?;
+    let settings = global.settings()?;
     let root = std::path::absolute(&settings.root)?;
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let _lock = store::TreeLock::acquire_for_chain(&root)?;
@@ -155,7 +155,7 @@ enum Status {
 }
 
 fn import_one(
-    global: &crate::cli::GlobalArgs,
+    global: &dyn super::ecosystems::Commands,
     root: &Path,
     files: &[PathBuf],
     found: &Found,

@@ -267,11 +267,11 @@ impl Drop for WorkDir {
 /// `mirror export`: pack every configured ecosystem, write the trip, then
 /// move every mark. Returns the manifest's path.
 pub fn export(
-    global: &crate::cli::GlobalArgs,
+    global: &dyn ecosystems::Commands,
     opts: &ExportOptions,
     reporter: &dyn crate::report::Reporter,
 ) -> Result<PathBuf> {
-    let settings = crate::settings::Settings::resolve(global)?;
+    let settings = global.settings()?;
     let root = std::path::absolute(&settings.root)?;
     let chosen = ecosystems::configured(&settings, &opts.only)?;
     // Held from the first pack to the last mark: no other run moves a
