@@ -1340,6 +1340,52 @@ mod tests {
         other.await.unwrap();
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_check_of_upstream_bytes_leaves_the_event_loop_free() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/core.db", axum::routing::get(|| async { "pkgs" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path(), UpstreamOptions::default()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Mutex::new(rx);
+        // As in a_slow_parse_leaves_the_event_loop_free: the check waits
+        // for another task of the same event loop.
+        let verify: Verify = Arc::new(move |_, _| {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(()) => Ok(Vec::new()),
+                Err(_) => Err("the event loop was held".to_string()),
+            }
+        });
+        let meta = Meta {
+            key: "core.db".to_string(),
+            dest: dir.path().join("core.db"),
+            urls: vec![format!("http://{addr}/core.db")],
+            companions: Vec::new(),
+            optional: Vec::new(),
+            limit: limit::COMPANION,
+            verify,
+            partial_dir: None,
+        };
+        let dest = meta.dest.clone();
+        let check = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.metadata(meta, true).await })
+        };
+        // Sent once the request went upstream (the check is next).
+        let other = tokio::spawn(async move {
+            while cache.stats().upstream_bytes == 0 {
+                tokio::task::yield_now().await;
+            }
+            let _ = tx.send(());
+        });
+        check.await.unwrap().unwrap();
+        other.await.unwrap();
+        assert_eq!(std::fs::read(dest).unwrap(), b"pkgs");
+    }
+
     #[test]
     fn errors_map_to_statuses() {
         let r = CacheError::NotFound("x".into()).response();
