@@ -400,6 +400,11 @@ fn render_cache(out: &mut String, c: &CacheStats) {
             "Requests refused with 429 for their client's upstream budget.",
             c.limited,
         ),
+        (
+            "parses",
+            "Metadata files read and parsed (one parse per file at a time).",
+            c.parses,
+        ),
     ] {
         single(
             out,

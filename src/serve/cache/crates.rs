@@ -97,11 +97,12 @@ async fn entry(
     version: &str,
 ) -> Result<Entry, CacheError> {
     let path = layout::index_path(name);
+    let parsed_path = path.clone();
     let found = cache
         .find_in(
             || index_meta(cache, up, name),
             Keep::Nothing,
-            |bytes, url| parse_file(bytes, &path, url).map_err(|e| format!("{e:#}")),
+            move |bytes, url| parse_file(bytes, &parsed_path, url).map_err(|e| format!("{e:#}")),
             |entries| entries.get(version).filter(|e| e.name == name).cloned(),
         )
         .await?;

@@ -88,7 +88,7 @@ fn manifest_meta(cache: &Cache, up: &DistUpstream, date: Option<&str>, name: &st
         optional: Vec::new(),
         partial_dir: None,
         limit: crate::limit::CHANNEL_MANIFEST,
-        verify: Box::new(move |body, companions| {
+        verify: std::sync::Arc::new(move |body, companions| {
             let m = Manifest::parse(body, &what).map_err(|e| format!("{e:#}"))?;
             // What its name says, and never older than the copy held.
             check_name(&rel, &m).map_err(|e| format!("{e:#}"))?;

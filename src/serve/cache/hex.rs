@@ -229,12 +229,13 @@ async fn release(
     name: &str,
     version: &str,
 ) -> Result<Release, CacheError> {
+    let (key, repo, owned) = (up.key.clone(), up.repo.clone(), name.to_string());
     let found = cache
         .find_in(
             || meta(cache, up, Resource::Package(name)),
             Keep::Nothing,
-            |bytes, url| {
-                registry::parse_package(bytes, &up.key, &up.repo, name, url).map_err(describe)
+            move |bytes, url| {
+                registry::parse_package(bytes, &key, &repo, &owned, url).map_err(describe)
             },
             |package| {
                 package

@@ -350,6 +350,7 @@ struct Counters {
     upstream_errors: AtomicU64,
     upstream_bytes: AtomicU64,
     limited: AtomicU64,
+    parses: AtomicU64,
 }
 
 /// A snapshot of the cache counters (`/stats` → `cache`).
@@ -374,6 +375,9 @@ pub struct CacheStats {
     /// Requests refused with `429` because their client had used up its
     /// budget of upstream requests.
     pub limited: u64,
+    /// Metadata files read and parsed (concurrent lookups of one file
+    /// share one parse).
+    pub parses: u64,
     /// Entries of the "not found" memory now.
     pub not_found_entries: u64,
 }
@@ -444,13 +448,13 @@ pub(crate) type Sidecars = Vec<(&'static str, Vec<u8>)>;
 /// How a metadata body is checked, given its companions (in the order of
 /// [`Meta::companions`]): the error says what is wrong with it; success
 /// gives sidecars derived from it (a `.sha256`), written with it.
-pub(crate) type Verify = Box<dyn Fn(&[u8], &[Vec<u8>]) -> Result<Sidecars, String> + Send + Sync>;
+pub(crate) type Verify = Arc<dyn Fn(&[u8], &[Vec<u8>]) -> Result<Sidecars, String> + Send + Sync>;
 
 /// A [`Verify`] for a body that needs no companions and makes no sidecars.
 pub(crate) fn check_body(
     f: impl Fn(&[u8]) -> Result<(), String> + Send + Sync + 'static,
 ) -> Verify {
-    Box::new(move |body, _| f(body).map(|()| Vec::new()))
+    Arc::new(move |body, _| f(body).map(|()| Vec::new()))
 }
 
 /// The cache: one per server.
@@ -470,6 +474,10 @@ pub struct Cache {
     /// Parsed metadata kept by [`Cache::find_in`], by file, with the
     /// file's size and mtime when parsed (at most [`KEPT_ENTRIES`]).
     kept: Mutex<CLruCache<PathBuf, (FileStamp, AnyParsed)>>,
+    /// The parses running on the blocking pool, one per file (as it is
+    /// now, and what it is parsed into): lookups of a file being parsed
+    /// wait for that parse. An entry lives as long as its parse.
+    parsing: Mutex<HashMap<ParseKey, ParseFlight>>,
     counters: Counters,
 }
 
@@ -491,6 +499,12 @@ type FileStamp = (u64, Option<std::time::SystemTime>);
 
 /// What some `parse` of [`Cache::find_in`] made.
 type AnyParsed = Arc<dyn std::any::Any + Send + Sync>;
+
+/// A file, its stamp and the type it is parsed into.
+type ParseKey = (PathBuf, FileStamp, std::any::TypeId);
+
+/// A parse running on the blocking pool.
+type ParseFlight = Shared<BoxFuture<'static, Result<AnyParsed, CacheError>>>;
 
 /// Whether [`Cache::find_in`] keeps what it parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -523,6 +537,7 @@ impl Cache {
             missing: limits::NotFound::new(opts.limits.not_found_entries, opts.ttl),
             budget: limits::MissBudget::new(&opts.limits),
             kept: lru(KEPT_ENTRIES),
+            parsing: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             opts,
         })
@@ -547,6 +562,7 @@ impl Cache {
             upstream_errors: get(&c.upstream_errors),
             upstream_bytes: get(&c.upstream_bytes),
             limited: get(&c.limited),
+            parses: get(&c.parses),
             not_found_entries: self.missing.len() as u64,
         }
     }
@@ -830,16 +846,21 @@ impl Cache {
     /// for messages); with [`Keep::Parsed`] its result is kept for the next
     /// lookup while the file is unchanged (an Arch database of 15k packages
     /// takes ~0.3 s to parse, for every package). `find` looks in it.
-    pub(crate) async fn find_in<I, T>(
+    ///
+    /// Reading and parsing run on the blocking pool, not on the server's
+    /// event loop, once however many lookups of the file run at a time.
+    pub(crate) async fn find_in<I, T, P>(
         self: &Arc<Self>,
         meta: impl Fn() -> Meta,
         keep: Keep,
-        parse: impl Fn(&[u8], &str) -> Result<I, String>,
+        parse: P,
         find: impl Fn(&I) -> Option<T>,
     ) -> Result<Option<T>, CacheError>
     where
         I: Send + Sync + 'static,
+        P: Fn(&[u8], &str) -> Result<I, String> + Send + Sync + 'static,
     {
+        let parse = Arc::new(parse);
         for force in [false, true] {
             let m = meta();
             if force && self.checked_within(&m.key, RECHECK_FLOOR) {
@@ -849,7 +870,8 @@ impl Cache {
             let dest = m.dest.clone();
             let url = m.urls.first().cloned().unwrap_or_default();
             self.metadata(m, force).await?;
-            if let Some(found) = find(&*self.parsed(&dest, &url, keep, &parse)?) {
+            let parsed = self.parsed(&dest, &url, keep, Arc::clone(&parse)).await?;
+            if let Some(found) = find(&parsed) {
                 return Ok(Some(found));
             }
         }
@@ -857,14 +879,20 @@ impl Cache {
     }
 
     /// `parse` of the file `dest`, or what it gave for the same file
-    /// (size and mtime) before.
-    fn parsed<I: Send + Sync + 'static>(
-        &self,
+    /// (size and mtime) before. The file is read and parsed on the
+    /// blocking pool; a lookup of a file already being parsed waits for
+    /// that parse instead of starting another.
+    async fn parsed<I, P>(
+        self: &Arc<Self>,
         dest: &Path,
         url: &str,
         keep: Keep,
-        parse: impl Fn(&[u8], &str) -> Result<I, String>,
-    ) -> Result<Arc<I>, CacheError> {
+        parse: Arc<P>,
+    ) -> Result<Arc<I>, CacheError>
+    where
+        I: Send + Sync + 'static,
+        P: Fn(&[u8], &str) -> Result<I, String> + Send + Sync + 'static,
+    {
         let local =
             |e: std::io::Error| CacheError::Local(format!("cannot read {}: {e}", dest.display()));
         let stamp = std::fs::metadata(dest)
@@ -880,16 +908,74 @@ impl Cache {
                 }
             }
         }
-        let bytes = std::fs::read(dest).map_err(local)?;
-        let parsed = Arc::new(parse(&bytes, url).map_err(CacheError::Local)?);
-        if keep == Keep::Parsed {
-            let any: AnyParsed = parsed.clone();
-            self.kept
+        let key: ParseKey = (dest.to_path_buf(), stamp, std::any::TypeId::of::<I>());
+        let flight = {
+            let mut parsing = self.parsing.lock().unwrap_or_else(|e| e.into_inner());
+            match parsing.get(&key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    // Counted here, on the request's task.
+                    self.count(|c| &c.parses, 1);
+                    let flight = self.start_parse(key.clone(), url, keep, parse);
+                    parsing.insert(key, flight.clone());
+                    flight
+                }
+            }
+        };
+        flight
+            .await?
+            .downcast::<I>()
+            .map_err(|_| CacheError::Local(format!("{}: parsed into another type", dest.display())))
+    }
+
+    /// The flight of [`Cache::parsed`]: a task (finishing even when no
+    /// lookup waits for it any more) that reads and parses the file on the
+    /// blocking pool, keeps the result when asked and then leaves
+    /// [`Cache::parsing`]. Called with that map locked, so the entry is
+    /// in it before the task removes it.
+    fn start_parse<I, P>(
+        self: &Arc<Self>,
+        key: ParseKey,
+        url: &str,
+        keep: Keep,
+        parse: Arc<P>,
+    ) -> ParseFlight
+    where
+        I: Send + Sync + 'static,
+        P: Fn(&[u8], &str) -> Result<I, String> + Send + Sync + 'static,
+    {
+        let this = Arc::clone(self);
+        let url = url.to_string();
+        let path = key.0.clone();
+        let task = tokio::spawn(async move {
+            let read = path.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let bytes = std::fs::read(&read).map_err(|e| {
+                    CacheError::Local(format!("cannot read {}: {e}", read.display()))
+                })?;
+                let parsed: AnyParsed = Arc::new(parse(&bytes, &url).map_err(CacheError::Local)?);
+                Ok(parsed)
+            })
+            .await
+            .unwrap_or_else(|e| Err(CacheError::Local(format!("the parse task failed: {e}"))));
+            if let (Keep::Parsed, Ok(any)) = (keep, &r) {
+                this.kept
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .put(path, (key.1, Arc::clone(any)));
+            }
+            this.parsing
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .put(dest.to_path_buf(), (stamp, any));
+                .remove(&key);
+            r
+        });
+        async move {
+            task.await
+                .unwrap_or_else(|e| Err(CacheError::Local(format!("the parse task failed: {e}"))))
         }
-        Ok(parsed)
+        .boxed()
+        .shared()
     }
 
     async fn revalidate(&self, meta: Meta) -> Result<(), CacheError> {
@@ -936,7 +1022,16 @@ impl Cache {
                             continue;
                         }
                     };
-                    let sidecars = match (meta.verify)(&bytes, &companions) {
+                    // Parsing and checking signatures take long: not on
+                    // the event loop.
+                    let verify = Arc::clone(&meta.verify);
+                    let (bytes, companions, verified) = tokio::task::spawn_blocking(move || {
+                        let r = verify(&bytes, &companions);
+                        (bytes, companions, r)
+                    })
+                    .await
+                    .map_err(|e| CacheError::Local(format!("the check task failed: {e}")))?;
+                    let sidecars = match verified {
                         Ok(s) => s,
                         Err(why) => {
                             self.count(|c| &c.rejected, 1);
@@ -964,16 +1059,6 @@ impl Cache {
                         self.mark_checked(&meta.key);
                         return Ok(());
                     }
-                    for path in gone {
-                        if let Err(e) = std::fs::remove_file(&path) {
-                            if e.kind() != std::io::ErrorKind::NotFound {
-                                return Err(CacheError::Local(format!(
-                                    "cannot remove {}: {e}",
-                                    path.display()
-                                )));
-                            }
-                        }
-                    }
                     let files = meta
                         .companions
                         .iter()
@@ -988,12 +1073,9 @@ impl Cache {
                                 validators_path.clone(),
                                 serde_json::to_vec(&validators).unwrap_or_default(),
                             ),
-                        ]);
-                    for (path, data) in files {
-                        store::write_atomic(&path, &data).map_err(|e| {
-                            CacheError::Local(format!("cannot write {}: {e}", path.display()))
-                        })?;
-                    }
+                        ])
+                        .collect();
+                    publish(gone, files).await?;
                     self.mark_checked(&meta.key);
                     return Ok(());
                 }
@@ -1102,6 +1184,30 @@ impl Cache {
     }
 }
 
+/// Remove the files in `gone` and write `files` (each durably, renamed
+/// into place), on the blocking pool: fsyncs stall the event loop.
+async fn publish(gone: Vec<PathBuf>, files: Vec<(PathBuf, Vec<u8>)>) -> Result<(), CacheError> {
+    tokio::task::spawn_blocking(move || {
+        for path in gone {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(CacheError::Local(format!(
+                        "cannot remove {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        for (path, data) in files {
+            store::write_atomic(&path, &data)
+                .map_err(|e| CacheError::Local(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| CacheError::Local(format!("the write task failed: {e}")))?
+}
+
 /// `<path><suffix>`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
@@ -1112,32 +1218,172 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
-    #[test]
-    fn parsed_files_are_kept_while_unchanged_when_asked() {
-        use std::sync::atomic::AtomicUsize;
+    #[tokio::test]
+    async fn parsed_files_are_kept_while_unchanged_when_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path(), UpstreamOptions::default()).unwrap();
+        let cache = Arc::new(Cache::new(dir.path(), UpstreamOptions::default()).unwrap());
         let file = dir.path().join("db");
         std::fs::write(&file, b"one").unwrap();
-        let parses = AtomicUsize::new(0);
-        let parse = |b: &[u8], _: &str| {
-            parses.fetch_add(1, Ordering::Relaxed);
-            Ok(b.len())
+        let parses = Arc::new(AtomicUsize::new(0));
+        let parse = {
+            let parses = Arc::clone(&parses);
+            Arc::new(move |b: &[u8], _: &str| {
+                parses.fetch_add(1, Ordering::Relaxed);
+                Ok(b.len())
+            })
         };
+        let p = || Arc::clone(&parse);
         for _ in 0..3 {
-            let n = cache.parsed(&file, "u", Keep::Parsed, parse).unwrap();
+            let n = cache.parsed(&file, "u", Keep::Parsed, p()).await.unwrap();
             assert_eq!(*n, 3);
         }
         assert_eq!(parses.load(Ordering::Relaxed), 1);
         // Replaced (as write_atomic does): parsed again.
         crate::store::write_atomic(&file, b"three").unwrap();
-        assert_eq!(*cache.parsed(&file, "u", Keep::Parsed, parse).unwrap(), 5);
+        assert_eq!(
+            *cache.parsed(&file, "u", Keep::Parsed, p()).await.unwrap(),
+            5
+        );
         assert_eq!(parses.load(Ordering::Relaxed), 2);
         for _ in 0..2 {
-            cache.parsed(&file, "u", Keep::Nothing, parse).unwrap();
+            cache.parsed(&file, "u", Keep::Nothing, p()).await.unwrap();
         }
         assert_eq!(parses.load(Ordering::Relaxed), 4);
+        assert_eq!(cache.stats().parses, 4);
+        // Nothing is left behind in the map of running parses.
+        assert!(cache.parsing.lock().unwrap().is_empty());
+    }
+
+    /// A metadata file `mirror` published for a partial mirror: served as
+    /// it is, without asking upstream.
+    fn held(dir: &Path, bytes: &[u8]) -> impl Fn() -> Meta {
+        std::fs::write(dir.join(store::PARTIAL_MARK), b"").unwrap();
+        let dest = dir.join("core.db");
+        std::fs::write(&dest, bytes).unwrap();
+        let dir = dir.to_path_buf();
+        move || Meta {
+            key: "core.db".to_string(),
+            dest: dest.clone(),
+            urls: vec!["http://127.0.0.1:9/core.db".to_string()],
+            companions: Vec::new(),
+            optional: Vec::new(),
+            limit: limit::COMPANION,
+            verify: check_body(|_| Ok(())),
+            partial_dir: Some(dir.clone()),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_lookups_in_one_file_parse_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path(), UpstreamOptions::default()).unwrap());
+        let meta = Arc::new(held(dir.path(), b"pkgs"));
+        let parses = Arc::new(AtomicUsize::new(0));
+        let parse = {
+            let parses = Arc::clone(&parses);
+            move |b: &[u8], _: &str| {
+                parses.fetch_add(1, Ordering::SeqCst);
+                // Lookups parsing in parallel end this at once; otherwise
+                // it lasts a while, for the other lookups to come.
+                let until = Instant::now() + Duration::from_secs(2);
+                while parses.load(Ordering::SeqCst) < 2 && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(b.len())
+            }
+        };
+        let lookups: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, meta, parse) = (Arc::clone(&cache), Arc::clone(&meta), parse.clone());
+                tokio::spawn(async move {
+                    cache
+                        .find_in(|| meta(), Keep::Parsed, parse, |n| Some(*n))
+                        .await
+                })
+            })
+            .collect();
+        for lookup in lookups {
+            assert_eq!(lookup.await.unwrap().unwrap(), Some(4));
+        }
+        assert_eq!(parses.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_parse_leaves_the_event_loop_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path(), UpstreamOptions::default()).unwrap());
+        let meta = held(dir.path(), b"pkgs");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Mutex::new(rx);
+        // The parse waits for another task of the same (single-threaded)
+        // event loop, which runs meanwhile only when the parse is off it;
+        // the timeout only bounds a failing run.
+        let parse = move |_: &[u8], _: &str| {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(rx.recv_timeout(Duration::from_secs(10)).is_ok())
+        };
+        let slow = tokio::spawn(async move {
+            cache
+                .find_in(meta, Keep::Nothing, parse, |answered| Some(*answered))
+                .await
+        });
+        let other = tokio::spawn(async move {
+            let _ = tx.send(());
+        });
+        assert_eq!(
+            slow.await.unwrap().unwrap(),
+            Some(true),
+            "another task ran while the parse did"
+        );
+        other.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_check_of_upstream_bytes_leaves_the_event_loop_free() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/core.db", axum::routing::get(|| async { "pkgs" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path(), UpstreamOptions::default()).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = Mutex::new(rx);
+        // As in a_slow_parse_leaves_the_event_loop_free: the check waits
+        // for another task of the same event loop.
+        let verify: Verify = Arc::new(move |_, _| {
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(()) => Ok(Vec::new()),
+                Err(_) => Err("the event loop was held".to_string()),
+            }
+        });
+        let meta = Meta {
+            key: "core.db".to_string(),
+            dest: dir.path().join("core.db"),
+            urls: vec![format!("http://{addr}/core.db")],
+            companions: Vec::new(),
+            optional: Vec::new(),
+            limit: limit::COMPANION,
+            verify,
+            partial_dir: None,
+        };
+        let dest = meta.dest.clone();
+        let check = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.metadata(meta, true).await })
+        };
+        // Sent once the request went upstream (the check is next).
+        let other = tokio::spawn(async move {
+            while cache.stats().upstream_bytes == 0 {
+                tokio::task::yield_now().await;
+            }
+            let _ = tx.send(());
+        });
+        check.await.unwrap().unwrap();
+        other.await.unwrap();
+        assert_eq!(std::fs::read(dest).unwrap(), b"pkgs");
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub async fn prepare(cache: &Arc<Cache>, segments: &[String]) -> Result<Ready, C
                 optional: Vec::new(),
                 partial_dir: None,
                 limit: crate::limit::RUSTUP_INIT,
-                verify: Box::new(move |body, companions| {
+                verify: std::sync::Arc::new(move |body, companions| {
                     let sum = companions.first().map(Vec::as_slice).unwrap_or_default();
                     check_sum(body, sum, &what).map(|_| Vec::new())
                 }),
