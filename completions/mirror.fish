@@ -54,6 +54,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l format -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l url -d 'Upstream dist URL [default: https://static.rust-lang.org/dist]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keyring -d 'OpenPGP keyring for signatures [default: the embedded Rust release key]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l start -d 'pack: take the files written since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keep -d 'clean: dated manifests kept per channel: stable=3,beta=1,nightly=7 (a channel not named keeps all; repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l pin -d 'clean: stable releases kept whatever --keep says (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -64,6 +66,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l max-file-siz
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l json -d 'Print list as JSON'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l dry-run -d 'clean: print what would be removed, remove nothing'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s v -l verbose -d 'More output: one line per file'
