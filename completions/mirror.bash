@@ -869,7 +869,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__rustup)
-            opts="-s -t -j -v -q -h -V --select --target --url --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack mark export import"
+            opts="-s -t -j -v -q -h -V --select --target --url --start --keep --pin --dry-run --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack mark clean export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -896,6 +896,14 @@ _mirror() {
                     return 0
                     ;;
                 --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

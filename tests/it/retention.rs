@@ -35,24 +35,7 @@ fn ok(out: &Output) -> String {
 
 /// Every file below `root/dist`, relative to the root, sorted.
 fn dist_files(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, &root.join("dist"), &mut out);
-    out.sort();
-    out
+    dist_files_under(root, "dist")
 }
 
 /// An upstream with three stables, a beta and two nightlies for `host`,
@@ -271,4 +254,127 @@ fn an_archive_may_remove_only_toolchain_files() {
     );
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("not a package file"), "{e}");
+}
+
+#[test]
+fn rustup_clean_keeps_the_newest_and_the_pins_and_the_far_side_follows() {
+    use crate::rustup::mirror;
+    const LINUX: &str = "x86_64-unknown-linux-gnu";
+    let up = Upstream::start();
+    for v in ["1.26.0", "1.27.1", "1.28.2"] {
+        crate::support::rustup::publish(&up, &[v], &[LINUX]);
+    }
+    up.put(
+        "rustup/release-stable.toml",
+        "schema-version = '1'\nversion = '1.28.2'\n",
+    );
+    let url = up.url("rustup");
+    let online = tempfile::tempdir().unwrap();
+    let a = online.path();
+    let far = tempfile::tempdir().unwrap();
+    let b = far.path();
+    let first = a.join("first.tar.gz");
+    let second = a.join("second.tar.gz");
+    ok(&mirror(
+        a,
+        &[
+            "rustup",
+            "download",
+            "pack",
+            "mark",
+            "-s",
+            "1.26.0,1.27.1,1.28.2",
+            "-t",
+            LINUX,
+            "--url",
+            &url,
+            "--archive",
+            first.to_str().unwrap(),
+        ],
+    ));
+    ok(&mirror(
+        b,
+        &["rustup", "import", "--archive", first.to_str().unwrap()],
+    ));
+    let list = |root: &Path| ok(&mirror(root, &["rustup", "list", "--json"]));
+    assert_eq!(list(a), list(b));
+
+    let before = dist_files_under(a, "rustup");
+    let out = ok(&mirror(
+        a,
+        &[
+            "rustup",
+            "clean",
+            "--keep",
+            "1",
+            "--pin",
+            "1.26.0",
+            "--dry-run",
+        ],
+    ));
+    assert_eq!(
+        dist_files_under(a, "rustup"),
+        before,
+        "--dry-run removed something"
+    );
+    assert!(out.contains("would remove rustup/archive/1.27.1/"), "{out}");
+    assert!(!out.contains("1.26.0") && !out.contains("1.28.2"), "{out}");
+
+    ok(&mirror(
+        a,
+        &["rustup", "clean", "--keep", "1", "--pin", "1.26.0"],
+    ));
+    assert!(!a.join("rustup/archive/1.27.1").exists());
+    assert!(a.join("rustup/archive/1.26.0").is_dir());
+    assert!(a.join("rustup/archive/1.28.2").is_dir());
+    let held = list(a);
+    assert!(
+        !held.contains("1.27.1") && held.contains("1.26.0"),
+        "{held}"
+    );
+    ok(&mirror(a, &["rustup", "verify"]));
+
+    ok(&mirror(
+        a,
+        &[
+            "rustup",
+            "pack",
+            "mark",
+            "--archive",
+            second.to_str().unwrap(),
+        ],
+    ));
+    ok(&mirror(
+        b,
+        &["rustup", "import", "--archive", second.to_str().unwrap()],
+    ));
+    assert_eq!(list(a), list(b), "the far side holds something else");
+    assert_eq!(dist_files_under(a, "rustup"), dist_files_under(b, "rustup"));
+    ok(&mirror(b, &["rustup", "verify"]));
+
+    // The far side can clean on its own.
+    ok(&mirror(b, &["rustup", "clean", "--keep", "1"]));
+    assert!(!b.join("rustup/archive/1.26.0").exists());
+    assert!(b.join("rustup/dist").is_dir());
+}
+
+/// Every file below `root/dir`, relative to the root, sorted.
+fn dist_files_under(root: &Path, dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.join(dir)];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
 }

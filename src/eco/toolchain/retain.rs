@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{manifest, Channel, Located, Toolchain, ECOSYSTEM};
-use crate::eco::selection::Remembered;
 use crate::eco::Version;
 use crate::report::Reporter;
 
@@ -70,7 +69,13 @@ impl crate::eco::selection::Entry for RetainEntry {
 /// Whether an archive may remove `rel` from a toolchain mirror: a plain
 /// relative path under `dist/`.
 pub fn is_removable(rel: &str) -> bool {
-    let Some(rest) = rel.strip_prefix("dist/") else {
+    is_plain_under(rel, "dist/")
+}
+
+/// Whether `rel` is a plain relative path below `prefix` (no `.`, `..`,
+/// empty or dot-file component, no backslash).
+pub fn is_plain_under(rel: &str, prefix: &str) -> bool {
+    let Some(rest) = rel.strip_prefix(prefix) else {
         return false;
     };
     !rest.is_empty()
@@ -211,7 +216,7 @@ impl Toolchain {
             ));
             return Ok(plan);
         }
-        remove_recorded(&self.root, &plan)?;
+        crate::eco::selection::remove_recorded::<RetainEntry>(&self.root, ECOSYSTEM, &plan)?;
         for date in plan
             .iter()
             .filter_map(|p| p.split('/').nth(1))
@@ -231,35 +236,6 @@ impl Toolchain {
         self.fixup(reporter)?;
         Ok(plan)
     }
-}
-
-/// Record `paths` as pending removals of the toolchain mirror, then
-/// delete them (recorded first: a run killed between the two still tells
-/// the far side).
-fn remove_recorded(root: &Path, paths: &[String]) -> Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let mut state: Remembered<RetainEntry> = Remembered::load(root, ECOSYSTEM)?;
-    for p in paths {
-        if !state.pending_removes.contains(p) {
-            state.pending_removes.push(p.clone());
-        }
-    }
-    state.save(root, ECOSYSTEM)?;
-    for p in paths {
-        let path = root.join(p);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(
-                    anyhow::Error::from(e).context(format!("cannot remove {}", path.display()))
-                )
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
