@@ -263,4 +263,79 @@ mod tests {
         assert!(Keep::parse(&["stable=x".into()], &[]).is_err());
         assert!(Keep::parse(&["stable=1".into()], &["1.80".into()]).is_err());
     }
+
+    /// A manifest of `channel` (`version`) of `date` naming `files`
+    /// (relative to `dist/`).
+    fn manifest(root: &Path, channel: &str, version: &str, date: &str, files: &[&str]) -> Vec<u8> {
+        let mut toml = format!(
+            "manifest-version = \"2\"\ndate = \"{date}\"\n\n[pkg.rust]\nversion = \"{version} (x {date})\"\n\n"
+        );
+        for (i, f) in files.iter().enumerate() {
+            toml.push_str(&format!(
+                "[pkg.rust.target.t{i}]\navailable = true\nxz_url = \"https://static.rust-lang.org/dist/{f}\"\nxz_hash = \"{}\"\n\n",
+                "0".repeat(64)
+            ));
+            let path = root.join("dist").join(f);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, b"x").unwrap();
+            fs::write(root.join(format!("dist/{f}.sha256")), b"x").unwrap();
+        }
+        let dir = root.join("dist").join(date);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("channel-rust-{channel}.toml")), &toml).unwrap();
+        toml.into_bytes()
+    }
+
+    #[test]
+    fn files_a_kept_manifest_names_stay_and_copies_of_dropped_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let d = "2026-01-01";
+        let night = manifest(
+            root,
+            "nightly",
+            "1.1.0-nightly",
+            d,
+            &["2026-01-01/a.tar.xz", "2026-01-01/b.tar.xz"],
+        );
+        // The stable of the same day names the nightly's `a` too.
+        manifest(
+            root,
+            "stable",
+            "1.0.0",
+            d,
+            &["2026-01-01/a.tar.xz", "2026-01-01/c.tar.xz"],
+        );
+        fs::write(root.join("dist/channel-rust-nightly.toml"), &night).unwrap();
+        let tc = Toolchain::new(
+            root,
+            "http://u/dist",
+            crate::verify::openpgp::Keyring::new(),
+            super::super::SignatureMode::Off,
+        );
+        let keep = Keep::parse(&["nightly=0".into()], &[]).unwrap();
+        let plan = tc.clean_plan(&keep).unwrap();
+        assert_eq!(
+            plan,
+            [
+                "dist/2026-01-01/b.tar.xz",
+                "dist/2026-01-01/b.tar.xz.sha256",
+                "dist/2026-01-01/channel-rust-nightly.toml",
+                "dist/channel-rust-nightly.toml",
+            ]
+        );
+        tc.clean(&keep, false, &crate::report::NullReporter)
+            .unwrap();
+        assert!(root.join("dist/2026-01-01/a.tar.xz").is_file());
+        assert!(root
+            .join("dist/2026-01-01/channel-rust-stable.toml")
+            .is_file());
+        // The dateless stable follows the kept one.
+        assert_eq!(
+            fs::read(root.join("dist/channel-rust-stable.toml")).unwrap(),
+            fs::read(root.join("dist/2026-01-01/channel-rust-stable.toml")).unwrap()
+        );
+        // Nothing is dropped when every manifest is kept.
+        assert!(tc.clean_plan(&keep).unwrap().is_empty());
+    }
 }
