@@ -1111,7 +1111,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__rustup)
-            opts="-s -t -j -v -q -h -V --select --target --url --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack mark export import"
+            opts="-s -t -j -v -q -h -V --select --target --url --start --keep --pin --dry-run --json --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download verify fixup list all-targets pack unpack mark clean export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1138,6 +1138,14 @@ _mirror() {
                     return 0
                     ;;
                 --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1389,7 +1397,7 @@ _mirror() {
             return 0
             ;;
         mirror__subcmd__toolchain)
-            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --start --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack mark export import"
+            opts="-s -t -j -v -q -h -V --select --target --cross --components --profile --format --url --keyring --no-signature --warn-signature --json --start --keep --pin --dry-run --archive --root --num-jobs --keep-going --assume-ok --timeout --retries --low-speed-limit --max-file-size --verbose --quiet --help --version download fetch-manifest verify fixup list all-targets all-components pack unpack mark clean export import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1436,6 +1444,14 @@ _mirror() {
                     return 0
                     ;;
                 --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pin)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

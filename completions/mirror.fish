@@ -58,6 +58,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l format -d 'P
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l url -d 'Upstream dist URL [default: https://static.rust-lang.org/dist]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keyring -d 'OpenPGP keyring for signatures [default: the embedded Rust release key]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l start -d 'pack: take the files written since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keep -d 'clean: dated manifests kept per channel: stable=3,beta=1,nightly=7 (a channel not named keeps all; repeatable, comma-separated)' -r
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l pin -d 'clean: stable releases kept whatever --keep says (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -68,6 +70,7 @@ complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l max-file-siz
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l no-signature -d 'Skip signature checks'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l warn-signature -d 'Accept a missing .asc with a warning (a bad one is still an error)'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l json -d 'Print list as JSON'
+complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l dry-run -d 'clean: print what would be removed, remove nothing'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand toolchain" -s v -l verbose -d 'More output: one line per file'
@@ -78,6 +81,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s s -l select -d 
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s t -l target -d 'Targets: triples, linux, windows, darwin, all, * (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l url -d 'Upstream base URL [default: https://static.rust-lang.org/rustup]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l start -d 'pack: take the files written since START instead of since the mark: 0 for every file held, or a mark value a message named' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep -d 'clean: how many of the newest versions to keep' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l pin -d 'clean: versions kept whatever --keep says (repeatable, comma-separated)' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l archive -d 'Archive for pack and unpack' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l root -d 'Mirror root: the directory holding rustup/, dist/, crates/ and the other trees [default: the working directory]' -r -F
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s j -l num-jobs -d 'Parallel download jobs [default: 8]' -r
@@ -85,6 +90,8 @@ complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l timeout -d 'Sec
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l retries -d 'Retries of a failed request (network errors, 5xx, 429) [default: 4]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l low-speed-limit -d 'Abandon (and retry, or try the next mirror) a transfer slower than this many bytes/s over --timeout seconds; 0 = no limit [default: 1024]' -r
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l max-file-size -d 'Raise the ceiling of downloads whose size is not known in advance (crates: 128M, Hex tarballs: 16M, toolchain files: 2G); a body past its ceiling is refused. Accepts K, M, G suffixes' -r
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l dry-run -d 'clean: print what would be removed, remove nothing'
+complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l json -d 'Print list as JSON'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l keep-going -d 'Keep going after a failed download; the run still exits non-zero and lists every failure'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -l assume-ok -d 'Trust files already present (size check only) instead of re-hashing'
 complete -c mirror -n "__fish_mirror_using_subcommand rustup" -s v -l verbose -d 'More output: one line per file'

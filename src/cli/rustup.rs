@@ -33,6 +33,9 @@ pub enum RustupOp {
     Unpack,
     /// Record the current state as the mark for the next pack
     Mark,
+    /// Remove the versions --keep and --pin do not keep (--dry-run: print
+    /// them); the next pack removes them on the far side too
+    Clean,
     /// download pack mark
     Export,
     /// unpack verify mark
@@ -67,6 +70,22 @@ pub struct RustupArgs {
     /// mark: 0 for every file held, or a mark value a message named
     #[arg(long, value_name = "START")]
     pub start: Option<String>,
+
+    /// clean: how many of the newest versions to keep
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
+    /// clean: versions kept whatever --keep says (repeatable, comma-separated)
+    #[arg(long, value_name = "X.Y.Z")]
+    pub pin: Vec<String>,
+
+    /// clean: print what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print list as JSON
+    #[arg(long)]
+    pub json: bool,
 
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
@@ -133,6 +152,16 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 let versions = rustup.resolve_local_specs(&specs)?;
                 rustup.fixup(&versions, &reporter)?;
             }
+            RustupOp::List if args.json => {
+                let mut listing = Vec::new();
+                for version in rustup.resolve_local_specs(&specs)? {
+                    listing.push(serde_json::json!({
+                        "version": version.to_string(),
+                        "targets": rustup.local_targets(version)?,
+                    }));
+                }
+                crate::output::json(&listing)?;
+            }
             RustupOp::List => {
                 for version in rustup.resolve_local_specs(&specs)? {
                     crate::output::data(format_args!("{version}"));
@@ -159,6 +188,21 @@ pub fn run(global: &GlobalArgs, args: RustupArgs) -> Result<()> {
                 )?;
             }
             RustupOp::Mark => rustup.mark(&reporter)?,
+            RustupOp::Clean => {
+                let Some(keep) = args.keep else {
+                    anyhow::bail!(
+                        "rustup clean needs --keep N (how many of the newest versions to keep)"
+                    );
+                };
+                let pins = split_values(&args.pin)
+                    .iter()
+                    .map(|p| {
+                        crate::eco::Version::parse(p)
+                            .ok_or_else(|| anyhow::anyhow!("--pin {p:?}: expected a version X.Y.Z"))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                rustup.clean(keep, &pins, args.dry_run, &reporter)?;
+            }
             RustupOp::Export | RustupOp::Import => unreachable!("expanded above"),
             RustupOp::Unpack => {
                 // Every file was checked against its `.sha256` before it was

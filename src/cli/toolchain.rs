@@ -39,6 +39,9 @@ pub enum ToolchainOp {
     Unpack,
     /// Record the current state as the mark for the next pack
     Mark,
+    /// Remove what --keep and --pin do not keep (--dry-run: print it);
+    /// the next pack removes it on the far side too
+    Clean,
     /// download pack mark
     Export,
     /// unpack verify mark
@@ -107,6 +110,19 @@ pub struct ToolchainArgs {
     /// mark: 0 for every file held, or a mark value a message named
     #[arg(long, value_name = "START")]
     pub start: Option<String>,
+
+    /// clean: dated manifests kept per channel: stable=3,beta=1,nightly=7
+    /// (a channel not named keeps all; repeatable, comma-separated)
+    #[arg(long, value_name = "CHANNEL=N")]
+    pub keep: Vec<String>,
+
+    /// clean: stable releases kept whatever --keep says (repeatable, comma-separated)
+    #[arg(long, value_name = "X.Y.Z")]
+    pub pin: Vec<String>,
+
+    /// clean: print what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Archive for pack and unpack
     #[arg(long, default_value = DEFAULT_ARCHIVE, value_name = "ARCHIVE")]
@@ -177,6 +193,7 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 | ToolchainOp::Unpack
                 | ToolchainOp::Pack
                 | ToolchainOp::Mark
+                | ToolchainOp::Clean
         )
     });
     let _lock = if writes {
@@ -257,6 +274,13 @@ pub fn run(global: &GlobalArgs, args: ToolchainArgs) -> Result<()> {
                 )?;
             }
             ToolchainOp::Mark => toolchain.mark(&reporter)?,
+            ToolchainOp::Clean => {
+                let keep = crate::eco::toolchain::retain::Keep::parse(
+                    &split_values(&args.keep),
+                    &split_values(&args.pin),
+                )?;
+                toolchain.clean(&keep, args.dry_run, &reporter)?;
+            }
             ToolchainOp::Export | ToolchainOp::Import => unreachable!("expanded above"),
             ToolchainOp::Unpack => {
                 let unpacked = toolchain.unpack(&args.archive, &reporter)?;

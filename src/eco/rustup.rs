@@ -34,6 +34,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
 use crate::bundle;
+use crate::eco::toolchain::retain::RetainEntry;
 use crate::eco::{expand_target_alias, is_valid_target, sort_versions_desc, Version};
 use crate::fetch::{Engine, FetchError, FetchItem};
 use crate::report::Reporter;
@@ -515,17 +516,95 @@ impl Rustup {
             .filter(|pair| crate::eco::written_since(&self.root, pair, since))
             .flatten()
             .collect();
+        let removes =
+            crate::eco::selection::pending_removes::<RetainEntry>(&self.root, ECOSYSTEM, &members)?;
         crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
-            &[],
+            &removes,
             members.len(),
             archive,
             reporter,
         )?;
+        crate::eco::selection::clear_pending::<RetainEntry>(&self.root, ECOSYSTEM)?;
         Ok(members.len())
+    }
+
+    /// What `clean` keeping the `keep` newest versions and the `pins`
+    /// removes: every file of the other versions under `archive/`
+    /// (relative to the root, sorted).
+    pub fn clean_plan(&self, keep: usize, pins: &[Version]) -> Result<Vec<String>> {
+        if keep == 0 {
+            bail!(
+                "rustup clean --keep N: N must be at least 1 (the newest is what clients install)"
+            );
+        }
+        let mut plan = Vec::new();
+        for v in self.local_versions()?.into_iter().skip(keep) {
+            if pins.contains(&v) {
+                continue;
+            }
+            for t in self.local_targets(v)? {
+                let dir = format!("rustup/archive/{v}/{t}");
+                let path = self.root.join(&dir);
+                let entries = fs::read_dir(&path)
+                    .with_context(|| format!("cannot list {}", path.display()))?;
+                for e in entries {
+                    let e = e.with_context(|| format!("cannot list {}", path.display()))?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with('.') && e.file_type()?.is_file() {
+                        plan.push(format!("{dir}/{name}"));
+                    }
+                }
+            }
+        }
+        plan.sort();
+        Ok(plan)
+    }
+
+    /// Remove what [`Rustup::clean_plan`] lists (`dry_run`: only print
+    /// it), record it for the next archive and drop the emptied
+    /// directories. Returns what was (or would be) removed.
+    pub fn clean(
+        &self,
+        keep: usize,
+        pins: &[Version],
+        dry_run: bool,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<String>> {
+        let plan = self.clean_plan(keep, pins)?;
+        if dry_run {
+            for p in &plan {
+                crate::output::data(format_args!("would remove {p}"));
+            }
+            reporter.info(&format!("rustup: clean would remove {} files", plan.len()));
+            return Ok(plan);
+        }
+        crate::eco::selection::remove_recorded::<RetainEntry>(&self.root, ECOSYSTEM, &plan)?;
+        self.remove_empty_dirs(&plan);
+        reporter.info(&format!(
+            "rustup: clean removed {} files (the next archive removes them on the far side)",
+            plan.len()
+        ));
+        Ok(plan)
+    }
+
+    /// Drop the `archive/<version>/<target>/` and `archive/<version>/`
+    /// directories `removed` emptied (anything else stays).
+    fn remove_empty_dirs(&self, removed: &[String]) {
+        let mut dirs = BTreeSet::new();
+        for r in removed {
+            let parts: Vec<&str> = r.split('/').collect();
+            if let [_, _, v, t, _] = parts[..] {
+                dirs.insert((v.to_string(), t.to_string()));
+            }
+        }
+        for (v, t) in &dirs {
+            let _ = fs::remove_dir(self.dir().join("archive").join(v).join(t));
+            let _ = fs::remove_dir(self.dir().join("archive").join(v));
+        }
     }
 
     /// Record the mark: see [`crate::eco::set_time_mark`].
@@ -576,6 +655,17 @@ impl Rustup {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            is_removable,
+            reporter,
+        )?;
+        if let Some(m) = &summary.manifest {
+            self.remove_empty_dirs(&m.removes);
+        }
         let mut versions = BTreeSet::new();
         let mut targets = BTreeSet::new();
         for f in &summary.files {
@@ -589,6 +679,10 @@ impl Rustup {
             }
         }
         if versions.is_empty() {
+            if removed > 0 && summary.files.is_empty() {
+                reporter.info(&format!("rustup: {removed} files removed"));
+                return Ok((Vec::new(), Vec::new()));
+            }
             if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
                 return Ok((Vec::new(), Vec::new()));
             }
@@ -605,6 +699,12 @@ impl Rustup {
             targets.into_iter().collect(),
         ))
     }
+}
+
+/// Whether an archive may remove `rel` from a rustup mirror: a plain
+/// relative path under `rustup/archive/`.
+pub fn is_removable(rel: &str) -> bool {
+    crate::eco::toolchain::retain::is_plain_under(rel, "rustup/archive/")
 }
 
 /// Before an unpack publishes: every `rustup-init` must come with its

@@ -199,13 +199,27 @@ pub fn drop_files<E: Entry>(
     if paths.is_empty() {
         return Ok(());
     }
+    remove_recorded::<E>(root, ecosystem, paths)?;
+    reporter.info(&format!(
+        "{ecosystem}: {} files of what the selection dropped deleted (the next archive deletes them on the far side)",
+        paths.len()
+    ));
+    Ok(())
+}
+
+/// Record `paths` (relative to `root`) as pending removals, then delete
+/// them: recorded first, so a run killed between the two still tells the
+/// far side.
+pub fn remove_recorded<E: Entry>(root: &Path, ecosystem: &str, paths: &[String]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
     let mut state: Remembered<E> = Remembered::load(root, ecosystem)?;
     for p in paths {
         if !state.pending_removes.contains(p) {
             state.pending_removes.push(p.clone());
         }
     }
-    // Recorded first: a run killed between the two still tells the far side.
     state.save(root, ecosystem)?;
     for p in paths {
         let path = root.join(p);
@@ -219,10 +233,6 @@ pub fn drop_files<E: Entry>(
             }
         }
     }
-    reporter.info(&format!(
-        "{ecosystem}: {} files of what the selection dropped deleted (the next archive deletes them on the far side)",
-        paths.len()
-    ));
     Ok(())
 }
 

@@ -28,6 +28,7 @@ mod house;
 mod immutable;
 mod openpgp;
 mod publish;
+mod retention;
 mod rustup;
 mod serve;
 mod serve_auth;

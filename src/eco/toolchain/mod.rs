@@ -34,6 +34,7 @@
 //! mark`. `unpack` takes archives in order ([`crate::eco::continuity`]).
 
 pub mod manifest;
+pub mod retain;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -925,16 +926,20 @@ impl Toolchain {
             }
         }
         let members: Vec<String> = members.into_iter().collect();
+        let removes = crate::eco::selection::pending_removes::<retain::RetainEntry>(
+            &self.root, ECOSYSTEM, &members,
+        )?;
         crate::eco::time_pack(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
-            &[],
+            &removes,
             members.len(),
             archive,
             reporter,
         )?;
+        crate::eco::selection::clear_pending::<retain::RetainEntry>(&self.root, ECOSYSTEM)?;
         Ok(members.len())
     }
 
@@ -992,6 +997,27 @@ impl Toolchain {
         };
         let summary = bundle::unpack(archive, &self.root, &opts, reporter)
             .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let removed = crate::eco::selection::apply_archive_removes(
+            &self.root,
+            ECOSYSTEM,
+            archive,
+            summary.manifest.as_ref(),
+            retain::is_removable,
+            reporter,
+        )?;
+        if removed > 0 {
+            for date in summary
+                .manifest
+                .iter()
+                .flat_map(|m| m.removes.iter())
+                .filter_map(|p| p.split('/').nth(1))
+                .filter(|d| manifest::is_date(d))
+                .collect::<BTreeSet<_>>()
+            {
+                // Only an emptied directory goes.
+                let _ = fs::remove_dir(self.dist().join(date));
+            }
+        }
         let mut specs = BTreeSet::new();
         for f in &summary.files {
             if let [_, date, name] = f.split('/').collect::<Vec<_>>()[..] {
@@ -1001,6 +1027,13 @@ impl Toolchain {
             }
         }
         if specs.is_empty() {
+            if removed > 0 && summary.files.is_empty() {
+                reporter.info(&format!("toolchain: {removed} files removed"));
+                if !self.local_entries()?.is_empty() {
+                    self.fixup(reporter)?;
+                }
+                return Ok(Vec::new());
+            }
             if crate::eco::continuity::empty_increment(&summary, ECOSYSTEM, archive, reporter) {
                 return Ok(Vec::new());
             }
@@ -1106,7 +1139,9 @@ fn check_staged(
         })
         .collect();
     failures.extend(results);
-    if dated == 0 && failures.is_empty() {
+    // An archive holding nothing (an increment, perhaps only removals) is
+    // judged after the unpack.
+    if dated == 0 && !files.is_empty() && failures.is_empty() {
         failures.push(
             "the archive holds no dated channel manifest (dist/<date>/channel-rust-<channel>.toml)"
                 .to_string(),
