@@ -516,19 +516,15 @@ impl Rustup {
             .filter(|pair| crate::eco::written_since(&self.root, pair, since))
             .flatten()
             .collect();
-        let removes =
-            crate::eco::selection::pending_removes::<RetainEntry>(&self.root, ECOSYSTEM, &members)?;
-        crate::eco::time_pack(
+        crate::eco::selection::time_pack_pending::<RetainEntry>(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
-            &removes,
             members.len(),
             archive,
             reporter,
         )?;
-        crate::eco::selection::clear_pending::<RetainEntry>(&self.root, ECOSYSTEM)?;
         Ok(members.len())
     }
 

@@ -261,6 +261,34 @@ pub fn clear_pending<E: Entry>(root: &Path, ecosystem: &str) -> Result<()> {
     state.save(root, ecosystem)
 }
 
+/// [`crate::eco::time_pack`] of `members` with the removals recorded
+/// since the last pack (those not packed again), which the pack then
+/// forgets: the one way a time-marked ecosystem packs.
+#[allow(clippy::too_many_arguments)]
+pub fn time_pack_pending<E: Entry>(
+    root: &Path,
+    ecosystem: &str,
+    mark: Option<String>,
+    members: &[String],
+    package_files: usize,
+    archive: &Path,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<crate::bundle::PackSummary> {
+    let removes = pending_removes::<E>(root, ecosystem, members)?;
+    let summary = crate::eco::time_pack(
+        root,
+        ecosystem,
+        mark,
+        members,
+        &removes,
+        package_files,
+        archive,
+        reporter,
+    )?;
+    clear_pending::<E>(root, ecosystem)?;
+    Ok(summary)
+}
+
 /// On import: the files an archive's manifest says it removes, each
 /// accepted by `is_removable` (anything else refuses the archive), said
 /// and then deleted. Returns how many were deleted.

@@ -864,20 +864,15 @@ impl Arch {
         if self.root.join(TOP).join("lastsync").is_file() {
             members.push(format!("{TOP}/lastsync"));
         }
-        let removes = crate::eco::selection::pending_removes::<SelectionEntry>(
-            &self.root, ECOSYSTEM, &members,
-        )?;
-        let summary = crate::eco::time_pack(
+        let summary = crate::eco::selection::time_pack_pending::<SelectionEntry>(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
-            &removes,
             package_files,
             archive,
             reporter,
         )?;
-        crate::eco::selection::clear_pending::<SelectionEntry>(&self.root, ECOSYSTEM)?;
         Ok(summary)
     }
 

@@ -926,20 +926,15 @@ impl Toolchain {
             }
         }
         let members: Vec<String> = members.into_iter().collect();
-        let removes = crate::eco::selection::pending_removes::<retain::RetainEntry>(
-            &self.root, ECOSYSTEM, &members,
-        )?;
-        crate::eco::time_pack(
+        crate::eco::selection::time_pack_pending::<retain::RetainEntry>(
             &self.root,
             ECOSYSTEM,
             mark,
             &members,
-            &removes,
             members.len(),
             archive,
             reporter,
         )?;
-        crate::eco::selection::clear_pending::<retain::RetainEntry>(&self.root, ECOSYSTEM)?;
         Ok(members.len())
     }
 
