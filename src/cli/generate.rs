@@ -43,7 +43,7 @@ pub fn man_page() -> Result<Vec<u8>> {
     Ok(roff_ascii(out))
 }
 
-/// Write every character outside ASCII as groff's `\[uXXXX]` escape:
+/// Write every character outside ASCII as groff's `\[u2026]`-style escape:
 /// groff reads its input as Latin-1 and warns of (and garbles) UTF-8.
 fn roff_ascii(page: Vec<u8>) -> Vec<u8> {
     let text = String::from_utf8_lossy(&page);
