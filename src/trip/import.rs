@@ -324,22 +324,10 @@ fn import_one(
             .iter()
             .map(|i| work.0.join(format!("volume-{i}")))
             .collect();
-        let mut outs = paths
-            .iter()
-            .map(|p| {
-                store::create_new_file(p)
-                    .map(BufWriter::new)
-                    .with_context(|| format!("cannot create {}", p.display()))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let lens: Vec<u64> = m.volumes.iter().map(|v| v.bytes).collect();
-        {
-            let mut w: Vec<&mut dyn Write> = outs.iter_mut().map(|f| f as &mut dyn Write).collect();
-            volumes::rebuild(&data, &parity, m.shard_bytes, &lens, &missing, &mut w)?;
-        }
-        for o in outs {
-            o.into_inner().map_err(|e| e.into_error())?;
-        }
+        super::write_work_files(&paths, |outs| {
+            volumes::rebuild(&data, &parity, m.shard_bytes, &lens, &missing, outs)
+        })?;
         for (&i, p) in missing.iter().zip(&paths) {
             let s = Stream::new(vec![Piece {
                 path: p.clone(),

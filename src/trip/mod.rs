@@ -426,28 +426,16 @@ pub fn export(
     let parity_paths: Vec<PathBuf> = (0..opts.parity)
         .map(|i| work.0.join(format!("parity-{i}")))
         .collect();
-    {
-        let mut files = parity_paths
-            .iter()
-            .map(|p| {
-                store::create_new_file(p)
-                    .map(BufWriter::new)
-                    .with_context(|| format!("cannot create {}", p.display()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut outs: Vec<&mut dyn Write> = files.iter_mut().map(|f| f as &mut dyn Write).collect();
+    write_work_files(&parity_paths, |outs| {
         volumes::encode(
             &Shards {
                 data: data.clone(),
                 shard_bytes,
             },
             opts.parity,
-            &mut outs,
-        )?;
-        for f in files {
-            f.into_inner().map_err(|e| e.into_error())?;
-        }
-    }
+            outs,
+        )
+    })?;
     let mut parity_streams = Vec::new();
     for (i, p) in parity_paths.iter().enumerate() {
         let (sha256, bytes) = hash_file(p)?;
@@ -588,6 +576,30 @@ pub fn keygen(out: &Path, user_id: &str) -> Result<Vec<u8>> {
     f.sync_all()?;
     let public = cert.armored().to_vec()?;
     Ok(public)
+}
+
+/// Create `paths` as new work files (exclusively), let `fill` write them
+/// (one writer each, in order), and flush them.
+pub(crate) fn write_work_files(
+    paths: &[PathBuf],
+    fill: impl FnOnce(&mut [&mut dyn Write]) -> Result<()>,
+) -> Result<()> {
+    let mut files = paths
+        .iter()
+        .map(|p| {
+            store::create_new_file(p)
+                .map(BufWriter::new)
+                .with_context(|| format!("cannot create {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    {
+        let mut outs: Vec<&mut dyn Write> = files.iter_mut().map(|f| f as &mut dyn Write).collect();
+        fill(&mut outs)?;
+    }
+    for f in files {
+        f.into_inner().map_err(|e| e.into_error())?;
+    }
+    Ok(())
 }
 
 pub mod import;
