@@ -463,17 +463,9 @@ impl Engine {
     /// `If-Modified-Since` for a Last-Modified date); a `304` answers
     /// [`Conditional::NotModified`], a success the body with its new
     /// validators. Same retries and limit as [`Engine::fetch_bytes`].
-    pub fn fetch_bytes_conditional_many(
-        &self,
-        requests: &[(String, Validators)],
-        limit: Limit,
-    ) -> Vec<Result<Conditional, FetchError>> {
-        self.fetch_bytes_conditional_reporting(requests, limit, &crate::report::NullReporter)
-    }
-
-    /// [`Engine::fetch_bytes_conditional_many`] as a phase of `reporter`
-    /// named `index`: its total known at once, one item as each answer
-    /// arrives (skipped for a `304`), bytes as bodies complete.
+    /// The requests are a phase of `reporter` named `index`: its total
+    /// known at once, one item as each answer arrives (skipped for a
+    /// `304`), bytes as bodies complete.
     pub fn fetch_bytes_conditional_reporting(
         &self,
         requests: &[(String, Validators)],
@@ -1102,7 +1094,7 @@ pub fn partial_path(dest: &Path) -> PathBuf {
 }
 
 /// What a server said about a copy held (see
-/// [`Engine::fetch_bytes_conditional_many`]); empty for no copy.
+/// [`Engine::fetch_bytes_conditional_reporting`]); empty for no copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Validators {
     /// The `ETag` header, as sent.
@@ -1128,7 +1120,7 @@ pub enum Conditional {
 }
 
 /// One conditional GET into memory, with retries (see
-/// [`Engine::fetch_bytes_conditional_many`]); also used by `mirror serve`'s
+/// [`Engine::fetch_bytes_conditional_reporting`]); also used by `mirror serve`'s
 /// pull-through cache.
 pub(crate) async fn get_conditional(
     client: &reqwest::Client,

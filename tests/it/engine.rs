@@ -475,13 +475,14 @@ fn conditional_fetches_send_validators_and_take_304s() {
     up.fault("idx/flaky", Fault::Status(503), 1);
     up.put("idx/flaky", b"x".to_vec());
     let e = engine(4, false);
-    let first = e.fetch_bytes_conditional_many(
+    let first = e.fetch_bytes_conditional_reporting(
         &[
             (up.url("idx/se/rd/serde"), Validators::default()),
             (up.url("idx/flaky"), Validators::default()),
             (up.url("idx/missing"), Validators::default()),
         ],
         INDEX,
+        &NullReporter,
     );
     let Ok(Conditional::Fetched { bytes, validators }) = &first[0] else {
         panic!("{:?}", first[0])
@@ -495,16 +496,22 @@ fn conditional_fetches_send_validators_and_take_304s() {
     assert!(first[2].is_err(), "a 404 is an error");
 
     up.clear_requests();
-    let again =
-        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())], INDEX);
+    let again = e.fetch_bytes_conditional_reporting(
+        &[(up.url("idx/se/rd/serde"), validators.clone())],
+        INDEX,
+        &NullReporter,
+    );
     assert_eq!(again[0].as_ref().unwrap(), &Conditional::NotModified);
     let reqs = up.requests_for("idx/se/rd/serde");
     assert_eq!(reqs[0].header("if-none-match"), validators.etag.as_deref());
 
     // A changed resource comes back whole, with new validators.
     up.put("idx/se/rd/serde", b"line 1\nline 2\n".to_vec());
-    let changed =
-        e.fetch_bytes_conditional_many(&[(up.url("idx/se/rd/serde"), validators.clone())], INDEX);
+    let changed = e.fetch_bytes_conditional_reporting(
+        &[(up.url("idx/se/rd/serde"), validators.clone())],
+        INDEX,
+        &NullReporter,
+    );
     let Ok(Conditional::Fetched {
         bytes,
         validators: newer,
